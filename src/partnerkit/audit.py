@@ -1,0 +1,192 @@
+"""The audit trail: who did what, on whose behalf, with what outcome (F7).
+
+Every event carries the hash of the one before it, so one chain runs through the whole store.
+:func:`verify_chain` recomputes every hash and finds an edited, inserted or deleted event;
+the store also keeps the chain's head, so dropping the newest events is found too.
+No secret (key, temporary password, whole link) is ever put into an event.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import hashlib
+import json
+import uuid
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+import attrs
+
+from partnerkit.errors import PartnerKitError
+
+__all__ = [
+    "GENESIS_HASH",
+    "AuditChainBroken",
+    "AuditEvent",
+    "Outcome",
+    "correlation",
+    "current_correlation_id",
+    "verify_chain",
+]
+
+#: The ``prev_hash`` of the first event.
+GENESIS_HASH = "0" * 64
+
+Outcome = Literal["success", "denied", "failed"]
+
+_correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "partnerkit_correlation_id", default=None
+)
+
+
+@contextlib.contextmanager
+def correlation(correlation_id: str) -> Iterator[str]:
+    """Tag every audit event written inside the block with *correlation_id*.
+
+    A portal calls this once per incoming request, with its own request id, so that all
+    events a request caused can be found together. Outside such a block each use case gets
+    a fresh random correlation id.
+    """
+    token = _correlation.set(correlation_id)
+    try:
+        yield correlation_id
+    finally:
+        _correlation.reset(token)
+
+
+def current_correlation_id() -> str:
+    """Return the correlation id in force, or a new random one."""
+    return _correlation.get() or uuid.uuid4().hex
+
+
+class AuditChainBroken(PartnerKitError):
+    """The audit chain does not verify: an event was edited, inserted or deleted."""
+
+    #: The sequence number at which the chain first fails.
+    seq: int
+
+    def __init__(self, seq: int, why: str) -> None:
+        self.seq = seq
+        super().__init__(f"audit chain broken at event {seq}: {why}")
+
+
+@attrs.frozen
+class AuditEvent:
+    """One recorded change or denied attempt."""
+
+    #: Position in the chain, from 1.
+    seq: int
+    #: When it happened (aware UTC).
+    at: datetime
+    #: Who acted (``None`` for an anonymous sign-up through a link).
+    actor_id: str | None
+    #: The actor's own company.
+    actor_company_id: str | None
+    #: The company acted on.
+    company_id: str | None
+    #: The delegation the actor acted through, if any.
+    delegation_id: str | None
+    #: The role the actor used (``"global_admin"``, ``"delegated:password_admin"``, ...).
+    role: str | None
+    #: What was attempted (``"user.create"``, ``"delegation.accept"``, ...).
+    action: str
+    #: ``"success"``, ``"denied"`` or ``"failed"``.
+    outcome: Outcome
+    #: The object acted on (a user id, a link id, ...).
+    target_id: str | None
+    #: The rule that decided, or the error that failed it.
+    reason: str | None
+    #: Non-secret details, as sorted string pairs.
+    detail: tuple[tuple[str, str], ...]
+    #: Ties together the events of one request.
+    correlation_id: str
+    #: The hash of the event before (``GENESIS_HASH`` for the first).
+    prev_hash: str
+    #: SHA-256 over this event's fields and ``prev_hash``.
+    hash: str
+
+    @classmethod
+    def chained(
+        cls,
+        *,
+        seq: int,
+        prev_hash: str,
+        at: datetime,
+        action: str,
+        outcome: Outcome,
+        actor_id: str | None = None,
+        actor_company_id: str | None = None,
+        company_id: str | None = None,
+        delegation_id: str | None = None,
+        role: str | None = None,
+        target_id: str | None = None,
+        reason: str | None = None,
+        detail: Mapping[str, object] | None = None,
+        correlation_id: str | None = None,
+    ) -> AuditEvent:
+        """Build the event that follows *prev_hash*, computing its hash."""
+        pairs = tuple(sorted((str(k), str(v)) for k, v in (detail or {}).items()))
+        fields: dict[str, Any] = {
+            "seq": seq,
+            "at": at,
+            "actor_id": actor_id,
+            "actor_company_id": actor_company_id,
+            "company_id": company_id,
+            "delegation_id": delegation_id,
+            "role": role,
+            "action": action,
+            "outcome": outcome,
+            "target_id": target_id,
+            "reason": reason,
+            "detail": pairs,
+            "correlation_id": correlation_id or current_correlation_id(),
+            "prev_hash": prev_hash,
+        }
+        return cls(**fields, hash=_hash(fields))
+
+    def expected_hash(self) -> str:
+        """Recompute this event's hash from its fields."""
+        fields = attrs.asdict(self, recurse=False)
+        del fields["hash"]
+        return _hash(fields)
+
+    @property
+    def details(self) -> dict[str, str]:
+        """The details as a dict."""
+        return dict(self.detail)
+
+
+def _hash(fields: Mapping[str, Any]) -> str:
+    body = dict(fields)
+    body["at"] = body["at"].isoformat()
+    body["detail"] = [list(p) for p in body["detail"]]
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str] | None = None) -> int:
+    """Check the chain of *events* (in order of ``seq``); return how many were checked.
+
+    Args:
+        events: every event of the store, oldest first.
+        head: the ``(seq, hash)`` the store recorded for its newest event, if it keeps one.
+
+    Raises:
+        AuditChainBroken: at the first event that was edited, inserted or is missing.
+    """
+    prev_hash = GENESIS_HASH
+    seq = 0
+    for event in events:
+        if event.seq != seq + 1:
+            raise AuditChainBroken(seq + 1, "an event is missing or out of order")
+        if event.prev_hash != prev_hash:
+            raise AuditChainBroken(event.seq, "does not follow the event before it")
+        if event.hash != event.expected_hash():
+            raise AuditChainBroken(event.seq, "its content does not match its hash")
+        prev_hash = event.hash
+        seq = event.seq
+    if head is not None and head != (seq, prev_hash) and not (head[0] == 0 and seq == 0):
+        raise AuditChainBroken(seq + 1 if head[0] > seq else head[0], "the chain head differs")
+    return seq

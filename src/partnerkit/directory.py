@@ -1,0 +1,244 @@
+"""The tenants and their people: companies, contact information, users.
+
+Values are frozen ``attrs`` classes validated on construction: a ``Company`` or ``User`` that
+exists is well-formed. Changes make new objects with ``attrs.evolve`` (which validates again)
+and a version one higher; the store refuses a stale one.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import secrets
+import uuid
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from partnerkit.errors import ValidationError
+from partnerkit.roles import AdminRole, PartnerAccess
+
+__all__ = [
+    "Company",
+    "CompanyKind",
+    "ContactInfo",
+    "User",
+    "email_key",
+    "new_advisor_id",
+    "new_id",
+    "normalize_domain",
+]
+
+MAX_NAME = 100
+MAX_EMAIL = 254
+MAX_ADDRESS = 500
+MAX_URL = 2000
+
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+    r"@(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
+)
+_DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+_PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{5,28}[0-9]$")
+_WEB = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[!-~]*)?$")
+_ADVISOR_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_id(prefix: str) -> str:
+    """Return a new random identifier such as ``usr_3f2a...`` (128 random bits)."""
+    return f"{prefix}_{uuid.uuid4().hex}"
+
+
+def new_advisor_id() -> str:
+    """Return a new public advisor code such as ``PA-7KQ2-M9XD`` (about 50 random bits)."""
+    chars = "".join(secrets.choice(_ADVISOR_ALPHABET) for _ in range(10))
+    return f"PA-{chars[:5]}-{chars[5:]}"
+
+
+def email_key(email: str) -> str:
+    """Return the key under which an e-mail is unique (case-insensitive)."""
+    return email.casefold()
+
+
+def normalize_domain(domain: str) -> str:
+    """Return *domain* in the form it is stored and compared in (lower case, no final dot)."""
+    return domain.strip().rstrip(".").lower()
+
+
+def _text(field: str, value: object, *, max_len: int, required: bool = True) -> None:
+    if not isinstance(value, str):
+        raise ValidationError(field, "must be a string")
+    if required and not value.strip():
+        raise ValidationError(field, "must not be empty")
+    if len(value) > max_len:
+        raise ValidationError(field, f"must be at most {max_len} characters")
+    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+        raise ValidationError(field, "must not contain control characters")
+
+
+def check_name(field: str, value: object) -> None:
+    """Validate a company or display name (1 to 100 printable characters)."""
+    _text(field, value, max_len=MAX_NAME)
+    assert isinstance(value, str)
+    if value != value.strip():
+        raise ValidationError(field, "must not start or end with white space")
+
+
+def check_email(field: str, value: object) -> None:
+    """Validate the syntax of an e-mail address."""
+    _text(field, value, max_len=MAX_EMAIL)
+    assert isinstance(value, str)
+    local = value.rsplit("@", 1)[0]
+    if len(local) > 64 or not _EMAIL.match(value):
+        raise ValidationError(field, "is not a valid e-mail address")
+
+
+def _v_name(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_name(attribute.name, value)
+
+
+def _v_email(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_email(attribute.name, value)
+
+
+def _v_phone(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    _text(attribute.name, value, max_len=30)
+    assert isinstance(value, str)
+    digits = sum(c.isdigit() for c in value)
+    if not _PHONE.match(value) or not 7 <= digits <= 15:
+        raise ValidationError(attribute.name, "is not a valid phone number")
+
+
+def _v_web(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    _text(attribute.name, value, max_len=MAX_URL)
+    assert isinstance(value, str)
+    if not _WEB.match(value):
+        raise ValidationError(attribute.name, "must be an http or https URL")
+
+
+def _v_address(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
+    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ADDRESS:
+        raise ValidationError(attribute.name, f"must be 1 to {MAX_ADDRESS} characters")
+    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+        raise ValidationError(attribute.name, "must not contain control characters")
+
+
+def _v_id(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    _text(attribute.name, value, max_len=64)
+
+
+def _v_version(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if type(value) is not int or value < 1:
+        raise ValidationError(attribute.name, "must be a positive int")
+
+
+def _v_aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        raise ValidationError(attribute.name, "must be an aware datetime")
+
+
+def _v_enum(kind: type[enum.Enum], optional: bool) -> Any:
+    def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, kind):
+            raise ValidationError(attribute.name, f"must be a {kind.__name__}")
+
+    return check
+
+
+@attrs.frozen
+class ContactInfo:
+    """Contact information a partner shows its customers (F1)."""
+
+    #: Contact e-mail address.
+    email: str = attrs.field(validator=_v_email)
+    #: Phone number: digits with an optional leading ``+`` and separators.
+    phone: str | None = attrs.field(default=None, validator=_v_phone)
+    #: Web site, an http(s) URL.
+    website: str | None = attrs.field(default=None, validator=_v_web)
+    #: Postal address, free text.
+    address: str | None = attrs.field(default=None, validator=_v_address)
+
+
+class CompanyKind(enum.Enum):
+    """Whether a company is a partner (reseller, advisor) or a customer."""
+
+    PARTNER = "partner"
+    CUSTOMER = "customer"
+
+
+def _v_company(inst: Company, _attribute: attrs.Attribute[Any], _value: object) -> None:
+    if inst.kind is CompanyKind.PARTNER:
+        if inst.advisor_id is None or inst.domain is not None:
+            raise ValidationError("advisor_id", "a partner has an advisor id and no domain")
+        _text("advisor_id", inst.advisor_id, max_len=64)
+    else:
+        if inst.domain is None or inst.advisor_id is not None:
+            raise ValidationError("domain", "a customer has a domain and no advisor id")
+        if not isinstance(inst.domain, str) or not _DOMAIN.match(inst.domain):
+            raise ValidationError("domain", "is not a valid lower-case domain name")
+
+
+@attrs.frozen
+class Company:
+    """A tenant of the portal: a partner company or a customer company."""
+
+    id: str = attrs.field(validator=_v_id)
+    kind: CompanyKind = attrs.field(validator=_v_enum(CompanyKind, optional=False))
+    name: str = attrs.field(validator=_v_name)
+    #: Contact information (shown to customers for partners).
+    contact: ContactInfo | None = attrs.field(
+        default=None,
+        validator=attrs.validators.optional(attrs.validators.instance_of(ContactInfo)),
+    )
+    #: A customer's primary domain, unique across the portal.
+    domain: str | None = None
+    #: A partner's public advisor code, unique across the portal.
+    advisor_id: str | None = attrs.field(default=None, validator=_v_company)
+    created_at: datetime | None = None
+    version: int = attrs.field(default=1, validator=_v_version)
+
+    @property
+    def is_partner(self) -> bool:
+        """Whether this is a partner company."""
+        return self.kind is CompanyKind.PARTNER
+
+
+def _v_user(inst: User, _attribute: attrs.Attribute[Any], _value: object) -> None:
+    if type(inst.must_change_password) is not bool:
+        raise ValidationError("must_change_password", "must be a bool")
+
+
+@attrs.frozen
+class User:
+    """A person in a company, with its two independent admin settings (F2)."""
+
+    id: str = attrs.field(validator=_v_id)
+    company_id: str = attrs.field(validator=_v_id)
+    email: str = attrs.field(validator=_v_email)
+    display_name: str = attrs.field(validator=_v_name)
+    #: Admin access to the user's own company: none or one role.
+    admin_role: AdminRole | None = attrs.field(
+        default=None, validator=_v_enum(AdminRole, optional=True)
+    )
+    #: Admin access to companies the user's partner supports (partner users only).
+    partner_access: PartnerAccess | None = attrs.field(
+        default=None, validator=_v_enum(PartnerAccess, optional=True)
+    )
+    #: Set by a password reset: the user must choose a new password at next sign-in.
+    must_change_password: bool = attrs.field(default=False, validator=_v_user)
+    created_at: datetime | None = None
+    version: int = attrs.field(default=1, validator=_v_version)
+
+    @property
+    def is_privileged(self) -> bool:
+        """Whether the user holds partner access (only its own global admins manage it)."""
+        return self.partner_access is not None

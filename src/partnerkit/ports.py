@@ -1,0 +1,164 @@
+"""The ports: what the Portal needs from a store, as small ``typing.Protocol`` classes.
+
+A store keeps *tables* of frozen domain objects. Each table is described once, here, by a
+:class:`Table`: its key, its unique keys, the equality lookups it answers (each backed by an
+index), and the columns computed from an object (such as the case-folded e-mail). Every store
+implements the same small :class:`Repository` over every table, which keeps the three stores
+identical in behaviour and lets a third-party store prove itself with one contract suite
+(:mod:`partnerkit.testing.contract`).
+
+Versioning: every object has a ``version``. ``add`` stores version 1, ``update`` stores an
+object whose version is exactly one more than the stored one, ``remove`` deletes the stored
+version it names. Anything else raises :class:`~partnerkit.errors.Conflict`: a concurrent
+change won, and the caller may retry from a fresh read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Generic, Protocol, TypeVar
+
+import attrs
+
+from partnerkit.audit import AuditEvent
+from partnerkit.directory import Company, User, email_key
+
+__all__ = [
+    "COMPANIES",
+    "TABLES",
+    "USERS",
+    "Clock",
+    "Repository",
+    "Store",
+    "Table",
+    "UnitOfWork",
+]
+
+T = TypeVar("T")
+
+
+class Clock(Protocol):
+    """A source of the current time: returns an aware UTC ``datetime``."""
+
+    def __call__(self) -> datetime: ...
+
+
+@attrs.frozen
+class Table(Generic[T]):
+    """How a kind of domain object is kept: its name, keys and lookups."""
+
+    #: Table name (also the repository's attribute name on a unit of work).
+    name: str
+    #: The attrs class of the rows.
+    cls: type[T]
+    #: Human name of one row, for ``NotFound`` (``"user"``).
+    noun: str
+    #: Groups of columns whose values are unique together (the key ``id`` always is).
+    unique: tuple[tuple[str, ...], ...] = ()
+    #: Groups of columns that :meth:`Repository.find` may be asked about (each indexed).
+    indexes: tuple[tuple[str, ...], ...] = ()
+    #: Columns computed from the object, such as a case-folded key.
+    computed: Mapping[str, Callable[[Any], object]] = attrs.field(factory=dict)
+    #: SQL ``CHECK`` constraints the SQL stores add, as a last line of defence.
+    checks: tuple[str, ...] = ()
+
+    def lookups(self) -> tuple[tuple[str, ...], ...]:
+        """Every column group that ``find`` and ``count`` answer."""
+        return (*self.unique, *self.indexes)
+
+    def value(self, obj: T, column: str) -> object:
+        """Return the value of *column* (a field or a computed column) for *obj*."""
+        fn = self.computed.get(column)
+        return fn(obj) if fn is not None else getattr(obj, column)
+
+
+COMPANIES: Table[Company] = Table(
+    name="companies",
+    cls=Company,
+    noun="company",
+    unique=(("domain",), ("advisor_id",)),
+    indexes=(("kind",),),
+    computed={"name_key": lambda c: c.name.casefold()},
+)
+USERS: Table[User] = Table(
+    name="users",
+    cls=User,
+    noun="user",
+    unique=(("email_key",),),
+    indexes=(("company_id",), ("company_id", "admin_role")),
+    computed={"email_key": lambda u: email_key(u.email)},
+)
+
+#: Every table, in the order a store creates them (referenced tables first).
+TABLES: tuple[Table[Any], ...] = (COMPANIES, USERS)
+
+
+class Repository(Protocol[T]):
+    """The operations a store offers on one table, inside a unit of work."""
+
+    def get(self, ident: str) -> T | None:
+        """Return the object with key *ident*, or ``None``."""
+
+    def add(self, obj: T) -> None:
+        """Insert *obj* (version 1); ``Conflict`` if its key or a unique key is taken."""
+
+    def update(self, obj: T) -> None:
+        """Replace the stored object; ``Conflict`` unless *obj* is one version newer."""
+
+    def remove(self, obj: T) -> None:
+        """Delete the stored object; ``Conflict`` unless it has *obj*'s version."""
+
+    def find(self, **where: object) -> list[T]:
+        """Return the objects whose columns equal *where*, ordered by key.
+
+        The set of columns must be one of the table's lookups; otherwise ``ValueError``.
+        """
+
+    def count(self, **where: object) -> int:
+        """Return how many objects ``find(**where)`` would return."""
+
+
+class UnitOfWork(Protocol):
+    """One transaction: rolled back on exit unless :meth:`commit` was called."""
+
+    companies: Repository[Company]
+    users: Repository[User]
+
+    def repository(self, table: Table[T]) -> Repository[T]:
+        """Return the repository of *table* (``uow.users`` is ``uow.repository(USERS)``)."""
+
+    def audit_head(self) -> tuple[int, str]:
+        """Return ``(seq, hash)`` of the newest audit event, ``(0, GENESIS_HASH)`` if none."""
+
+    def append_audit(self, event: AuditEvent) -> None:
+        """Append *event*, which must follow the head; ``Conflict`` otherwise."""
+
+    def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
+        """Return events oldest first: all, or those by or on *company_id*."""
+
+    def commit(self) -> None:
+        """Make every change of this unit of work durable, atomically."""
+
+    def rollback(self) -> None:
+        """Discard every change of this unit of work."""
+
+    def __enter__(self) -> UnitOfWork: ...
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None: ...
+
+
+class Store(Protocol):
+    """A persistence adapter: hands out units of work; safe to share between threads."""
+
+    def unit_of_work(self, *, write: bool = True) -> UnitOfWork:
+        """Begin a unit of work; *write* ones are serialised against each other."""
+
+    def close(self) -> None:
+        """Release connections and files."""

@@ -1,0 +1,370 @@
+"""Admin roles, partner access, permissions, and the pure decisions made from them.
+
+Everything here is data and pure functions: no store, no clock, no I/O. The permission table
+of the 2012 partner portal is :data:`ROLE_PERMISSIONS`; the target rules (who may reset whose
+password, who may manage whom) and the delegation rules are in :func:`decide`. The Portal and
+the stores only call these functions; nothing else decides.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Protocol
+
+import attrs
+
+__all__ = [
+    "ALL_ADMIN_ROLES",
+    "PARTNER_PERMISSIONS",
+    "ROLE_PERMISSIONS",
+    "AdminRole",
+    "Decision",
+    "DelegationGrant",
+    "PartnerAccess",
+    "Permission",
+    "Rule",
+    "Subject",
+    "Target",
+    "decide",
+    "decide_assignment",
+    "effective_roles",
+]
+
+
+class AdminRole(enum.Enum):
+    """An admin role a user holds in its own company (at most one)."""
+
+    GLOBAL_ADMIN = "global_admin"
+    BILLING_ADMIN = "billing_admin"
+    PASSWORD_ADMIN = "password_admin"
+    SERVICE_ADMIN = "service_admin"
+    USER_MANAGEMENT_ADMIN = "user_management_admin"
+
+
+class PartnerAccess(enum.Enum):
+    """A partner user's admin access to the companies its partner supports."""
+
+    #: Acts as the customer's global admin (within the delegation's roles).
+    FULL = "full"
+    #: Acts as the customer's password admin.
+    LIMITED = "limited"
+
+
+class Permission(enum.Enum):
+    """What an actor may be allowed to do in a company."""
+
+    VIEW_PROFILE = "view_profile"
+    EDIT_PROFILE = "edit_profile"
+    MANAGE_USERS = "manage_users"
+    ASSIGN_ROLES = "assign_roles"
+    RESET_PASSWORD = "reset_password"
+    PURCHASE = "purchase"
+    MANAGE_SUBSCRIPTIONS = "manage_subscriptions"
+    MANAGE_SERVICE_REQUESTS = "manage_service_requests"
+    VIEW_SERVICE_HEALTH = "view_service_health"
+    ADMINISTER_SERVICES = "administer_services"
+    MANAGE_PARTNER_RELATIONSHIPS = "manage_partner_relationships"
+    VIEW_PARTNER_OVERVIEW = "view_partner_overview"
+    SEARCH_CUSTOMERS = "search_customers"
+    CREATE_TRIAL_INVITATIONS = "create_trial_invitations"
+    CREATE_PURCHASE_OFFERS = "create_purchase_offers"
+    OFFER_DELEGATED_ADMIN = "offer_delegated_admin"
+
+
+ALL_ADMIN_ROLES: frozenset[AdminRole] = frozenset(AdminRole)
+
+#: The partner-side permissions: they come from partner access alone, in the partner's own
+#: company, never from an admin role and never through a delegation.
+PARTNER_PERMISSIONS: frozenset[Permission] = frozenset(
+    {
+        Permission.VIEW_PARTNER_OVERVIEW,
+        Permission.SEARCH_CUSTOMERS,
+        Permission.CREATE_TRIAL_INVITATIONS,
+        Permission.CREATE_PURCHASE_OFFERS,
+        Permission.OFFER_DELEGATED_ADMIN,
+    }
+)
+
+_OWN_COMPANY_PERMISSIONS = frozenset(Permission) - PARTNER_PERMISSIONS
+_SUPPORT = frozenset({Permission.MANAGE_SERVICE_REQUESTS, Permission.VIEW_SERVICE_HEALTH})
+
+#: The rights of each admin role in a company (F2's table), before target rules.
+ROLE_PERMISSIONS: Mapping[AdminRole, frozenset[Permission]] = {
+    AdminRole.GLOBAL_ADMIN: _OWN_COMPANY_PERMISSIONS,
+    AdminRole.BILLING_ADMIN: _SUPPORT
+    | {Permission.VIEW_PROFILE, Permission.PURCHASE, Permission.MANAGE_SUBSCRIPTIONS},
+    AdminRole.PASSWORD_ADMIN: _SUPPORT | {Permission.VIEW_PROFILE, Permission.RESET_PASSWORD},
+    AdminRole.SERVICE_ADMIN: _SUPPORT | {Permission.VIEW_PROFILE, Permission.ADMINISTER_SERVICES},
+    AdminRole.USER_MANAGEMENT_ADMIN: _SUPPORT
+    | {Permission.VIEW_PROFILE, Permission.MANAGE_USERS, Permission.RESET_PASSWORD},
+}
+
+#: Whose password each role may reset (``None`` stands for "no admin role").
+_RESETTABLE: Mapping[AdminRole, frozenset[AdminRole | None]] = {
+    AdminRole.GLOBAL_ADMIN: frozenset({None, *AdminRole}),
+    AdminRole.PASSWORD_ADMIN: frozenset({None, AdminRole.PASSWORD_ADMIN}),
+    AdminRole.USER_MANAGEMENT_ADMIN: frozenset(
+        {None, AdminRole.PASSWORD_ADMIN, AdminRole.USER_MANAGEMENT_ADMIN}
+    ),
+}
+#: Whom each role may create, edit and delete.
+_MANAGEABLE: Mapping[AdminRole, frozenset[AdminRole | None]] = {
+    AdminRole.GLOBAL_ADMIN: frozenset({None, *AdminRole}),
+    AdminRole.USER_MANAGEMENT_ADMIN: frozenset({None}),
+}
+#: Permissions whose answer depends on the target user.
+_TARGETED = frozenset({Permission.RESET_PASSWORD, Permission.MANAGE_USERS, Permission.ASSIGN_ROLES})
+_PARTNER_ACCESS_RANK = {None: 0, PartnerAccess.LIMITED: 1, PartnerAccess.FULL: 2}
+
+
+class Rule(enum.Enum):
+    """The named rules a :class:`Decision` gives as its reason."""
+
+    ROLE_GRANTS = "admin-role-grants-permission"
+    EVERY_USER_VIEWS_PROFILE = "every-user-views-own-profile"
+    PARTNER_ACCESS_GRANTS = "partner-access-grants-permission"
+    FULL_ACCESS_ENDS_DELEGATIONS = "full-partner-access-manages-partner-relationships"
+    DELEGATION_GRANTS = "active-delegation-grants-permission"
+    DENY_BY_DEFAULT = "deny-by-default"
+    ROLE_LACKS_PERMISSION = "admin-role-lacks-permission"
+    NOT_A_PARTNER_USER = "partner-access-required"
+    PARTNER_PERMISSION_OWN_COMPANY_ONLY = "partner-permissions-only-in-own-company"
+    NO_ACTIVE_DELEGATION = "no-active-delegation"
+    DELEGATION_LACKS_PERMISSION = "delegation-roles-lack-permission"
+    DELEGATES_NEVER_MANAGE_RELATIONSHIPS = "delegates-never-manage-partner-relationships"
+    NO_SELF_RESET = "no-self-password-reset-through-admin-path"
+    TARGET_IN_OTHER_COMPANY = "target-in-other-company"
+    PRIVILEGED_TARGET = "privileged-partner-user-needs-own-global-admin"
+    TARGET_OUTSIDE_ROLE_LIMITS = "target-role-outside-actor-limits"
+    ONLY_GLOBAL_ADMIN_ASSIGNS = "only-global-admin-assigns-roles"
+    NO_ESCALATION = "cannot-grant-partner-access-not-held"
+    PARTNER_ACCESS_ON_CUSTOMER = "partner-access-only-for-partner-users"
+    ASSIGNMENT_ALLOWED = "global-admin-assigns-roles"
+    ACTOR_UNKNOWN = "actor-does-not-exist"
+    AUDIT_TRAIL_GLOBAL_ADMINS_ONLY = "audit-trail-readable-by-own-global-admins"
+
+
+@attrs.frozen(repr=False)
+class Decision:
+    """The answer of the policy: truthy when allowed; :attr:`reason` names the rule."""
+
+    #: Whether the request is allowed.
+    allowed: bool
+    #: The rule that allowed or denied it.
+    rule: Rule
+
+    @property
+    def reason(self) -> str:
+        """The name of the rule that allowed or denied the request."""
+        return self.rule.value
+
+    def __bool__(self) -> bool:
+        return self.allowed
+
+    def __repr__(self) -> str:
+        verdict = "allowed" if self.allowed else "denied"
+        return f"<Decision {verdict}: {self.rule.value}>"
+
+
+# Decisions are values with two fields: build each one once, so a decision allocates nothing.
+_ALLOW = {rule: Decision(True, rule) for rule in Rule}
+_DENY = {rule: Decision(False, rule) for rule in Rule}
+
+
+class Subject(Protocol):
+    """What the policy needs to know about an actor or a target user (a ``User`` fits)."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def company_id(self) -> str: ...
+    @property
+    def admin_role(self) -> AdminRole | None: ...
+    @property
+    def partner_access(self) -> PartnerAccess | None: ...
+
+
+Target = Subject
+
+
+class DelegationGrant(Protocol):
+    """What the policy needs to know about a delegation (a ``Delegation`` fits)."""
+
+    @property
+    def partner_id(self) -> str: ...
+    @property
+    def customer_id(self) -> str: ...
+    @property
+    def roles(self) -> frozenset[AdminRole]: ...
+    def is_active(self, now: datetime) -> bool: ...
+
+
+def effective_roles(
+    actor: Subject,
+    company_id: str,
+    delegation: DelegationGrant | None = None,
+    now: datetime | None = None,
+) -> frozenset[AdminRole]:
+    """Return the admin roles *actor* holds in *company_id*.
+
+    In its own company these are its own admin role (if any). In a customer, a partner user
+    holds roles only through *delegation*, which must be the active, unexpired delegation
+    between the actor's company and *company_id* at *now*: FULL users get the delegation's
+    roles, LIMITED users those roles intersected with ``{PASSWORD_ADMIN}``.
+    """
+    if actor.company_id == company_id:
+        role = actor.admin_role
+        return frozenset() if role is None else frozenset((role,))
+    access = actor.partner_access
+    if (
+        access is None
+        or delegation is None
+        or now is None
+        or delegation.partner_id != actor.company_id
+        or delegation.customer_id != company_id
+        or not delegation.is_active(now)
+    ):
+        return frozenset()
+    if access is PartnerAccess.FULL:
+        return delegation.roles
+    return delegation.roles & _LIMITED_ROLES
+
+
+_LIMITED_ROLES = frozenset({AdminRole.PASSWORD_ADMIN})
+
+
+def decide(
+    actor: Subject,
+    permission: Permission,
+    company_id: str,
+    *,
+    target: Subject | None = None,
+    delegation: DelegationGrant | None = None,
+    now: datetime | None = None,
+    company_is_partner: bool = False,
+) -> Decision:
+    """Decide whether *actor* may use *permission* in company *company_id*.
+
+    Args:
+        actor: the acting user, as the store holds it now.
+        permission: what is asked.
+        company_id: the company acted on.
+        target: the user acted on, for the target rules of password resets and user
+            management. Without a target the answer is whether the actor holds the
+            permission in that company at all.
+        delegation: the delegation between the actor's partner and *company_id*, if any;
+            it grants rights only while active at *now*.
+        now: the current time (aware UTC), needed to judge a delegation's end date.
+        company_is_partner: whether *company_id* is a partner company (partner-side
+            permissions exist only there).
+
+    Returns:
+        A :class:`Decision`; deny by default.
+    """
+    own = actor.company_id == company_id
+    if permission in PARTNER_PERMISSIONS:
+        if not own or not company_is_partner:
+            return _DENY[Rule.PARTNER_PERMISSION_OWN_COMPANY_ONLY]
+        if actor.partner_access is None:
+            return _DENY[Rule.NOT_A_PARTNER_USER]
+        return _ALLOW[Rule.PARTNER_ACCESS_GRANTS]
+
+    if own:
+        role = actor.admin_role
+        if role is not None and permission in ROLE_PERMISSIONS[role]:
+            base = _ALLOW[Rule.ROLE_GRANTS]
+        elif permission is Permission.VIEW_PROFILE:
+            return _ALLOW[Rule.EVERY_USER_VIEWS_PROFILE]
+        elif (
+            permission is Permission.MANAGE_PARTNER_RELATIONSHIPS
+            and company_is_partner
+            and actor.partner_access is PartnerAccess.FULL
+        ):
+            return _ALLOW[Rule.FULL_ACCESS_ENDS_DELEGATIONS]
+        else:
+            return _DENY[Rule.ROLE_LACKS_PERMISSION if role is not None else Rule.DENY_BY_DEFAULT]
+        roles: frozenset[AdminRole] = frozenset() if role is None else frozenset((role,))
+    else:
+        if permission is Permission.MANAGE_PARTNER_RELATIONSHIPS:
+            return _DENY[Rule.DELEGATES_NEVER_MANAGE_RELATIONSHIPS]
+        roles = effective_roles(actor, company_id, delegation, now)
+        if not roles:
+            return _DENY[Rule.NO_ACTIVE_DELEGATION]
+        if permission is not Permission.VIEW_PROFILE and not any(
+            permission in ROLE_PERMISSIONS[r] for r in roles
+        ):
+            return _DENY[Rule.DELEGATION_LACKS_PERMISSION]
+        base = _ALLOW[Rule.DELEGATION_GRANTS]
+
+    if target is None or permission not in _TARGETED:
+        return base
+    return _decide_target(actor, permission, company_id, roles, target, own) or base
+
+
+def _decide_target(
+    actor: Subject,
+    permission: Permission,
+    company_id: str,
+    roles: frozenset[AdminRole],
+    target: Subject,
+    own: bool,
+) -> Decision | None:
+    """Apply F2's target rules; ``None`` when the target is within the actor's limits."""
+    if target.company_id != company_id:
+        return _DENY[Rule.TARGET_IN_OTHER_COMPANY]
+    if target.id == actor.id and permission is Permission.RESET_PASSWORD:
+        return _DENY[Rule.NO_SELF_RESET]
+    if target.partner_access is not None and not (
+        own and actor.admin_role is AdminRole.GLOBAL_ADMIN
+    ):
+        return _DENY[Rule.PRIVILEGED_TARGET]
+    limits = _RESETTABLE if permission is Permission.RESET_PASSWORD else _MANAGEABLE
+    target_role = target.admin_role
+    for role in roles:
+        allowed = limits.get(role)
+        if allowed is not None and target_role in allowed:
+            return None
+    return _DENY[Rule.TARGET_OUTSIDE_ROLE_LIMITS]
+
+
+def decide_assignment(
+    actor: Subject,
+    company_id: str,
+    *,
+    target: Subject,
+    admin_role: AdminRole | None,
+    partner_access: PartnerAccess | None,
+    company_is_partner: bool,
+    delegation: DelegationGrant | None = None,
+    now: datetime | None = None,
+) -> Decision:
+    """Decide whether *actor* may give *target* these roles (no escalation).
+
+    Only a global admin (own, or effective through a delegation) assigns admin roles; partner
+    access is assigned only in the actor's own partner company, by a global admin who holds
+    at least that access. Every admin role lies within a global admin's own rights, so
+    *admin_role* never escalates. Whether partner access fits the company at all (customers
+    never hold it) is a validation question, answered by the caller before this one.
+    """
+    allowed = decide(
+        actor,
+        Permission.ASSIGN_ROLES,
+        company_id,
+        target=target,
+        delegation=delegation,
+        now=now,
+        company_is_partner=company_is_partner,
+    )
+    if not allowed:
+        if allowed.rule in (Rule.ROLE_LACKS_PERMISSION, Rule.DENY_BY_DEFAULT):
+            return _DENY[Rule.ONLY_GLOBAL_ADMIN_ASSIGNS]
+        return allowed
+    if partner_access is not None or target.partner_access is not None:
+        own = actor.company_id == company_id
+        if not own or not company_is_partner:
+            return _DENY[Rule.NO_ESCALATION]
+        if _PARTNER_ACCESS_RANK[actor.partner_access] < _PARTNER_ACCESS_RANK[partner_access]:
+            return _DENY[Rule.NO_ESCALATION]
+    return _ALLOW[Rule.ASSIGNMENT_ALLOWED]

@@ -1,0 +1,1 @@
+"""Persistence adapters: MemoryStore, SQLiteStore and PostgresStore, one module each."""

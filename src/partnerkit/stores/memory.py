@@ -1,0 +1,262 @@
+"""``MemoryStore``: every table in dicts, for tests and prototypes.
+
+It is a real adapter with the semantics and errors of the SQL stores, not a mock: unique keys,
+versions, lookups only on declared indexes, atomic units of work. Units of work are
+serialised by one lock (like SQLite's ``BEGIN IMMEDIATE``); changes are applied in place and
+undone from a log on rollback, so a commit costs nothing.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any, TypeVar
+
+from partnerkit.audit import GENESIS_HASH, AuditEvent
+from partnerkit.directory import Company, User
+from partnerkit.errors import Conflict, PartnerKitError
+from partnerkit.ports import TABLES, Repository, Table
+
+__all__ = ["MemoryStore"]
+
+T = TypeVar("T")
+
+
+class _TableData:
+    """The rows of one table, with one dict per lookup."""
+
+    __slots__ = ("lookups", "rows", "table", "unique")
+
+    def __init__(self, table: Table[Any]) -> None:
+        self.table = table
+        self.rows: dict[str, Any] = {}
+        #: column group -> values -> set of keys
+        self.lookups: dict[
+            frozenset[str], tuple[tuple[str, ...], dict[tuple[object, ...], set[str]]]
+        ] = {frozenset(cols): (cols, {}) for cols in table.lookups()}
+        self.unique = [frozenset(cols) for cols in table.unique]
+
+    def keys_of(self, obj: Any) -> list[tuple[frozenset[str], tuple[object, ...]]]:
+        value = self.table.value
+        return [
+            (group, tuple(value(obj, c) for c in cols)) for group, (cols, _) in self.lookups.items()
+        ]
+
+    def index(self, obj: Any) -> None:
+        ident = obj.id
+        for group, values in self.keys_of(obj):
+            self.lookups[group][1].setdefault(values, set()).add(ident)
+
+    def unindex(self, obj: Any) -> None:
+        ident = obj.id
+        for group, values in self.keys_of(obj):
+            bucket = self.lookups[group][1].get(values)
+            if bucket is not None:
+                bucket.discard(ident)
+                if not bucket:
+                    del self.lookups[group][1][values]
+
+    def unique_clash(self, obj: Any, ignore: str | None) -> bool:
+        for group, values in self.keys_of(obj):
+            if group not in self.unique or any(v is None for v in values):
+                continue
+            holders = self.lookups[group][1].get(values, ())
+            if any(h != ignore for h in holders):
+                return True
+        return False
+
+
+class _MemoryRepository(Repository[T]):
+    __slots__ = ("_data", "_uow")
+
+    def __init__(self, uow: _MemoryUnitOfWork, data: _TableData) -> None:
+        self._uow = uow
+        self._data = data
+
+    def get(self, ident: str) -> T | None:
+        self._uow.check_open()
+        row: T | None = self._data.rows.get(ident)
+        return row
+
+    def add(self, obj: T) -> None:
+        uow = self._uow
+        uow.check_writable()
+        data = self._data
+        ident: str = obj.id  # type: ignore[attr-defined]
+        if obj.version != 1:  # type: ignore[attr-defined]
+            raise Conflict(f"a new {data.table.noun} starts at version 1")
+        if ident in data.rows or data.unique_clash(obj, None):
+            raise Conflict(f"{data.table.noun} key already taken")
+        data.rows[ident] = obj
+        data.index(obj)
+        uow.undo.append(lambda: self._drop(ident))
+
+    def update(self, obj: T) -> None:
+        uow = self._uow
+        uow.check_writable()
+        data = self._data
+        ident: str = obj.id  # type: ignore[attr-defined]
+        old = data.rows.get(ident)
+        if old is None or old.version + 1 != obj.version:  # type: ignore[attr-defined]
+            raise Conflict(f"stale {data.table.noun}: a concurrent change won")
+        if data.unique_clash(obj, ident):
+            raise Conflict(f"{data.table.noun} key already taken")
+        self._put(old, obj)
+        uow.undo.append(lambda: self._put(obj, old))
+
+    def remove(self, obj: T) -> None:
+        uow = self._uow
+        uow.check_writable()
+        data = self._data
+        ident: str = obj.id  # type: ignore[attr-defined]
+        old = data.rows.get(ident)
+        if old is None or old.version != obj.version:  # type: ignore[attr-defined]
+            raise Conflict(f"stale {data.table.noun}: a concurrent change won")
+        self._drop(ident)
+        uow.undo.append(lambda: self._restore(old))
+
+    def find(self, **where: object) -> list[T]:
+        self._uow.check_open()
+        rows = self._data.rows
+        return [rows[i] for i in sorted(self._keys(where))]
+
+    def count(self, **where: object) -> int:
+        self._uow.check_open()
+        return len(self._keys(where))
+
+    def _keys(self, where: dict[str, object]) -> set[str] | tuple[()]:
+        entry = self._data.lookups.get(frozenset(where))
+        if entry is None:
+            raise ValueError(f"{self._data.table.name} has no lookup on {sorted(where)}")
+        cols, index = entry
+        return index.get(tuple(where[c] for c in cols), ())
+
+    def _put(self, old: Any, new: Any) -> None:
+        self._data.unindex(old)
+        self._data.rows[new.id] = new
+        self._data.index(new)
+
+    def _drop(self, ident: str) -> None:
+        old = self._data.rows.pop(ident)
+        self._data.unindex(old)
+
+    def _restore(self, obj: Any) -> None:
+        self._data.rows[obj.id] = obj
+        self._data.index(obj)
+
+
+class _MemoryUnitOfWork:
+    """A unit of work on a :class:`MemoryStore`; holds the store's lock while open."""
+
+    companies: Repository[Company]
+    users: Repository[User]
+
+    def __init__(self, store: MemoryStore, write: bool) -> None:
+        self._store = store
+        self._write = write
+        self._open = False
+        self.undo: list[Callable[[], None]] = []
+
+    def __getattr__(self, name: str) -> _MemoryRepository[Any]:
+        # Repositories are made on first use: a unit of work that reads two tables
+        # builds two small objects, not one per table.
+        data = self._store.tables.get(name)
+        if data is None:
+            raise AttributeError(name)
+        repo: _MemoryRepository[Any] = _MemoryRepository(self, data)
+        setattr(self, name, repo)
+        return repo
+
+    def repository(self, table: Table[T]) -> Repository[T]:
+        repo: Repository[T] = getattr(self, table.name)
+        return repo
+
+    def check_open(self) -> None:
+        if not self._open:
+            raise PartnerKitError("unit of work is not open")
+
+    def check_writable(self) -> None:
+        if not self._open:
+            raise PartnerKitError("unit of work is not open")
+        if not self._write:
+            raise PartnerKitError("read-only unit of work")
+
+    def audit_head(self) -> tuple[int, str]:
+        self.check_open()
+        return self._store.audit_head
+
+    def append_audit(self, event: AuditEvent) -> None:
+        self.check_writable()
+        store = self._store
+        seq, prev = store.audit_head
+        if event.seq != seq + 1 or event.prev_hash != prev:
+            raise Conflict("audit event does not follow the chain head")
+        store.audit.append(event)
+        store.audit_head = (event.seq, event.hash)
+
+        def undo() -> None:
+            store.audit.pop()
+            store.audit_head = (seq, prev)
+
+        self.undo.append(undo)
+
+    def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
+        self.check_open()
+        events = self._store.audit
+        if company_id is None:
+            return list(events)
+        return [e for e in events if company_id in (e.company_id, e.actor_company_id)]
+
+    def commit(self) -> None:
+        self.check_writable()
+        self.undo.clear()
+
+    def rollback(self) -> None:
+        undo = self.undo
+        while undo:
+            undo.pop()()
+
+    def __enter__(self) -> _MemoryUnitOfWork:
+        self._store.lock.acquire()
+        self._open = True
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self.rollback()
+        finally:
+            self._open = False
+            self._store.lock.release()
+
+
+class MemoryStore:
+    """Keeps everything in memory; safe to share between threads.
+
+    >>> store = MemoryStore()
+    >>> with store.unit_of_work(write=False) as uow:
+    ...     uow.users.count(company_id="cmp_x")
+    0
+    """
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.tables = {table.name: _TableData(table) for table in TABLES}
+        self.audit: list[AuditEvent] = []
+        self.audit_head: tuple[int, str] = (0, GENESIS_HASH)
+
+    def unit_of_work(self, *, write: bool = True) -> _MemoryUnitOfWork:
+        """Begin a unit of work (use it in a ``with`` block)."""
+        return _MemoryUnitOfWork(self, write)
+
+    def close(self) -> None:
+        """Nothing to release; present for the ``Store`` protocol."""
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{name}={len(t.rows)}" for name, t in self.tables.items())
+        return f"<MemoryStore {sizes}>"

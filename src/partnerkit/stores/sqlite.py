@@ -1,0 +1,401 @@
+"""``SQLiteStore``: the embedded default, one file.
+
+The file runs in WAL mode with ``synchronous=FULL`` (an acknowledged commit survives a power
+cut), foreign keys on and a busy timeout; write units of work begin with ``BEGIN IMMEDIATE``
+so that writers queue instead of failing half-way. Each thread gets its own connection (and a
+forked child its own, too). The schema is versioned and migrated forward on open. Every
+``sqlite3`` error is translated: a lock that outlasts the timeout is a ``Conflict`` (safe to
+retry), anything else a ``PartnerKitError`` with the cause chained.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, TypeVar
+
+from partnerkit.audit import GENESIS_HASH, AuditEvent
+from partnerkit.directory import Company, User
+from partnerkit.errors import Conflict, PartnerKitError, ValidationError
+from partnerkit.ports import TABLES, Repository, Table
+from partnerkit.stores._sql import AUDIT_COLUMNS, TableSQL, ddl, key_of, table_codec
+
+__all__ = ["SCHEMA_VERSION", "SQLiteStore"]
+
+T = TypeVar("T")
+
+
+def _schema_v1() -> list[str]:
+    stmts: list[str] = []
+    for table in TABLES:
+        stmts.extend(ddl(table, table_codec(table), integer="INTEGER"))
+    audit = ",\n  ".join(
+        f"{c.name} {'INTEGER' if c.sql_type == 'BIGINT' else c.sql_type}"
+        f"{'' if c.nullable or c.name == 'seq' else ' NOT NULL'}"
+        for c in AUDIT_COLUMNS.columns
+        if c.name != "seq"
+    )
+    stmts += [
+        f"CREATE TABLE IF NOT EXISTS audit_events (\n  seq INTEGER PRIMARY KEY,\n  {audit}\n)",
+        "CREATE INDEX IF NOT EXISTS audit_ix_company ON audit_events (company_id, seq)",
+        "CREATE INDEX IF NOT EXISTS audit_ix_actor_company ON audit_events (actor_company_id, seq)",
+        "CREATE TABLE IF NOT EXISTS audit_head ("
+        "id INTEGER PRIMARY KEY CHECK (id = 1), seq INTEGER NOT NULL, hash TEXT NOT NULL)",
+        f"INSERT OR IGNORE INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}')",
+    ]
+    return stmts
+
+
+#: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*.
+MIGRATIONS: tuple[list[str], ...] = (_schema_v1(),)
+#: The schema version this code writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn ``sqlite3`` errors into partnerkit errors, chaining the cause."""
+    try:
+        yield
+    except sqlite3.IntegrityError as exc:
+        text = str(exc)
+        if "UNIQUE" in text or "PRIMARY KEY" in text:
+            raise Conflict("key already taken") from exc
+        if "CHECK" in text:
+            raise ValidationError("store", "a stored value breaks a constraint") from exc
+        raise PartnerKitError("storage integrity error") from exc
+    except sqlite3.OperationalError as exc:
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            raise Conflict("the database is busy; retry") from exc
+        raise PartnerKitError("storage error") from exc
+    except sqlite3.Error as exc:
+        raise PartnerKitError("storage error") from exc
+
+
+class _SQLiteRepository(Repository[T]):
+    __slots__ = ("_codec", "_find_sql", "_sql", "_table", "_uow")
+
+    def __init__(self, uow: _SQLiteUnitOfWork, sql: TableSQL) -> None:
+        self._uow = uow
+        self._table: Table[T] = sql.table
+        self._codec = sql.codec
+        self._sql = sql.statements
+        self._find_sql = sql.lookups
+
+    def get(self, ident: str) -> T | None:
+        row = self._uow.fetchone(self._sql["get"], (ident,))
+        return None if row is None else self._codec.decode(row)
+
+    def add(self, obj: T) -> None:
+        if key_of(obj)[1] != 1:
+            raise Conflict(f"a new {self._table.noun} starts at version 1")
+        self._uow.execute(self._sql["insert"], self._row(obj), write=True)
+
+    def update(self, obj: T) -> None:
+        ident, version = key_of(obj)
+        n = self._uow.execute(
+            self._sql["update"], (*self._row(obj), ident, version - 1), write=True
+        )
+        if n != 1:
+            raise Conflict(f"stale {self._table.noun}: a concurrent change won")
+
+    def remove(self, obj: T) -> None:
+        n = self._uow.execute(self._sql["delete"], key_of(obj), write=True)
+        if n != 1:
+            raise Conflict(f"stale {self._table.noun}: a concurrent change won")
+
+    def find(self, **where: object) -> list[T]:
+        group, select, _ = self._lookup(where)
+        rows = self._uow.fetchall(select, self._params(group, where))
+        decode = self._codec.decode
+        return [decode(r) for r in rows]
+
+    def count(self, **where: object) -> int:
+        group, _, count = self._lookup(where)
+        row = self._uow.fetchone(count, self._params(group, where))
+        assert row is not None
+        return int(row[0])
+
+    def _lookup(self, where: dict[str, object]) -> tuple[tuple[str, ...], str, str]:
+        entry = self._find_sql.get(frozenset(where))
+        if entry is None:
+            raise ValueError(f"{self._table.name} has no lookup on {sorted(where)}")
+        return entry
+
+    def _params(self, group: tuple[str, ...], where: dict[str, object]) -> list[Any]:
+        enc = self._codec.encode_value
+        return [enc(c, where[c]) for c in group]
+
+    def _row(self, obj: T) -> list[Any]:
+        table = self._table
+        return self._codec.encode(obj, [fn(obj) for fn in table.computed.values()])
+
+
+_AUDIT_NAMES = [c.name for c in AUDIT_COLUMNS.columns]
+_AUDIT_SELECT = f"SELECT {', '.join(_AUDIT_NAMES)} FROM audit_events"
+_AUDIT_INSERT = (
+    f"INSERT INTO audit_events ({', '.join(_AUDIT_NAMES)}) "
+    f"VALUES ({', '.join('?' for _ in _AUDIT_NAMES)})"
+)
+
+
+class _SQLiteUnitOfWork:
+    """A transaction on one connection of a :class:`SQLiteStore`."""
+
+    companies: Repository[Company]
+    users: Repository[User]
+
+    def __init__(self, store: SQLiteStore, write: bool) -> None:
+        self._store = store
+        self._write = write
+        self._conn: sqlite3.Connection | None = None
+
+    def __getattr__(self, name: str) -> _SQLiteRepository[Any]:
+        # Repositories are made on first use, from statements the store built once.
+        sql = self._store.tables.get(name)
+        if sql is None:
+            raise AttributeError(name)
+        repo: _SQLiteRepository[Any] = _SQLiteRepository(self, sql)
+        setattr(self, name, repo)
+        return repo
+
+    def repository(self, table: Table[T]) -> Repository[T]:
+        repo: Repository[T] = getattr(self, table.name)
+        return repo
+
+    def _connection(self, write: bool) -> sqlite3.Connection:
+        conn = self._conn
+        if conn is None:
+            raise PartnerKitError("unit of work is not open")
+        if write and not self._write:
+            raise PartnerKitError("read-only unit of work")
+        return conn
+
+    def execute(self, sql: str, params: Any, *, write: bool = False) -> int:
+        conn = self._connection(write)
+        with translate_errors():
+            return conn.execute(sql, params).rowcount
+
+    def fetchone(self, sql: str, params: Any) -> Any:
+        conn = self._connection(False)
+        with translate_errors():
+            return conn.execute(sql, params).fetchone()
+
+    def fetchall(self, sql: str, params: Any) -> list[Any]:
+        conn = self._connection(False)
+        with translate_errors():
+            return conn.execute(sql, params).fetchall()
+
+    def audit_head(self) -> tuple[int, str]:
+        row = self.fetchone("SELECT seq, hash FROM audit_head WHERE id = 1", ())
+        return (int(row[0]), str(row[1]))
+
+    def append_audit(self, event: AuditEvent) -> None:
+        seq, prev = self.audit_head()
+        if event.seq != seq + 1 or event.prev_hash != prev:
+            raise Conflict("audit event does not follow the chain head")
+        self.execute(_AUDIT_INSERT, AUDIT_COLUMNS.encode(event), write=True)
+        self.execute(
+            "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
+            (event.seq, event.hash),
+            write=True,
+        )
+
+    def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
+        if company_id is None:
+            rows = self.fetchall(f"{_AUDIT_SELECT} ORDER BY seq", ())
+        else:
+            rows = self.fetchall(
+                f"{_AUDIT_SELECT} WHERE company_id = ? UNION "
+                f"{_AUDIT_SELECT} WHERE actor_company_id = ? ORDER BY seq",
+                (company_id, company_id),
+            )
+        decode = AUDIT_COLUMNS.decode
+        return [decode(r) for r in rows]
+
+    def commit(self) -> None:
+        conn = self._connection(True)
+        with translate_errors():
+            conn.execute("COMMIT")
+        self._store.release(conn)
+        self._conn = None
+
+    def rollback(self) -> None:
+        conn = self._conn
+        if conn is None:
+            return
+        self._conn = None
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        except sqlite3.Error:
+            # A failed rollback leaves the connection unusable: drop it, keep the file safe.
+            self._store.discard(conn)
+        else:
+            self._store.release(conn)
+
+    def __enter__(self) -> _SQLiteUnitOfWork:
+        conn = self._store.acquire()
+        try:
+            with translate_errors():
+                conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+        except BaseException:
+            self._store.release(conn)
+            raise
+        self._conn = conn
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.rollback()
+
+
+class SQLiteStore:
+    """Keeps everything in one SQLite file (``":memory:"`` for a private in-memory one).
+
+    Args:
+        path: the database file; created with its schema if absent.
+        timeout: seconds a writer waits for the write lock before ``Conflict``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
+        self.path = os.fspath(path)
+        self.timeout = timeout
+        self.tables = {table.name: TableSQL(table) for table in TABLES}
+        self._memory = self.path == ":memory:"
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._shared: sqlite3.Connection | None = None
+        self._all: list[sqlite3.Connection] = []
+        if not self._memory:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        with translate_errors():
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            if not self._memory:
+                conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+        with self._lock:
+            self._all.append(conn)
+        return conn
+
+    def acquire(self) -> sqlite3.Connection:
+        """Return this thread's connection (the one shared connection for ``:memory:``)."""
+        if os.getpid() != self._pid:
+            self._after_fork()
+        if self._memory:
+            self._lock.acquire()
+            if self._shared is None:
+                self._shared = self._connect_unlocked()
+            return self._shared
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+        return conn
+
+    def _connect_unlocked(self) -> sqlite3.Connection:
+        with translate_errors():
+            conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA foreign_keys=ON")
+        return conn
+
+    def release(self, conn: sqlite3.Connection) -> None:
+        """Give back a connection taken with :meth:`acquire`."""
+        if self._memory:
+            self._lock.release()
+
+    def discard(self, conn: sqlite3.Connection) -> None:
+        """Forget a connection that can no longer be trusted."""
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        if self._memory:
+            self._shared = None
+            self._lock.release()
+        else:
+            self._local.conn = None
+
+    def _after_fork(self) -> None:
+        # A child must not use its parent's connections: forget them (closing them here
+        # could disturb the parent's locks) and open its own.
+        self._pid = os.getpid()
+        self._local = threading.local()
+        self._all = []
+        self._lock = threading.Lock()
+        if self._memory:
+            raise PartnerKitError("an in-memory SQLite store cannot be shared with a child")
+
+    def _migrate(self) -> None:
+        conn = self.acquire()
+        try:
+            with translate_errors():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(
+                        "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
+                    )
+                    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+                    current = int(row[0] or 0)
+                    if current > SCHEMA_VERSION:
+                        raise PartnerKitError(
+                            f"the database schema is version {current}, newer than this "
+                            f"partnerkit knows ({SCHEMA_VERSION}); upgrade partnerkit"
+                        )
+                    for version in range(current, SCHEMA_VERSION):
+                        for stmt in MIGRATIONS[version]:
+                            conn.execute(stmt)
+                        conn.execute(
+                            "INSERT INTO schema_version (version) VALUES (?)", (version + 1,)
+                        )
+                    conn.execute("COMMIT")
+                except BaseException:
+                    conn.execute("ROLLBACK")
+                    raise
+        finally:
+            self.release(conn)
+
+    def schema_version(self) -> int:
+        """Return the schema version recorded in the file."""
+        conn = self.acquire()
+        try:
+            with translate_errors():
+                row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+            return int(row[0])
+        finally:
+            self.release(conn)
+
+    def unit_of_work(self, *, write: bool = True) -> _SQLiteUnitOfWork:
+        """Begin a unit of work (use it in a ``with`` block)."""
+        return _SQLiteUnitOfWork(self, write)
+
+    def close(self) -> None:
+        """Close every connection this store opened."""
+        with self._lock:
+            conns, self._all = self._all, []
+        if self._shared is not None:
+            conns.append(self._shared)
+            self._shared = None
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+        self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"

@@ -27,6 +27,7 @@ __all__ = [
     "email_key",
     "new_advisor_id",
     "new_id",
+    "new_quote_id",
     "normalize_domain",
 ]
 
@@ -54,6 +55,11 @@ def new_advisor_id() -> str:
     """Return a new public advisor code such as ``PA-7KQ2-M9XD`` (about 50 random bits)."""
     chars = "".join(secrets.choice(_ADVISOR_ALPHABET) for _ in range(10))
     return f"PA-{chars[:5]}-{chars[5:]}"
+
+
+def new_quote_id() -> str:
+    """Return a new quote id shown to customers, such as ``Q-7KQ2M9XD4T``."""
+    return "Q-" + "".join(secrets.choice(_ADVISOR_ALPHABET) for _ in range(10))
 
 
 def email_key(email: str) -> str:

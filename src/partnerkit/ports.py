@@ -23,11 +23,26 @@ from typing import Any, Generic, Protocol, TypeVar
 import attrs
 
 from partnerkit.audit import AuditEvent
+from partnerkit.consent import Delegation, DelegationOffer
 from partnerkit.directory import Company, User, email_key
+from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
+from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
+from partnerkit.support import Credential, ServiceRequest
 
 __all__ = [
     "COMPANIES",
+    "CREDENTIALS",
+    "DELEGATIONS",
+    "DELEGATION_OFFERS",
+    "LINKS",
+    "MAX_SEARCH_LIMIT",
+    "OFFERS",
+    "REDEMPTIONS",
+    "RELATIONS",
+    "SERVICE_REQUESTS",
+    "SUBSCRIPTIONS",
     "TABLES",
+    "TRIALS",
     "USERS",
     "Clock",
     "Repository",
@@ -91,8 +106,101 @@ USERS: Table[User] = Table(
     computed={"email_key": lambda u: email_key(u.email)},
 )
 
+LINKS: Table[LinkRecord] = Table(
+    name="links",
+    cls=LinkRecord,
+    noun="link",
+    indexes=(("partner_id",),),
+    checks=("uses >= 0", "max_uses IS NULL OR (max_uses >= 1 AND uses <= max_uses)"),
+)
+REDEMPTIONS: Table[RedemptionRecord] = Table(
+    name="redemptions",
+    cls=RedemptionRecord,
+    noun="redemption",
+    unique=(("link_id", "customer_id"),),
+    indexes=(("customer_id",),),
+)
+TRIALS: Table[TrialInvitation] = Table(
+    name="trial_invitations",
+    cls=TrialInvitation,
+    noun="trial invitation",
+    unique=(("link_id",),),
+    indexes=(("partner_id",),),
+)
+OFFERS: Table[PurchaseOffer] = Table(
+    name="purchase_offers",
+    cls=PurchaseOffer,
+    noun="purchase offer",
+    unique=(("quote_id",), ("link_id",)),
+    indexes=(("partner_id",),),
+)
+SUBSCRIPTIONS: Table[Subscription] = Table(
+    name="subscriptions",
+    cls=Subscription,
+    noun="subscription",
+    unique=(("customer_id", "sku"),),
+    indexes=(("customer_id",), ("partner_id",)),
+    checks=("licenses >= 1 AND licenses <= 1000000",),
+)
+DELEGATION_OFFERS: Table[DelegationOffer] = Table(
+    name="delegation_offers",
+    cls=DelegationOffer,
+    noun="delegation offer",
+    indexes=(("partner_id",),),
+)
+DELEGATIONS: Table[Delegation] = Table(
+    name="delegations",
+    cls=Delegation,
+    noun="delegation",
+    indexes=(
+        ("partner_id",),
+        ("customer_id",),
+        ("partner_id", "customer_id"),
+        ("partner_id", "customer_id", "status"),
+    ),
+)
+CREDENTIALS: Table[Credential] = Table(
+    name="credentials",
+    cls=Credential,
+    noun="credential",
+    indexes=(("company_id",),),
+)
+SERVICE_REQUESTS: Table[ServiceRequest] = Table(
+    name="service_requests",
+    cls=ServiceRequest,
+    noun="service request",
+    indexes=(("customer_id",),),
+)
+RELATIONS: Table[CustomerRelation] = Table(
+    name="customer_relations",
+    cls=CustomerRelation,
+    noun="customer relation",
+    indexes=(
+        ("partner_id",),
+        ("customer_id",),
+        ("partner_id", "name_key"),
+        ("partner_id", "domain"),
+    ),
+)
+
 #: Every table, in the order a store creates them (referenced tables first).
-TABLES: tuple[Table[Any], ...] = (COMPANIES, USERS)
+TABLES: tuple[Table[Any], ...] = (
+    COMPANIES,
+    USERS,
+    LINKS,
+    REDEMPTIONS,
+    TRIALS,
+    OFFERS,
+    SUBSCRIPTIONS,
+    DELEGATION_OFFERS,
+    DELEGATIONS,
+    CREDENTIALS,
+    SERVICE_REQUESTS,
+    RELATIONS,
+)
+
+#: The most customers one ``search_customers`` call returns.
+MAX_SEARCH_LIMIT = 500
 
 
 class Repository(Protocol[T]):
@@ -125,6 +233,16 @@ class UnitOfWork(Protocol):
 
     companies: Repository[Company]
     users: Repository[User]
+    links: Repository[LinkRecord]
+    redemptions: Repository[RedemptionRecord]
+    trial_invitations: Repository[TrialInvitation]
+    purchase_offers: Repository[PurchaseOffer]
+    subscriptions: Repository[Subscription]
+    delegation_offers: Repository[DelegationOffer]
+    delegations: Repository[Delegation]
+    credentials: Repository[Credential]
+    service_requests: Repository[ServiceRequest]
+    customer_relations: Repository[CustomerRelation]
 
     def repository(self, table: Table[T]) -> Repository[T]:
         """Return the repository of *table* (``uow.users`` is ``uow.repository(USERS)``)."""
@@ -137,6 +255,21 @@ class UnitOfWork(Protocol):
 
     def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
         """Return events oldest first: all, or those by or on *company_id*."""
+
+    def search_relations(
+        self,
+        partner_id: str,
+        prefix: str,
+        limit: int,
+        after: tuple[str, str] | None = None,
+    ) -> list[CustomerRelation]:
+        """Return *partner_id*'s relations whose ``name_key`` or ``domain`` starts with *prefix*.
+
+        *prefix* is already case-folded. Results are ordered by ``(name_key, id)`` and start
+        after the cursor *after* (a ``(name_key, id)`` pair); at most *limit* of them. Each
+        store answers from an index on ``(partner_id, name_key)`` and one on
+        ``(partner_id, domain)``: no scan of other partners' relations.
+        """
 
     def commit(self) -> None:
         """Make every change of this unit of work durable, atomically."""

@@ -144,6 +144,10 @@ class Rule(enum.Enum):
     ASSIGNMENT_ALLOWED = "global-admin-assigns-roles"
     ACTOR_UNKNOWN = "actor-does-not-exist"
     AUDIT_TRAIL_GLOBAL_ADMINS_ONLY = "audit-trail-readable-by-own-global-admins"
+    PARTNER_USERS_NEVER_REDEEM = "partner-users-never-redeem-links"
+    TRIAL_NEEDS_ADMIN_ROLE = "trial-links-need-a-customer-admin"
+    LINK_OF_OTHER_PARTNER = "link-belongs-to-another-partner"
+    REVOKE_LINK_NEEDS_GLOBAL_ADMIN_OR_ACCESS = "links-revoked-by-global-admins-or-partner-users"
 
 
 @attrs.frozen(repr=False)
@@ -300,7 +304,8 @@ def decide(
 
     if target is None or permission not in _TARGETED:
         return base
-    return _decide_target(actor, permission, company_id, roles, target, own) or base
+    denied = _decide_target(actor, permission, company_id, roles, target, own)
+    return base if denied is None else denied
 
 
 def _decide_target(

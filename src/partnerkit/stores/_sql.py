@@ -22,7 +22,15 @@ import attrs
 from partnerkit.audit import AuditEvent
 from partnerkit.ports import Table
 
-__all__ = ["AUDIT_COLUMNS", "Codec", "TableSQL", "ddl", "key_of", "table_codec"]
+__all__ = [
+    "AUDIT_COLUMNS",
+    "Codec",
+    "TableSQL",
+    "ddl",
+    "key_of",
+    "prefix_range",
+    "table_codec",
+]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 Encoder = Callable[[Any], Any]
@@ -246,3 +254,18 @@ class TableSQL:
                 f"SELECT {cols} FROM {name} WHERE {where} ORDER BY id",
                 f"SELECT count(*) FROM {name} WHERE {where}",
             )
+
+
+def prefix_range(column: str, prefix: str, mark: str = "?") -> tuple[str, tuple[str, ...]]:
+    """Return a ``WHERE`` fragment matching *prefix* on *column* as an index range.
+
+    ``LIKE`` would not use a binary-ordered index (and would treat ``%`` and ``_`` as
+    wildcards); ``column >= prefix AND column < successor`` does, for any text.
+    """
+    if not prefix:
+        return "1 = 1", ()
+    last = prefix[-1]
+    if ord(last) >= 0x10FFFF:
+        return f"{column} >= {mark}", (prefix,)
+    upper = prefix[:-1] + chr(ord(last) + 1)
+    return f"{column} >= {mark} AND {column} < {mark}", (prefix, upper)

@@ -14,9 +14,13 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from partnerkit.audit import GENESIS_HASH, AuditEvent
+from partnerkit.consent import Delegation, DelegationOffer
 from partnerkit.directory import Company, User
 from partnerkit.errors import Conflict, PartnerKitError
+from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
 from partnerkit.ports import TABLES, Repository, Table
+from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
+from partnerkit.support import Credential, ServiceRequest
 
 __all__ = ["MemoryStore"]
 
@@ -151,6 +155,16 @@ class _MemoryUnitOfWork:
 
     companies: Repository[Company]
     users: Repository[User]
+    links: Repository[LinkRecord]
+    redemptions: Repository[RedemptionRecord]
+    trial_invitations: Repository[TrialInvitation]
+    purchase_offers: Repository[PurchaseOffer]
+    subscriptions: Repository[Subscription]
+    delegation_offers: Repository[DelegationOffer]
+    delegations: Repository[Delegation]
+    credentials: Repository[Credential]
+    service_requests: Repository[ServiceRequest]
+    customer_relations: Repository[CustomerRelation]
 
     def __init__(self, store: MemoryStore, write: bool) -> None:
         self._store = store
@@ -207,6 +221,24 @@ class _MemoryUnitOfWork:
         if company_id is None:
             return list(events)
         return [e for e in events if company_id in (e.company_id, e.actor_company_id)]
+
+    def search_relations(
+        self,
+        partner_id: str,
+        prefix: str,
+        limit: int,
+        after: tuple[str, str] | None = None,
+    ) -> list[CustomerRelation]:
+        self.check_open()
+        relations: list[CustomerRelation] = self.customer_relations.find(partner_id=partner_id)
+        hits = [
+            r
+            for r in relations
+            if (r.name_key.startswith(prefix) or r.domain.startswith(prefix))
+            and (after is None or (r.name_key, r.id) > after)
+        ]
+        hits.sort(key=lambda r: (r.name_key, r.id))
+        return hits[:limit]
 
     def commit(self) -> None:
         self.check_writable()

@@ -20,10 +20,14 @@ from types import TracebackType
 from typing import Any, TypeVar
 
 from partnerkit.audit import GENESIS_HASH, AuditEvent
+from partnerkit.consent import Delegation, DelegationOffer
 from partnerkit.directory import Company, User
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError
+from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
 from partnerkit.ports import TABLES, Repository, Table
-from partnerkit.stores._sql import AUDIT_COLUMNS, TableSQL, ddl, key_of, table_codec
+from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
+from partnerkit.stores._sql import AUDIT_COLUMNS, TableSQL, ddl, key_of, prefix_range, table_codec
+from partnerkit.support import Credential, ServiceRequest
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 
@@ -150,6 +154,16 @@ class _SQLiteUnitOfWork:
 
     companies: Repository[Company]
     users: Repository[User]
+    links: Repository[LinkRecord]
+    redemptions: Repository[RedemptionRecord]
+    trial_invitations: Repository[TrialInvitation]
+    purchase_offers: Repository[PurchaseOffer]
+    subscriptions: Repository[Subscription]
+    delegation_offers: Repository[DelegationOffer]
+    delegations: Repository[Delegation]
+    credentials: Repository[Credential]
+    service_requests: Repository[ServiceRequest]
+    customer_relations: Repository[CustomerRelation]
 
     def __init__(self, store: SQLiteStore, write: bool) -> None:
         self._store = store
@@ -218,6 +232,31 @@ class _SQLiteUnitOfWork:
             )
         decode = AUDIT_COLUMNS.decode
         return [decode(r) for r in rows]
+
+    def search_relations(
+        self,
+        partner_id: str,
+        prefix: str,
+        limit: int,
+        after: tuple[str, str] | None = None,
+    ) -> list[CustomerRelation]:
+        sql = self._store.tables["customer_relations"]
+        cols = ", ".join(sql.codec.fields)
+        key, ident = after if after is not None else ("", "")
+        hits: dict[str, CustomerRelation] = {}
+        for column in ("name_key", "domain"):
+            where, params = prefix_range(column, prefix)
+            rows = self.fetchall(
+                f"SELECT {cols} FROM customer_relations WHERE partner_id = ? AND {where} "
+                "AND (name_key > ? OR (name_key = ? AND id > ?)) "
+                "ORDER BY name_key, id LIMIT ?",
+                (partner_id, *params, key, key, ident, limit),
+            )
+            for row in rows:
+                relation: CustomerRelation = sql.codec.decode(row)
+                hits[relation.id] = relation
+        ordered = sorted(hits.values(), key=lambda r: (r.name_key, r.id))
+        return ordered[:limit]
 
     def commit(self) -> None:
         conn = self._connection(True)

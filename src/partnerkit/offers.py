@@ -1,0 +1,398 @@
+"""The money path: services, trials, purchase offers, subscriptions and licence counts (F3, F4).
+
+Licence counts are whole numbers (``int``, never ``bool``) between a service's minimum (at
+least 1) and maximum (at most 1,000,000). :func:`check_licenses` is the one check, used by
+every boundary: the constructors here, offer creation against the catalogue, the customer's
+adjustment at redemption, ``change_licenses``, and the stores (which add SQL ``CHECK``
+constraints as a last line of defence).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import attrs
+
+from partnerkit.errors import NotFound, ValidationError
+
+if TYPE_CHECKING:
+    from partnerkit.consent import Delegation
+
+__all__ = [
+    "MAX_LICENSES",
+    "MIN_LICENSES",
+    "Catalog",
+    "OfferLine",
+    "OfferStatus",
+    "PurchaseOffer",
+    "Redemption",
+    "Service",
+    "Subscription",
+    "SubscriptionStatus",
+    "TrialInvitation",
+    "TrialTerms",
+    "check_licenses",
+]
+
+#: The bounds no service may exceed.
+MIN_LICENSES = 1
+MAX_LICENSES = 1_000_000
+MAX_TRIAL_DAYS = 365
+MAX_OFFER_LINES = 50
+
+_SKU = re.compile(r"^[A-Z0-9][A-Z0-9_.-]{0,63}$")
+
+
+def check_licenses(
+    value: object,
+    *,
+    field: str = "licenses",
+    minimum: int = MIN_LICENSES,
+    maximum: int = MAX_LICENSES,
+) -> int:
+    """Return *value* if it is a whole number of licences within bounds.
+
+    Raises:
+        ValidationError: for anything else — ``bool``, ``float`` (NaN and whole-valued
+            floats too), strings, ``None``, zero, negatives, or numbers out of bounds.
+    """
+    if type(value) is not int:
+        raise ValidationError(field, "must be a whole number (int)")
+    if not minimum <= value <= maximum:
+        raise ValidationError(field, f"must be between {minimum} and {maximum}")
+    return value
+
+
+def check_sku(value: object, field: str = "sku") -> str:
+    """Validate a service code: 1 to 64 upper-case letters, digits, ``_ . -``."""
+    if not isinstance(value, str) or not _SKU.match(value):
+        raise ValidationError(field, "must be 1-64 characters of A-Z, 0-9, _ . -")
+    return value
+
+
+def _v_licenses(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_licenses(value, field=attribute.name)
+
+
+def _v_sku(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    check_sku(value, attribute.name)
+
+
+def _v_trial_days(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if type(value) is not int or not 1 <= value <= MAX_TRIAL_DAYS:
+        raise ValidationError(attribute.name, f"must be a whole number from 1 to {MAX_TRIAL_DAYS}")
+
+
+@attrs.frozen
+class TrialTerms:
+    """What a service's trial gives: how many days, how many licences."""
+
+    days: int = attrs.field(validator=_v_trial_days)
+    licenses: int = attrs.field(validator=_v_licenses)
+
+
+def _v_service(inst: Service, _attribute: attrs.Attribute[Any], _value: object) -> None:
+    if inst.min_licenses > inst.max_licenses:
+        raise ValidationError("max_licenses", "must not be below min_licenses")
+    trial = inst.trial
+    if trial is not None:
+        if not isinstance(trial, TrialTerms):
+            raise ValidationError("trial", "must be TrialTerms or None")
+        check_licenses(
+            trial.licenses,
+            field="trial.licenses",
+            minimum=inst.min_licenses,
+            maximum=inst.max_licenses,
+        )
+
+
+def _v_name(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 100:
+        raise ValidationError(attribute.name, "must be 1 to 100 characters")
+
+
+@attrs.frozen
+class Service:
+    """A service of the catalogue that partners may offer."""
+
+    sku: str = attrs.field(validator=_v_sku)
+    name: str = attrs.field(validator=_v_name)
+    min_licenses: int = attrs.field(default=MIN_LICENSES, validator=_v_licenses)
+    max_licenses: int = attrs.field(default=MAX_LICENSES, validator=_v_licenses)
+    #: The trial the service offers, if any.
+    trial: TrialTerms | None = attrs.field(default=None, validator=_v_service)
+
+    def check(self, licenses: object, field: str = "licenses") -> int:
+        """Validate a licence count against this service's bounds."""
+        return check_licenses(
+            licenses, field=field, minimum=self.min_licenses, maximum=self.max_licenses
+        )
+
+
+class Catalog:
+    """The services on offer, by sku.
+
+    >>> catalog = Catalog([Service(sku="EXCHANGE", name="Exchange Online")])
+    >>> catalog.get("EXCHANGE").name
+    'Exchange Online'
+    """
+
+    def __init__(self, services: Iterable[Service] = ()) -> None:
+        by_sku: dict[str, Service] = {}
+        for service in services:
+            if not isinstance(service, Service):
+                raise ValidationError("services", "must be Service objects")
+            if service.sku in by_sku:
+                raise ValidationError("sku", f"{service.sku} appears twice")
+            by_sku[service.sku] = service
+        self._services = by_sku
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Catalog:
+        """Build a catalogue from ``{"services": [{"sku": ..., "name": ..., ...}]}``."""
+        try:
+            items = data["services"]
+            services = []
+            for item in items:
+                fields = dict(item)
+                trial = fields.pop("trial", None)
+                if trial is not None:
+                    fields["trial"] = TrialTerms(**trial)
+                services.append(Service(**fields))
+        except ValidationError:
+            raise
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ValidationError("catalog", "is not a valid catalogue description") from exc
+        return cls(services)
+
+    @classmethod
+    def from_json(cls, text: str) -> Catalog:
+        """Build a catalogue from JSON text (see :meth:`from_dict`)."""
+        try:
+            data = json.loads(text)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError("catalog", "is not valid JSON") from exc
+        if not isinstance(data, dict):
+            raise ValidationError("catalog", "must be a JSON object")
+        return cls.from_dict(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the description :meth:`from_dict` reads."""
+        return {"services": [attrs.asdict(s) for s in self._services.values()]}
+
+    def get(self, sku: str) -> Service:
+        """Return the service *sku*; ``NotFound`` if the catalogue has none."""
+        service = self._services.get(sku) if isinstance(sku, str) else None
+        if service is None:
+            raise NotFound("service", str(sku)[:64])
+        return service
+
+    def __contains__(self, sku: object) -> bool:
+        return sku in self._services
+
+    def __iter__(self) -> Iterator[Service]:
+        return iter(self._services.values())
+
+    def __len__(self) -> int:
+        return len(self._services)
+
+    def __repr__(self) -> str:
+        return f"Catalog({sorted(self._services)!r})"
+
+
+@attrs.frozen
+class OfferLine:
+    """One line of a purchase offer: a service and a number of user licences."""
+
+    sku: str = attrs.field(validator=_v_sku)
+    licenses: int = attrs.field(validator=_v_licenses)
+
+
+class OfferStatus(enum.Enum):
+    """Whether an offer can still be accepted."""
+
+    OPEN = "open"
+    WITHDRAWN = "withdrawn"
+    SUPERSEDED = "superseded"
+
+
+def _v_lines(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, tuple) or not value or len(value) > MAX_OFFER_LINES:
+        raise ValidationError("lines", f"must be 1 to {MAX_OFFER_LINES} offer lines")
+    if not all(isinstance(line, OfferLine) for line in value):
+        raise ValidationError("lines", "must be OfferLine objects")
+    if len({line.sku for line in value}) != len(value):
+        raise ValidationError("lines", "each service may appear once")
+
+
+@attrs.frozen
+class PurchaseOffer:
+    """A partner's offer to sell services; immutable once issued but for its status."""
+
+    id: str
+    #: The quote id shown to the customer.
+    quote_id: str
+    partner_id: str
+    advisor_id: str
+    lines: tuple[OfferLine, ...] = attrs.field(validator=_v_lines)
+    includes_delegated_admin: bool
+    #: The delegation offer the link carries, when it includes delegated administration.
+    delegation_offer_id: str | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    link_id: str
+    status: OfferStatus = OfferStatus.OPEN
+    superseded_by: str | None = None
+    version: int = 1
+
+    def line(self, sku: str) -> OfferLine:
+        """Return the line for *sku*."""
+        for line in self.lines:
+            if line.sku == sku:
+                return line
+        raise NotFound("offer line", sku)
+
+    def withdraw(self) -> PurchaseOffer:
+        """Withdraw an open offer."""
+        self._check_open("withdraw")
+        return attrs.evolve(self, status=OfferStatus.WITHDRAWN, version=self.version + 1)
+
+    def supersede(self, by_offer_id: str) -> PurchaseOffer:
+        """Mark an open offer as superseded by a newer one."""
+        self._check_open("supersede")
+        return attrs.evolve(
+            self,
+            status=OfferStatus.SUPERSEDED,
+            superseded_by=by_offer_id,
+            version=self.version + 1,
+        )
+
+    def _check_open(self, what: str) -> None:
+        if self.status is not OfferStatus.OPEN:
+            raise ValidationError("status", f"cannot {what} a {self.status.value} offer")
+
+
+@attrs.frozen
+class TrialInvitation:
+    """A partner's invitation to try one service (what a trial link points to)."""
+
+    id: str
+    partner_id: str
+    advisor_id: str
+    sku: str
+    includes_delegated_admin: bool
+    delegation_offer_id: str | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    link_id: str
+    version: int = 1
+
+
+class SubscriptionStatus(enum.Enum):
+    """Where a subscription stands; a trial past its end reads as ``EXPIRED``."""
+
+    TRIAL = "trial"
+    ACTIVE = "active"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+@attrs.frozen
+class Subscription:
+    """A customer's subscription to one service, naming its advisor partner."""
+
+    id: str
+    customer_id: str
+    sku: str
+    licenses: int = attrs.field(validator=_v_licenses)
+    status: SubscriptionStatus
+    #: The partner named subscription advisor, and its public code.
+    partner_id: str | None
+    advisor_id: str | None
+    created_at: datetime
+    #: When the trial ends (trials only; kept after conversion for the record).
+    trial_ends_at: datetime | None = None
+    #: The link that created or last converted it.
+    source_link_id: str | None = None
+    version: int = 1
+
+    def status_at(self, now: datetime) -> SubscriptionStatus:
+        """The status at *now*: a trial whose end has passed is expired (no job needed)."""
+        if (
+            self.status is SubscriptionStatus.TRIAL
+            and self.trial_ends_at is not None
+            and now >= self.trial_ends_at
+        ):
+            return SubscriptionStatus.EXPIRED
+        return self.status
+
+    def as_of(self, now: datetime) -> Subscription:
+        """This subscription with :attr:`status` as it stands at *now* (same version)."""
+        status = self.status_at(now)
+        return self if status is self.status else attrs.evolve(self, status=status)
+
+    @classmethod
+    def trial(
+        cls,
+        *,
+        ident: str,
+        customer_id: str,
+        service: Service,
+        partner_id: str,
+        advisor_id: str,
+        link_id: str,
+        now: datetime,
+    ) -> Subscription:
+        """Start *service*'s trial for a customer."""
+        terms = service.trial
+        if terms is None:
+            raise ValidationError("sku", f"{service.sku} offers no trial")
+        return cls(
+            id=ident,
+            customer_id=customer_id,
+            sku=service.sku,
+            licenses=terms.licenses,
+            status=SubscriptionStatus.TRIAL,
+            partner_id=partner_id,
+            advisor_id=advisor_id,
+            created_at=now,
+            trial_ends_at=now + timedelta(days=terms.days),
+            source_link_id=link_id,
+        )
+
+    def convert(
+        self, *, licenses: int, partner_id: str, advisor_id: str, link_id: str
+    ) -> Subscription:
+        """Turn a trial (running or expired) into a paid subscription."""
+        if self.status is not SubscriptionStatus.TRIAL:
+            raise ValidationError("sku", f"{self.sku} is not on trial")
+        return attrs.evolve(
+            self,
+            licenses=licenses,
+            status=SubscriptionStatus.ACTIVE,
+            partner_id=partner_id,
+            advisor_id=advisor_id,
+            source_link_id=link_id,
+            version=self.version + 1,
+        )
+
+    def with_licenses(self, licenses: int) -> Subscription:
+        """Change the licence count of an active subscription."""
+        if self.status is not SubscriptionStatus.ACTIVE:
+            raise ValidationError("status", f"a {self.status.value} subscription cannot change")
+        return attrs.evolve(self, licenses=licenses, version=self.version + 1)
+
+
+@attrs.frozen
+class Redemption:
+    """What redeeming a link produced: its subscriptions and its delegation, if any."""
+
+    subscriptions: tuple[Subscription, ...] = ()
+    delegation: Delegation | None = None

@@ -1,0 +1,81 @@
+"""What the store remembers about links and relationships, keyed on ids, never on link text.
+
+A :class:`LinkRecord` is made when a link is issued: revocation, ``max_uses`` and the count of
+customers who used it live here. A :class:`RedemptionRecord` remembers what one customer got
+from one link, so that redeeming the same link again returns the first result. A
+:class:`CustomerRelation` ties a partner to a customer it advises or administers; it is what
+``find_customers`` searches (by name and domain prefix, through an index).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import attrs
+
+from partnerkit.links import LinkKind
+
+__all__ = ["CustomerRelation", "LinkRecord", "RedemptionRecord"]
+
+
+@attrs.frozen
+class LinkRecord:
+    """A link as issued: whose it is, what it points to, and how it may still be used."""
+
+    #: The link id (also in the signed claims).
+    id: str
+    kind: LinkKind
+    partner_id: str
+    advisor_id: str
+    #: The service sku, purchase offer id or delegation offer id.
+    target: str
+    includes_delegated_admin: bool
+    #: The delegation offer carried along (its terms), when delegated admin is included.
+    delegation_offer_id: str | None
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    #: How many distinct customers may redeem it (``None``: no limit).
+    max_uses: int | None = None
+    #: How many distinct customers redeemed it.
+    uses: int = 0
+    revoked_at: datetime | None = None
+    revoked_by: str | None = None
+    version: int = 1
+
+
+@attrs.frozen
+class RedemptionRecord:
+    """What one customer got from one link."""
+
+    #: ``f"{link_id}:{customer_id}"``.
+    id: str
+    link_id: str
+    customer_id: str
+    subscription_ids: tuple[str, ...]
+    delegation_id: str | None
+    redeemed_by: str
+    redeemed_at: datetime
+    version: int = 1
+
+
+@attrs.frozen
+class CustomerRelation:
+    """A partner's relation to a customer it advises or administers (for search)."""
+
+    #: ``f"{partner_id}:{customer_id}"``.
+    id: str
+    partner_id: str
+    customer_id: str
+    #: The customer's name, case-folded, and its domain: the search keys.
+    name_key: str
+    domain: str
+    #: Whether the partner is advisor of a subscription, or ever held a delegation.
+    advises: bool = False
+    administers: bool = False
+    version: int = 1
+
+    @staticmethod
+    def key(partner_id: str, customer_id: str) -> str:
+        """The id of the relation between *partner_id* and *customer_id*."""
+        return f"{partner_id}:{customer_id}"

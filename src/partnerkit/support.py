@@ -1,0 +1,203 @@
+"""Supporting customers: service requests and password resets (F6).
+
+A password reset yields a one-time temporary password drawn from :mod:`secrets`. It is shown
+once, in the returned :class:`PasswordReset`, and never stored, logged, audited or put into
+an error: the store keeps only a password-grade hash (scrypt, from ``cryptography``, with its
+parameters) in a :class:`Credential`, and the user's change-at-next-sign-in flag is set.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hmac
+import os
+import secrets
+from datetime import datetime
+from typing import Any
+
+import attrs
+from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from partnerkit.errors import ValidationError
+
+__all__ = [
+    "Credential",
+    "PasswordHasher",
+    "PasswordReset",
+    "RequestStatus",
+    "ServiceRequest",
+    "Severity",
+    "new_temporary_password",
+]
+
+_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+TEMPORARY_PASSWORD_LENGTH = 20
+
+
+def new_temporary_password(length: int = TEMPORARY_PASSWORD_LENGTH) -> str:
+    """Return a random password of *length* (at least 16) unambiguous characters."""
+    if length < 16:
+        raise ValidationError("length", "a temporary password has at least 16 characters")
+    return "".join(secrets.choice(_ALPHABET) for _ in range(length))
+
+
+@attrs.frozen(repr=False)
+class PasswordHasher:
+    """scrypt with explicit parameters; the hash string carries them, so they can change.
+
+    The defaults (n=2**15, r=8, p=1: 32 MiB and tens of milliseconds a hash) follow current
+    guidance for interactive logins; a test suite may pass a smaller ``n``.
+    """
+
+    n: int = 2**15
+    r: int = 8
+    p: int = 1
+
+    def hash(self, password: str) -> str:
+        """Return ``scrypt$n$r$p$salt$hash`` for *password*."""
+        salt = os.urandom(16)
+        key = Scrypt(salt=salt, length=32, n=self.n, r=self.r, p=self.p).derive(
+            password.encode("utf-8")
+        )
+        return f"scrypt${self.n}${self.r}${self.p}${_b64(salt)}${_b64(key)}"
+
+    @staticmethod
+    def verify(password: str, encoded: str) -> bool:
+        """Check *password* against a hash made by :meth:`hash` (with any parameters)."""
+        try:
+            scheme, n, r, p, salt, key = encoded.split("$")
+            if scheme != "scrypt":
+                return False
+            derived = Scrypt(salt=_unb64(salt), length=32, n=int(n), r=int(r), p=int(p)).derive(
+                password.encode("utf-8")
+            )
+        except (ValueError, TypeError):
+            return False
+        return hmac.compare_digest(derived, _unb64(key))
+
+    def __repr__(self) -> str:
+        return f"PasswordHasher(n={self.n}, r={self.r}, p={self.p})"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+@attrs.frozen
+class Credential:
+    """What the store keeps of a user's password set by a reset: a hash, never the password."""
+
+    #: The user's id (one credential per user).
+    id: str
+    company_id: str
+    password_hash: str = attrs.field(repr=False)
+    set_at: datetime
+    set_by: str
+    version: int = 1
+
+
+@attrs.frozen(repr=False)
+class PasswordReset:
+    """The result of a reset: the temporary password, to be shown once."""
+
+    id: str
+    company_id: str
+    user_id: str
+    reset_by: str
+    at: datetime
+    #: The one-time temporary password. It is not kept anywhere else.
+    temporary_password: str = attrs.field(eq=False)
+    must_change_password: bool = True
+
+    def __repr__(self) -> str:
+        return f"<PasswordReset {self.id} user={self.user_id} password=***>"
+
+
+class Severity(enum.Enum):
+    """How urgent a service request is."""
+
+    CRITICAL = "critical"
+    MODERATE = "moderate"
+    MINIMAL = "minimal"
+
+
+class RequestStatus(enum.Enum):
+    """Where a service request stands."""
+
+    OPEN = "open"
+    ATTENTION_NEEDED = "attention_needed"
+    CLOSED = "closed"
+
+
+def _v_title(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise ValidationError(attribute.name, "must be 1 to 200 characters")
+
+
+def _v_description(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or len(value) > 10_000:
+        raise ValidationError(attribute.name, "must be text of at most 10,000 characters")
+
+
+def check_severity(value: object) -> Severity:
+    """Accept a :class:`Severity` or its value (``"critical"``, ``"moderate"``, ``"minimal"``)."""
+    if isinstance(value, Severity):
+        return value
+    try:
+        return Severity(value)
+    except ValueError:
+        raise ValidationError("severity", "must be critical, moderate or minimal") from None
+
+
+def check_request_status(value: object) -> RequestStatus:
+    """Accept a :class:`RequestStatus` or its value."""
+    if isinstance(value, RequestStatus):
+        return value
+    try:
+        return RequestStatus(value)
+    except ValueError:
+        raise ValidationError("status", "must be open, attention_needed or closed") from None
+
+
+@attrs.frozen
+class ServiceRequest:
+    """A support case of a customer, possibly raised by its partner on its behalf."""
+
+    id: str
+    #: The customer the request is about.
+    customer_id: str
+    title: str = attrs.field(validator=_v_title)
+    description: str = attrs.field(validator=_v_description)
+    severity: Severity
+    status: RequestStatus
+    created_by: str
+    #: The company of the user who raised it (the partner's, when on behalf).
+    created_by_company_id: str
+    #: The delegation it was raised through, if on behalf of the customer.
+    delegation_id: str | None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+
+    def change(
+        self,
+        now: datetime,
+        *,
+        status: RequestStatus | None = None,
+        severity: Severity | None = None,
+    ) -> ServiceRequest:
+        """Update status and/or severity; a closed request stays closed."""
+        if self.status is RequestStatus.CLOSED:
+            raise ValidationError("status", "a closed service request cannot change")
+        return attrs.evolve(
+            self,
+            status=self.status if status is None else status,
+            severity=self.severity if severity is None else severity,
+            updated_at=now,
+            version=self.version + 1,
+        )

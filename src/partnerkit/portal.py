@@ -92,6 +92,7 @@ __all__ = ["Portal", "utc_now"]
 R = TypeVar("R")
 _ACTOR_UNKNOWN = Decision(False, Rule.ACTOR_UNKNOWN)
 _NOT_OWN_GLOBAL_ADMIN = Decision(False, Rule.AUDIT_TRAIL_GLOBAL_ADMINS_ONLY)
+_TARGET_ELSEWHERE = Decision(False, Rule.TARGET_IN_OTHER_COMPANY)
 
 
 def utc_now() -> datetime:
@@ -149,6 +150,7 @@ class Portal:
         clock: Clock | Callable[[], datetime] | None = None,
         *,
         password_hasher: PasswordHasher | None = None,
+        conflict_retries: int = 3,
     ) -> None:
         self.store = store
         #: Without a key ring, a fresh HMAC one: links then die with the process.
@@ -158,6 +160,9 @@ class Portal:
         self.base_url = base_url
         self.clock: Callable[[], datetime] = clock or utc_now
         self.password_hasher = password_hasher or PasswordHasher()
+        if type(conflict_retries) is not int or not 0 <= conflict_retries <= 100:
+            raise ValidationError("conflict_retries", "must be a whole number from 0 to 100")
+        self.conflict_retries = conflict_retries
 
     def __repr__(self) -> str:
         return f"<Portal store={self.store!r} base_url={self.base_url!r}>"
@@ -174,17 +179,25 @@ class Portal:
     def _run(
         self, action: str, body: Callable[[UnitOfWork, _Attempt], R], *, write: bool = True
     ) -> R:
-        attempt = _Attempt(action, current_correlation_id())
-        try:
-            with self.store.unit_of_work(write=write) as uow:
-                return body(uow, attempt)
-        except Forbidden as exc:
-            self._record_failure(attempt, "denied", exc.decision.reason)
-            raise
-        except (ValidationError, NotFound) as exc:
-            if attempt.actor is not None:
-                self._record_failure(attempt, "failed", _reason(exc))
-            raise
+        correlation_id = current_correlation_id()
+        for tries_left in range(self.conflict_retries, -1, -1):
+            attempt = _Attempt(action, correlation_id)
+            try:
+                with self.store.unit_of_work(write=write) as uow:
+                    return body(uow, attempt)
+            except Conflict:
+                # A concurrent change won (or the store was busy): the unit of work was
+                # rolled back, so running the use case again from a fresh read is safe.
+                if not tries_left:
+                    raise
+            except Forbidden as exc:
+                self._record_failure(attempt, "denied", exc.decision.reason)
+                raise
+            except (ValidationError, NotFound, InvalidLink) as exc:
+                if attempt.actor is not None:
+                    self._record_failure(attempt, "failed", _reason(exc))
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def _record_failure(self, attempt: _Attempt, outcome: Outcome, reason: str) -> None:
         try:
@@ -244,11 +257,13 @@ class Portal:
             attempt.actor = user
         return user
 
-    def _delegation(self, uow: UnitOfWork, actor: User, company_id: str) -> Delegation | None:
+    def _delegation(
+        self, uow: UnitOfWork, actor: User, company_id: str, now: datetime
+    ) -> Delegation | None:
         """The active delegation through which *actor* may act on *company_id*, if any."""
         if actor.partner_access is None or not isinstance(company_id, str):
             return None
-        return self._active_delegation(uow, actor.company_id, company_id, self.now())
+        return self._active_delegation(uow, actor.company_id, company_id, now)
 
     def _context(
         self,
@@ -261,7 +276,8 @@ class Portal:
         cid = user.company_id if company_id is None else company_id
         attempt.company_id = cid
         own = cid == user.company_id
-        delegation = None if own else self._delegation(uow, user, cid)
+        now = self.now()
+        delegation = None if own else self._delegation(uow, user, cid, now)
         company = uow.companies.get(cid) if isinstance(cid, str) else None
         if company is None or (not own and delegation is None):
             # Whether a company the actor has no rights in exists is not the actor's to know.
@@ -270,7 +286,7 @@ class Portal:
         attempt.role = _role_label(user, own=own)
         if delegation is not None:
             attempt.delegation_id = delegation.id
-        return _Context(user, company, delegation, self.now())
+        return _Context(user, company, delegation, now)
 
     def _decide(
         self, ctx: _Context, permission: Permission, target: User | None = None
@@ -607,32 +623,35 @@ class Portal:
         Without *target_user_id* the answer is whether the actor holds the permission in
         that company at all; with it, the target rules of F2 apply as well.
         """
-        if not isinstance(permission, Permission):
+        if permission.__class__ is not Permission:
             raise ValidationError("permission", "must be a Permission")
+        actor_id = actor if actor.__class__ is str else getattr(actor, "id", None)
         with self.store.unit_of_work(write=False) as uow:
-            try:
-                user = self._actor(uow, actor, None)
-            except Forbidden as exc:
-                return exc.decision
-            own = company_id == user.company_id
-            company = uow.companies.get(company_id) if isinstance(company_id, str) else None
+            users = uow.users
+            user = users.get(actor_id) if actor_id.__class__ is str else None
+            if user is None:
+                return _ACTOR_UNKNOWN
+            company = uow.companies.get(company_id) if company_id.__class__ is str else None
             if company is None:
                 return decide(user, permission, str(company_id))
-            delegation = None if own else self._delegation(uow, user, company_id)
-            now = self.now()
-            decision = decide(
-                user,
-                permission,
-                company_id,
-                delegation=delegation,
-                now=now,
-                company_is_partner=company.is_partner,
-            )
-            if not decision or target_user_id is None:
-                return decision
-            target = uow.users.get(target_user_id) if isinstance(target_user_id, str) else None
-            if target is None or target.company_id != company_id:
-                return Decision(False, Rule.TARGET_IN_OTHER_COMPANY)
+            now = delegation = None
+            if company_id != user.company_id:
+                now = self.now()
+                delegation = self._delegation(uow, user, company_id, now)
+            target = None
+            if target_user_id is not None:
+                target = users.get(target_user_id) if target_user_id.__class__ is str else None
+                if target is None or target.company_id != company_id:
+                    target = None
+                    if decide(
+                        user,
+                        permission,
+                        company_id,
+                        delegation=delegation,
+                        now=now,
+                        company_is_partner=company.kind is CompanyKind.PARTNER,
+                    ):
+                        return _TARGET_ELSEWHERE
             return decide(
                 user,
                 permission,
@@ -640,7 +659,7 @@ class Portal:
                 target=target,
                 delegation=delegation,
                 now=now,
-                company_is_partner=company.is_partner,
+                company_is_partner=company.kind is CompanyKind.PARTNER,
             )
 
     # -- F3, F4, F5: issuing links ------------------------------------------------------
@@ -1710,6 +1729,8 @@ def _roles_detail(
 
 
 def _reason(exc: PartnerKitError) -> str:
+    if isinstance(exc, InvalidLink):
+        return type(exc).__name__
     if isinstance(exc, ValidationError):
         return f"invalid-{exc.field}"
     if isinstance(exc, NotFound):

@@ -33,8 +33,16 @@ __all__ = [
 ]
 
 
+# Enum's own __hash__ is written in Python (it hashes the member's name). Members are
+# singletons compared by identity, so the identity hash is equivalent and runs in C: it makes
+# every set and dict lookup of the policy several times cheaper.
+_identity_hash = object.__hash__
+
+
 class AdminRole(enum.Enum):
     """An admin role a user holds in its own company (at most one)."""
+
+    __hash__ = _identity_hash
 
     GLOBAL_ADMIN = "global_admin"
     BILLING_ADMIN = "billing_admin"
@@ -46,6 +54,8 @@ class AdminRole(enum.Enum):
 class PartnerAccess(enum.Enum):
     """A partner user's admin access to the companies its partner supports."""
 
+    __hash__ = _identity_hash
+
     #: Acts as the customer's global admin (within the delegation's roles).
     FULL = "full"
     #: Acts as the customer's password admin.
@@ -54,6 +64,8 @@ class PartnerAccess(enum.Enum):
 
 class Permission(enum.Enum):
     """What an actor may be allowed to do in a company."""
+
+    __hash__ = _identity_hash
 
     VIEW_PROFILE = "view_profile"
     EDIT_PROFILE = "edit_profile"
@@ -121,6 +133,8 @@ _PARTNER_ACCESS_RANK = {None: 0, PartnerAccess.LIMITED: 1, PartnerAccess.FULL: 2
 
 class Rule(enum.Enum):
     """The named rules a :class:`Decision` gives as its reason."""
+
+    __hash__ = _identity_hash
 
     ROLE_GRANTS = "admin-role-grants-permission"
     EVERY_USER_VIEWS_PROFILE = "every-user-views-own-profile"
@@ -289,7 +303,9 @@ def decide(
             return _ALLOW[Rule.FULL_ACCESS_ENDS_DELEGATIONS]
         else:
             return _DENY[Rule.ROLE_LACKS_PERMISSION if role is not None else Rule.DENY_BY_DEFAULT]
-        roles: frozenset[AdminRole] = frozenset() if role is None else frozenset((role,))
+        if target is None or permission not in _TARGETED:
+            return base
+        roles: frozenset[AdminRole] = frozenset((role,))
     else:
         if permission is Permission.MANAGE_PARTNER_RELATIONSHIPS:
             return _DENY[Rule.DELEGATES_NEVER_MANAGE_RELATIONSHIPS]

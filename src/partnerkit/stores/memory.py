@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from threading import get_ident
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -72,20 +73,24 @@ class _TableData:
 
 
 class _MemoryRepository(Repository[T]):
-    __slots__ = ("_data", "_uow")
+    """One table's operations; one per store, usable only by the thread whose unit of work
+    is open (the store's lock makes that one thread at a time)."""
 
-    def __init__(self, uow: _MemoryUnitOfWork, data: _TableData) -> None:
-        self._uow = uow
+    __slots__ = ("_data", "_store")
+
+    def __init__(self, store: MemoryStore, data: _TableData) -> None:
+        self._store = store
         self._data = data
 
     def get(self, ident: str) -> T | None:
-        self._uow.check_open()
+        if self._store.owner != get_ident():
+            self._store.check_open()
         row: T | None = self._data.rows.get(ident)
         return row
 
     def add(self, obj: T) -> None:
-        uow = self._uow
-        uow.check_writable()
+        store = self._store
+        store.check_writable()
         data = self._data
         ident: str = obj.id  # type: ignore[attr-defined]
         if obj.version != 1:  # type: ignore[attr-defined]
@@ -94,11 +99,11 @@ class _MemoryRepository(Repository[T]):
             raise Conflict(f"{data.table.noun} key already taken")
         data.rows[ident] = obj
         data.index(obj)
-        uow.undo.append(lambda: self._drop(ident))
+        store.undo.append(lambda: self._drop(ident))
 
     def update(self, obj: T) -> None:
-        uow = self._uow
-        uow.check_writable()
+        store = self._store
+        store.check_writable()
         data = self._data
         ident: str = obj.id  # type: ignore[attr-defined]
         old = data.rows.get(ident)
@@ -107,26 +112,28 @@ class _MemoryRepository(Repository[T]):
         if data.unique_clash(obj, ident):
             raise Conflict(f"{data.table.noun} key already taken")
         self._put(old, obj)
-        uow.undo.append(lambda: self._put(obj, old))
+        store.undo.append(lambda: self._put(obj, old))
 
     def remove(self, obj: T) -> None:
-        uow = self._uow
-        uow.check_writable()
+        store = self._store
+        store.check_writable()
         data = self._data
         ident: str = obj.id  # type: ignore[attr-defined]
         old = data.rows.get(ident)
         if old is None or old.version != obj.version:  # type: ignore[attr-defined]
             raise Conflict(f"stale {data.table.noun}: a concurrent change won")
         self._drop(ident)
-        uow.undo.append(lambda: self._restore(old))
+        store.undo.append(lambda: self._restore(old))
 
     def find(self, **where: object) -> list[T]:
-        self._uow.check_open()
+        if self._store.owner != get_ident():
+            self._store.check_open()
         rows = self._data.rows
         return [rows[i] for i in sorted(self._keys(where))]
 
     def count(self, **where: object) -> int:
-        self._uow.check_open()
+        if self._store.owner != get_ident():
+            self._store.check_open()
         return len(self._keys(where))
 
     def _keys(self, where: dict[str, object]) -> set[str] | tuple[()]:
@@ -169,32 +176,18 @@ class _MemoryUnitOfWork:
     def __init__(self, store: MemoryStore, write: bool) -> None:
         self._store = store
         self._write = write
-        self._open = False
-        self.undo: list[Callable[[], None]] = []
-
-    def __getattr__(self, name: str) -> _MemoryRepository[Any]:
-        # Repositories are made on first use: a unit of work that reads two tables
-        # builds two small objects, not one per table.
-        data = self._store.tables.get(name)
-        if data is None:
-            raise AttributeError(name)
-        repo: _MemoryRepository[Any] = _MemoryRepository(self, data)
-        setattr(self, name, repo)
-        return repo
+        # The store's repositories, as plain attributes: ``uow.users`` is a dict hit.
+        self.__dict__.update(store.repositories)
 
     def repository(self, table: Table[T]) -> Repository[T]:
-        repo: Repository[T] = getattr(self, table.name)
+        repo: Repository[T] = self._store.repositories[table.name]
         return repo
 
     def check_open(self) -> None:
-        if not self._open:
-            raise PartnerKitError("unit of work is not open")
+        self._store.check_open()
 
     def check_writable(self) -> None:
-        if not self._open:
-            raise PartnerKitError("unit of work is not open")
-        if not self._write:
-            raise PartnerKitError("read-only unit of work")
+        self._store.check_writable()
 
     def audit_head(self) -> tuple[int, str]:
         self.check_open()
@@ -213,7 +206,7 @@ class _MemoryUnitOfWork:
             store.audit.pop()
             store.audit_head = (seq, prev)
 
-        self.undo.append(undo)
+        store.undo.append(undo)
 
     def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
         self.check_open()
@@ -242,16 +235,18 @@ class _MemoryUnitOfWork:
 
     def commit(self) -> None:
         self.check_writable()
-        self.undo.clear()
+        self._store.undo.clear()
 
     def rollback(self) -> None:
-        undo = self.undo
+        undo = self._store.undo
         while undo:
             undo.pop()()
 
     def __enter__(self) -> _MemoryUnitOfWork:
-        self._store.lock.acquire()
-        self._open = True
+        store = self._store
+        store.lock.acquire()
+        store.owner = get_ident()
+        store.writable = self._write
         return self
 
     def __exit__(
@@ -260,11 +255,12 @@ class _MemoryUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        store = self._store
         try:
             self.rollback()
         finally:
-            self._open = False
-            self._store.lock.release()
+            store.owner = None
+            store.lock.release()
 
 
 class MemoryStore:
@@ -279,8 +275,27 @@ class MemoryStore:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tables = {table.name: _TableData(table) for table in TABLES}
+        self.repositories: dict[str, _MemoryRepository[Any]] = {
+            name: _MemoryRepository(self, data) for name, data in self.tables.items()
+        }
         self.audit: list[AuditEvent] = []
         self.audit_head: tuple[int, str] = (0, GENESIS_HASH)
+        #: The thread whose unit of work is open, whether it may write, and its undo log.
+        self.owner: int | None = None
+        self.writable = False
+        self.undo: list[Callable[[], None]] = []
+
+    def check_open(self) -> None:
+        """Refuse use of a repository outside the calling thread's open unit of work."""
+        if self.owner != get_ident():
+            raise PartnerKitError("unit of work is not open")
+
+    def check_writable(self) -> None:
+        """Refuse a write outside an open, writable unit of work."""
+        if self.owner != get_ident():
+            raise PartnerKitError("unit of work is not open")
+        if not self.writable:
+            raise PartnerKitError("read-only unit of work")
 
     def unit_of_work(self, *, write: bool = True) -> _MemoryUnitOfWork:
         """Begin a unit of work (use it in a ``with`` block)."""

@@ -545,6 +545,7 @@ class Portal:
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> User:
+            attempt.target_id = str(user_id)[:64]
             ctx = self._context(uow, attempt, actor, company_id)
             self._require(ctx, Permission.ASSIGN_ROLES)
             target = self._target(uow, ctx, attempt, user_id)
@@ -601,6 +602,7 @@ class Portal:
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> None:
+            attempt.target_id = str(user_id)[:64]
             ctx = self._context(uow, attempt, actor, company_id)
             self._require(ctx, Permission.MANAGE_USERS)
             target = self._target(uow, ctx, attempt, user_id)
@@ -1510,6 +1512,7 @@ class Portal:
         hashed = self.password_hasher.hash(temporary)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> PasswordReset:
+            attempt.target_id = str(user_id)[:64]
             ctx = self._context(uow, attempt, actor, customer_id)
             self._require(ctx, Permission.RESET_PASSWORD)
             target = self._target(uow, ctx, attempt, user_id)

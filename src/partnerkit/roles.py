@@ -9,7 +9,7 @@ the stores only call these functions; nothing else decides.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Protocol
 
@@ -305,7 +305,8 @@ def decide(
             return _DENY[Rule.ROLE_LACKS_PERMISSION if role is not None else Rule.DENY_BY_DEFAULT]
         if target is None or permission not in _TARGETED:
             return base
-        roles: frozenset[AdminRole] = frozenset((role,))
+        assert role is not None  # every targeted permission comes from an admin role
+        roles: Collection[AdminRole] = (role,)
     else:
         if permission is Permission.MANAGE_PARTNER_RELATIONSHIPS:
             return _DENY[Rule.DELEGATES_NEVER_MANAGE_RELATIONSHIPS]
@@ -328,7 +329,7 @@ def _decide_target(
     actor: Subject,
     permission: Permission,
     company_id: str,
-    roles: frozenset[AdminRole],
+    roles: Collection[AdminRole],
     target: Subject,
     own: bool,
 ) -> Decision | None:

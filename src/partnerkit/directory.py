@@ -81,6 +81,10 @@ def _text(field: str, value: object, *, max_len: int, required: bool = True) -> 
         raise ValidationError(field, f"must be at most {max_len} characters")
     if any(ord(c) < 32 or ord(c) == 127 for c in value):
         raise ValidationError(field, "must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(field, "must be valid Unicode text") from None
 
 
 def check_name(field: str, value: object) -> None:
@@ -134,6 +138,10 @@ def _v_address(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
         raise ValidationError(attribute.name, f"must be 1 to {MAX_ADDRESS} characters")
     if any(ord(c) < 32 and c not in "\n\t" for c in value):
         raise ValidationError(attribute.name, "must not contain control characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(attribute.name, "must be valid Unicode text") from None
 
 
 def _v_id(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -146,6 +154,8 @@ def _v_version(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
 
 
 def _v_aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is None:
+        return
     if not isinstance(value, datetime) or value.utcoffset() is None:
         raise ValidationError(attribute.name, "must be an aware datetime")
 
@@ -209,7 +219,7 @@ class Company:
     domain: str | None = None
     #: A partner's public advisor code, unique across the portal.
     advisor_id: str | None = attrs.field(default=None, validator=_v_company)
-    created_at: datetime | None = None
+    created_at: datetime | None = attrs.field(default=None, validator=_v_aware)
     version: int = attrs.field(default=1, validator=_v_version)
 
     @property
@@ -241,7 +251,7 @@ class User:
     )
     #: Set by a password reset: the user must choose a new password at next sign-in.
     must_change_password: bool = attrs.field(default=False, validator=_v_user)
-    created_at: datetime | None = None
+    created_at: datetime | None = attrs.field(default=None, validator=_v_aware)
     version: int = attrs.field(default=1, validator=_v_version)
 
     @property

@@ -247,7 +247,7 @@ class Portal:
     # -- reading actors and deciding ---------------------------------------------------
 
     def _actor(self, uow: UnitOfWork, actor: User | str, attempt: _Attempt | None) -> User:
-        actor_id = actor if isinstance(actor, str) else actor.id
+        actor_id = actor if isinstance(actor, str) else getattr(actor, "id", None)
         user = uow.users.get(actor_id) if isinstance(actor_id, str) else None
         if user is None:
             if attempt is not None:

@@ -248,7 +248,12 @@ class TableSQL:
         }
         self.lookups: dict[frozenset[str], tuple[tuple[str, ...], str, str]] = {}
         for group in table.lookups():
-            where = " AND ".join(f"{c} = {mark}" for c in group)
+            # A nullable column is compared with IS, so that None finds the rows without a
+            # value (as the memory store does), not none at all as "= NULL" would.
+            where = " AND ".join(
+                f"{c} IS {mark}" if codec.by_name[c].nullable and mark == "?" else f"{c} = {mark}"
+                for c in group
+            )
             self.lookups[frozenset(group)] = (
                 group,
                 f"SELECT {cols} FROM {name} WHERE {where} ORDER BY id",

@@ -234,8 +234,11 @@ class _MemoryUnitOfWork:
         return hits[:limit]
 
     def commit(self) -> None:
-        self.check_writable()
-        self._store.undo.clear()
+        store = self._store
+        store.check_writable()
+        store.undo.clear()
+        # As on SQL stores, a committed unit of work is over: nothing more goes through it.
+        store.owner = None
 
     def rollback(self) -> None:
         undo = self._store.undo

@@ -1,0 +1,1402 @@
+"""The store contract suite: what every partnerkit store must do, as pytest tests.
+
+Every store partnerkit ships passes it, and so must yours. Subclass :class:`StoreContract`
+in a test module (the class name must start with ``Test`` for pytest to collect it) and say
+how to make an empty store::
+
+    from partnerkit.testing.contract import StoreContract
+
+    class TestMyStore(StoreContract):
+        def make_store(self, tmp_path):
+            return MyStore(tmp_path / "portal.db")
+
+A store that needs a server overrides the ``store`` fixture instead (yield the store, clean
+up after). The suite covers the repository of every table (versions, unique keys, lookups,
+ordering), units of work (rollback, atomic commit, read-only), the audit chain, exact round
+trips of every field type, threads, and the Portal's use cases run on the store.
+
+Tables are described by a :class:`TableSample` in :data:`TABLE_SAMPLES`: the generic
+repository tests run once per sample. A new table in :data:`partnerkit.ports.TABLES` needs a
+sample here (a test says which are missing); rules that only one table has go into that
+table's own test class (:class:`UsersContract`, :class:`CompaniesContract`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Generic, TypeVar
+
+import attrs
+import pytest
+from hypothesis import given
+
+from partnerkit.audit import GENESIS_HASH, AuditEvent, verify_chain
+from partnerkit.consent import Delegation, DelegationOffer, DelegationStatus
+from partnerkit.directory import Company, CompanyKind, ContactInfo, User, email_key
+from partnerkit.errors import Conflict, Forbidden, PartnerKitError, ValidationError
+from partnerkit.links import LinkKind
+from partnerkit.offers import (
+    OfferLine,
+    OfferStatus,
+    PurchaseOffer,
+    Subscription,
+    SubscriptionStatus,
+    TrialInvitation,
+)
+from partnerkit.portal import Portal
+from partnerkit.ports import (
+    COMPANIES,
+    CREDENTIALS,
+    DELEGATION_OFFERS,
+    DELEGATIONS,
+    LINKS,
+    OFFERS,
+    REDEMPTIONS,
+    RELATIONS,
+    SERVICE_REQUESTS,
+    SUBSCRIPTIONS,
+    TABLES,
+    TRIALS,
+    USERS,
+    Store,
+    Table,
+    UnitOfWork,
+)
+from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
+from partnerkit.roles import AdminRole, PartnerAccess, Permission
+from partnerkit.support import Credential, RequestStatus, ServiceRequest, Severity
+from partnerkit.testing import FakeClock, StoreSnapshot, World, build_world, snapshot
+from partnerkit.testing import strategies as pks
+
+__all__ = [
+    "TABLE_SAMPLES",
+    "AuditContract",
+    "CompaniesContract",
+    "ConcurrencyContract",
+    "PortalContract",
+    "RelationsContract",
+    "RepositoryContract",
+    "RoundTripContract",
+    "StoreContract",
+    "TableSample",
+    "UnitOfWorkContract",
+    "UsersContract",
+]
+
+T = TypeVar("T")
+_T0 = datetime(2024, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+@attrs.frozen
+class TableSample(Generic[T]):
+    """How the generic repository tests make rows of one table.
+
+    ``make(n)`` must return a valid row at version 1 for every ``n`` from 0 to 15, each with
+    its own key and its own unique-key values; rows should share the values of the
+    non-unique lookups among them (so that ``find`` returns several), and their ids should
+    not sort in the order of ``n`` (so that ordering is tested).
+    """
+
+    #: The table described.
+    table: Table[T]
+    #: Row number *n* of the table.
+    make: Callable[[int], T]
+    #: A changed copy of a row (same id and version; unique keys unchanged).
+    change: Callable[[T], T]
+    #: For unique groups with computed columns: ``twin(holder, other)`` returns *other*
+    #: changed to share *holder*'s values in that group. Groups of plain fields need none.
+    twins: Mapping[tuple[str, ...], Callable[[T, T], T]] = attrs.field(factory=dict)
+
+    def twin(self, group: tuple[str, ...], holder: T, other: T) -> T:
+        """Return *other* changed to share *holder*'s values of the unique *group*."""
+        special = self.twins.get(group)
+        if special is not None:
+            return special(holder, other)
+        return attrs.evolve(other, **{c: getattr(holder, c) for c in group})  # type: ignore[misc]
+
+
+# Ids chosen so that code-point order differs from insertion order, case order and
+# locale-aware collation: stores must order by the key's code points, as Python does.
+_IDS = ("b", "A", "_", "a0", "B", "0", "ab", "a", "Z_", "z")
+
+
+def _ident(prefix: str, n: int) -> str:
+    return f"{prefix}_{_IDS[n]}" if n < len(_IDS) else f"{prefix}_n{n:04d}"
+
+
+def _make_user(n: int) -> User:
+    return User(
+        id=_ident("usr", n),
+        company_id=("cmp_one", "cmp_two")[n % 2],
+        email=f"Person.{n}@Example.COM",
+        display_name=f"Person {n}",
+        admin_role=(None, AdminRole.GLOBAL_ADMIN, AdminRole.BILLING_ADMIN)[n % 3],
+        partner_access=(None, PartnerAccess.LIMITED)[n % 2],
+        created_at=_T0 + timedelta(microseconds=n),
+    )
+
+
+def _make_company(n: int) -> Company:
+    partner = n % 2 == 0
+    return Company(
+        id=_ident("cmp", n),
+        kind=CompanyKind.PARTNER if partner else CompanyKind.CUSTOMER,
+        name=f"Company {n}",
+        contact=ContactInfo(email=f"office{n}@company.example") if n % 3 == 0 else None,
+        domain=None if partner else f"company{n}.example",
+        advisor_id=f"PA-TEST-{n:05d}" if partner else None,
+        created_at=_T0 - timedelta(days=n),
+    )
+
+
+USERS_SAMPLE: TableSample[User] = TableSample(
+    table=USERS,
+    make=_make_user,
+    change=lambda u: attrs.evolve(
+        u, display_name=f"{u.display_name} (renamed)", must_change_password=True
+    ),
+    twins={
+        ("email_key",): lambda holder, other: attrs.evolve(other, email=holder.email.swapcase())
+    },
+)
+COMPANIES_SAMPLE: TableSample[Company] = TableSample(
+    table=COMPANIES,
+    make=_make_company,
+    change=lambda c: attrs.evolve(
+        c, name=f"{c.name} Ltd", contact=ContactInfo(email="new@company.example")
+    ),
+)
+
+_DAY = timedelta(days=1)
+
+
+def _make_link(n: int) -> LinkRecord:
+    return LinkRecord(
+        id=_ident("lnk", n),
+        kind=list(LinkKind)[n % len(LinkKind)],
+        partner_id=("cmp_p1", "cmp_p2")[n % 2],
+        advisor_id=("PA-AAAAA-11111", "PA-BBBBB-22222")[n % 2],
+        target=f"SKU{n}",
+        includes_delegated_admin=n % 3 == 0,
+        delegation_offer_id=f"dof_{n}" if n % 3 == 0 else None,
+        created_by=f"usr_{n}",
+        created_at=_T0,
+        expires_at=_T0 + 90 * _DAY,
+        max_uses=(None, 5)[n % 2],
+    )
+
+
+def _make_redemption(n: int) -> RedemptionRecord:
+    link_id, customer_id = _ident("lnk", n), ("cmp_c1", "cmp_c2", "cmp_c3")[n % 3]
+    return RedemptionRecord(
+        id=f"{link_id}:{customer_id}",
+        link_id=link_id,
+        customer_id=customer_id,
+        subscription_ids=tuple(f"sub_{n}_{k}" for k in range(n % 3)),
+        delegation_id=f"dlg_{n}" if n % 2 else None,
+        redeemed_by=f"usr_{n}",
+        redeemed_at=_T0 + timedelta(microseconds=n),
+    )
+
+
+def _make_trial(n: int) -> TrialInvitation:
+    return TrialInvitation(
+        id=_ident("tri", n),
+        partner_id=("cmp_p1", "cmp_p2")[n % 2],
+        advisor_id="PA-AAAAA-11111",
+        sku=f"SKU{n % 3}",
+        includes_delegated_admin=n % 2 == 0,
+        delegation_offer_id=f"dof_{n}" if n % 2 == 0 else None,
+        created_by=f"usr_{n}",
+        created_at=_T0,
+        expires_at=_T0 + 30 * _DAY,
+        link_id=f"lnk_trial_{n}",
+    )
+
+
+def _make_offer(n: int) -> PurchaseOffer:
+    return PurchaseOffer(
+        id=_ident("off", n),
+        quote_id=f"Q-{n:06d}",
+        partner_id=("cmp_p1", "cmp_p2")[n % 2],
+        advisor_id="PA-AAAAA-11111",
+        lines=tuple(OfferLine(sku=f"SKU{k}", licenses=1 + k * 999) for k in range(1 + n % 3)),
+        includes_delegated_admin=n % 2 == 1,
+        delegation_offer_id=f"dof_{n}" if n % 2 else None,
+        created_by=f"usr_{n}",
+        created_at=_T0,
+        expires_at=_T0 + 30 * _DAY,
+        link_id=f"lnk_offer_{n}",
+    )
+
+
+def _make_subscription(n: int) -> Subscription:
+    trial = n % 2 == 0
+    return Subscription(
+        id=_ident("sub", n),
+        customer_id=("cmp_c1", "cmp_c2", "cmp_c3")[n % 3],
+        sku=f"SKU{n}",
+        licenses=(1, 25, 1_000_000)[n % 3],
+        status=SubscriptionStatus.TRIAL if trial else SubscriptionStatus.ACTIVE,
+        partner_id=("cmp_p1", None)[n % 2],
+        advisor_id=("PA-AAAAA-11111", None)[n % 2],
+        created_at=_T0,
+        trial_ends_at=_T0 + 30 * _DAY if trial else None,
+        source_link_id=f"lnk_{n}" if trial else None,
+    )
+
+
+def _make_delegation_offer(n: int) -> DelegationOffer:
+    return DelegationOffer(
+        id=_ident("dof", n),
+        partner_id=("cmp_p1", "cmp_p2")[n % 2],
+        roles=frozenset(list(AdminRole)[: 1 + n % len(AdminRole)]),
+        duration=(None, _DAY, 730 * _DAY, timedelta(days=45, microseconds=1))[n % 4],
+        offered_by=f"usr_{n}",
+        offered_at=_T0,
+    )
+
+
+def _make_delegation(n: int) -> Delegation:
+    return Delegation(
+        id=_ident("dlg", n),
+        partner_id=("cmp_p1", "cmp_p2")[n % 2],
+        customer_id=("cmp_c1", "cmp_c2", "cmp_c3")[n % 3],
+        offer_id=f"dof_{n}",
+        roles=frozenset({AdminRole.PASSWORD_ADMIN, list(AdminRole)[n % len(AdminRole)]}),
+        duration=(None, 30 * _DAY)[n % 2],
+        status=(DelegationStatus.PENDING, DelegationStatus.ACTIVE)[n % 2],
+        offered_at=_T0,
+        offered_by=f"usr_{n}",
+        decided_at=_T0 + _DAY if n % 2 else None,
+        decided_by=f"usr_c{n}" if n % 2 else None,
+        ends_at=_T0 + 31 * _DAY if n % 2 else None,
+    )
+
+
+def _make_credential(n: int) -> Credential:
+    return Credential(
+        id=_ident("usr", n),
+        company_id=("cmp_c1", "cmp_c2")[n % 2],
+        password_hash=f"scrypt$not-a-real-hash${n}",
+        set_at=_T0,
+        set_by=f"usr_admin{n}",
+    )
+
+
+def _make_service_request(n: int) -> ServiceRequest:
+    return ServiceRequest(
+        id=_ident("srq", n),
+        customer_id=("cmp_c1", "cmp_c2", "cmp_c3")[n % 3],
+        title=f"Mail is down ({n})",
+        description="" if n % 2 else "Since 09:00.\nAll users.",
+        severity=list(Severity)[n % len(Severity)],
+        status=RequestStatus.OPEN,
+        created_by=f"usr_{n}",
+        created_by_company_id=("cmp_c1", "cmp_p1")[n % 2],
+        delegation_id=f"dlg_{n}" if n % 2 else None,
+        created_at=_T0,
+        updated_at=_T0,
+    )
+
+
+def _make_relation(n: int) -> CustomerRelation:
+    partner_id, customer_id = ("cmp_p1", "cmp_p2")[n % 2], _ident("cmp", n)
+    return CustomerRelation(
+        id=CustomerRelation.key(partner_id, customer_id),
+        partner_id=partner_id,
+        customer_id=customer_id,
+        name_key=("fabrikam", "contoso", "litware")[n % 3],
+        domain=f"c{n}.example",
+        advises=n % 2 == 0,
+        administers=n % 3 == 0,
+    )
+
+
+#: The tables the generic repository tests run on.
+TABLE_SAMPLES: tuple[TableSample[Any], ...] = (
+    COMPANIES_SAMPLE,
+    USERS_SAMPLE,
+    TableSample(
+        table=LINKS,
+        make=_make_link,
+        change=lambda r: attrs.evolve(r, uses=1, revoked_at=_T0 + _DAY, revoked_by="usr_r"),
+    ),
+    TableSample(
+        table=REDEMPTIONS,
+        make=_make_redemption,
+        change=lambda r: attrs.evolve(r, subscription_ids=("sub_x",), delegation_id="dlg_x"),
+    ),
+    TableSample(
+        table=TRIALS,
+        make=_make_trial,
+        change=lambda r: attrs.evolve(r, expires_at=r.expires_at + _DAY),
+    ),
+    TableSample(
+        table=OFFERS,
+        make=_make_offer,
+        change=lambda r: attrs.evolve(r, status=OfferStatus.SUPERSEDED, superseded_by="off_n"),
+    ),
+    TableSample(
+        table=SUBSCRIPTIONS,
+        make=_make_subscription,
+        change=lambda r: attrs.evolve(r, licenses=999_999, status=SubscriptionStatus.CANCELLED),
+    ),
+    TableSample(
+        table=DELEGATION_OFFERS,
+        make=_make_delegation_offer,
+        change=lambda r: attrs.evolve(r, offered_by="usr_other"),
+    ),
+    TableSample(
+        table=DELEGATIONS,
+        make=_make_delegation,
+        change=lambda r: attrs.evolve(
+            r, status=DelegationStatus.REVOKED, decided_at=_T0 + 2 * _DAY, decided_by="usr_c"
+        ),
+    ),
+    TableSample(
+        table=CREDENTIALS,
+        make=_make_credential,
+        change=lambda r: attrs.evolve(r, password_hash=f"{r.password_hash}+", set_at=_T0 + _DAY),
+    ),
+    TableSample(
+        table=SERVICE_REQUESTS,
+        make=_make_service_request,
+        change=lambda r: attrs.evolve(r, status=RequestStatus.CLOSED, updated_at=_T0 + _DAY),
+    ),
+    TableSample(
+        table=RELATIONS,
+        make=_make_relation,
+        change=lambda r: attrs.evolve(r, advises=True, administers=True),
+    ),
+)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _bump(obj: T, **changes: Any) -> T:
+    return attrs.evolve(obj, version=obj.version + 1, **changes)  # type: ignore[attr-defined,misc]
+
+
+def _add(store: Store, sample: TableSample[Any], *rows: Any) -> None:
+    with store.unit_of_work() as uow:
+        repo = uow.repository(sample.table)
+        for row in rows:
+            repo.add(row)
+        uow.commit()
+
+
+def _get(store: Store, table: Table[T], ident: str) -> T | None:
+    with store.unit_of_work(write=False) as uow:
+        return uow.repository(table).get(ident)
+
+
+def _event(
+    seq: int,
+    prev_hash: str,
+    *,
+    company_id: str | None = "cmp_one",
+    actor_company_id: str | None = "cmp_one",
+    action: str = "test.event",
+) -> AuditEvent:
+    return AuditEvent.chained(
+        seq=seq,
+        prev_hash=prev_hash,
+        at=_T0 + timedelta(seconds=seq, microseconds=seq),
+        action=action,
+        outcome="success",
+        actor_id=None if actor_company_id is None else f"usr_{seq}",
+        actor_company_id=actor_company_id,
+        company_id=company_id,
+        role="global_admin",
+        target_id=f"usr_t{seq}",
+        reason="contract",
+        detail={"n": seq, "note": "ü"},
+        correlation_id=f"corr-{seq}",
+    )
+
+
+def _chain(*companies: tuple[str | None, str | None]) -> list[AuditEvent]:
+    """Events in a chain; each given as ``(actor_company_id, company_id)``."""
+    events: list[AuditEvent] = []
+    prev = GENESIS_HASH
+    for seq, (actor_company, company) in enumerate(companies, start=1):
+        event = _event(seq, prev, company_id=company, actor_company_id=actor_company)
+        events.append(event)
+        prev = event.hash
+    return events
+
+
+def _append(store: Store, events: list[AuditEvent]) -> None:
+    with store.unit_of_work() as uow:
+        for event in events:
+            uow.append_audit(event)
+        uow.commit()
+
+
+# -- the contract ------------------------------------------------------------------------------
+
+
+class _Base:
+    """The ``store`` fixture every part of the contract uses."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """Return a new, empty store; subclasses implement this or override ``store``."""
+        raise NotImplementedError("a StoreContract subclass implements make_store()")
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[Store]:
+        """An empty store, closed after the test."""
+        store = self.make_store(tmp_path)
+        yield store
+        store.close()
+
+
+class RepositoryContract(_Base):
+    """The generic repository rules, run on every table of :data:`TABLE_SAMPLES`."""
+
+    @pytest.fixture(params=TABLE_SAMPLES, ids=lambda s: s.table.name)
+    def sample(self, request: pytest.FixtureRequest) -> TableSample[Any]:
+        """One table's sample."""
+        chosen: TableSample[Any] = request.param
+        return chosen
+
+    def test_every_table_of_the_ports_has_a_contract_sample(self) -> None:
+        """Every table the ports declare is covered by the generic repository tests."""
+        sampled = {s.table.name for s in TABLE_SAMPLES}
+        missing = [t.name for t in TABLES if t.name not in sampled]
+        assert not missing, f"tables without a TableSample in TABLE_SAMPLES: {missing}"
+
+    def test_the_sample_rows_are_distinct_and_start_at_version_1(
+        self, sample: TableSample[Any]
+    ) -> None:
+        """The sample itself is fit for the tests: distinct keys, version 1."""
+        rows = [sample.make(n) for n in range(16)]
+        assert len({r.id for r in rows}) == len(rows)
+        assert all(r.version == 1 for r in rows)
+
+    def test_get_returns_none_for_an_unknown_key(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """Looking up a key nobody stored gives ``None``, not an error."""
+        assert _get(store, sample.table, "nobody_here") is None
+
+    def test_an_added_row_is_read_back_equal_after_commit(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """A committed row is read back, in a later unit of work, equal to what was added."""
+        rows = [sample.make(n) for n in range(3)]
+        _add(store, sample, *rows)
+        for row in rows:
+            assert _get(store, sample.table, row.id) == row
+
+    def test_add_refuses_a_version_other_than_1(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """A new row starts at version 1; any other version is a ``Conflict``."""
+        row = sample.make(0)
+        for version in (2, 7):
+            with pytest.raises(Conflict), store.unit_of_work() as uow:
+                uow.repository(sample.table).add(attrs.evolve(row, version=version))
+        assert _get(store, sample.table, row.id) is None
+
+    def test_add_refuses_a_key_already_taken(self, store: Store, sample: TableSample[Any]) -> None:
+        """Adding a second row under an existing key is a ``Conflict``; the first stays."""
+        first = sample.make(0)
+        _add(store, sample, first)
+        other = attrs.evolve(sample.make(1), id=first.id)
+        with pytest.raises(Conflict), store.unit_of_work() as uow:
+            uow.repository(sample.table).add(other)
+        assert _get(store, sample.table, first.id) == first
+
+    def test_update_stores_exactly_the_next_version(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """An update carrying the stored version plus one replaces the row."""
+        row = sample.make(0)
+        _add(store, sample, row)
+        changed = _bump(sample.change(row))
+        with store.unit_of_work() as uow:
+            uow.repository(sample.table).update(changed)
+            uow.commit()
+        assert _get(store, sample.table, row.id) == changed
+        again = _bump(sample.change(changed))
+        with store.unit_of_work() as uow:
+            uow.repository(sample.table).update(again)
+            uow.commit()
+        assert _get(store, sample.table, row.id) == again
+
+    @pytest.mark.parametrize("step", [0, 2, -1], ids=["same", "skip", "older"])
+    def test_update_refuses_any_other_version(
+        self, store: Store, sample: TableSample[Any], step: int
+    ) -> None:
+        """An update whose version is not the stored one plus one is a ``Conflict``."""
+        row = sample.make(0)
+        _add(store, sample, row)
+        with store.unit_of_work() as uow:
+            uow.repository(sample.table).update(_bump(row))
+            uow.commit()
+        stored = _bump(row)
+        version = stored.version + step
+        stale = attrs.evolve(sample.change(row), version=version)
+        with pytest.raises(Conflict), store.unit_of_work() as uow:
+            uow.repository(sample.table).update(stale)
+        assert _get(store, sample.table, row.id) == stored
+
+    def test_update_of_a_missing_row_is_a_conflict(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """Updating a row that is not there (removed by someone else) is a ``Conflict``."""
+        row = sample.make(0)
+        with store.unit_of_work() as uow, pytest.raises(Conflict):
+            uow.repository(sample.table).update(_bump(row))
+        assert _get(store, sample.table, row.id) is None
+
+    def test_remove_deletes_the_named_version(self, store: Store, sample: TableSample[Any]) -> None:
+        """Removing with the stored version deletes the row, and only that row."""
+        row, keep = sample.make(0), sample.make(1)
+        _add(store, sample, row, keep)
+        with store.unit_of_work() as uow:
+            uow.repository(sample.table).remove(row)
+            uow.commit()
+        assert _get(store, sample.table, row.id) is None
+        assert _get(store, sample.table, keep.id) == keep
+
+    def test_remove_refuses_a_stale_version(self, store: Store, sample: TableSample[Any]) -> None:
+        """Removing a version that was since updated is a ``Conflict``; the row stays."""
+        row = sample.make(0)
+        _add(store, sample, row)
+        newer = _bump(sample.change(row))
+        with store.unit_of_work() as uow:
+            uow.repository(sample.table).update(newer)
+            uow.commit()
+        with pytest.raises(Conflict), store.unit_of_work() as uow:
+            uow.repository(sample.table).remove(row)
+        assert _get(store, sample.table, row.id) == newer
+
+    def test_remove_of_a_missing_row_is_a_conflict(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """Removing a row that is not there is a ``Conflict``."""
+        with pytest.raises(Conflict), store.unit_of_work() as uow:
+            uow.repository(sample.table).remove(sample.make(0))
+
+    def _holders(self, sample: TableSample[Any], group: tuple[str, ...]) -> tuple[Any, Any]:
+        """Two sample rows that both have values in every column of *group*."""
+        table = sample.table
+        rows = (sample.make(n) for n in range(16))
+        fit = [r for r in rows if all(table.value(r, c) is not None for c in group)]
+        assert len(fit) >= 2, f"the sample has no two rows with values for {group}"
+        return fit[0], fit[1]
+
+    def test_every_unique_key_refuses_a_second_holder_on_add(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """For each unique group, adding a row with the same values is a ``Conflict``."""
+        for group in sample.table.unique:
+            holder, other = self._holders(sample, group)
+            _add(store, sample, holder)
+            rival = sample.twin(group, holder, other)
+            with pytest.raises(Conflict), store.unit_of_work() as uow:
+                uow.repository(sample.table).add(rival)
+            assert _get(store, sample.table, rival.id) is None
+            with store.unit_of_work() as uow:
+                uow.repository(sample.table).remove(holder)
+                uow.commit()
+
+    def test_every_unique_key_refuses_a_second_holder_on_update(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """For each unique group, updating a row to another row's values is a ``Conflict``."""
+        for group in sample.table.unique:
+            holder, other = self._holders(sample, group)
+            _add(store, sample, holder, other)
+            rival = _bump(sample.twin(group, holder, other))
+            with pytest.raises(Conflict), store.unit_of_work() as uow:
+                uow.repository(sample.table).update(rival)
+            assert _get(store, sample.table, other.id) == other
+            with store.unit_of_work() as uow:
+                uow.repository(sample.table).remove(holder)
+                uow.repository(sample.table).remove(other)
+                uow.commit()
+
+    def test_a_removed_row_frees_its_unique_keys(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """Once a row is removed, another row may take its unique values."""
+        for group in sample.table.unique:
+            holder, other = self._holders(sample, group)
+            _add(store, sample, holder)
+            with store.unit_of_work() as uow:
+                uow.repository(sample.table).remove(holder)
+                uow.commit()
+            rival = sample.twin(group, holder, other)
+            _add(store, sample, rival)
+            assert _get(store, sample.table, rival.id) == rival
+            with store.unit_of_work() as uow:
+                uow.repository(sample.table).remove(rival)
+                uow.commit()
+
+    def test_find_answers_every_declared_lookup_in_key_order(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """``find`` returns exactly the rows with those values, ordered by key; ``count``
+        agrees."""
+        table = sample.table
+        rows = [sample.make(n) for n in range(10)]
+        _add(store, sample, *rows[5:], *reversed(rows[:5]))
+        with store.unit_of_work(write=False) as uow:
+            repo = uow.repository(table)
+            for group in table.lookups():
+                wanted = {tuple(table.value(r, c) for c in group) for r in rows}
+                for values in wanted:
+                    where = dict(zip(group, values, strict=True))
+                    if any(v is None for v in values):
+                        continue  # equality with None is pinned per table
+                    expected = sorted(
+                        (r for r in rows if all(table.value(r, c) == where[c] for c in group)),
+                        key=lambda r: r.id,
+                    )
+                    assert repo.find(**where) == expected, where
+                    assert repo.count(**where) == len(expected), where
+
+    def test_find_returns_nothing_from_an_empty_table(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """``find`` and ``count`` on an empty table give ``[]`` and ``0`` for every lookup."""
+        table = sample.table
+        with store.unit_of_work(write=False) as uow:
+            repo = uow.repository(table)
+            for group in table.lookups():
+                row = self._holders(sample, group)[0]
+                where = {c: table.value(row, c) for c in group}
+                assert repo.find(**where) == []
+                assert repo.count(**where) == 0
+
+    def test_find_and_count_refuse_lookups_the_table_does_not_declare(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """Only declared column groups may be looked up; anything else is a ``ValueError``."""
+        table = sample.table
+        row = sample.make(0)
+        declared = {frozenset(g) for g in table.lookups()}
+        candidates: list[tuple[str, ...]] = [(), ("no_such_column",), ("id",), ("version",)]
+        for group in table.lookups():
+            candidates.extend(
+                sub for size in range(1, len(group)) for sub in itertools.combinations(group, size)
+            )
+            candidates.append((*group, "version"))
+        _add(store, sample, row)
+        with store.unit_of_work(write=False) as uow:
+            repo = uow.repository(table)
+            for cols in candidates:
+                if frozenset(cols) in declared:
+                    continue
+                where = {c: getattr(row, c, "x") for c in cols}
+                with pytest.raises(ValueError):  # noqa: PT011 - the type is the contract
+                    repo.find(**where)
+                with pytest.raises(ValueError):  # noqa: PT011
+                    repo.count(**where)
+
+
+class UsersContract(_Base):
+    """Rules of the ``users`` table."""
+
+    def _user(self, n: int, **changes: Any) -> User:
+        return attrs.evolve(_make_user(n), **changes)
+
+    def test_email_is_unique_whatever_its_case(self, store: Store) -> None:
+        """Two users whose e-mails differ only in case cannot both exist (``Conflict``)."""
+        first = self._user(0, email="Ada.Lovelace@Example.com")
+        _add(store, USERS_SAMPLE, first)
+        for variant in ("ada.lovelace@example.com", "ADA.LOVELACE@EXAMPLE.COM"):
+            with pytest.raises(Conflict), store.unit_of_work() as uow:
+                uow.users.add(self._user(1, email=variant))
+        assert _get(store, USERS, self._user(1).id) is None
+
+    def test_users_are_found_by_the_case_folded_email_key(self, store: Store) -> None:
+        """``find(email_key=...)`` matches the case-folded e-mail of the stored user."""
+        user = self._user(0, email="Ada.Lovelace@Example.com")
+        _add(store, USERS_SAMPLE, user, self._user(1))
+        with store.unit_of_work(write=False) as uow:
+            assert uow.users.find(email_key=email_key("ADA.lovelace@example.COM")) == [user]
+            assert uow.users.count(email_key="ada.lovelace@example.com") == 1
+
+    def test_changing_an_email_frees_the_old_one(self, store: Store) -> None:
+        """After a user's e-mail changes, another user may take the old address."""
+        user = self._user(0, email="old@example.com")
+        _add(store, USERS_SAMPLE, user)
+        with store.unit_of_work() as uow:
+            uow.users.update(_bump(user, email="new@example.com"))
+            uow.commit()
+        _add(store, USERS_SAMPLE, self._user(1, email="OLD@example.com"))
+        with store.unit_of_work(write=False) as uow:
+            assert uow.users.count(email_key="old@example.com") == 1
+            assert uow.users.count(email_key="new@example.com") == 1
+
+    def test_users_are_found_by_company_and_by_company_and_role(self, store: Store) -> None:
+        """The lookups the Portal uses: a company's users, and its users holding a role."""
+        ga = AdminRole.GLOBAL_ADMIN
+        users = [
+            self._user(0, company_id="cmp_x", admin_role=ga),
+            self._user(1, company_id="cmp_x", admin_role=AdminRole.BILLING_ADMIN),
+            self._user(2, company_id="cmp_x", admin_role=ga),
+            self._user(3, company_id="cmp_y", admin_role=ga),
+        ]
+        _add(store, USERS_SAMPLE, *users)
+        with store.unit_of_work(write=False) as uow:
+            by_id = sorted(users[:3], key=lambda u: u.id)
+            assert uow.users.find(company_id="cmp_x") == by_id
+            admins = sorted([users[0], users[2]], key=lambda u: u.id)
+            assert uow.users.find(company_id="cmp_x", admin_role=ga) == admins
+            assert uow.users.count(company_id="cmp_x", admin_role=ga) == 2
+            assert uow.users.count(company_id="cmp_y", admin_role=ga) == 1
+
+    def test_find_with_none_matches_users_without_that_setting(self, store: Store) -> None:
+        """``find(admin_role=None)`` means "no admin role", as ``==`` does in Python."""
+        plain = self._user(0, company_id="cmp_x", admin_role=None)
+        admin = self._user(1, company_id="cmp_x", admin_role=AdminRole.GLOBAL_ADMIN)
+        _add(store, USERS_SAMPLE, plain, admin)
+        with store.unit_of_work(write=False) as uow:
+            assert uow.users.find(company_id="cmp_x", admin_role=None) == [plain]
+            assert uow.users.count(company_id="cmp_x", admin_role=None) == 1
+
+
+class CompaniesContract(_Base):
+    """Rules of the ``companies`` table."""
+
+    def test_a_domain_belongs_to_one_company(self, store: Store) -> None:
+        """A second customer with a registered domain is a ``Conflict``."""
+        first = _make_company(1)
+        _add(store, COMPANIES_SAMPLE, first)
+        rival = attrs.evolve(_make_company(3), domain=first.domain)
+        with pytest.raises(Conflict), store.unit_of_work() as uow:
+            uow.companies.add(rival)
+        assert _get(store, COMPANIES, rival.id) is None
+
+    def test_an_advisor_id_belongs_to_one_partner(self, store: Store) -> None:
+        """A second partner with a taken advisor id is a ``Conflict``."""
+        first = _make_company(0)
+        _add(store, COMPANIES_SAMPLE, first)
+        rival = attrs.evolve(_make_company(2), advisor_id=first.advisor_id)
+        with pytest.raises(Conflict), store.unit_of_work() as uow:
+            uow.companies.add(rival)
+        assert _get(store, COMPANIES, rival.id) is None
+
+    def test_missing_unique_values_never_clash(self, store: Store) -> None:
+        """Many partners have no domain and many customers no advisor id: no ``Conflict``."""
+        rows = [_make_company(n) for n in range(6)]
+        _add(store, COMPANIES_SAMPLE, *rows)
+        with store.unit_of_work(write=False) as uow:
+            assert uow.companies.count(kind=CompanyKind.PARTNER) == 3
+            assert uow.companies.count(kind=CompanyKind.CUSTOMER) == 3
+
+    def test_companies_are_found_by_domain_advisor_id_and_kind(self, store: Store) -> None:
+        """The lookups the Portal uses answer with the right company."""
+        rows = [_make_company(n) for n in range(4)]
+        _add(store, COMPANIES_SAMPLE, *rows)
+        with store.unit_of_work(write=False) as uow:
+            assert uow.companies.find(domain=rows[1].domain) == [rows[1]]
+            assert uow.companies.find(advisor_id=rows[2].advisor_id) == [rows[2]]
+            partners = sorted([rows[0], rows[2]], key=lambda c: c.id)
+            assert uow.companies.find(kind=CompanyKind.PARTNER) == partners
+
+
+def _relation(partner_id: str, n: int, name_key: str, domain: str) -> CustomerRelation:
+    customer_id = f"cmp_c{n:03d}"
+    return CustomerRelation(
+        id=CustomerRelation.key(partner_id, customer_id),
+        partner_id=partner_id,
+        customer_id=customer_id,
+        name_key=name_key,
+        domain=domain,
+    )
+
+
+class RelationsContract(_Base):
+    """``search_relations``: a partner's customers by name or domain prefix, paged."""
+
+    @pytest.fixture
+    def relations(self, store: Store) -> list[CustomerRelation]:
+        """Relations of partner ``cmp_p`` (and a few of ``cmp_q``), stored."""
+        names = [
+            ("fabrikam", "fabrikam.example"),
+            ("fabrikam", "fab2.example"),
+            ("contoso", "fabcontoso.example"),
+            ("fa_bulous", "fabulous.example"),
+            ("fa%ncy", "fancy.example"),
+            ("litware", "litware.example"),
+            ("zoë", "zoe.example"),
+            ("\U0010ffffmax", "max.example"),
+            ("fabulous", "f.example"),
+        ]
+        rows = [_relation("cmp_p", n, k, d) for n, (k, d) in enumerate(names)]
+        rows += [_relation("cmp_q", 50 + n, k, d) for n, (k, d) in enumerate(names[:3])]
+        with store.unit_of_work() as uow:
+            for row in reversed(rows):
+                uow.customer_relations.add(row)
+            uow.commit()
+        return rows
+
+    def _search(
+        self,
+        store: Store,
+        prefix: str,
+        limit: int = 100,
+        after: tuple[str, str] | None = None,
+    ) -> list[CustomerRelation]:
+        with store.unit_of_work(write=False) as uow:
+            return uow.search_relations("cmp_p", prefix, limit, after)
+
+    def _expected(self, rows: list[CustomerRelation], prefix: str) -> list[CustomerRelation]:
+        hits = [
+            r
+            for r in rows
+            if r.partner_id == "cmp_p"
+            and (r.name_key.startswith(prefix) or r.domain.startswith(prefix))
+        ]
+        return sorted(hits, key=lambda r: (r.name_key, r.id))
+
+    @pytest.mark.parametrize(
+        "prefix", ["fab", "fa", "f", "fabrikam", "lit", "zo", "zoë", "x", "fabcon", "\U0010ffff"]
+    )
+    def test_a_prefix_finds_names_and_domains_of_the_partner_only(
+        self, store: Store, relations: list[CustomerRelation], prefix: str
+    ) -> None:
+        """Matches on name or domain, each relation once, ordered by (name, id); another
+        partner's relations never show."""
+        assert self._search(store, prefix) == self._expected(relations, prefix)
+
+    @pytest.mark.parametrize("prefix", ["fa_", "fa%", "%", "_"])
+    def test_wildcard_characters_in_a_prefix_are_literal(
+        self, store: Store, relations: list[CustomerRelation], prefix: str
+    ) -> None:
+        """``_`` and ``%`` match themselves only (no ``LIKE`` semantics)."""
+        assert self._search(store, prefix) == self._expected(relations, prefix)
+
+    def test_an_empty_prefix_finds_every_relation_of_the_partner(
+        self, store: Store, relations: list[CustomerRelation]
+    ) -> None:
+        """With no prefix, the partner's whole list comes back, in order."""
+        found = self._search(store, "")
+        assert found == self._expected(relations, "")
+        assert len(found) == 9
+
+    def test_pages_walk_the_results_once_each(
+        self, store: Store, relations: list[CustomerRelation]
+    ) -> None:
+        """Following the cursor of the last result, pages of two cover every match once."""
+        pages: list[list[CustomerRelation]] = []
+        after: tuple[str, str] | None = None
+        while True:
+            page = self._search(store, "f", limit=2, after=after)
+            if not page:
+                break
+            assert len(page) <= 2
+            pages.append(page)
+            after = (page[-1].name_key, page[-1].id)
+        assert [r for page in pages for r in page] == self._expected(relations, "f")
+        assert len(pages) == 3
+
+
+class UnitOfWorkContract(_Base):
+    """Transactions: nothing without commit, all or nothing, read-only, closed after use."""
+
+    def _snapshot(self, store: Store) -> StoreSnapshot:
+        return snapshot(store)
+
+    def test_changes_are_visible_inside_their_own_unit_of_work(self, store: Store) -> None:
+        """A unit of work reads its own writes (get, find, count) before committing."""
+        user = _make_user(0)
+        with store.unit_of_work() as uow:
+            uow.users.add(user)
+            assert uow.users.get(user.id) == user
+            assert uow.users.find(company_id=user.company_id) == [user]
+            assert uow.users.count(email_key=email_key(user.email)) == 1
+            uow.commit()
+
+    def test_repository_of_a_table_is_its_named_attribute(self, store: Store) -> None:
+        """``uow.repository(USERS)`` and ``uow.users`` are the same table."""
+        user = _make_user(0)
+        with store.unit_of_work() as uow:
+            uow.repository(USERS).add(user)
+            assert uow.users.get(user.id) == user
+            uow.commit()
+
+    def test_changes_without_commit_are_discarded(self, store: Store) -> None:
+        """Leaving the block without ``commit`` rolls every change back."""
+        _add(store, USERS_SAMPLE, _make_user(1))
+        before = self._snapshot(store)
+        with store.unit_of_work() as uow:
+            uow.companies.add(_make_company(0))
+            uow.users.add(_make_user(0))
+            uow.users.update(_bump(_make_user(1), display_name="Changed"))
+            uow.append_audit(_event(1, GENESIS_HASH))
+        assert self._snapshot(store) == before
+        assert _get(store, USERS, _make_user(1).id) == _make_user(1)
+        assert _get(store, USERS, _make_user(0).id) is None
+
+    def test_rollback_discards_the_changes_so_far(self, store: Store) -> None:
+        """An explicit ``rollback`` discards everything written before it."""
+        with store.unit_of_work() as uow:
+            uow.users.add(_make_user(0))
+            uow.rollback()
+        assert _get(store, USERS, _make_user(0).id) is None
+
+    def test_an_exception_inside_the_block_discards_everything(self, store: Store) -> None:
+        """An error raised inside the block propagates and leaves nothing behind."""
+
+        class Boom(Exception):
+            pass
+
+        def fail_inside() -> None:
+            with store.unit_of_work() as uow:
+                uow.companies.add(_make_company(0))
+                uow.users.add(_make_user(0))
+                uow.append_audit(_event(1, GENESIS_HASH))
+                raise Boom
+
+        with pytest.raises(Boom):
+            fail_inside()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.companies.get(_make_company(0).id) is None
+            assert uow.users.get(_make_user(0).id) is None
+            assert uow.audit_head() == (0, GENESIS_HASH)
+
+    def test_a_failure_half_way_leaves_nothing(self, store: Store) -> None:
+        """Writes before a refused write are undone when the error leaves the block."""
+        _add(store, USERS_SAMPLE, _make_user(0))
+        before = self._snapshot(store)
+
+        def three_writes_then_a_refused_one() -> None:
+            with store.unit_of_work() as uow:
+                uow.companies.add(_make_company(0))
+                uow.users.add(_make_user(1))
+                uow.append_audit(_event(1, GENESIS_HASH))
+                uow.users.add(attrs.evolve(_make_user(2), email=_make_user(0).email))
+                uow.commit()
+
+        with pytest.raises(Conflict):
+            three_writes_then_a_refused_one()
+        assert self._snapshot(store) == before
+        assert _get(store, USERS, _make_user(1).id) is None
+
+    def test_a_refused_write_keeps_the_earlier_writes_of_the_unit_of_work(
+        self, store: Store
+    ) -> None:
+        """A write refused with ``Conflict`` changes nothing itself; the unit of work goes on."""
+        _add(store, USERS_SAMPLE, _make_user(0))
+        with store.unit_of_work() as uow:
+            uow.users.add(_make_user(1))
+            with pytest.raises(Conflict):
+                uow.users.add(attrs.evolve(_make_user(2), email=_make_user(0).email))
+            uow.commit()
+        assert _get(store, USERS, _make_user(1).id) == _make_user(1)
+        assert _get(store, USERS, _make_user(2).id) is None
+
+    def test_a_read_only_unit_of_work_refuses_every_write(self, store: Store) -> None:
+        """Writes in a read-only unit of work raise ``PartnerKitError`` (not ``Conflict``)."""
+        user = _make_user(0)
+        _add(store, USERS_SAMPLE, user)
+        before = self._snapshot(store)
+        writes: list[Callable[[UnitOfWork], None]] = [
+            lambda uow: uow.users.add(_make_user(1)),
+            lambda uow: uow.users.update(_bump(user, display_name="Changed")),
+            lambda uow: uow.users.remove(user),
+            lambda uow: uow.companies.add(_make_company(0)),
+            lambda uow: uow.append_audit(_event(1, GENESIS_HASH)),
+        ]
+        for write in writes:
+            with store.unit_of_work(write=False) as uow:
+                with pytest.raises(PartnerKitError) as info:
+                    write(uow)
+                assert not isinstance(info.value, Conflict)
+        assert self._snapshot(store) == before
+
+    def test_a_unit_of_work_cannot_be_used_after_its_block(self, store: Store) -> None:
+        """Reading or writing through a finished unit of work raises ``PartnerKitError``."""
+        with store.unit_of_work() as uow:
+            users = uow.users
+        with pytest.raises(PartnerKitError):
+            users.get("usr_x")
+        with pytest.raises(PartnerKitError):
+            users.add(_make_user(0))
+        assert _get(store, USERS, _make_user(0).id) is None
+
+    def test_a_unit_of_work_takes_no_writes_after_commit(self, store: Store) -> None:
+        """After ``commit`` the unit of work is finished: a further write raises
+        ``PartnerKitError`` instead of being silently lost."""
+        with store.unit_of_work() as uow:
+            uow.users.add(_make_user(0))
+            uow.commit()
+            with pytest.raises(PartnerKitError):
+                uow.users.add(_make_user(1))
+        assert _get(store, USERS, _make_user(0).id) == _make_user(0)
+
+    def test_a_stale_read_modify_write_across_units_of_work_is_a_conflict(
+        self, store: Store
+    ) -> None:
+        """Two writers read the same version; the second to write gets ``Conflict`` and the
+        first one's change stays."""
+        user = _make_user(0)
+        _add(store, USERS_SAMPLE, user)
+        with store.unit_of_work(write=False) as uow:
+            seen_by_a = uow.users.get(user.id)
+        with store.unit_of_work(write=False) as uow:
+            seen_by_b = uow.users.get(user.id)
+        assert seen_by_a is not None
+        assert seen_by_b is not None
+        won = _bump(seen_by_a, admin_role=AdminRole.SERVICE_ADMIN)
+        with store.unit_of_work() as uow:
+            uow.users.update(won)
+            uow.commit()
+        with store.unit_of_work() as uow, pytest.raises(Conflict):
+            uow.users.update(_bump(seen_by_b, admin_role=AdminRole.PASSWORD_ADMIN))
+        with store.unit_of_work() as uow, pytest.raises(Conflict):
+            uow.users.remove(seen_by_b)
+        assert _get(store, USERS, user.id) == won
+
+
+class AuditContract(_Base):
+    """The audit chain a store keeps: append after the head, read back in order."""
+
+    def test_an_empty_store_has_the_genesis_head_and_no_events(self, store: Store) -> None:
+        """Before any event the head is ``(0, GENESIS_HASH)``."""
+        with store.unit_of_work(write=False) as uow:
+            assert uow.audit_head() == (0, GENESIS_HASH)
+            assert uow.audit_events() == []
+
+    def test_appended_events_are_read_back_in_chain_order(self, store: Store) -> None:
+        """Events come back equal, oldest first, and the head names the newest."""
+        events = _chain(("cmp_a", "cmp_a"), ("cmp_b", "cmp_b"), (None, "cmp_a"))
+        _append(store, events[:1])
+        _append(store, events[1:])
+        with store.unit_of_work(write=False) as uow:
+            assert uow.audit_events() == events
+            assert uow.audit_head() == (3, events[-1].hash)
+            assert verify_chain(uow.audit_events(), uow.audit_head()) == 3
+
+    def test_an_event_that_does_not_follow_the_head_is_a_conflict(self, store: Store) -> None:
+        """Skipping a number, repeating one or naming another predecessor is a ``Conflict``."""
+        events = _chain(("cmp_a", "cmp_a"), ("cmp_a", "cmp_a"))
+        _append(store, events)
+        wrong = [
+            _event(4, events[1].hash),  # skips 3
+            _event(2, events[0].hash),  # repeats 2
+            _event(3, events[0].hash),  # follows the wrong event
+            _event(3, GENESIS_HASH),
+        ]
+        for event in wrong:
+            with pytest.raises(Conflict), store.unit_of_work() as uow:
+                uow.append_audit(event)
+        with store.unit_of_work(write=False) as uow:
+            assert uow.audit_events() == events
+            assert uow.audit_head() == (2, events[1].hash)
+
+    def test_events_of_a_company_are_those_by_it_or_on_it(self, store: Store) -> None:
+        """``audit_events(company_id)`` returns the events its users caused and those that
+        acted on it, once each, in chain order."""
+        events = _chain(
+            ("cmp_a", "cmp_b"),
+            ("cmp_a", "cmp_a"),
+            ("cmp_c", "cmp_c"),
+            (None, "cmp_b"),
+            ("cmp_b", "cmp_b"),
+            ("cmp_b", None),
+        )
+        _append(store, events)
+        with store.unit_of_work(write=False) as uow:
+            assert uow.audit_events("cmp_a") == [events[0], events[1]]
+            assert uow.audit_events("cmp_b") == [events[0], events[3], events[4], events[5]]
+            assert uow.audit_events("cmp_c") == [events[2]]
+            assert uow.audit_events("cmp_none") == []
+
+    def test_uncommitted_events_are_discarded(self, store: Store) -> None:
+        """Events appended in a unit of work that does not commit leave no trace."""
+        events = _chain(("cmp_a", "cmp_a"), ("cmp_a", "cmp_a"))
+        _append(store, events[:1])
+        with store.unit_of_work() as uow:
+            uow.append_audit(events[1])
+        with store.unit_of_work(write=False) as uow:
+            assert uow.audit_events() == events[:1]
+            assert uow.audit_head() == (1, events[0].hash)
+        _append(store, events[1:])
+
+    def test_every_field_of_an_event_round_trips(self, store: Store) -> None:
+        """Times with microseconds, missing values and details come back exactly."""
+        event = AuditEvent.chained(
+            seq=1,
+            prev_hash=GENESIS_HASH,
+            at=datetime(1999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+            action="user.create",
+            outcome="denied",
+            detail={"z": "last", "a": "first; ünïcode ✓", "quote": 'it\'s "quoted"'},
+            correlation_id="req-42",
+        )
+        _append(store, [event])
+        with store.unit_of_work(write=False) as uow:
+            (back,) = uow.audit_events()
+        assert back == event
+        assert back.at.utcoffset() == timedelta(0)
+        assert back.expected_hash() == back.hash
+
+
+_EDGE_TIMES = (
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(2024, 2, 29, 12, 0, 0, 1, tzinfo=UTC),
+)
+
+
+class RoundTripContract(_Base):
+    """Objects come back exactly as they were stored, every field type included."""
+
+    def test_every_field_type_of_a_user_round_trips(self, store: Store) -> None:
+        """Enums, booleans, missing values and aware times (to the microsecond) come back."""
+        users = [
+            attrs.evolve(
+                _make_user(n),
+                admin_role=role,
+                partner_access=access,
+                must_change_password=n % 2 == 0,
+                created_at=_EDGE_TIMES[n % len(_EDGE_TIMES)] if n % 4 else None,
+                display_name=f"Zoë „{n}“ 𝔘ser",
+            )
+            for n, (role, access) in enumerate(
+                itertools.product([None, *AdminRole], [None, *PartnerAccess])
+            )
+        ]
+        _add(store, USERS_SAMPLE, *users)
+        with store.unit_of_work(write=False) as uow:
+            for user in users:
+                back = uow.users.get(user.id)
+                assert back == user
+                assert back is not None
+                assert type(back.must_change_password) is bool
+                if back.created_at is not None:
+                    assert back.created_at.utcoffset() == timedelta(0)
+
+    def test_every_field_type_of_a_company_round_trips(self, store: Store) -> None:
+        """Contact information (nested, with missing parts) and both kinds come back."""
+        full = ContactInfo(
+            email="office@contoso.example",
+            phone="+44 20 7946 0958",
+            website="https://contoso.example:8443/partners?x=1",
+            address="1 Main Street\nSpringfield\tUSA · Ünïcode",
+        )
+        companies = [
+            attrs.evolve(_make_company(0), contact=full, created_at=_EDGE_TIMES[1]),
+            attrs.evolve(_make_company(1), contact=ContactInfo(email="a@b.example")),
+            attrs.evolve(_make_company(2), contact=None, created_at=None),
+            attrs.evolve(_make_company(3), created_at=_EDGE_TIMES[3]),
+        ]
+        _add(store, COMPANIES_SAMPLE, *companies)
+        with store.unit_of_work(write=False) as uow:
+            for company in companies:
+                assert uow.companies.get(company.id) == company
+
+    def test_generated_users_and_companies_round_trip(self, store: Store) -> None:
+        """Any valid user or company the strategies generate comes back equal."""
+
+        @given(
+            company=pks.companies(),
+            user=pks.users(company=pks.companies(kind=CompanyKind.PARTNER)),
+        )
+        def round_trip(company: Company, user: User) -> None:
+            # Each example writes and reads in one unit of work that never commits, so the
+            # store is empty again for the next one.
+            with store.unit_of_work() as uow:
+                uow.companies.add(attrs.evolve(company, version=1))
+                uow.users.add(attrs.evolve(user, version=1))
+                assert uow.companies.get(company.id) == attrs.evolve(company, version=1)
+                assert uow.users.get(user.id) == attrs.evolve(user, version=1)
+
+        round_trip()
+
+
+class ConcurrencyContract(_Base):
+    """A store is safe to share between threads."""
+
+    def test_threads_doing_read_modify_write_lose_nothing(self, store: Store) -> None:
+        """Four threads bump one user's version with retries; every acknowledged write is
+        one version, and the final version counts them all."""
+        user = _make_user(0)
+        _add(store, USERS_SAMPLE, user)
+        acked: list[int] = []
+        errors: list[BaseException] = []
+        lock = threading.Lock()
+
+        def worker(k: int) -> None:
+            done = 0
+            while done < 10:
+                try:
+                    with store.unit_of_work(write=False) as uow:
+                        seen = uow.users.get(user.id)
+                    assert seen is not None
+                    new = _bump(seen, display_name=f"Writer {k}")
+                    with store.unit_of_work() as uow:
+                        uow.users.update(new)
+                        uow.commit()
+                except Conflict:
+                    continue
+                except BaseException as exc:  # reported to the main thread
+                    errors.append(exc)
+                    return
+                with lock:
+                    acked.append(new.version)
+                done += 1
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        final = _get(store, USERS, user.id)
+        assert final is not None
+        assert final.version == 1 + len(acked) == 41
+        assert sorted(acked) == list(range(2, 42))
+
+
+class PortalContract(_Base):
+    """The Portal's use cases behave the same on this store."""
+
+    @pytest.fixture
+    def portal_world(self, store: Store) -> World:
+        """A partner and a customer with their users, registered on this store."""
+        return build_world(Portal(store=store, clock=FakeClock()))
+
+    def test_registration_stores_the_companies_and_their_first_admins(
+        self, portal_world: World
+    ) -> None:
+        """Registered companies and users are read back as the Portal returned them."""
+        store = portal_world.portal.store
+        assert _get(store, COMPANIES, portal_world.partner.id) == portal_world.partner
+        assert _get(store, COMPANIES, portal_world.customer.id) == portal_world.customer
+        admin = _get(store, USERS, portal_world.partner_admin.id)
+        assert admin == portal_world.partner_admin
+        assert admin is not None
+        assert admin.admin_role is AdminRole.GLOBAL_ADMIN
+        assert admin.partner_access is PartnerAccess.FULL
+        assert portal_world.partner.advisor_id
+        assert portal_world.customer.domain == "fabrikam.example"
+
+    def test_a_duplicate_domain_or_email_is_refused_and_changes_nothing(
+        self, portal_world: World
+    ) -> None:
+        """Registering a taken domain or e-mail (in any case) is a ``ValidationError``
+        naming the field, and the store is exactly as before."""
+        portal = portal_world.portal
+        before = snapshot(portal.store)
+        with pytest.raises(ValidationError) as info:
+            portal.register_customer(
+                name="Other", domain="FABRIKAM.example.", admin_email="x@other.example"
+            )
+        assert info.value.field == "domain"
+        with pytest.raises(ValidationError) as info:
+            portal.register_customer(
+                name="Other", domain="other.example", admin_email="ADA@contoso.EXAMPLE"
+            )
+        assert info.value.field == "admin_email"
+        assert snapshot(portal.store) == before
+
+    def test_a_duplicate_email_for_a_new_user_is_refused_and_only_audited(
+        self, portal_world: World
+    ) -> None:
+        """``create_user`` with a taken e-mail (other case) changes nothing but the trail."""
+        portal = portal_world.portal
+        before = snapshot(portal.store)
+        with pytest.raises(ValidationError) as info:
+            portal.create_user(
+                portal_world.partner_admin, email="DEE@Fabrikam.example", display_name="Dup"
+            )
+        assert info.value.field == "email"
+        after = snapshot(portal.store)
+        assert (after.companies, after.users) == (before.companies, before.users)
+        assert after.audit[: len(before.audit)] == before.audit
+        (event,) = after.audit[len(before.audit) :]
+        assert (event.action, event.outcome) == ("user.create", "failed")
+
+    def test_assigning_roles_and_removing_a_user_are_stored(self, portal_world: World) -> None:
+        """A role assignment is stored as the next version; a removal deletes the user."""
+        portal = portal_world.portal
+        user = portal.assign_roles(
+            portal_world.partner_admin,
+            portal_world.partner_agent.id,
+            admin_role=AdminRole.PASSWORD_ADMIN,
+        )
+        assert user.version == portal_world.partner_agent.version + 1
+        assert user.partner_access is None
+        assert _get(portal.store, USERS, user.id) == user
+        portal.remove_user(portal_world.partner_admin, user.id)
+        assert _get(portal.store, USERS, user.id) is None
+        assert portal.verify_audit_trail() == len(snapshot(portal.store).audit)
+
+    def test_the_last_global_admin_is_kept(self, portal_world: World) -> None:
+        """Demoting or removing a company's only global admin is a ``ValidationError``."""
+        portal = portal_world.portal
+        before = snapshot(portal.store)
+        with pytest.raises(ValidationError):
+            portal.assign_roles(
+                portal_world.customer_admin, portal_world.customer_admin.id, admin_role=None
+            )
+        with pytest.raises(ValidationError):
+            portal.remove_user(portal_world.customer_admin, portal_world.customer_admin.id)
+        after = snapshot(portal.store)
+        assert after.users == before.users
+        assert [e.outcome for e in after.audit[len(before.audit) :]] == ["failed", "failed"]
+
+    def test_a_denied_request_changes_nothing_and_is_audited(self, portal_world: World) -> None:
+        """A billing admin's role assignment is ``Forbidden``; only the denial is recorded."""
+        portal = portal_world.portal
+        before = snapshot(portal.store)
+        with pytest.raises(Forbidden) as info:
+            portal.assign_roles(
+                portal_world.partner_billing,
+                portal_world.partner_agent.id,
+                admin_role=AdminRole.GLOBAL_ADMIN,
+            )
+        assert info.value.permission is Permission.ASSIGN_ROLES
+        after = snapshot(portal.store)
+        assert after.users == before.users
+        (event,) = after.audit[len(before.audit) :]
+        assert (event.outcome, event.actor_id) == ("denied", portal_world.partner_billing.id)
+        assert event.reason == info.value.decision.reason
+
+    def test_decisions_are_taken_on_what_the_store_holds_now(self, portal_world: World) -> None:
+        """A stale ``User`` handed in as actor is re-read: a demoted admin is denied."""
+        portal = portal_world.portal
+        stale = portal_world.partner_billing
+        assert portal.decide(stale, Permission.PURCHASE, portal_world.partner.id)
+        portal.assign_roles(portal_world.partner_admin, stale.id, admin_role=None)
+        assert not portal.decide(stale, Permission.PURCHASE, portal_world.partner.id)
+
+    def test_the_audit_trail_of_the_whole_story_verifies(self, portal_world: World) -> None:
+        """After registrations, creations and a denial, the chain verifies end to end."""
+        portal = portal_world.portal
+        with pytest.raises(Forbidden):
+            portal.remove_user(portal_world.customer_user, portal_world.customer_admin.id)
+        count = portal.verify_audit_trail()
+        assert count == len(snapshot(portal.store).audit) >= 6
+
+
+class StoreContract(
+    RepositoryContract,
+    UsersContract,
+    CompaniesContract,
+    RelationsContract,
+    UnitOfWorkContract,
+    AuditContract,
+    RoundTripContract,
+    ConcurrencyContract,
+    PortalContract,
+):
+    """The whole contract. Subclass it as ``Test...`` and implement :meth:`make_store`
+    (or override the ``store`` fixture)."""

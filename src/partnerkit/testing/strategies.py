@@ -1,0 +1,215 @@
+"""Hypothesis strategies for partnerkit's domain objects.
+
+Every strategy here yields values the domain accepts: e-mails, phones, names and domains
+that pass validation, and well-formed ``ContactInfo``, ``Company`` and ``User`` objects. Use
+them in your own property tests::
+
+    from hypothesis import given
+    from partnerkit.testing import strategies as pks
+
+    @given(pks.users(company=pks.companies(kind=CompanyKind.CUSTOMER)))
+    def test_something(user): ...
+"""
+
+from __future__ import annotations
+
+import string
+from datetime import UTC, datetime
+
+from hypothesis import strategies as st
+
+from partnerkit.directory import MAX_ADDRESS, MAX_NAME, Company, CompanyKind, ContactInfo, User
+from partnerkit.roles import AdminRole, PartnerAccess, Permission
+
+__all__ = [
+    "addresses",
+    "admin_roles",
+    "advisor_ids",
+    "companies",
+    "contact_infos",
+    "domains",
+    "emails",
+    "identifiers",
+    "names",
+    "partner_accesses",
+    "permissions",
+    "phones",
+    "users",
+    "utc_datetimes",
+    "websites",
+]
+
+_ALNUM_LOWER = string.ascii_lowercase + string.digits
+_ALNUM = string.ascii_letters + string.digits
+_LOCAL_ATOM = _ALNUM + "!#$%&'*+/=?^_`{|}~-"
+_ADVISOR_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+_PRINTABLE = st.characters(exclude_categories=("Cc", "Cs"))
+
+
+@st.composite
+def _labels(draw: st.DrawFn, alphabet: str, max_size: int = 20) -> str:
+    """One DNS label: letters and digits, hyphens only inside."""
+    first = draw(st.sampled_from(alphabet))
+    if max_size == 1 or draw(st.booleans()):
+        return first
+    middle = draw(st.text(alphabet + "-", max_size=max_size - 2))
+    return first + middle + draw(st.sampled_from(alphabet))
+
+
+def _domain(alphabet: str, tld_alphabet: str) -> st.SearchStrategy[str]:
+    return st.builds(
+        lambda labels, tld: ".".join([*labels, tld]),
+        st.lists(_labels(alphabet), min_size=1, max_size=3),
+        st.text(tld_alphabet, min_size=2, max_size=6),
+    )
+
+
+def domains() -> st.SearchStrategy[str]:
+    """Valid customer domains, in the lower-case form a ``Company`` stores."""
+    return _domain(_ALNUM_LOWER, string.ascii_lowercase)
+
+
+def emails() -> st.SearchStrategy[str]:
+    """Valid e-mail addresses, in mixed case (uniqueness ignores case)."""
+    local = st.lists(st.text(_LOCAL_ATOM, min_size=1, max_size=12), min_size=1, max_size=3).map(
+        ".".join
+    )
+    return st.builds(lambda lp, dom: f"{lp}@{dom}", local, _domain(_ALNUM, string.ascii_letters))
+
+
+@st.composite
+def phones(draw: st.DrawFn) -> str:
+    """Valid phone numbers: 7 to 15 digits, an optional ``+``, groups split by separators."""
+    digits = draw(st.text(string.digits, min_size=7, max_size=15))
+    cuts = draw(st.lists(st.integers(1, len(digits) - 1), max_size=4, unique=True))
+    separators = iter(draw(st.lists(st.sampled_from(" -."), min_size=4, max_size=4)))
+    out, start = [], 0
+    for cut in sorted(cuts):
+        out.append(digits[start:cut] + next(separators))
+        start = cut
+    out.append(digits[start:])
+    return ("+" if draw(st.booleans()) else "") + "".join(out)
+
+
+def names(max_size: int = MAX_NAME) -> st.SearchStrategy[str]:
+    """Valid company and display names: printable, trimmed, 1 to *max_size* characters."""
+    return st.text(_PRINTABLE, min_size=1, max_size=max_size).map(str.strip).filter(bool)
+
+
+def websites() -> st.SearchStrategy[str]:
+    """Valid web sites: http(s) URLs with an optional port and path."""
+    return st.builds(
+        lambda scheme, host, port, path: f"{scheme}://{host}{port}{path}",
+        st.sampled_from(["http", "https"]),
+        _domain(_ALNUM, string.ascii_letters),
+        st.one_of(st.just(""), st.integers(1, 65535).map(lambda p: f":{p}")),
+        st.one_of(
+            st.just(""),
+            st.text(st.characters(min_codepoint=33, max_codepoint=126), max_size=30).map(
+                lambda p: f"/{p}"
+            ),
+        ),
+    )
+
+
+def addresses() -> st.SearchStrategy[str]:
+    """Valid postal addresses: free text, line breaks and tabs allowed."""
+    return st.text(_PRINTABLE | st.sampled_from("\n\t"), min_size=1, max_size=MAX_ADDRESS).filter(
+        str.strip
+    )
+
+
+def contact_infos() -> st.SearchStrategy[ContactInfo]:
+    """Valid ``ContactInfo`` values, each optional part present or not."""
+    return st.builds(
+        ContactInfo,
+        email=emails(),
+        phone=st.none() | phones(),
+        website=st.none() | websites(),
+        address=st.none() | addresses(),
+    )
+
+
+def identifiers(prefix: str) -> st.SearchStrategy[str]:
+    """Identifiers shaped like partnerkit's own (``usr_`` and 32 hex digits)."""
+    return st.uuids().map(lambda u: f"{prefix}_{u.hex}")
+
+
+def advisor_ids() -> st.SearchStrategy[str]:
+    """Advisor codes shaped like partnerkit's own (``PA-XXXXX-XXXXX``)."""
+    return st.text(_ADVISOR_ALPHABET, min_size=10, max_size=10).map(lambda s: f"PA-{s[:5]}-{s[5:]}")
+
+
+def utc_datetimes() -> st.SearchStrategy[datetime]:
+    """Aware UTC datetimes over the whole range of ``datetime``, to the microsecond."""
+    return st.datetimes(timezones=st.just(UTC))
+
+
+def admin_roles(*, optional: bool = True) -> st.SearchStrategy[AdminRole | None]:
+    """An admin role, or (if *optional*) none."""
+    roles = st.sampled_from(AdminRole)
+    return st.none() | roles if optional else roles
+
+
+def partner_accesses(*, optional: bool = True) -> st.SearchStrategy[PartnerAccess | None]:
+    """A partner access, or (if *optional*) none."""
+    accesses = st.sampled_from(PartnerAccess)
+    return st.none() | accesses if optional else accesses
+
+
+def permissions() -> st.SearchStrategy[Permission]:
+    """Any permission."""
+    return st.sampled_from(Permission)
+
+
+@st.composite
+def companies(draw: st.DrawFn, kind: CompanyKind | None = None) -> Company:
+    """Valid companies: partners with an advisor id, customers with a domain.
+
+    Args:
+        kind: only companies of this kind; both kinds when ``None``.
+    """
+    chosen = draw(st.sampled_from(CompanyKind)) if kind is None else kind
+    partner = chosen is CompanyKind.PARTNER
+    return Company(
+        id=draw(identifiers("cmp")),
+        kind=chosen,
+        name=draw(names()),
+        contact=draw(st.none() | contact_infos()),
+        domain=None if partner else draw(domains()),
+        advisor_id=draw(advisor_ids()) if partner else None,
+        created_at=draw(st.none() | utc_datetimes()),
+        version=draw(st.integers(1, 1_000)),
+    )
+
+
+@st.composite
+def users(
+    draw: st.DrawFn,
+    company: Company | st.SearchStrategy[Company] | None = None,
+) -> User:
+    """Valid users, with any admin role and (in partner companies only) partner access.
+
+    Args:
+        company: the user's company, or a strategy for it. Without one the user belongs to
+            a random company id and may hold partner access.
+    """
+    if isinstance(company, st.SearchStrategy):
+        company = draw(company)
+    if company is None:
+        company_id = draw(identifiers("cmp"))
+        may_hold_access = True
+    else:
+        company_id = company.id
+        may_hold_access = company.is_partner
+    return User(
+        id=draw(identifiers("usr")),
+        company_id=company_id,
+        email=draw(emails()),
+        display_name=draw(names()),
+        admin_role=draw(admin_roles()),
+        partner_access=draw(partner_accesses()) if may_hold_access else None,
+        must_change_password=draw(st.booleans()),
+        created_at=draw(st.none() | utc_datetimes()),
+        version=draw(st.integers(1, 1_000)),
+    )

@@ -1,0 +1,462 @@
+"""The Portal's company and user use cases (F1, F2), and how each refuses bad input.
+
+Every refusal is checked the same way: the right typed error, and a store that is exactly
+as before, apart from the audit event that records the failed or denied attempt itself.
+The tests run on ``MemoryStore`` (through the plugin's ``partnerkit_world``) and on a
+SQLite file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from partnerkit import (
+    AdminRole,
+    ContactInfo,
+    Forbidden,
+    NotFound,
+    PartnerAccess,
+    PartnerKitError,
+    Permission,
+    Portal,
+    ValidationError,
+)
+from partnerkit.stores.sqlite import SQLiteStore
+from partnerkit.testing import FakeClock, StoreSnapshot, World, build_world, snapshot
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    """The small world of the testing kit, on each store."""
+    if request.param == "memory":
+        yield request.getfixturevalue("partnerkit_world")
+        return
+    store = SQLiteStore(tmp_path / "portal.db")
+    yield build_world(Portal(store=store, clock=FakeClock()))
+    store.close()
+
+
+def assert_refused(
+    world: World,
+    call: Callable[[], object],
+    error: type[PartnerKitError],
+    *,
+    audited: tuple[str, str] | None,
+) -> PartnerKitError:
+    """Run *call*, expect *error*, and check that only the refusal's audit event was added.
+
+    Args:
+        audited: the ``(action, outcome)`` of the one event the refusal must leave, or
+            ``None`` when no actor is known and nothing may be recorded.
+    """
+    store = world.portal.store
+    before = snapshot(store)
+    with pytest.raises(error) as info:
+        call()
+    after = snapshot(store)
+    assert_unchanged(before, after)
+    new = after.audit[len(before.audit) :]
+    if audited is None:
+        assert new == ()
+    else:
+        assert [(e.action, e.outcome) for e in new] == [audited]
+        assert world.portal.verify_audit_trail() == len(after.audit)
+    return info.value
+
+
+def assert_unchanged(before: StoreSnapshot, after: StoreSnapshot) -> None:
+    """Companies and users are exactly as before; the old trail is untouched."""
+    assert after.companies == before.companies
+    assert after.users == before.users
+    assert after.audit[: len(before.audit)] == before.audit
+
+
+# -- the use cases -------------------------------------------------------------------------
+
+
+def test_a_registered_partner_gets_an_advisor_id_and_a_full_global_admin(world: World) -> None:
+    """A partner's first user is its global admin with FULL access; the partner has a public
+    advisor id and keeps the contact information given."""
+    partner, admin = world.partner, world.partner_admin
+    assert partner.is_partner
+    assert partner.advisor_id is not None
+    assert partner.advisor_id.startswith("PA-")
+    assert partner.contact == ContactInfo(email="hello@contoso.example", phone="+1 425 555 0100")
+    assert (admin.admin_role, admin.partner_access) == (AdminRole.GLOBAL_ADMIN, PartnerAccess.FULL)
+    assert admin.company_id == partner.id
+
+
+def test_two_partners_get_different_advisor_ids(world: World) -> None:
+    """Advisor ids are unique."""
+    other, _ = world.portal.register_partner(
+        name="Northwind",
+        contact=ContactInfo(email="hi@northwind.example"),
+        admin_email="admin@northwind.example",
+    )
+    assert other.advisor_id != world.partner.advisor_id
+
+
+def test_a_registered_customer_has_its_domain_normalised(world: World) -> None:
+    """The domain is stored lower case without a final dot; the first user is a global
+    admin without partner access."""
+    company, admin = world.portal.register_customer(
+        name="Litware", domain="LitWare.Example.", admin_email="it@litware.example"
+    )
+    assert company.domain == "litware.example"
+    assert (admin.admin_role, admin.partner_access) == (AdminRole.GLOBAL_ADMIN, None)
+
+
+def test_registrations_and_user_changes_are_audited(world: World) -> None:
+    """Each change leaves a success event naming the actor, the company and the action."""
+    events = world.portal.audit_trail(world.partner_admin)
+    assert [(e.action, e.outcome) for e in events] == [
+        ("partner.register", "success"),
+        ("user.create", "success"),
+        ("user.create", "success"),
+    ]
+    created = events[1]
+    assert created.actor_id == world.partner_admin.id
+    assert created.company_id == world.partner.id
+    assert created.target_id == world.partner_agent.id
+    assert created.details == {"admin_role": "none", "partner_access": "limited"}
+
+
+def test_anyone_in_the_company_reads_its_profile(world: World) -> None:
+    """Every user of a company may read its profile; another company's user may not."""
+    portal = world.portal
+    for user in (world.partner_admin, world.partner_agent, world.partner_billing):
+        assert portal.profile(user) == world.partner
+    with pytest.raises(Forbidden):
+        portal.profile(world.customer_user, world.partner.id)
+
+
+def test_only_a_global_admin_changes_the_profile(world: World) -> None:
+    """The global admin changes the contact information (a new version, audited); a billing
+    admin and a partner agent are refused."""
+    portal = world.portal
+    contact = ContactInfo(email="sales@contoso.example", website="https://contoso.example")
+    for actor, reason in [
+        (world.partner_billing, "admin-role-lacks-permission"),
+        (world.partner_agent, "deny-by-default"),
+    ]:
+        denied = assert_refused(
+            world,
+            lambda actor=actor: portal.update_profile(actor, contact=contact),
+            Forbidden,
+            audited=("profile.update", "denied"),
+        )
+        assert isinstance(denied, Forbidden)
+        assert denied.decision.reason == reason
+    updated = portal.update_profile(world.partner_admin, contact=contact, name="Contoso Ltd")
+    assert (updated.contact, updated.name) == (contact, "Contoso Ltd")
+    assert updated.version == world.partner.version + 1
+    assert portal.profile(world.partner_agent) == updated
+
+
+def test_a_global_admin_creates_assigns_and_removes_users(world: World) -> None:
+    """The whole life of a user: created, given a role, removed."""
+    portal = world.portal
+    user = portal.create_user(
+        world.customer_admin, email="eve@fabrikam.example", display_name="Eve"
+    )
+    assert (user.company_id, user.admin_role, user.version) == (world.customer.id, None, 1)
+    user = portal.assign_roles(world.customer_admin, user.id, admin_role=AdminRole.SERVICE_ADMIN)
+    assert (user.admin_role, user.version) == (AdminRole.SERVICE_ADMIN, 2)
+    assert portal.decide(user, Permission.ADMINISTER_SERVICES, world.customer.id)
+    portal.remove_user(world.customer_admin, user.id)
+    assert user.id not in {u.id for u in portal.list_users(world.customer_admin)}
+
+
+def test_a_second_global_admin_may_be_demoted_but_never_the_last(world: World) -> None:
+    """With two global admins one may step down; the remaining one may not."""
+    portal = world.portal
+    second = portal.assign_roles(
+        world.customer_admin, world.customer_user.id, admin_role=AdminRole.GLOBAL_ADMIN
+    )
+    portal.assign_roles(second, world.customer_admin.id, admin_role=None)
+    error = assert_refused(
+        world,
+        lambda: portal.assign_roles(second, second.id, admin_role=AdminRole.BILLING_ADMIN),
+        ValidationError,
+        audited=("user.assign_roles", "failed"),
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == "admin_role"
+    error = assert_refused(
+        world,
+        lambda: portal.remove_user(second, second.id),
+        ValidationError,
+        audited=("user.remove", "failed"),
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == "user_id"
+
+
+def test_a_privileged_partner_user_is_managed_only_by_a_global_admin(world: World) -> None:
+    """A user-management admin may not remove or change a user who holds partner access."""
+    portal = world.portal
+    uma = portal.create_user(
+        world.partner_admin,
+        email="uma@contoso.example",
+        display_name="Uma",
+        admin_role=AdminRole.USER_MANAGEMENT_ADMIN,
+    )
+    error = assert_refused(
+        world,
+        lambda: portal.remove_user(uma, world.partner_agent.id),
+        Forbidden,
+        audited=("user.remove", "denied"),
+    )
+    assert isinstance(error, Forbidden)
+    assert error.decision.reason == "privileged-partner-user-needs-own-global-admin"
+    plain = portal.create_user(uma, email="plain@contoso.example", display_name="Plain")
+    portal.remove_user(uma, plain.id)
+    portal.remove_user(world.partner_admin, world.partner_agent.id)
+
+
+# -- bad input -----------------------------------------------------------------------------
+
+MALFORMED_EMAILS = ["", "plain", "ada@", "ada@example", "a b@example.com", "ada@example.com\n"]
+BAD_NAMES = ["", "   ", "x" * 101, " padded", "line\nbreak"]
+
+
+@pytest.mark.parametrize("email", MALFORMED_EMAILS)
+def test_create_user_refuses_a_malformed_email(world: World, email: str) -> None:
+    """A malformed e-mail is a ``ValidationError`` naming ``email``; only the failure is
+    recorded."""
+    error = assert_refused(
+        world,
+        lambda: world.portal.create_user(world.customer_admin, email=email, display_name="X"),
+        ValidationError,
+        audited=("user.create", "failed"),
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == "email"
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_create_user_refuses_an_empty_or_overlong_name(world: World, name: str) -> None:
+    """A bad display name is a ``ValidationError`` naming ``display_name``."""
+    error = assert_refused(
+        world,
+        lambda: world.portal.create_user(
+            world.customer_admin, email="new@fabrikam.example", display_name=name
+        ),
+        ValidationError,
+        audited=("user.create", "failed"),
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == "display_name"
+
+
+@pytest.mark.parametrize("name", BAD_NAMES)
+def test_profile_update_refuses_a_bad_company_name(world: World, name: str) -> None:
+    """A bad company name is a ``ValidationError`` naming ``name``; the profile stays."""
+    error = assert_refused(
+        world,
+        lambda: world.portal.update_profile(world.partner_admin, name=name),
+        ValidationError,
+        audited=("profile.update", "failed"),
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == "name"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"admin_email": "not-an-email"}, "admin_email"),
+        ({"admin_email": "ADA@Contoso.Example"}, "admin_email"),
+        ({"name": ""}, "name"),
+        ({"name": "x" * 101}, "name"),
+        ({"admin_name": "y" * 101}, "admin_name"),
+        ({"admin_name": ""}, "admin_name"),
+        ({"contact": "hello@contoso.example"}, "contact"),
+    ],
+)
+def test_register_partner_refuses_bad_input_and_records_nothing(
+    world: World, kwargs: dict[str, object], field: str
+) -> None:
+    """Registration without a known actor fails with the field named and leaves no trace."""
+    args: dict[str, object] = {
+        "name": "Northwind",
+        "contact": ContactInfo(email="hi@northwind.example"),
+        "admin_email": "admin@northwind.example",
+    }
+    args.update(kwargs)
+    error = assert_refused(
+        world,
+        lambda: world.portal.register_partner(**args),  # type: ignore[arg-type]
+        ValidationError,
+        audited=None,
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == field
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"domain": "FABRIKAM.example"}, "domain"),
+        ({"domain": "fabrikam.example."}, "domain"),
+        ({"domain": "not a domain"}, "domain"),
+        ({"domain": ""}, "domain"),
+        ({"domain": "-bad.example"}, "domain"),
+        ({"domain": 42}, "domain"),
+        ({"admin_email": "Cy@FABRIKAM.example"}, "admin_email"),
+        ({"admin_email": "dee@fabrikam.EXAMPLE"}, "admin_email"),
+        ({"admin_email": "lee@contoso.example"}, "admin_email"),
+        ({"name": " Litware"}, "name"),
+    ],
+)
+def test_register_customer_refuses_duplicates_and_bad_input(
+    world: World, kwargs: dict[str, object], field: str
+) -> None:
+    """Taken domains and e-mails (in any case) and malformed input are refused, naming the
+    field, and nothing is stored."""
+    args: dict[str, object] = {
+        "name": "Litware",
+        "domain": "litware.example",
+        "admin_email": "it@litware.example",
+    }
+    args.update(kwargs)
+    error = assert_refused(
+        world,
+        lambda: world.portal.register_customer(**args),  # type: ignore[arg-type]
+        ValidationError,
+        audited=None,
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == field
+
+
+@pytest.mark.parametrize(
+    "email", ["dee@fabrikam.example", "DEE@FABRIKAM.EXAMPLE", "Ada@Contoso.example"]
+)
+def test_create_user_refuses_an_email_in_use_in_any_case(world: World, email: str) -> None:
+    """E-mails are unique across the whole portal, compared case-insensitively."""
+    error = assert_refused(
+        world,
+        lambda: world.portal.create_user(world.customer_admin, email=email, display_name="Dup"),
+        ValidationError,
+        audited=("user.create", "failed"),
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == "email"
+
+
+@pytest.mark.parametrize("use_case", ["assign_roles", "remove_user"])
+@pytest.mark.parametrize("whom", ["nobody", "other company", "not a string"])
+def test_an_unknown_target_is_not_found(world: World, use_case: str, whom: str) -> None:
+    """An unknown user id, or one of another company (whose existence is not the actor's to
+    know), is ``NotFound``."""
+    target = {
+        "nobody": "usr_nobody",
+        "other company": world.partner_agent.id,
+        "not a string": 42,
+    }[whom]
+    call = getattr(world.portal, use_case)
+    action = {"assign_roles": "user.assign_roles", "remove_user": "user.remove"}[use_case]
+    error = assert_refused(
+        world,
+        lambda: call(world.customer_admin, target),
+        NotFound,
+        audited=(action, "failed"),
+    )
+    assert isinstance(error, NotFound)
+    assert isinstance(error, LookupError)
+    assert error.kind == "user"
+
+
+@pytest.mark.parametrize(
+    "actor",
+    [
+        "usr_ghost",
+        42,
+        None,
+    ],
+)
+def test_an_unknown_actor_is_forbidden(world: World, actor: object) -> None:
+    """An actor id that names no user is refused with the rule that says so, and the
+    attempt is recorded."""
+    error = assert_refused(
+        world,
+        lambda: world.portal.create_user(actor, email="x@fabrikam.example", display_name="X"),  # type: ignore[arg-type]
+        Forbidden,
+        audited=("user.create", "denied"),
+    )
+    assert isinstance(error, Forbidden)
+    assert error.decision.reason == "actor-does-not-exist"
+
+
+def test_a_removed_user_can_no_longer_act(world: World) -> None:
+    """The ``User`` object of a removed user is refused as an actor."""
+    portal = world.portal
+    portal.remove_user(world.partner_admin, world.partner_billing.id)
+    error = assert_refused(
+        world,
+        lambda: portal.profile(world.partner_billing),
+        Forbidden,
+        audited=("profile.view", "denied"),
+    )
+    assert isinstance(error, Forbidden)
+    assert error.decision.reason == "actor-does-not-exist"
+
+
+def test_acting_on_an_unknown_company_is_forbidden(world: World) -> None:
+    """Creating a user in a company that does not exist is refused like any company the
+    actor has no rights in."""
+    error = assert_refused(
+        world,
+        lambda: world.portal.create_user(
+            world.partner_admin,
+            email="x@contoso.example",
+            display_name="X",
+            company_id="cmp_nowhere",
+        ),
+        Forbidden,
+        audited=("user.create", "denied"),
+    )
+    assert isinstance(error, Forbidden)
+    assert error.decision.reason == "no-active-delegation"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"admin_role": "global_admin"}, "admin_role"),
+        ({"partner_access": "full"}, "partner_access"),
+    ],
+)
+def test_roles_must_be_enum_members(world: World, kwargs: dict[str, object], field: str) -> None:
+    """Strings where roles belong are a ``ValidationError``, not a silent no-op."""
+    error = assert_refused(
+        world,
+        lambda: world.portal.assign_roles(
+            world.partner_admin,
+            world.partner_agent.id,
+            **kwargs,  # type: ignore[arg-type]
+        ),
+        ValidationError,
+        audited=("user.assign_roles", "failed"),
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == field
+
+
+def test_a_name_that_is_not_valid_unicode_text_is_refused(world: World) -> None:
+    """A display name with a lone surrogate cannot be stored anywhere: it is a
+    ``ValidationError`` naming the field, on every store alike."""
+    error = assert_refused(
+        world,
+        lambda: world.portal.create_user(
+            world.customer_admin, email="x@fabrikam.example", display_name="Bad \ud800 name"
+        ),
+        ValidationError,
+        audited=("user.create", "failed"),
+    )
+    assert isinstance(error, ValidationError)
+    assert error.field == "display_name"

@@ -2,21 +2,36 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
 import io
 import os
+import re
 import sqlite3
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
+import attrs
 import pytest
 
-from partnerkit import AdminRole, PartnerAccess, Portal
+from partnerkit import (
+    AdminRole,
+    Company,
+    DelegationStatus,
+    Forbidden,
+    LinkKind,
+    PartnerAccess,
+    Portal,
+    SubscriptionStatus,
+    User,
+    cli,
+)
 from partnerkit.cli import (
     DEMO_STEPS,
     Story,
+    _refused,
     build_parser,
     main,
     run_demo,
@@ -58,27 +73,105 @@ def test_unknown_command_is_a_usage_error(capsys: pytest.CaptureFixture[str]) ->
     assert "invalid choice" in err
 
 
-def test_demo_tells_the_whole_story_on_the_given_file(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+@attrs.frozen
+class DemoRun:
+    """One ``partnerkit demo --db FILE`` run: its exit code, what it printed, its file."""
+
+    code: int
+    out: str
+    err: str
+    db: Path
+
+    def rows(self) -> set[str]:
+        """The printed lines with their runs of spaces squeezed to one."""
+        return {" ".join(line.split()) for line in self.out.splitlines()}
+
+    def step(self, title: str) -> str:
+        """The text of the step whose heading ends with *title* (up to the next heading)."""
+        match = re.search(
+            rf"^\d+\. {re.escape(title)}\n(.*?)(?=^\d+\. |^The portal is kept|\Z)",
+            self.out,
+            re.M | re.S,
+        )
+        assert match is not None, f"no step {title!r} in the output"
+        return match.group(1)
+
+
+def run_demo_on(db: Path) -> DemoRun:
+    """Run ``partnerkit demo --db db`` in-process (outside pytest's capture)."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(["demo", "--db", str(db)])
+    return DemoRun(code, out.getvalue(), err.getvalue(), db)
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoRun:
+    """The demo, run once on a new file for the tests that only read what it did."""
+    return run_demo_on(tmp_path_factory.mktemp("demo") / "portal.db")
+
+
+def _open(db: Path) -> tuple[SQLiteStore, Portal]:
+    store = SQLiteStore(db)
+    return store, Portal(store=store)
+
+
+def _company(store: SQLiteStore, domain: str) -> Company:
+    with store.unit_of_work(write=False) as uow:
+        (company,) = uow.companies.find(domain=domain)
+    return company
+
+
+def _user(store: SQLiteStore, email: str) -> User:
+    with store.unit_of_work(write=False) as uow:
+        (user,) = uow.users.find(email_key=email)
+    return user
+
+
+#: The headings of the story, in order (SPEC section 7).
+STORY = (
+    "A partner registers",
+    "The partner's profile (F1)",
+    "Users with each admin role (F2)",
+    "Decisions, each with the rule that made it",
+    "Escalation is refused",
+    "A trial link, created and inspected (F3)",
+    "A customer signs up through the link (F3)",
+    "Consent to delegated administration (F5)",
+    "Password resets on behalf of the customer (F6)",
+    "A LIMITED admin is denied beyond a password admin's rights",
+    "A service request on behalf of the customer (F6)",
+    "A purchase offer with two services (F4)",
+    "The customer adjusts a licence count; the trial converts (F4)",
+    "Bad licence counts are refused at every boundary (F4)",
+    "A standalone delegation offer with roles and a duration (F5)",
+    "Finding customers (F6)",
+    "The customer revokes the delegation (F5)",
+    "A revoked link is refused (F3)",
+    "The audit trail (F7)",
+)
+
+
+def test_demo_tells_the_whole_story_in_order_and_exits_0(demo: DemoRun) -> None:
+    """Every part of SPEC section 7's story is a numbered step, in order, and the run ends
+    with exit code 0, nothing on stderr, and where the portal is kept."""
+    assert demo.code == 0, demo.err
+    assert demo.err == ""
+    headings = re.findall(r"^(\d+)\. (.*)$", demo.out, re.M)
+    assert headings == [(str(n), title) for n, title in enumerate(STORY, start=1)]
+    assert len(DEMO_STEPS) == len(STORY)
+    assert f"The portal is kept in {demo.db}" in demo.out
+
+
+def test_demo_starts_with_the_partner_its_users_decisions_and_refused_escalations(
+    demo: DemoRun,
 ) -> None:
-    """The demo registers a partner, shows its profile, creates a user per role, prints
-    decisions with their rules, refuses escalations and verifies the audit trail."""
-    db = tmp_path / "portal.db"
-    code, out, err = run(capsys, "demo", "--db", str(db))
-    assert code == 0, err
-    for heading in (
-        "1. A partner registers",
-        "2. The partner's profile (F1)",
-        "3. Users with each admin role (F2)",
-        "4. Decisions, each with the rule that made it",
-        "5. Escalation is refused",
-        "6. The audit trail (F7)",
-    ):
-        assert heading in out
-    assert "public advisor id is PA-" in out
+    """The partner registers with an advisor id, gets a user per admin role, decisions are
+    printed with their rules, and both escalations are refused with theirs."""
+    assert "public advisor id is PA-" in demo.out
     for role in AdminRole:
-        assert role.value in out
-    rows = {" ".join(line.split()) for line in out.splitlines()}
+        assert role.value in demo.step("Users with each admin role (F2)")
+    rows = demo.rows()
     for decision in (
         "bea purchase - allowed admin-role-grants-permission",
         "sam manage_users - denied admin-role-lacks-permission",
@@ -90,58 +183,317 @@ def test_demo_tells_the_whole_story_on_the_given_file(
         "ana reset_password lee allowed admin-role-grants-permission",
     ):
         assert decision in rows
-    assert "-> refused: admin-role-lacks-permission" in out
-    assert "-> refused: cannot-grant-partner-access-not-held" in out
-    assert "verified: all 11 events of the store are intact" in out
-    assert str(db) in out
+    escalation = demo.step("Escalation is refused")
+    assert "-> refused: admin-role-lacks-permission" in escalation
+    assert "-> refused: cannot-grant-partner-access-not-held" in escalation
 
 
-def test_demo_leaves_a_consistent_partnerkit_database_behind(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
-) -> None:
-    """What the demo printed is what the file holds: eight users with their roles, an
-    intact audit chain with the two refused escalations, and nobody escalated."""
-    db = tmp_path / "portal.db"
-    assert run(capsys, "demo", "--db", str(db))[0] == 0
-
-    store = SQLiteStore(db)
+def test_demo_prints_the_trial_links_claims_but_never_the_whole_link(demo: DemoRun) -> None:
+    """The trial link's claims are printed, and they are the store's record of that link;
+    the link itself only shortened, so no signed code can be copied from the output."""
+    step = demo.step("A trial link, created and inspected (F3)")
+    link_id = re.search(r"link id:\s+(\S+)", step)
+    advisor = re.search(r"advisor id:\s+(PA-\S+)", step)
+    assert link_id is not None
+    assert advisor is not None
+    assert re.search(r"kind:\s+trial_invitation", step)
+    assert re.search(r"target:\s+EXCHANGE", step)
+    assert re.search(r"delegated admin:\s+offered", step)
+    assert re.search(r"expires at:\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", step)
+    assert re.search(r"signed by key:\s+\S+", step)
+    assert "https://portal.example/join?code=" in step
+    assert not re.search(r"code=[A-Za-z0-9_.-]{40}", demo.out)
+    store, _ = _open(demo.db)
     try:
-        portal = Portal(store=store)
         with store.unit_of_work(write=False) as uow:
-            users = {u.email.split("@")[0]: u for u in uow.users.find(company_id=_partner_id(db))}
-        assert sorted(users) == ["ana", "bea", "gus", "lee", "nia", "pat", "sam", "uma"]
-        assert users["ana"].partner_access is PartnerAccess.FULL
-        assert users["gus"].admin_role is AdminRole.GLOBAL_ADMIN
-        assert users["uma"].admin_role is AdminRole.USER_MANAGEMENT_ADMIN
-        assert users["nia"].partner_access is None
-        assert portal.verify_audit_trail() == 11
-        denied = [e for e in portal.audit_trail(users["ana"]) if e.outcome == "denied"]
-        assert [e.reason for e in denied] == [
-            "admin-role-lacks-permission",
-            "cannot-grant-partner-access-not-held",
+            record = uow.links.get(link_id.group(1))
+        assert record is not None
+        assert record.kind is LinkKind.TRIAL_INVITATION
+        assert record.advisor_id == advisor.group(1)
+        assert record.target == "EXCHANGE"
+        assert record.includes_delegated_admin
+    finally:
+        store.close()
+
+
+def test_demo_signs_a_customer_up_through_the_link_and_gets_consent(demo: DemoRun) -> None:
+    """Fabrikam signs up through the trial link with a trial and a pending delegation,
+    which its global admin then accepts: all five roles, no end date."""
+    signup = demo.step("A customer signs up through the link (F3)")
+    assert "Fabrikam (fabrikam.example) signs up; its first user kim@fabrikam.example" in signup
+    assert re.search(r"subscription EXCHANGE: 25 licences, trial until \d{4}-", signup)
+    assert "waits for a global admin: pending" in signup
+    consent = demo.step("Consent to delegated administration (F5)")
+    assert "kim sees a pending offer from Contoso, no end date" in consent
+    assert ", ".join(sorted(role.value for role in AdminRole)) in consent
+    assert "kim accepts: the delegation is active since" in consent
+    rows = demo.rows()
+    for who in ("ana (full)", "lee (limited)"):
+        assert (
+            f"{who} may reset passwords at Fabrikam: allowed, active-delegation-grants-permission"
+        ) in rows
+
+
+def test_demo_shows_a_temporary_password_once_and_keeps_only_its_hash(demo: DemoRun) -> None:
+    """The FULL user's reset shows its temporary password on one line; the LIMITED user's is
+    masked; neither is in the file or the audit trail, where only a real-cost scrypt hash
+    is kept and the change-at-next-sign-in flag is set."""
+    step = demo.step("Password resets on behalf of the customer (F6)")
+    shown = re.findall(r"temporary password, shown this once: (\S+)", demo.out)
+    assert len(shown) == 1
+    password = shown[0]
+    assert len(password) >= 16
+    assert demo.out.count(password) == 1
+    assert re.search(r"temporary password: \*{16,} \(shown to lee alone\)", step)
+    assert "password=***>" in step
+    assert "the portal's sign-in accepts it: True" in step
+    assert "ana's temporary password works no more: False" in step
+    files = sorted(demo.db.parent.glob(demo.db.name + "*"))
+    assert files
+    for file in files:
+        assert password.encode() not in file.read_bytes()
+    store, portal = _open(demo.db)
+    try:
+        jo = _user(store, "jo@fabrikam.example")
+        assert jo.must_change_password
+        with store.unit_of_work(write=False) as uow:
+            credential = uow.credentials.get(jo.id)
+            events = uow.audit_events()
+        assert credential is not None
+        assert credential.password_hash.startswith("scrypt$32768$8$1$")
+        assert not portal.verify_password(jo.id, password)  # lee's reset replaced it
+        assert all(password not in repr(event) for event in events)
+    finally:
+        store.close()
+
+
+def test_demo_denies_a_limited_admin_on_the_customers_global_admin(demo: DemoRun) -> None:
+    """A LIMITED user acts as the customer's password admin: a global admin's password and
+    user management are refused, each with its rule."""
+    step = demo.step("A LIMITED admin is denied beyond a password admin's rights")
+    assert re.search(
+        r"lee resets the password of kim@fabrikam\.example.*\n\s+-> refused: "
+        r"target-role-outside-actor-limits",
+        step,
+    )
+    assert "-> refused: delegation-roles-lack-permission" in step
+
+
+def test_demo_opens_a_service_request_on_behalf_and_the_customer_sees_it(demo: DemoRun) -> None:
+    """The partner opens a critical request for the customer through the delegation, a
+    LIMITED user updates it, and the customer's admin sees who raised it."""
+    step = demo.step("A service request on behalf of the customer (F6)")
+    assert "(critical) for Fabrikam" in step
+    assert "lee marks it attention_needed" in step
+    assert "critical, attention_needed," in step
+    assert "raised by ana of Contoso through the delegation" in step
+
+
+def test_demo_sells_two_services_converts_the_trial_and_refuses_bad_counts(
+    demo: DemoRun,
+) -> None:
+    """The offer has two services and a quote id; a count below the service's minimum is
+    refused and buys nothing; the adjusted count is bought, the trial converted in place,
+    and bad counts are refused at the line, the offer and the change."""
+    offer = demo.step("A purchase offer with two services (F4)")
+    assert re.search(r"quote Q-\w+: 25 x Exchange Online, 10 x SharePoint Online", offer)
+    accept = demo.step("The customer adjusts a licence count; the trial converts (F4)")
+    assert "-> refused: licenses[SHAREPOINT]: must be between 5 and 1000" in accept
+    rows = demo.rows()
+    assert any(
+        row.startswith("EXCHANGE 40 licences active advisor PA-")
+        and row.endswith("(the trial, converted)")
+        for row in rows
+    )
+    assert any(row.startswith("SHAREPOINT 10 licences active advisor PA-") for row in rows)
+    assert "accepting again buys nothing more: the same 2 subscriptions" in accept
+    bad = demo.step("Bad licence counts are refused at every boundary (F4)")
+    assert "-> refused: licenses: must be between 1 and 1000000" in bad
+    assert "-> refused: licenses[EXCHANGE]: must be between 1 and 1000" in bad
+    assert bad.count("-> refused: licenses: must be a whole number (int)") == 3
+    store, _ = _open(demo.db)
+    try:
+        fabrikam = _company(store, "fabrikam.example")
+        with store.unit_of_work(write=False) as uow:
+            subs = {s.sku: s for s in uow.subscriptions.find(customer_id=fabrikam.id)}
+        assert sorted(subs) == ["EXCHANGE", "SHAREPOINT"]
+        exchange, sharepoint = subs["EXCHANGE"], subs["SHAREPOINT"]
+        assert (exchange.licenses, exchange.status) == (40, SubscriptionStatus.ACTIVE)
+        assert exchange.trial_ends_at is not None  # the same subscription the trial was
+        assert (sharepoint.licenses, sharepoint.status) == (12, SubscriptionStatus.ACTIVE)
+    finally:
+        store.close()
+
+
+def test_demo_offers_a_standalone_delegation_with_roles_and_a_duration(demo: DemoRun) -> None:
+    """The standalone offer grants two roles for 30 days; within them the partner may act,
+    outside them not, and never on the customer's partner relationships."""
+    step = demo.step("A standalone delegation offer with roles and a duration (F5)")
+    assert "ana offers password_admin, service_admin for 30 days" in step
+    assert "a delegated_admin link, https://portal.example/join?code=" in step
+    assert re.search(r"consents through it: active until \d{4}-\d\d-\d\d", step)
+    rows = demo.rows()
+    assert "ana may reset_password there: allowed, active-delegation-grants-permission" in rows
+    assert "ana may manage_subscriptions there: denied, delegation-roles-lack-permission" in rows
+    assert (
+        "ana may manage_partner_relationships there: denied, "
+        "delegates-never-manage-partner-relationships"
+    ) in rows
+    store, _ = _open(demo.db)
+    try:
+        fourth = _company(store, "fourthcoffee.example")
+        with store.unit_of_work(write=False) as uow:
+            (delegation,) = uow.delegations.find(customer_id=fourth.id)
+        assert delegation.roles == {AdminRole.PASSWORD_ADMIN, AdminRole.SERVICE_ADMIN}
+        assert delegation.ends_at is not None
+        assert delegation.status is DelegationStatus.ENDED
+    finally:
+        store.close()
+
+
+def test_demo_searches_only_the_partners_own_customers(demo: DemoRun) -> None:
+    """A prefix search finds the partner's customers by name, paged, and never a customer
+    of the portal the partner has no relationship with."""
+    rows = demo.rows()
+    assert "lee searches 'fab': Fabrikam (fabrikam.example)" in rows
+    assert (
+        "lee searches 'f': Fabrikam (fabrikam.example), Fourth Coffee (fourthcoffee.example)"
+    ) in rows
+    assert "one per page: Fabrikam, then Fourth Coffee" in rows
+    assert "Fabric Works (fabricworks.example) registers" in demo.out
+
+
+def test_demo_revokes_the_delegation_and_the_next_attempt_is_denied(demo: DemoRun) -> None:
+    """After the customer's revocation the next reset and request are refused, and the file
+    holds the revoked delegation and the denials after it."""
+    step = demo.step("The customer revokes the delegation (F5)")
+    assert "kim revokes Contoso's delegation: revoked at" in step
+    assert step.count("-> refused: no-active-delegation") == 2
+    assert "Contoso ends its delegation at Fourth Coffee: ended" in step
+    store, portal = _open(demo.db)
+    try:
+        fabrikam = _company(store, "fabrikam.example")
+        kim = _user(store, "kim@fabrikam.example")
+        with store.unit_of_work(write=False) as uow:
+            (delegation,) = uow.delegations.find(customer_id=fabrikam.id)
+        assert delegation.status is DelegationStatus.REVOKED
+        trail = portal.audit_trail(kim)
+        revoked_at = next(e.seq for e in trail if e.action == "delegation.revoke")
+        after = [(e.action, e.reason) for e in trail if e.seq > revoked_at]
+        assert after == [
+            ("user.reset_password", "no-active-delegation"),
+            ("service_request.create", "no-active-delegation"),
         ]
     finally:
         store.close()
 
 
-def _partner_id(db: Path) -> str:
-    with sqlite3.connect(db) as conn:
-        rows = conn.execute("SELECT id FROM companies").fetchall()
-    conn.close()
-    assert len(rows) == 1
-    return str(rows[0][0])
+def test_demo_refuses_a_revoked_link_and_creates_nothing_through_it(demo: DemoRun) -> None:
+    """The revoked trial link is refused by inspection and by sign-up; no company comes in."""
+    step = demo.step("A revoked link is refused (F3)")
+    assert step.count("-> refused: link revoked") == 2
+    store, _ = _open(demo.db)
+    try:
+        contoso = _user(store, "ana@contoso.example").company_id
+        with store.unit_of_work(write=False) as uow:
+            assert uow.companies.count(domain="tailspin.example") == 0
+            links = uow.links.find(partner_id=contoso)
+        revoked = [r for r in links if r.kind is LinkKind.TRIAL_INVITATION]
+        assert [r.revoked_at is not None for r in revoked] == [True]
+    finally:
+        store.close()
 
 
-def test_demo_run_again_on_its_file_adds_a_second_partner(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path
+def test_demo_prints_the_audit_trail_and_the_file_verifies(demo: DemoRun) -> None:
+    """The printed event count is what verifying the file finds, and the printed lines show
+    partner users acting on the customer through the delegation."""
+    step = demo.step("The audit trail (F7)")
+    printed = re.search(r"verified: all (\d+) events of the store are intact", step)
+    assert printed is not None
+    store, portal = _open(demo.db)
+    try:
+        assert portal.verify_audit_trail() == int(printed.group(1))
+    finally:
+        store.close()
+    rows = {" ".join(line.split()[1:]) for line in step.splitlines() if line[:7].strip()}
+    assert "user.reset_password success ana Contoso delegated:all" in rows
+    assert (
+        "user.reset_password denied lee Contoso delegated:password_admin "
+        "target-role-outside-actor-limits"
+    ) in rows
+    assert "delegation.revoke success kim Fabrikam global_admin" in rows
+
+
+def test_demo_leaves_a_consistent_partnerkit_database_behind(demo: DemoRun) -> None:
+    """What the demo printed is what the file holds: eight partner users with their roles,
+    and the partner's trail with every refusal its users met, in order."""
+    store, portal = _open(demo.db)
+    try:
+        ana = _user(store, "ana@contoso.example")
+        with store.unit_of_work(write=False) as uow:
+            users = {u.email.split("@")[0]: u for u in uow.users.find(company_id=ana.company_id)}
+        assert sorted(users) == ["ana", "bea", "gus", "lee", "nia", "pat", "sam", "uma"]
+        assert users["ana"].partner_access is PartnerAccess.FULL
+        assert users["gus"].admin_role is AdminRole.GLOBAL_ADMIN
+        assert users["uma"].admin_role is AdminRole.USER_MANAGEMENT_ADMIN
+        assert users["lee"].partner_access is PartnerAccess.LIMITED
+        assert users["nia"].partner_access is None
+        denied = [e.reason for e in portal.audit_trail(ana) if e.outcome == "denied"]
+        assert denied == [
+            "admin-role-lacks-permission",
+            "cannot-grant-partner-access-not-held",
+            "target-role-outside-actor-limits",
+            "delegation-roles-lack-permission",
+            "no-active-delegation",
+            "no-active-delegation",
+        ]
+    finally:
+        store.close()
+
+
+def test_demo_run_again_on_its_file_adds_a_second_partner_and_its_own_customers(
+    tmp_path: Path,
 ) -> None:
-    """A second run on the same partnerkit file uses free e-mails and keeps the chain whole."""
+    """A second run on the same file uses free e-mails and domains, tells the same story
+    (its search finds only its own customers) and keeps the chain whole."""
     db = tmp_path / "portal.db"
-    assert run(capsys, "demo", "--db", str(db))[0] == 0
-    code, out, err = run(capsys, "demo", "--db", str(db))
-    assert code == 0, err
-    assert "ana@contoso2.example" in out
-    assert "verified: all 22 events of the store are intact" in out
+    first = run_demo_on(db)
+    assert first.code == 0, first.err
+    second = run_demo_on(db)
+    assert second.code == 0, second.err
+    assert "ana@contoso2.example" in second.out
+    assert "lee searches 'fab': Fabrikam (fabrikam2.example)" in second.rows()
+    counts = [
+        int(m.group(1))
+        for run in (first, second)
+        if (m := re.search(r"verified: all (\d+) events", run.out)) is not None
+    ]
+    assert len(counts) == 2
+    assert counts[1] == 2 * counts[0]
+    store, portal = _open(db)
+    try:
+        assert portal.verify_audit_trail() == counts[1]
+    finally:
+        store.close()
+
+
+def test_demo_ends_with_exit_code_1_when_the_portal_fails_to_refuse(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step that expects a refusal and sees the call succeed stops the demo: exit code 1,
+    the reason on stderr, no traceback."""
+
+    def allowed_where_it_must_not_be(story: Story) -> None:
+        story.heading("A refusal that does not come")
+        _refused(
+            story, "ana reads her own profile", lambda: story.portal.profile(story.admin), Forbidden
+        )
+
+    monkeypatch.setattr(cli, "DEMO_STEPS", [step_register_partner, allowed_where_it_must_not_be])
+    code, out, err = run(capsys, "demo", "--db", str(tmp_path / "portal.db"))
+    assert code == 1
+    assert "the portal did not refuse: ana reads her own profile" in err
+    assert "Traceback" not in out + err
 
 
 def test_demo_without_db_uses_a_new_file_in_a_new_temporary_directory(
@@ -270,6 +622,6 @@ def test_installed_console_script_runs_the_demo(tmp_path: Path) -> None:
         [str(script), "demo"], capture_output=True, text=True, env=env, timeout=120, check=False
     )
     assert result.returncode == 0, result.stderr
-    assert "verified: all 11 events of the store are intact" in result.stdout
+    assert re.search(r"verified: all \d+ events of the store are intact", result.stdout)
     assert result.stderr == ""
     assert list(tmp_path.glob("partnerkit-demo-*/portal.db"))

@@ -88,7 +88,10 @@ class AuditEvent:
     company_id: str | None
     #: The delegation the actor acted through, if any.
     delegation_id: str | None
-    #: The role the actor used (``"global_admin"``, ``"delegated:password_admin"``, ...).
+    #: The role the actor used: its own admin role (``"global_admin"``), the effective roles
+    #: of a delegation (``"delegated:password_admin"``; ``"delegated:all"`` for all five),
+    #: or ``"partner-full"`` for a partner
+    #: user acting without one.
     role: str | None
     #: What was attempted (``"user.create"``, ``"delegation.accept"``, ...).
     action: str

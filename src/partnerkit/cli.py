@@ -1,10 +1,17 @@
 """The ``partnerkit`` command.
 
 ``partnerkit demo [--db PATH]`` tells the story of a partner portal on a SQLite file, one step
-at a time: a partner registers, its profile is shown, users with each admin role are created,
-decisions are printed with the rule behind each, an escalation is refused, and the audit
-trail is verified. ``partnerkit keys ...`` and ``partnerkit link ...`` (from
-:mod:`partnerkit._cli_links`) manage link-signing keys and inspect links.
+at a time (SPEC section 7): a partner registers and shows its profile, creates users with each
+admin role, decisions are printed with the rule behind each and an escalation is refused; a
+trial link is created and inspected, a customer signs up through it and consents to delegated
+administration; partner users reset a password and open a service request on the customer's
+behalf, a LIMITED one is denied what a password admin may not do; a purchase offer of two
+services is accepted with an adjusted licence count, converting the trial, and bad counts are
+refused; a standalone delegation offer with roles and a duration is accepted; the partner
+searches its customers; the customer revokes the delegation and the next attempt is denied; a
+revoked link is refused; and the audit trail is shown and verified. ``partnerkit keys ...``
+and ``partnerkit link ...`` (from :mod:`partnerkit._cli_links`) manage link-signing keys and
+inspect links.
 
 Every sub-command's parser sets ``func``, a handler that takes the parsed arguments and
 returns the exit code. The demo is the list :data:`DEMO_STEPS` of small functions that each
@@ -20,18 +27,23 @@ import importlib.metadata
 import sqlite3
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import TextIO
+from typing import TextIO, cast
 
 import attrs
 
+from partnerkit.consent import Delegation
 from partnerkit.directory import Company, ContactInfo, User, email_key
-from partnerkit.errors import Forbidden, PartnerKitError
+from partnerkit.errors import Forbidden, InvalidLink, PartnerKitError, ValidationError
+from partnerkit.links import Keyring, LinkClaims
+from partnerkit.offers import Catalog, OfferLine, Service, TrialTerms
 from partnerkit.portal import Portal
 from partnerkit.roles import AdminRole, PartnerAccess, Permission
 from partnerkit.stores.sqlite import SQLiteStore
+from partnerkit.support import PasswordHasher
 
 __all__ = ["DEMO_STEPS", "DemoStep", "Story", "build_parser", "main"]
 
@@ -78,9 +90,12 @@ def build_parser() -> argparse.ArgumentParser:
         "demo",
         help="tell the story of a partner portal on a SQLite file",
         description=(
-            "Register a partner, show its profile, create users with each admin role, "
-            "print decisions with their reasons, refuse an escalation and verify the audit "
-            "trail, all on a SQLite file."
+            "Tell the whole story of a partner portal on a SQLite file: a partner and its "
+            "users and roles, a trial link created, inspected and redeemed, consent to "
+            "delegated administration, password resets and a service request on the "
+            "customer's behalf, a LIMITED admin denied, a purchase offer with an adjusted "
+            "licence count, a standalone delegation offer, a customer search, revocation, a "
+            "revoked link, and the verified audit trail."
         ),
     )
     demo.add_argument(
@@ -131,10 +146,22 @@ class Story:
     out: TextIO
     #: The e-mail domain of this run's partner (free in the store when the story began).
     domain: str
+    #: Which run on this file the story is (1 for a new file): customer domains carry it.
+    run: int = 1
     #: The partner company, once registered.
     partner: Company | None = None
     #: The partner's users by first name, in the order they were created.
     users: dict[str, User] = attrs.Factory(dict)
+    #: The customer companies by short name ("fabrikam", ...), in the order they came.
+    customers: dict[str, Company] = attrs.Factory(dict)
+    #: The customers' users by first name.
+    people: dict[str, User] = attrs.Factory(dict)
+    #: The links issued so far by name ("trial", "offer", ...).
+    links: dict[str, str] = attrs.Factory(dict)
+    #: What each link said when it was inspected, by the same names.
+    claims: dict[str, LinkClaims] = attrs.Factory(dict)
+    #: The delegations by the short name of their customer.
+    delegations: dict[str, Delegation] = attrs.Factory(dict)
     #: The number of the step being told.
     step: int = 0
 
@@ -151,19 +178,36 @@ class Story:
         """The e-mail address of the user called *name* in this run."""
         return f"{name}@{self.domain}"
 
+    def company_domain(self, name: str) -> str:
+        """The domain of the customer called *name* in this run (``fabrikam2.example``...)."""
+        return f"{name}.example" if self.run == 1 else f"{name}{self.run}.example"
+
     def who(self, user_id: str | None) -> str:
         """A short name for a user id (the first name, if the story knows the user)."""
         if user_id is None:
             return "-"
-        for name, user in self.users.items():
+        for name, user in (*self.users.items(), *self.people.items()):
             if user.id == user_id:
                 return name
         return user_id
+
+    def company_name(self, company_id: str | None) -> str:
+        """A short name for a company id (its name, if the story knows the company)."""
+        if self.partner is not None and company_id == self.partner.id:
+            return self.partner.name.split()[0]
+        for company in self.customers.values():
+            if company.id == company_id:
+                return company.name.split()[0]
+        return company_id or "-"
 
     @property
     def admin(self) -> User:
         """The partner's first user: global admin with FULL partner access."""
         return self.users["ana"]
+
+    def customer(self, name: str) -> Company:
+        """The customer company the story calls *name*."""
+        return self.customers[name]
 
 
 #: A step of the demo: tells one part of the story and records what later steps need.
@@ -174,6 +218,44 @@ def _roles_text(user: User) -> str:
     role = user.admin_role.value if user.admin_role is not None else "no admin role"
     access = user.partner_access.value if user.partner_access is not None else "none"
     return f"{role}, partner access {access}"
+
+
+def _when(moment: datetime | None) -> str:
+    return "never" if moment is None else f"{moment:%Y-%m-%d %H:%M:%S} UTC"
+
+
+def _day(moment: datetime | None) -> str:
+    return "no end date" if moment is None else f"{moment:%Y-%m-%d}"
+
+
+def _roles_list(roles: Iterable[AdminRole]) -> str:
+    return ", ".join(sorted(role.value for role in roles))
+
+
+def _short_url(url: str) -> str:
+    """A link as a reader needs to see it: where it points and how long it is."""
+    base, _, code = url.partition("?code=")
+    return f"{base}?code={code[:12]}... ({len(url)} characters)"
+
+
+def _mask(secret: str) -> str:
+    return "*" * len(secret)
+
+
+#: What an attempt the portal must refuse may raise (anything else is a real failure).
+_Refusal = type[Forbidden] | type[ValidationError] | type[InvalidLink]
+
+
+def _refused(story: Story, what: str, attempt: Callable[[], object], expect: _Refusal) -> None:
+    """Tell an attempt the portal must refuse, and why it was; a success ends the demo."""
+    story.say(what)
+    try:
+        attempt()
+    except expect as exc:
+        reason = exc.decision.reason if isinstance(exc, Forbidden) else str(exc)
+        story.say(f"  -> refused: {reason}")
+    else:
+        raise PartnerKitError(f"the portal did not refuse: {what}")
 
 
 def step_register_partner(story: Story) -> None:
@@ -280,40 +362,422 @@ def step_denied_escalation(story: Story) -> None:
     story.heading("Escalation is refused")
     portal = story.portal
     uma, gus, nia = story.users["uma"], story.users["gus"], story.users["nia"]
-    attempts: tuple[tuple[str, Callable[[], object]], ...] = (
-        (
-            f"{uma.email} (user management admin) makes herself global admin",
-            lambda: portal.assign_roles(uma, uma.id, admin_role=AdminRole.GLOBAL_ADMIN),
-        ),
-        (
-            f"{gus.email} (global admin, no partner access) gives {nia.email} FULL access",
-            lambda: portal.assign_roles(gus, nia.id, partner_access=PartnerAccess.FULL),
-        ),
+    _refused(
+        story,
+        f"{uma.email} (user management admin) makes herself global admin",
+        lambda: portal.assign_roles(uma, uma.id, admin_role=AdminRole.GLOBAL_ADMIN),
+        Forbidden,
     )
-    for what, attempt in attempts:
-        story.say(what)
-        try:
-            attempt()
-        except Forbidden as exc:
-            story.say(f"  -> refused: {exc.decision.reason}")
-        else:
-            raise PartnerKitError(f"escalation was not refused: {what}")
+    _refused(
+        story,
+        f"{gus.email} (global admin, no partner access) gives {nia.email} FULL access",
+        lambda: portal.assign_roles(gus, nia.id, partner_access=PartnerAccess.FULL),
+        Forbidden,
+    )
     still = portal.decide(nia, Permission.CREATE_TRIAL_INVITATIONS, nia.company_id)
     story.say(f"{nia.email} still may not create trial invitations: {still.reason}")
 
 
+def _tell_claims(story: Story, claims: LinkClaims) -> None:
+    for label, value in (
+        ("kind", claims.kind.value),
+        ("link id", claims.link_id),
+        ("advisor id", claims.advisor_id),
+        ("target", claims.target),
+        ("delegated admin", "offered" if claims.includes_delegated_admin else "not offered"),
+        ("issued at", _when(claims.issued_at)),
+        ("expires at", _when(claims.expires_at)),
+        ("signed by key", claims.key_id),
+    ):
+        story.say(f"  {label + ':':<17}{value}")
+
+
+def step_trial_link(story: Story) -> None:
+    """A LIMITED partner user creates a trial invitation; the portal inspects the link."""
+    story.heading("A trial link, created and inspected (F3)")
+    portal, lee = story.portal, story.users["lee"]
+    service = portal.catalog.get("EXCHANGE")
+    assert service.trial is not None
+    url = portal.create_trial_invitation(lee, "EXCHANGE", include_delegated_admin=True)
+    story.links["trial"] = url
+    story.say(f"lee (LIMITED partner access) invites customers to try {service.name}")
+    story.say(
+        f"({service.trial.days} days, {service.trial.licenses} licences), and offers delegated "
+        "administration with it"
+    )
+    story.say("one link for any number of customers:")
+    story.say(f"  {_short_url(url)}")
+    claims = portal.inspect_link(url)
+    story.claims["trial"] = claims
+    story.say("inspect_link verifies the signature and the store's record; the link says:")
+    _tell_claims(story, claims)
+    story.say(f"signed with a {portal.keyring.algorithm} key of the portal's key ring;")
+    story.say("the key itself is never printed, logged or audited")
+
+
+def step_sign_up(story: Story) -> None:
+    """A new customer signs up through the trial link: company, admin and trial at once."""
+    story.heading("A customer signs up through the link (F3)")
+    portal = story.portal
+    company, kim, result = portal.sign_up(
+        story.links["trial"],
+        name="Fabrikam",
+        domain=story.company_domain("fabrikam"),
+        admin_email=f"kim@{story.company_domain('fabrikam')}",
+        admin_name="Kim Sato",
+        accept_delegated_admin=None,
+    )
+    story.customers["fabrikam"] = company
+    story.people["kim"] = kim
+    story.say(f"{company.name} ({company.domain}) signs up; its first user {kim.email}")
+    story.say(f"is {_roles_text(kim)}")
+    (trial,) = result.subscriptions
+    partner = story.partner
+    assert partner is not None
+    advisor = f"{trial.advisor_id} ({story.company_name(partner.id)})"
+    story.say(
+        f"subscription {trial.sku}: {trial.licenses} licences, {trial.status.value} until "
+        f"{_day(trial.trial_ends_at)}, advisor {advisor}"
+    )
+    delegation = result.delegation
+    assert delegation is not None
+    story.delegations["fabrikam"] = delegation
+    story.say(
+        f"the delegated administration the link offers waits for a global admin: "
+        f"{delegation.status.value}"
+    )
+    jo = portal.create_user(kim, email=f"jo@{company.domain}", display_name="Jo Brandt")
+    story.people["jo"] = jo
+    story.say(f"kim adds a colleague: {jo.email}, {_roles_text(jo)}")
+
+
+def step_consent(story: Story) -> None:
+    """The customer's global admin reads the pending offer and consents to it."""
+    story.heading("Consent to delegated administration (F5)")
+    portal, kim = story.portal, story.people["kim"]
+    fabrikam = story.customer("fabrikam")
+    (pending,) = portal.list_delegations(kim)
+    story.say(
+        f"kim sees a {pending.status.value} offer from {story.company_name(pending.partner_id)}, "
+        f"{_day(pending.ends_at)}, for the roles"
+    )
+    story.say(f"  {_roles_list(pending.roles)}")
+    active = portal.accept_delegation(kim, pending.id)
+    story.delegations["fabrikam"] = active
+    story.say(
+        f"kim accepts: the delegation is {active.status.value} since {_when(active.decided_at)}"
+    )
+    for name in ("ana", "lee"):
+        user = story.users[name]
+        decision = portal.decide(user, Permission.RESET_PASSWORD, fabrikam.id)
+        access = user.partner_access.value if user.partner_access is not None else "none"
+        story.say(
+            f"{name} ({access}) may reset passwords at Fabrikam: "
+            f"{'allowed' if decision else 'denied'}, {decision.reason}"
+        )
+
+
+def step_password_resets(story: Story) -> None:
+    """A FULL and a LIMITED partner user reset a customer user's password on its behalf."""
+    story.heading("Password resets on behalf of the customer (F6)")
+    portal = story.portal
+    fabrikam, jo = story.customer("fabrikam"), story.people["jo"]
+    first = portal.reset_password(story.admin, fabrikam.id, jo.id)
+    story.say(f"ana (FULL, acting as Fabrikam's global admin) resets {jo.email}'s password")
+    story.say(f"  temporary password, shown this once: {first.temporary_password}")
+    story.say(f"  in a log: {first!r}")
+    with portal.store.unit_of_work(write=False) as uow:
+        credential = uow.credentials.get(jo.id)
+        reread = uow.users.get(jo.id)
+    assert credential is not None
+    assert reread is not None
+    scheme = "$".join(credential.password_hash.split("$")[:4])
+    story.say(
+        f"  the store keeps only its hash ({scheme}$...); must change at next sign-in: "
+        f"{'yes' if reread.must_change_password else 'no'}"
+    )
+    accepted = portal.verify_password(jo.id, first.temporary_password)
+    story.say(f"  the portal's sign-in accepts it: {accepted}")
+    second = portal.reset_password(story.users["lee"], fabrikam.id, jo.id)
+    story.say("lee (LIMITED, acting as Fabrikam's password admin) resets it again")
+    story.say(f"  temporary password: {_mask(second.temporary_password)} (shown to lee alone)")
+    story.say(
+        "  ana's temporary password works no more: "
+        f"{portal.verify_password(jo.id, first.temporary_password)}"
+    )
+
+
+def step_limited_denied(story: Story) -> None:
+    """A LIMITED partner user is a password admin at the customer, nothing more."""
+    story.heading("A LIMITED admin is denied beyond a password admin's rights")
+    portal, lee, kim = story.portal, story.users["lee"], story.people["kim"]
+    fabrikam = story.customer("fabrikam")
+    _refused(
+        story,
+        f"lee resets the password of {kim.email}, Fabrikam's global admin",
+        lambda: portal.reset_password(lee, fabrikam.id, kim.id),
+        Forbidden,
+    )
+    _refused(
+        story,
+        "lee adds a user to Fabrikam",
+        lambda: portal.create_user(
+            lee,
+            email=f"max@{fabrikam.domain}",
+            display_name="Max Weber",
+            company_id=fabrikam.id,
+        ),
+        Forbidden,
+    )
+
+
+def step_service_request(story: Story) -> None:
+    """The partner opens and tracks a service request on the customer's behalf."""
+    story.heading("A service request on behalf of the customer (F6)")
+    portal, kim = story.portal, story.people["kim"]
+    fabrikam = story.customer("fabrikam")
+    request = portal.create_service_request(
+        story.admin,
+        fabrikam.id,
+        title="Mail to fabrikam is delayed by an hour",
+        severity="critical",
+        description="Reported by kim on the phone.",
+    )
+    story.say(f'ana opens "{request.title}" ({request.severity.value}) for Fabrikam')
+    updated = portal.update_service_request(
+        story.users["lee"], request.id, status="attention_needed"
+    )
+    story.say(f"lee marks it {updated.status.value}")
+    for seen in portal.list_service_requests(kim):
+        story.say(f'kim sees "{seen.title}": {seen.severity.value}, {seen.status.value},')
+        story.say(
+            f"  raised by {story.who(seen.created_by)} of "
+            f"{story.company_name(seen.created_by_company_id)} through the delegation"
+        )
+
+
+#: The services of the demo portal's catalogue.
+DEMO_CATALOG = Catalog(
+    [
+        Service(
+            sku="EXCHANGE",
+            name="Exchange Online",
+            min_licenses=1,
+            max_licenses=1000,
+            trial=TrialTerms(days=30, licenses=25),
+        ),
+        Service(sku="SHAREPOINT", name="SharePoint Online", min_licenses=5, max_licenses=1000),
+        Service(
+            sku="INTUNE",
+            name="Windows Intune",
+            min_licenses=1,
+            max_licenses=500,
+            trial=TrialTerms(days=30, licenses=10),
+        ),
+    ]
+)
+
+
+def step_purchase_offer(story: Story) -> None:
+    """The partner offers two services with licence counts; the offer has a quote id."""
+    story.heading("A purchase offer with two services (F4)")
+    portal = story.portal
+    lines = [OfferLine(sku="EXCHANGE", licenses=25), OfferLine(sku="SHAREPOINT", licenses=10)]
+    url, offer = portal.create_purchase_offer(story.admin, lines)
+    story.links["offer"] = url
+    story.claims["offer"] = portal.inspect_link(url)
+    story.say(
+        f"ana sends quote {offer.quote_id}: "
+        + ", ".join(
+            f"{line.licenses} x {portal.catalog.get(line.sku).name}" for line in offer.lines
+        )
+    )
+    story.say(f"its link: {_short_url(url)}")
+    story.say(
+        f"inspected: {story.claims['offer'].kind.value} for offer {offer.id}, "
+        f"expires {_day(offer.expires_at)}"
+    )
+
+
+def step_accept_offer(story: Story) -> None:
+    """The customer adjusts a count within bounds; the trial converts; a bad count is refused."""
+    story.heading("The customer adjusts a licence count; the trial converts (F4)")
+    portal, kim = story.portal, story.people["kim"]
+    url = story.links["offer"]
+    _refused(
+        story,
+        "kim asks for 2 SharePoint licences (the service sells 5 to 1000)",
+        lambda: portal.redeem(url, kim, licenses={"SHAREPOINT": 2}),
+        ValidationError,
+    )
+    story.say("  nothing was bought")
+    (trial,) = (s for s in portal.list_subscriptions(kim) if s.sku == "EXCHANGE")
+    result = portal.redeem(url, kim, licenses={"EXCHANGE": 40})
+    story.say("kim accepts the offer with 40 Exchange licences instead of 25:")
+    for sub in result.subscriptions:
+        converted = " (the trial, converted)" if sub.id == trial.id else ""
+        story.say(
+            f"  {sub.sku:<11}{sub.licenses:>4} licences  {sub.status.value:<7}"
+            f"advisor {sub.advisor_id}{converted}"
+        )
+    again = portal.redeem(url, kim, licenses={"EXCHANGE": 40})
+    story.say(
+        f"accepting again buys nothing more: the same {len(again.subscriptions)} subscriptions"
+    )
+
+
+def step_bad_counts(story: Story) -> None:
+    """A licence count that is not a whole number within bounds is refused at every boundary."""
+    story.heading("Bad licence counts are refused at every boundary (F4)")
+    portal, kim = story.portal, story.people["kim"]
+    (sharepoint,) = (s for s in portal.list_subscriptions(kim) if s.sku == "SHAREPOINT")
+    _refused(
+        story,
+        "an offer line of 0 licences",
+        lambda: OfferLine(sku="EXCHANGE", licenses=0),
+        ValidationError,
+    )
+    _refused(
+        story,
+        "ana offers 5000 Exchange licences (the service sells 1 to 1000)",
+        lambda: portal.create_purchase_offer(story.admin, [OfferLine("EXCHANGE", 5000)]),
+        ValidationError,
+    )
+
+    def change_to(count: object) -> Callable[[], object]:
+        # The wrong type on purpose: the portal must refuse it.
+        return lambda: portal.change_licenses(kim, sharepoint.id, cast(int, count))
+
+    for bad in (True, 12.0, "12"):
+        _refused(
+            story, f"kim changes SharePoint to {bad!r} licences", change_to(bad), ValidationError
+        )
+    changed = portal.change_licenses(kim, sharepoint.id, 12)
+    story.say(f"kim changes SharePoint to 12 licences: done, version {changed.version}")
+
+
+def step_standalone_delegation(story: Story) -> None:
+    """A standalone delegation offer, with chosen roles and a duration, to another customer."""
+    story.heading("A standalone delegation offer with roles and a duration (F5)")
+    portal = story.portal
+    domain = story.company_domain("fourthcoffee")
+    fourth, max_ = portal.register_customer(
+        name="Fourth Coffee", domain=domain, admin_email=f"max@{domain}", admin_name="Max Weber"
+    )
+    story.customers["fourthcoffee"] = fourth
+    story.people["max"] = max_
+    roles = {AdminRole.PASSWORD_ADMIN, AdminRole.SERVICE_ADMIN}
+    url = portal.offer_delegated_admin(story.admin, roles=roles, duration=timedelta(days=30))
+    story.links["delegation"] = url
+    claims = portal.inspect_link(url)
+    story.say(f"ana offers {_roles_list(roles)} for 30 days, not bound to any customer:")
+    story.say(f"  a {claims.kind.value} link, {_short_url(url)}")
+    result = portal.redeem(url, max_, accept_delegated_admin=True)
+    delegation = result.delegation
+    assert delegation is not None
+    story.delegations["fourthcoffee"] = delegation
+    story.say(
+        f"{max_.email} (global admin of {fourth.name}) consents through it: "
+        f"{delegation.status.value} until {_day(delegation.ends_at)}"
+    )
+    for permission in (
+        Permission.RESET_PASSWORD,
+        Permission.MANAGE_SUBSCRIPTIONS,
+        Permission.MANAGE_PARTNER_RELATIONSHIPS,
+    ):
+        decision = portal.decide(story.admin, permission, fourth.id)
+        story.say(
+            f"  ana may {permission.value} there: "
+            f"{'allowed' if decision else 'denied'}, {decision.reason}"
+        )
+
+
+def step_customer_search(story: Story) -> None:
+    """A partner user searches its customers by prefix; others' customers stay hidden."""
+    story.heading("Finding customers (F6)")
+    portal, lee = story.portal, story.users["lee"]
+    domain = story.company_domain("fabricworks")
+    other, _ = portal.register_customer(
+        name="Fabric Works", domain=domain, admin_email=f"lou@{domain}"
+    )
+    story.say(f"{other.name} ({other.domain}) registers on the portal, not through Contoso")
+    for prefix in ("fab", "f", "fourth"):
+        found = portal.find_customers(lee, prefix)
+        names = ", ".join(f"{c.name} ({c.domain})" for c in found) or "nobody"
+        story.say(f"lee searches {prefix!r}: {names}")
+    first = portal.find_customers(lee, "", limit=1)
+    rest = portal.find_customers(lee, "", limit=1, after=first[-1].id)
+    story.say(f"one per page: {first[0].name}, then {rest[0].name}")
+
+
+def step_revocation(story: Story) -> None:
+    """The customer revokes the delegation; the very next attempt is denied."""
+    story.heading("The customer revokes the delegation (F5)")
+    portal, kim = story.portal, story.people["kim"]
+    fabrikam, jo = story.customer("fabrikam"), story.people["jo"]
+    revoked = portal.revoke_delegation(kim, story.delegations["fabrikam"].id)
+    story.delegations["fabrikam"] = revoked
+    story.say(
+        f"kim revokes Contoso's delegation: {revoked.status.value} at {_when(revoked.decided_at)}"
+    )
+    _refused(
+        story,
+        f"lee resets {jo.email}'s password once more",
+        lambda: portal.reset_password(story.users["lee"], fabrikam.id, jo.id),
+        Forbidden,
+    )
+    _refused(
+        story,
+        "ana opens another service request for Fabrikam",
+        lambda: portal.create_service_request(story.admin, fabrikam.id, title="Follow-up"),
+        Forbidden,
+    )
+    ended = portal.end_delegation(story.admin, story.delegations["fourthcoffee"].id)
+    story.delegations["fourthcoffee"] = ended
+    story.say(f"from its side, Contoso ends its delegation at Fourth Coffee: {ended.status.value}")
+
+
+def step_revoked_link(story: Story) -> None:
+    """A revoked link stops working at once, for inspection and redemption alike."""
+    story.heading("A revoked link is refused (F3)")
+    portal = story.portal
+    url, claims = story.links["trial"], story.claims["trial"]
+    portal.revoke_link(story.admin, claims.link_id)
+    story.say(f"ana revokes the trial link {claims.link_id}")
+    _refused(story, "the portal inspects it", lambda: portal.inspect_link(url), InvalidLink)
+    domain = story.company_domain("tailspin")
+    _refused(
+        story,
+        f"a new customer ({domain}) signs up through it",
+        lambda: portal.sign_up(
+            url, name="Tailspin Toys", domain=domain, admin_email=f"ivy@{domain}"
+        ),
+        InvalidLink,
+    )
+    story.say("  no company, user or subscription was created")
+
+
 def step_audit_trail(story: Story) -> None:
-    """Show the company's audit trail and verify the hash chain of the whole store."""
+    """Show the customer's audit trail and verify the hash chain of the whole store."""
     story.heading("The audit trail (F7)")
-    events = story.portal.audit_trail(story.admin)
-    story.say(f"{'#':>4}  {'action':<19}{'outcome':<9}{'actor':<7}{'on':<7}reason")
+    portal = story.portal
+    partner_events = portal.audit_trail(story.admin)
+    events = portal.audit_trail(story.people["kim"])
+    story.say(
+        f"Contoso's trail holds {len(partner_events)} events and Fabrikam's {len(events)}; "
+        "Fabrikam's shows"
+    )
+    story.say("every act of Contoso's users on it (actor -: someone signing up through a link):")
+    story.say(f"{'#':>4}  {'action':<30}{'outcome':<8}{'actor':<6}{'of':<9}{'role':<26}reason")
     for event in events:
         story.say(
-            f"{event.seq:>4}  {event.action:<19}{event.outcome:<9}{story.who(event.actor_id):<7}"
-            f"{story.who(event.target_id):<7}{event.reason or ''}"
+            f"{event.seq:>4}  {event.action:<30}{event.outcome:<8}{story.who(event.actor_id):<6}"
+            f"{story.company_name(event.actor_company_id):<9}{event.role or '-':<26}"
+            f"{event.reason or ''}"
         )
-    count = story.portal.verify_audit_trail()
+    count = portal.verify_audit_trail()
     story.say(f"verified: all {count} events of the store are intact, each chained to the last")
+    story.say("no key, temporary password or whole link is in any of them")
 
 
 #: The story ``partnerkit demo`` tells, in order.
@@ -323,6 +787,19 @@ DEMO_STEPS: list[DemoStep] = [
     step_create_users,
     step_decisions,
     step_denied_escalation,
+    step_trial_link,
+    step_sign_up,
+    step_consent,
+    step_password_resets,
+    step_limited_denied,
+    step_service_request,
+    step_purchase_offer,
+    step_accept_offer,
+    step_bad_counts,
+    step_standalone_delegation,
+    step_customer_search,
+    step_revocation,
+    step_revoked_link,
     step_audit_trail,
 ]
 
@@ -360,19 +837,41 @@ def _check_demo_file(path: Path) -> None:
         )
 
 
-def _free_domain(store: SQLiteStore) -> str:
-    """The first e-mail domain whose demo admin is not in *store* yet (reruns add a partner)."""
+#: The customer companies of the story, by the name their domain starts with.
+DEMO_CUSTOMER_DOMAINS = ("fabrikam", "fourthcoffee", "fabricworks", "tailspin")
+
+
+def _free_run(store: SQLiteStore) -> int:
+    """The first run number whose partner admin and customer domains are all free in *store*.
+
+    Rerunning the demo on its file adds a new partner and new customers next to the old ones.
+    """
     with store.unit_of_work(write=False) as uow:
-        for n in range(1, 10_000):
-            domain = "contoso.example" if n == 1 else f"contoso{n}.example"
-            if not uow.users.count(email_key=email_key(f"ana@{domain}")):
-                return domain
+        for run in range(1, 10_000):
+            suffix = "" if run == 1 else str(run)
+            taken = uow.users.count(email_key=email_key(f"ana@contoso{suffix}.example")) or any(
+                uow.companies.count(domain=f"{name}{suffix}.example")
+                for name in DEMO_CUSTOMER_DOMAINS
+            )
+            if not taken:
+                return run
     raise PartnerKitError("no free e-mail domain left for the demo")
 
 
 def demo_portal(store: SQLiteStore) -> Portal:
-    """The portal the demo runs on."""
-    return Portal(store=store, base_url="https://portal.example/join")
+    """The portal the demo runs on: the demo catalogue and a fresh HMAC key ring.
+
+    The key ring lives as long as the run: links of an earlier run on the same file no
+    longer verify, as after a key rotation and removal. Passwords are hashed with the real
+    scrypt cost of :class:`~partnerkit.support.PasswordHasher`.
+    """
+    return Portal(
+        store=store,
+        keyring=Keyring.generate(),
+        catalog=DEMO_CATALOG,
+        base_url="https://portal.example/join",
+        password_hasher=PasswordHasher(),
+    )
 
 
 def run_demo(path: Path, out: TextIO, steps: Sequence[DemoStep] = ()) -> None:
@@ -383,7 +882,9 @@ def run_demo(path: Path, out: TextIO, steps: Sequence[DemoStep] = ()) -> None:
     """
     store = SQLiteStore(path)
     try:
-        story = Story(portal=demo_portal(store), out=out, domain=_free_domain(store))
+        run = _free_run(store)
+        domain = "contoso.example" if run == 1 else f"contoso{run}.example"
+        story = Story(portal=demo_portal(store), out=out, domain=domain, run=run)
         print(f"partnerkit {_version()} demo on {path}", file=out)
         for step in steps or DEMO_STEPS:
             step(story)

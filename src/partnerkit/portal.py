@@ -67,6 +67,7 @@ from partnerkit.offers import (
 from partnerkit.ports import MAX_SEARCH_LIMIT, Clock, Store, UnitOfWork
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.roles import (
+    ALL_ADMIN_ROLES,
     AdminRole,
     Decision,
     PartnerAccess,
@@ -74,6 +75,7 @@ from partnerkit.roles import (
     Rule,
     decide,
     decide_assignment,
+    effective_roles,
 )
 from partnerkit.support import (
     Credential,
@@ -283,9 +285,13 @@ class Portal:
             # Whether a company the actor has no rights in exists is not the actor's to know.
             attempt.role = _role_label(user, own=own)
             raise Forbidden(Decision(False, Rule.NO_ACTIVE_DELEGATION))
-        attempt.role = _role_label(user, own=own)
         if delegation is not None:
             attempt.delegation_id = delegation.id
+            roles = effective_roles(user, cid, delegation, now)
+            held = "all" if roles == ALL_ADMIN_ROLES else ",".join(sorted(r.value for r in roles))
+            attempt.role = f"delegated:{held}"
+        else:
+            attempt.role = _role_label(user, own=own)
         return _Context(user, company, delegation, now)
 
     def _decide(
@@ -1508,8 +1514,12 @@ class Portal:
         store keeps only its scrypt hash, and the user must change it at next sign-in.
         """
         temporary = new_temporary_password()
-        # Hashing is slow on purpose: do it before the unit of work takes the write lock.
-        hashed = self.password_hasher.hash(temporary)
+        # Hashing is slow on purpose: do it before the unit of work takes the write lock,
+        # and only for an actor the policy allows now, so that a denied actor cannot make
+        # the portal spend a password hash on each attempt.
+        hashed = None
+        if self.decide(actor, Permission.RESET_PASSWORD, customer_id, user_id):
+            hashed = self.password_hasher.hash(temporary)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> PasswordReset:
             attempt.target_id = str(user_id)[:64]
@@ -1521,7 +1531,7 @@ class Portal:
             fresh = Credential(
                 id=target.id,
                 company_id=target.company_id,
-                password_hash=hashed,
+                password_hash=hashed or self.password_hasher.hash(temporary),
                 set_at=ctx.now,
                 set_by=ctx.actor.id,
             )
@@ -1716,10 +1726,11 @@ def _bump(obj: V, **changes: Any) -> V:
 
 
 def _role_label(user: User, *, own: bool) -> str | None:
+    """The role an actor acts with, for the audit, when no delegation is involved."""
     if own:
         return user.admin_role.value if user.admin_role is not None else None
     access = user.partner_access
-    return f"delegated-{access.value}" if access is not None else None
+    return f"partner-{access.value}" if access is not None else None
 
 
 def _roles_detail(

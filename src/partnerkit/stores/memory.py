@@ -247,6 +247,9 @@ class _MemoryUnitOfWork:
 
     def __enter__(self) -> _MemoryUnitOfWork:
         store = self._store
+        if store.owner == get_ident():
+            # The lock is not re-entrant: waiting for it here would wait forever.
+            raise PartnerKitError("a unit of work is already open in this thread")
         store.lock.acquire()
         store.owner = get_ident()
         store.writable = self._write

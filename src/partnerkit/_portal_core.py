@@ -1,0 +1,530 @@
+"""The machinery every Portal use case shares: units of work, audit, actors, decisions.
+
+The use cases themselves live in the ``_portal_*`` modules, one per feature; the public
+:class:`partnerkit.Portal` puts them together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import attrs
+
+from partnerkit.audit import AuditEvent, Outcome, current_correlation_id
+from partnerkit.consent import (
+    Delegation,
+    DelegationOffer,
+    DelegationStatus,
+)
+from partnerkit.directory import (
+    Company,
+    CompanyKind,
+    ContactInfo,
+    User,
+    check_email,
+    check_name,
+    email_key,
+    new_id,
+    normalize_domain,
+)
+from partnerkit.errors import (
+    Conflict,
+    Forbidden,
+    InvalidLink,
+    NotFound,
+    PartnerKitError,
+    ValidationError,
+)
+from partnerkit.links import (
+    DEFAULT_LINK_LIFETIME,
+    MAX_LINK_LIFETIME,
+    Keyring,
+    build_url,
+)
+from partnerkit.offers import (
+    Catalog,
+    PurchaseOffer,
+    Subscription,
+)
+from partnerkit.ports import MAX_SEARCH_LIMIT, Clock, Store, UnitOfWork
+from partnerkit.records import CustomerRelation, LinkRecord
+from partnerkit.roles import (
+    ALL_ADMIN_ROLES,
+    AdminRole,
+    Decision,
+    PartnerAccess,
+    Permission,
+    Rule,
+    decide,
+    effective_roles,
+)
+from partnerkit.support import (
+    PasswordHasher,
+)
+
+__all__ = ["PortalCore", "utc_now"]
+
+R = TypeVar("R")
+_ACTOR_UNKNOWN = Decision(False, Rule.ACTOR_UNKNOWN)
+_NOT_OWN_GLOBAL_ADMIN = Decision(False, Rule.AUDIT_TRAIL_GLOBAL_ADMINS_ONLY)
+_TARGET_ELSEWHERE = Decision(False, Rule.TARGET_IN_OTHER_COMPANY)
+
+
+def utc_now() -> datetime:
+    """The default clock: the current time, aware UTC."""
+    return datetime.now(UTC)
+
+
+@attrs.define
+class _Attempt:
+    """What the audit needs to know about the attempt in progress."""
+
+    action: str
+    correlation_id: str
+    actor: User | None = None
+    company_id: str | None = None
+    delegation_id: str | None = None
+    role: str | None = None
+    target_id: str | None = None
+    detail: dict[str, object] = attrs.Factory(dict)
+
+
+@attrs.frozen
+class _Context:
+    """An actor, re-read, in the company it acts on."""
+
+    actor: User
+    company: Company
+    delegation: Delegation | None
+    now: datetime
+
+    @property
+    def own(self) -> bool:
+        return self.actor.company_id == self.company.id
+
+
+class PortalCore:
+    """Shared state and steps of the use cases (see :class:`partnerkit.Portal`)."""
+
+    def __init__(
+        self,
+        store: Store,
+        keyring: Keyring | None = None,
+        catalog: Catalog | None = None,
+        base_url: str = "https://portal.invalid/join",
+        clock: Clock | Callable[[], datetime] | None = None,
+        *,
+        password_hasher: PasswordHasher | None = None,
+        conflict_retries: int = 3,
+    ) -> None:
+        self.store = store
+        #: Without a key ring, a fresh HMAC one: links then die with the process.
+        self.keyring = keyring if keyring is not None else Keyring.generate()
+        self.catalog = catalog if catalog is not None else Catalog()
+        build_url(base_url, "x")  # refuse a base URL links cannot be built on, now
+        self.base_url = base_url
+        self.clock: Callable[[], datetime] = clock or utc_now
+        self.password_hasher = password_hasher or PasswordHasher()
+        if type(conflict_retries) is not int or not 0 <= conflict_retries <= 100:
+            raise ValidationError("conflict_retries", "must be a whole number from 0 to 100")
+        self.conflict_retries = conflict_retries
+
+    def __repr__(self) -> str:
+        return f"<Portal store={self.store!r} base_url={self.base_url!r}>"
+
+    # -- running use cases -------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """Return the clock's time, checked to be aware."""
+        now = self.clock()
+        if now.utcoffset() is None:
+            raise ValidationError("clock", "must return an aware UTC datetime")
+        return now
+
+    def _run(
+        self, action: str, body: Callable[[UnitOfWork, _Attempt], R], *, write: bool = True
+    ) -> R:
+        correlation_id = current_correlation_id()
+        for tries_left in range(self.conflict_retries, -1, -1):
+            attempt = _Attempt(action, correlation_id)
+            try:
+                with self.store.unit_of_work(write=write) as uow:
+                    return body(uow, attempt)
+            except Conflict:
+                # A concurrent change won (or the store was busy): the unit of work was
+                # rolled back, so running the use case again from a fresh read is safe.
+                if not tries_left:
+                    raise
+            except Forbidden as exc:
+                self._record_failure(attempt, "denied", exc.decision.reason)
+                raise
+            except (ValidationError, NotFound, InvalidLink) as exc:
+                if attempt.actor is not None:
+                    self._record_failure(attempt, "failed", _reason(exc))
+                raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _record_failure(self, attempt: _Attempt, outcome: Outcome, reason: str) -> None:
+        try:
+            with self.store.unit_of_work() as uow:
+                self._append(uow, attempt, outcome, reason)
+                uow.commit()
+        except Conflict:
+            # The attempt's own error is what the caller must see; a busy store must not
+            # replace it. The denial is retried once, then given up.
+            with self.store.unit_of_work() as uow:
+                self._append(uow, attempt, outcome, reason)
+                uow.commit()
+
+    def _append(
+        self,
+        uow: UnitOfWork,
+        attempt: _Attempt,
+        outcome: Outcome,
+        reason: str | None,
+        **detail: object,
+    ) -> AuditEvent:
+        seq, prev = uow.audit_head()
+        actor = attempt.actor
+        event = AuditEvent.chained(
+            seq=seq + 1,
+            prev_hash=prev,
+            at=self.now(),
+            action=attempt.action,
+            outcome=outcome,
+            actor_id=actor.id if actor is not None else None,
+            actor_company_id=actor.company_id if actor is not None else None,
+            company_id=attempt.company_id,
+            delegation_id=attempt.delegation_id,
+            role=attempt.role,
+            target_id=attempt.target_id,
+            reason=reason,
+            detail={**attempt.detail, **detail},
+            correlation_id=attempt.correlation_id,
+        )
+        uow.append_audit(event)
+        return event
+
+    def _succeed(self, uow: UnitOfWork, attempt: _Attempt, reason: str | None = None) -> None:
+        self._append(uow, attempt, "success", reason)
+        uow.commit()
+
+    # -- reading actors and deciding ---------------------------------------------------
+
+    def _actor(self, uow: UnitOfWork, actor: User | str, attempt: _Attempt | None) -> User:
+        actor_id = actor if isinstance(actor, str) else getattr(actor, "id", None)
+        user = uow.users.get(actor_id) if isinstance(actor_id, str) else None
+        if user is None:
+            if attempt is not None:
+                attempt.detail["unknown_actor"] = str(actor_id)[:64]
+            raise Forbidden(_ACTOR_UNKNOWN)
+        if attempt is not None:
+            attempt.actor = user
+        return user
+
+    def _delegation(
+        self, uow: UnitOfWork, actor: User, company_id: str, now: datetime
+    ) -> Delegation | None:
+        """The active delegation through which *actor* may act on *company_id*, if any."""
+        if actor.partner_access is None or not isinstance(company_id, str):
+            return None
+        return self._active_delegation(uow, actor.company_id, company_id, now)
+
+    def _context(
+        self,
+        uow: UnitOfWork,
+        attempt: _Attempt,
+        actor: User | str,
+        company_id: str | None,
+    ) -> _Context:
+        user = self._actor(uow, actor, attempt)
+        cid = user.company_id if company_id is None else company_id
+        attempt.company_id = cid
+        own = cid == user.company_id
+        now = self.now()
+        delegation = None if own else self._delegation(uow, user, cid, now)
+        company = uow.companies.get(cid) if isinstance(cid, str) else None
+        if company is None or (not own and delegation is None):
+            # Whether a company the actor has no rights in exists is not the actor's to know.
+            attempt.role = _role_label(user, own=own)
+            raise Forbidden(Decision(False, Rule.NO_ACTIVE_DELEGATION))
+        if delegation is not None:
+            attempt.delegation_id = delegation.id
+            roles = effective_roles(user, cid, delegation, now)
+            held = "all" if roles == ALL_ADMIN_ROLES else ",".join(sorted(r.value for r in roles))
+            attempt.role = f"delegated:{held}"
+        else:
+            attempt.role = _role_label(user, own=own)
+        return _Context(user, company, delegation, now)
+
+    def _decide(
+        self, ctx: _Context, permission: Permission, target: User | None = None
+    ) -> Decision:
+        return decide(
+            ctx.actor,
+            permission,
+            ctx.company.id,
+            target=target,
+            delegation=ctx.delegation,
+            now=ctx.now,
+            company_is_partner=ctx.company.is_partner,
+        )
+
+    def _require(
+        self, ctx: _Context, permission: Permission, target: User | None = None
+    ) -> Decision:
+        decision = self._decide(ctx, permission, target)
+        if not decision:
+            raise Forbidden(decision, permission)
+        return decision
+
+    def _target(self, uow: UnitOfWork, ctx: _Context, attempt: _Attempt, user_id: str) -> User:
+        attempt.target_id = str(user_id)[:64]
+        user = uow.users.get(user_id) if isinstance(user_id, str) else None
+        if user is None or user.company_id != ctx.company.id:
+            raise NotFound("user", str(user_id)[:64])
+        return user
+
+    def decide(
+        self,
+        actor: User | str,
+        permission: Permission,
+        company_id: str,
+        target_user_id: str | None = None,
+    ) -> Decision:
+        """Answer whether *actor* may use *permission* in *company_id* (not audited).
+
+        Without *target_user_id* the answer is whether the actor holds the permission in
+        that company at all; with it, the target rules of F2 apply as well.
+        """
+        if permission.__class__ is not Permission:
+            raise ValidationError("permission", "must be a Permission")
+        actor_id = actor if actor.__class__ is str else getattr(actor, "id", None)
+        with self.store.unit_of_work(write=False) as uow:
+            users = uow.users
+            user = users.get(actor_id) if actor_id.__class__ is str else None
+            if user is None:
+                return _ACTOR_UNKNOWN
+            company = uow.companies.get(company_id) if company_id.__class__ is str else None
+            if company is None:
+                return decide(user, permission, str(company_id))
+            now = delegation = None
+            if company_id != user.company_id:
+                now = self.now()
+                delegation = self._delegation(uow, user, company_id, now)
+            target = None
+            if target_user_id is not None:
+                target = users.get(target_user_id) if target_user_id.__class__ is str else None
+                if target is None or target.company_id != company_id:
+                    target = None
+                    if decide(
+                        user,
+                        permission,
+                        company_id,
+                        delegation=delegation,
+                        now=now,
+                        company_is_partner=company.kind is CompanyKind.PARTNER,
+                    ):
+                        return _TARGET_ELSEWHERE
+            return decide(
+                user,
+                permission,
+                company_id,
+                target=target,
+                delegation=delegation,
+                now=now,
+                company_is_partner=company.kind is CompanyKind.PARTNER,
+            )
+
+    def _new_customer(
+        self,
+        uow: UnitOfWork,
+        name: str,
+        domain: str,
+        admin_email: str,
+        admin_name: str | None,
+        contact: ContactInfo | None,
+    ) -> tuple[Company, User]:
+        if not isinstance(domain, str):
+            raise ValidationError("domain", "must be a string")
+        if contact is not None and not isinstance(contact, ContactInfo):
+            raise ValidationError("contact", "must be a ContactInfo")
+        now = self.now()
+        company = Company(
+            id=new_id("cmp"),
+            kind=CompanyKind.CUSTOMER,
+            name=name,
+            contact=contact,
+            domain=normalize_domain(domain),
+            created_at=now,
+        )
+        if uow.companies.count(domain=company.domain):
+            raise ValidationError("domain", "is already registered")
+        admin = self._first_admin(uow, company, admin_email, admin_name, now)
+        uow.companies.add(company)
+        uow.users.add(admin)
+        return company, admin
+
+    def _first_admin(
+        self,
+        uow: UnitOfWork,
+        company: Company,
+        admin_email: str,
+        admin_name: str | None,
+        now: datetime,
+    ) -> User:
+        check_email("admin_email", admin_email)
+        display = admin_email.split("@", 1)[0] if admin_name is None else admin_name
+        check_name("admin_name", display)
+        self._check_email_free(uow, admin_email, "admin_email")
+        return User(
+            id=new_id("usr"),
+            company_id=company.id,
+            email=admin_email,
+            display_name=display,
+            admin_role=AdminRole.GLOBAL_ADMIN,
+            created_at=now,
+        )
+
+    @staticmethod
+    def _check_email_free(uow: UnitOfWork, email: str, field: str) -> None:
+        if uow.users.count(email_key=email_key(email)):
+            raise ValidationError(field, "is already in use")
+
+    def _active_delegation(
+        self, uow: UnitOfWork, partner_id: str, customer_id: str, now: datetime
+    ) -> Delegation | None:
+        for delegation in uow.delegations.find(
+            partner_id=partner_id, customer_id=customer_id, status=DelegationStatus.ACTIVE
+        ):
+            if delegation.is_active(now):
+                return delegation
+        return None
+
+    def _relate(
+        self,
+        uow: UnitOfWork,
+        partner_id: str,
+        customer: Company,
+        *,
+        advises: bool = False,
+        administers: bool = False,
+    ) -> None:
+        """Record that *partner_id* advises or administers *customer* (for search)."""
+        assert customer.domain is not None
+        key = CustomerRelation.key(partner_id, customer.id)
+        relation = uow.customer_relations.get(key)
+        if relation is None:
+            uow.customer_relations.add(
+                CustomerRelation(
+                    id=key,
+                    partner_id=partner_id,
+                    customer_id=customer.id,
+                    name_key=customer.name.casefold(),
+                    domain=customer.domain,
+                    advises=advises,
+                    administers=administers,
+                )
+            )
+        elif (advises and not relation.advises) or (administers and not relation.administers):
+            uow.customer_relations.update(
+                _bump(
+                    relation,
+                    advises=relation.advises or advises,
+                    administers=relation.administers or administers,
+                )
+            )
+
+
+V = TypeVar(
+    "V", Company, User, LinkRecord, CustomerRelation, Subscription, Delegation, PurchaseOffer
+)
+
+
+def _bump(obj: V, **changes: Any) -> V:
+    """Return a changed copy of a versioned object, one version newer."""
+    return attrs.evolve(obj, version=obj.version + 1, **changes)
+
+
+def _role_label(user: User, *, own: bool) -> str | None:
+    """The role an actor acts with, for the audit, when no delegation is involved."""
+    if own:
+        return user.admin_role.value if user.admin_role is not None else None
+    access = user.partner_access
+    return f"partner-{access.value}" if access is not None else None
+
+
+def _roles_detail(
+    admin_role: AdminRole | None, partner_access: PartnerAccess | None
+) -> Mapping[str, str]:
+    return {
+        "admin_role": admin_role.value if admin_role is not None else "none",
+        "partner_access": partner_access.value if partner_access is not None else "none",
+    }
+
+
+def _reason(exc: PartnerKitError) -> str:
+    if isinstance(exc, InvalidLink):
+        return type(exc).__name__
+    if isinstance(exc, ValidationError):
+        return f"invalid-{exc.field}"
+    if isinstance(exc, NotFound):
+        return f"{exc.kind}-not-found"
+    return type(exc).__name__
+
+
+def _check_bool(field: str, value: object) -> None:
+    if type(value) is not bool:
+        raise ValidationError(field, "must be True or False")
+
+
+def _check_lifetime(expires_in: object) -> timedelta:
+    if expires_in is None:
+        return DEFAULT_LINK_LIFETIME
+    if not isinstance(expires_in, timedelta):
+        raise ValidationError("expires_in", "must be a timedelta or None")
+    if expires_in < timedelta(seconds=1) or expires_in > MAX_LINK_LIFETIME:
+        raise ValidationError(
+            "expires_in", f"must be from 1 second to {MAX_LINK_LIFETIME.days} days"
+        )
+    return expires_in
+
+
+def _check_max_uses(max_uses: object) -> int | None:
+    if max_uses is None:
+        return None
+    if type(max_uses) is not int or not 1 <= max_uses <= 1_000_000:
+        raise ValidationError("max_uses", "must be a whole number from 1 to 1,000,000, or None")
+    return max_uses
+
+
+def _check_prefix(prefix: object) -> str:
+    if not isinstance(prefix, str) or len(prefix) > 100:
+        raise ValidationError("prefix", "must be text of at most 100 characters")
+    try:
+        prefix.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError("prefix", "must be valid text") from None
+    return prefix.strip().casefold()
+
+
+def _check_limit(limit: object) -> int:
+    if type(limit) is not int or not 1 <= limit <= MAX_SEARCH_LIMIT:
+        raise ValidationError("limit", f"must be a whole number from 1 to {MAX_SEARCH_LIMIT}")
+    return limit
+
+
+def _terms_detail(offer: DelegationOffer) -> dict[str, object]:
+    return {
+        "roles": ",".join(sorted(r.value for r in offer.roles)),
+        "duration_days": offer.duration.days if offer.duration is not None else "none",
+    }
+
+
+def _roles_of(delegation: Delegation) -> dict[str, object]:
+    return {
+        "roles": ",".join(sorted(r.value for r in delegation.roles)),
+        "ends_at": delegation.ends_at.isoformat() if delegation.ends_at else "none",
+    }

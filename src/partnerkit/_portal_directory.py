@@ -1,0 +1,313 @@
+"""Use cases of companies, users and roles (F1, F2) and of the audit trail (F7)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from partnerkit._portal_core import (
+    _NOT_OWN_GLOBAL_ADMIN,
+    PortalCore,
+    _Attempt,
+    _bump,
+    _Context,
+    _role_label,
+    _roles_detail,
+)
+from partnerkit.audit import AuditEvent, verify_chain
+from partnerkit.directory import (
+    Company,
+    CompanyKind,
+    ContactInfo,
+    User,
+    new_advisor_id,
+    new_id,
+)
+from partnerkit.errors import (
+    Forbidden,
+    ValidationError,
+)
+from partnerkit.ports import UnitOfWork
+from partnerkit.roles import (
+    AdminRole,
+    PartnerAccess,
+    Permission,
+    decide_assignment,
+)
+
+__all__ = ["DirectoryCases"]
+
+
+class DirectoryCases(PortalCore):
+    """Use cases of companies, users and roles (F1, F2) and of the audit trail (F7)."""
+
+    # -- F1, F2: companies and users ---------------------------------------------------
+
+    def register_partner(
+        self,
+        *,
+        name: str,
+        contact: ContactInfo,
+        admin_email: str,
+        admin_name: str | None = None,
+    ) -> tuple[Company, User]:
+        """Register a partner company and its first user (global admin, FULL access).
+
+        The partner gets a new public advisor id. Raises ``ValidationError`` for bad input
+        or an e-mail already in use.
+        """
+        if not isinstance(contact, ContactInfo):
+            raise ValidationError("contact", "must be a ContactInfo")
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[Company, User]:
+            now = self.now()
+            company = Company(
+                id=new_id("cmp"),
+                kind=CompanyKind.PARTNER,
+                name=name,
+                contact=contact,
+                advisor_id=new_advisor_id(),
+                created_at=now,
+            )
+            while uow.companies.count(advisor_id=company.advisor_id):
+                company = attrs.evolve(company, advisor_id=new_advisor_id())
+            admin = self._first_admin(uow, company, admin_email, admin_name, now)
+            admin = attrs.evolve(admin, partner_access=PartnerAccess.FULL)
+            uow.companies.add(company)
+            uow.users.add(admin)
+            attempt.company_id = company.id
+            attempt.target_id = admin.id
+            attempt.detail["advisor_id"] = company.advisor_id
+            self._succeed(uow, attempt)
+            return company, admin
+
+        return self._run("partner.register", body)
+
+    def register_customer(
+        self,
+        *,
+        name: str,
+        domain: str,
+        admin_email: str,
+        admin_name: str | None = None,
+        contact: ContactInfo | None = None,
+    ) -> tuple[Company, User]:
+        """Register a customer company and its first user (global admin).
+
+        Raises ``ValidationError`` for bad input, a domain already registered or an
+        e-mail already in use.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[Company, User]:
+            company, admin = self._new_customer(uow, name, domain, admin_email, admin_name, contact)
+            attempt.company_id = company.id
+            attempt.target_id = admin.id
+            attempt.detail["domain"] = company.domain
+            self._succeed(uow, attempt)
+            return company, admin
+
+        return self._run("customer.register", body)
+
+    def profile(self, actor: User | str, company_id: str | None = None) -> Company:
+        """Return a company's profile; anyone in the company may read it (F1)."""
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> Company:
+            ctx = self._context(uow, attempt, actor, company_id)
+            self._require(ctx, Permission.VIEW_PROFILE)
+            return ctx.company
+
+        return self._run("profile.view", body, write=False)
+
+    def update_profile(
+        self,
+        actor: User | str,
+        *,
+        contact: ContactInfo | None = None,
+        name: str | None = None,
+        company_id: str | None = None,
+    ) -> Company:
+        """Change the company's contact information and/or name (global admins only)."""
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> Company:
+            ctx = self._context(uow, attempt, actor, company_id)
+            self._require(ctx, Permission.EDIT_PROFILE)
+            changes: dict[str, Any] = {}
+            if contact is not None:
+                if not isinstance(contact, ContactInfo):
+                    raise ValidationError("contact", "must be a ContactInfo")
+                changes["contact"] = contact
+            if name is not None:
+                changes["name"] = name
+            if not changes:
+                raise ValidationError("contact", "nothing to change")
+            company = _bump(ctx.company, **changes)
+            uow.companies.update(company)
+            attempt.detail["changed"] = ",".join(sorted(changes))
+            self._succeed(uow, attempt)
+            return company
+
+        return self._run("profile.update", body)
+
+    def list_users(self, actor: User | str, company_id: str | None = None) -> list[User]:
+        """Return the users of a company, for those who manage users or assign roles."""
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> list[User]:
+            ctx = self._context(uow, attempt, actor, company_id)
+            if not self._decide(ctx, Permission.ASSIGN_ROLES):
+                self._require(ctx, Permission.MANAGE_USERS)
+            return uow.users.find(company_id=ctx.company.id)
+
+        return self._run("user.list", body, write=False)
+
+    def create_user(
+        self,
+        actor: User | str,
+        *,
+        email: str,
+        display_name: str,
+        admin_role: AdminRole | None = None,
+        partner_access: PartnerAccess | None = None,
+        company_id: str | None = None,
+    ) -> User:
+        """Create a user in the actor's company (or, with *company_id*, a delegated one).
+
+        Creating needs ``MANAGE_USERS``; giving the new user an admin role or partner access
+        is an assignment and needs what :meth:`assign_roles` needs.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> User:
+            ctx = self._context(uow, attempt, actor, company_id)
+            self._require(ctx, Permission.MANAGE_USERS)
+            user = User(
+                id=new_id("usr"),
+                company_id=ctx.company.id,
+                email=email,
+                display_name=display_name,
+                created_at=ctx.now,
+            )
+            attempt.target_id = user.id
+            if admin_role is not None or partner_access is not None:
+                self._check_assignment(ctx, user, admin_role, partner_access)
+                user = attrs.evolve(user, admin_role=admin_role, partner_access=partner_access)
+            self._check_email_free(uow, user.email, "email")
+            uow.users.add(user)
+            attempt.detail.update(_roles_detail(admin_role, partner_access))
+            self._succeed(uow, attempt)
+            return user
+
+        return self._run("user.create", body)
+
+    def assign_roles(
+        self,
+        actor: User | str,
+        user_id: str,
+        *,
+        admin_role: AdminRole | None = None,
+        partner_access: PartnerAccess | None = None,
+        company_id: str | None = None,
+    ) -> User:
+        """Set both admin settings of a user (global admins only; no escalation).
+
+        Raises:
+            Forbidden: the actor may not assign these roles to this user.
+            ValidationError: partner access on a customer's user, or the company would lose
+                its last global admin.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> User:
+            attempt.target_id = str(user_id)[:64]
+            ctx = self._context(uow, attempt, actor, company_id)
+            self._require(ctx, Permission.ASSIGN_ROLES)
+            target = self._target(uow, ctx, attempt, user_id)
+            self._check_assignment(ctx, target, admin_role, partner_access)
+            if admin_role is not AdminRole.GLOBAL_ADMIN:
+                self._keep_a_global_admin(uow, target, "admin_role")
+            user = _bump(target, admin_role=admin_role, partner_access=partner_access)
+            uow.users.update(user)
+            attempt.detail.update(_roles_detail(admin_role, partner_access))
+            self._succeed(uow, attempt)
+            return user
+
+        return self._run("user.assign_roles", body)
+
+    def _check_assignment(
+        self,
+        ctx: _Context,
+        target: User,
+        admin_role: AdminRole | None,
+        partner_access: PartnerAccess | None,
+    ) -> None:
+        if admin_role is not None and not isinstance(admin_role, AdminRole):
+            raise ValidationError("admin_role", "must be an AdminRole or None")
+        if partner_access is not None and not isinstance(partner_access, PartnerAccess):
+            raise ValidationError("partner_access", "must be a PartnerAccess or None")
+        if partner_access is not None and not ctx.company.is_partner:
+            raise ValidationError("partner_access", "only users of a partner hold partner access")
+        decision = decide_assignment(
+            ctx.actor,
+            ctx.company.id,
+            target=target,
+            admin_role=admin_role,
+            partner_access=partner_access,
+            company_is_partner=ctx.company.is_partner,
+            delegation=ctx.delegation,
+            now=ctx.now,
+        )
+        if not decision:
+            raise Forbidden(decision, Permission.ASSIGN_ROLES)
+
+    @staticmethod
+    def _keep_a_global_admin(uow: UnitOfWork, target: User, field: str) -> None:
+        if target.admin_role is AdminRole.GLOBAL_ADMIN and (
+            uow.users.count(company_id=target.company_id, admin_role=AdminRole.GLOBAL_ADMIN) <= 1
+        ):
+            raise ValidationError(field, "a company keeps at least one global admin")
+
+    def remove_user(
+        self, actor: User | str, user_id: str, *, company_id: str | None = None
+    ) -> None:
+        """Delete a user, within the actor's ``MANAGE_USERS`` limits.
+
+        The last global admin of a company is never removed (``ValidationError``).
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> None:
+            attempt.target_id = str(user_id)[:64]
+            ctx = self._context(uow, attempt, actor, company_id)
+            self._require(ctx, Permission.MANAGE_USERS)
+            target = self._target(uow, ctx, attempt, user_id)
+            self._require(ctx, Permission.MANAGE_USERS, target)
+            self._keep_a_global_admin(uow, target, "user_id")
+            uow.users.remove(target)
+            self._succeed(uow, attempt)
+
+        self._run("user.remove", body)
+
+    # -- F7: the audit trail -----------------------------------------------------------
+
+    def audit_trail(self, actor: User | str, company_id: str | None = None) -> list[AuditEvent]:
+        """Return the events in a company and those others caused on it, oldest first.
+
+        Readable by that company's own global admins.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> list[AuditEvent]:
+            user = self._actor(uow, actor, attempt)
+            cid = user.company_id if company_id is None else company_id
+            attempt.company_id = cid
+            attempt.role = _role_label(user, own=cid == user.company_id)
+            if cid != user.company_id or user.admin_role is not AdminRole.GLOBAL_ADMIN:
+                raise Forbidden(_NOT_OWN_GLOBAL_ADMIN)
+            return uow.audit_events(cid)
+
+        return self._run("audit.read", body, write=False)
+
+    def verify_audit_trail(self) -> int:
+        """Check the whole audit chain; return the number of events.
+
+        Raises:
+            AuditChainBroken: (a ``PartnerKitError``) an event was edited, inserted or deleted.
+        """
+        with self.store.unit_of_work(write=False) as uow:
+            return verify_chain(uow.audit_events(), uow.audit_head())

@@ -1,0 +1,759 @@
+"""Use cases of links, trials, offers, redemption and subscriptions (F3, F4, F5)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime, timedelta
+
+import attrs
+
+from partnerkit._portal_core import (
+    PortalCore,
+    _Attempt,
+    _bump,
+    _check_bool,
+    _check_lifetime,
+    _check_max_uses,
+    _Context,
+    _role_label,
+    _terms_detail,
+)
+from partnerkit.consent import (
+    Delegation,
+    DelegationOffer,
+    check_duration,
+    check_roles,
+)
+from partnerkit.directory import (
+    Company,
+    User,
+    new_id,
+    new_quote_id,
+)
+from partnerkit.errors import (
+    Forbidden,
+    InvalidLink,
+    LinkExhausted,
+    LinkRevoked,
+    NotFound,
+    ValidationError,
+)
+from partnerkit.links import (
+    LinkClaims,
+    LinkKind,
+    build_url,
+    code_from_url,
+)
+from partnerkit.offers import (
+    OfferLine,
+    OfferStatus,
+    PurchaseOffer,
+    Redemption,
+    Subscription,
+    SubscriptionStatus,
+    TrialInvitation,
+)
+from partnerkit.ports import UnitOfWork
+from partnerkit.records import LinkRecord, RedemptionRecord
+from partnerkit.roles import (
+    AdminRole,
+    Decision,
+    Permission,
+    Rule,
+    decide,
+)
+
+__all__ = ["OfferCases"]
+
+
+class OfferCases(PortalCore):
+    """Use cases of links, trials, offers, redemption and subscriptions (F3, F4, F5)."""
+
+    # -- F3, F4, F5: issuing links ------------------------------------------------------
+
+    def _issue(
+        self,
+        uow: UnitOfWork,
+        ctx: _Context,
+        attempt: _Attempt,
+        kind: LinkKind,
+        *,
+        target: str,
+        delegation_offer_id: str | None,
+        expires_in: timedelta | None,
+        max_uses: int | None,
+        link_id: str | None = None,
+    ) -> tuple[str, LinkRecord]:
+        lifetime = _check_lifetime(expires_in)
+        uses = _check_max_uses(max_uses)
+        issued = ctx.now.replace(microsecond=0)
+        advisor_id = ctx.company.advisor_id
+        assert advisor_id is not None
+        code, claims = self.keyring.issue(
+            kind,
+            link_id=link_id or new_id("lnk"),
+            advisor_id=advisor_id,
+            target=target,
+            includes_delegated_admin=delegation_offer_id is not None,
+            issued_at=issued,
+            expires_at=issued + lifetime,
+        )
+        record = LinkRecord(
+            id=claims.link_id,
+            kind=kind,
+            partner_id=ctx.company.id,
+            advisor_id=advisor_id,
+            target=target,
+            includes_delegated_admin=claims.includes_delegated_admin,
+            delegation_offer_id=delegation_offer_id,
+            created_by=ctx.actor.id,
+            created_at=ctx.now,
+            expires_at=claims.expires_at,
+            max_uses=uses,
+        )
+        uow.links.add(record)
+        attempt.target_id = record.id
+        attempt.detail.update(
+            kind=kind.value,
+            link_target=target,
+            includes_delegated_admin=record.includes_delegated_admin,
+            expires_at=record.expires_at.isoformat(),
+            max_uses=uses if uses is not None else "none",
+        )
+        return build_url(self.base_url, code), record
+
+    def _delegation_offer(
+        self,
+        uow: UnitOfWork,
+        ctx: _Context,
+        roles: object = None,
+        duration: object = None,
+    ) -> DelegationOffer:
+        self._require(ctx, Permission.OFFER_DELEGATED_ADMIN)
+        offer = DelegationOffer(
+            id=new_id("dof"),
+            partner_id=ctx.company.id,
+            roles=check_roles(roles),
+            duration=check_duration(duration),
+            offered_by=ctx.actor.id,
+            offered_at=ctx.now,
+        )
+        uow.delegation_offers.add(offer)
+        return offer
+
+    def create_trial_invitation(
+        self,
+        actor: User | str,
+        sku: str,
+        include_delegated_admin: bool = False,
+        *,
+        expires_in: timedelta | None = None,
+        max_uses: int | None = None,
+    ) -> str:
+        """Create a trial invitation link for one service that offers a trial (F3).
+
+        The link is not bound to a customer: it may be mailed to many or published.
+        Returns the URL (``base_url`` with the signed code in ``code``).
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> str:
+            ctx = self._context(uow, attempt, actor, None)
+            self._require(ctx, Permission.CREATE_TRIAL_INVITATIONS)
+            _check_bool("include_delegated_admin", include_delegated_admin)
+            service = self.catalog.get(sku)
+            if service.trial is None:
+                raise ValidationError("sku", f"{service.sku} offers no trial")
+            d_offer = self._delegation_offer(uow, ctx) if include_delegated_admin else None
+            link_id = new_id("lnk")
+            url, record = self._issue(
+                uow,
+                ctx,
+                attempt,
+                LinkKind.TRIAL_INVITATION,
+                target=service.sku,
+                delegation_offer_id=d_offer.id if d_offer else None,
+                expires_in=expires_in,
+                max_uses=max_uses,
+                link_id=link_id,
+            )
+            uow.trial_invitations.add(
+                TrialInvitation(
+                    id=new_id("tri"),
+                    partner_id=ctx.company.id,
+                    advisor_id=record.advisor_id,
+                    sku=service.sku,
+                    includes_delegated_admin=record.includes_delegated_admin,
+                    delegation_offer_id=record.delegation_offer_id,
+                    created_by=ctx.actor.id,
+                    created_at=ctx.now,
+                    expires_at=record.expires_at,
+                    link_id=record.id,
+                )
+            )
+            self._succeed(uow, attempt)
+            return url
+
+        return self._run("link.create_trial_invitation", body)
+
+    def create_purchase_offer(
+        self,
+        actor: User | str,
+        lines: Iterable[OfferLine],
+        include_delegated_admin: bool = False,
+        *,
+        expires_in: timedelta | None = None,
+        max_uses: int | None = None,
+    ) -> tuple[str, PurchaseOffer]:
+        """Create a purchase offer (services and licence counts) and its link (F4).
+
+        Every count is checked against the catalogue's bounds. Offers are immutable once
+        issued; to change counts, :meth:`supersede_offer`.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[str, PurchaseOffer]:
+            ctx = self._context(uow, attempt, actor, None)
+            self._require(ctx, Permission.CREATE_PURCHASE_OFFERS)
+            url, offer = self._new_offer(
+                uow, ctx, attempt, lines, include_delegated_admin, expires_in, max_uses
+            )
+            self._succeed(uow, attempt)
+            return url, offer
+
+        return self._run("link.create_purchase_offer", body)
+
+    def _new_offer(
+        self,
+        uow: UnitOfWork,
+        ctx: _Context,
+        attempt: _Attempt,
+        lines: Iterable[OfferLine],
+        include_delegated_admin: bool,
+        expires_in: timedelta | None,
+        max_uses: int | None,
+    ) -> tuple[str, PurchaseOffer]:
+        _check_bool("include_delegated_admin", include_delegated_admin)
+        checked = self._check_lines(lines)
+        d_offer = self._delegation_offer(uow, ctx) if include_delegated_admin else None
+        offer_id = new_id("off")
+        url, record = self._issue(
+            uow,
+            ctx,
+            attempt,
+            LinkKind.PURCHASE_OFFER,
+            target=offer_id,
+            delegation_offer_id=d_offer.id if d_offer else None,
+            expires_in=expires_in,
+            max_uses=max_uses,
+        )
+        offer = PurchaseOffer(
+            id=offer_id,
+            quote_id=new_quote_id(),
+            partner_id=ctx.company.id,
+            advisor_id=record.advisor_id,
+            lines=checked,
+            includes_delegated_admin=record.includes_delegated_admin,
+            delegation_offer_id=record.delegation_offer_id,
+            created_by=ctx.actor.id,
+            created_at=ctx.now,
+            expires_at=record.expires_at,
+            link_id=record.id,
+        )
+        uow.purchase_offers.add(offer)
+        attempt.detail.update(
+            quote_id=offer.quote_id,
+            lines=";".join(f"{line.sku}={line.licenses}" for line in checked),
+        )
+        return url, offer
+
+    def _check_lines(self, lines: Iterable[OfferLine]) -> tuple[OfferLine, ...]:
+        if isinstance(lines, OfferLine):
+            lines = (lines,)
+        if isinstance(lines, str | bytes | Mapping) or not isinstance(lines, Iterable):
+            raise ValidationError("lines", "must be OfferLine objects")
+        checked = tuple(lines)
+        for line in checked:
+            if not isinstance(line, OfferLine):
+                raise ValidationError("lines", "must be OfferLine objects")
+            self.catalog.get(line.sku).check(line.licenses, f"licenses[{line.sku}]")
+        # The PurchaseOffer constructor refuses empty, oversized and repeated lines.
+        return checked
+
+    def withdraw_offer(self, actor: User | str, offer_id: str) -> PurchaseOffer:
+        """Withdraw an open purchase offer; its link stops working at once."""
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> PurchaseOffer:
+            ctx = self._context(uow, attempt, actor, None)
+            self._require(ctx, Permission.CREATE_PURCHASE_OFFERS)
+            offer = self._own_offer(uow, ctx, attempt, offer_id).withdraw()
+            uow.purchase_offers.update(offer)
+            self._succeed(uow, attempt)
+            return offer
+
+        return self._run("offer.withdraw", body)
+
+    def supersede_offer(
+        self,
+        actor: User | str,
+        offer_id: str,
+        lines: Iterable[OfferLine],
+        include_delegated_admin: bool | None = None,
+        *,
+        expires_in: timedelta | None = None,
+        max_uses: int | None = None,
+    ) -> tuple[str, PurchaseOffer]:
+        """Issue a new offer that replaces an open one (whose link then stops working)."""
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[str, PurchaseOffer]:
+            ctx = self._context(uow, attempt, actor, None)
+            self._require(ctx, Permission.CREATE_PURCHASE_OFFERS)
+            old = self._own_offer(uow, ctx, attempt, offer_id)
+            include = (
+                old.includes_delegated_admin
+                if include_delegated_admin is None
+                else include_delegated_admin
+            )
+            attempt.detail["supersedes"] = old.id
+            url, offer = self._new_offer(uow, ctx, attempt, lines, include, expires_in, max_uses)
+            uow.purchase_offers.update(old.supersede(offer.id))
+            self._succeed(uow, attempt)
+            return url, offer
+
+        return self._run("offer.supersede", body)
+
+    def _own_offer(
+        self, uow: UnitOfWork, ctx: _Context, attempt: _Attempt, offer_id: str
+    ) -> PurchaseOffer:
+        attempt.target_id = str(offer_id)[:64]
+        offer = uow.purchase_offers.get(offer_id) if isinstance(offer_id, str) else None
+        if offer is None or offer.partner_id != ctx.company.id:
+            raise NotFound("purchase offer", str(offer_id)[:64])
+        return offer
+
+    def offer_delegated_admin(
+        self,
+        actor: User | str,
+        roles: Iterable[AdminRole] | AdminRole | None = None,
+        duration: timedelta | None = None,
+        *,
+        expires_in: timedelta | None = None,
+        max_uses: int | None = None,
+    ) -> str:
+        """Offer delegated administration on its own, through a link (F5).
+
+        Args:
+            roles: the admin roles asked for (default: all five, as in 2012).
+            duration: how long the delegation lasts after consent (1 to 730 days;
+                default: no end date). Roles and duration are fixed from now on.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> str:
+            ctx = self._context(uow, attempt, actor, None)
+            d_offer = self._delegation_offer(uow, ctx, roles, duration)
+            url, _ = self._issue(
+                uow,
+                ctx,
+                attempt,
+                LinkKind.DELEGATED_ADMIN,
+                target=d_offer.id,
+                delegation_offer_id=d_offer.id,
+                expires_in=expires_in,
+                max_uses=max_uses,
+            )
+            attempt.detail.update(_terms_detail(d_offer))
+            self._succeed(uow, attempt)
+            return url
+
+        return self._run("link.offer_delegated_admin", body)
+
+    # -- reading links ----------------------------------------------------------------
+
+    def _claims(self, url: str, now: datetime) -> LinkClaims:
+        claims: LinkClaims = self.keyring.verify(code_from_url(url), now=now)
+        return claims
+
+    def _live_record(self, uow: UnitOfWork, claims: LinkClaims) -> LinkRecord:
+        record = uow.links.get(claims.link_id)
+        if (
+            record is None
+            or record.kind is not claims.kind
+            or record.advisor_id != claims.advisor_id
+            or record.target != claims.target
+            or record.includes_delegated_admin != claims.includes_delegated_admin
+        ):
+            # Signed by a key of ours but unknown to this store: not a link we issued here.
+            raise InvalidLink()
+        if record.revoked_at is not None:
+            raise LinkRevoked()
+        if record.kind is LinkKind.PURCHASE_OFFER:
+            offer = uow.purchase_offers.get(record.target)
+            if offer is None or offer.status is not OfferStatus.OPEN:
+                raise LinkRevoked("the offer was withdrawn or superseded")
+        return record
+
+    def inspect_link(self, url: str) -> LinkClaims:
+        """Verify a link and return its claims.
+
+        Raises:
+            InvalidLink: bad signature or format (one fixed message), or not issued here.
+            LinkExpired: past its expiry. LinkRevoked: revoked, or its offer withdrawn.
+            LinkExhausted: its ``max_uses`` are spent.
+        """
+        claims = self._claims(url, self.now())
+        with self.store.unit_of_work(write=False) as uow:
+            record = self._live_record(uow, claims)
+        if record.max_uses is not None and record.uses >= record.max_uses:
+            raise LinkExhausted()
+        return claims
+
+    def revoke_link(self, actor: User | str, link_id: str) -> None:
+        """Revoke a link: it stops working at once (the issuing partner's global admins and
+        users with partner access). Revoking a revoked link changes nothing."""
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> None:
+            ctx = self._context(uow, attempt, actor, None)
+            if not ctx.company.is_partner or (
+                ctx.actor.admin_role is not AdminRole.GLOBAL_ADMIN
+                and ctx.actor.partner_access is None
+            ):
+                raise Forbidden(Decision(False, Rule.REVOKE_LINK_NEEDS_GLOBAL_ADMIN_OR_ACCESS))
+            attempt.target_id = str(link_id)[:64]
+            record = uow.links.get(link_id) if isinstance(link_id, str) else None
+            if record is None or record.partner_id != ctx.company.id:
+                raise NotFound("link", str(link_id)[:64])
+            if record.revoked_at is not None:
+                return
+            uow.links.update(_bump(record, revoked_at=ctx.now, revoked_by=ctx.actor.id))
+            attempt.detail["kind"] = record.kind.value
+            self._succeed(uow, attempt)
+
+        self._run("link.revoke", body)
+
+    # -- redeeming links ---------------------------------------------------------------
+
+    def redeem(
+        self,
+        url: str,
+        actor: User | str,
+        licenses: Mapping[str, int] | None = None,
+        accept_delegated_admin: bool | None = None,
+    ) -> Redemption:
+        """Redeem a link for the actor's customer company.
+
+        Trial links give ``TRIAL`` subscriptions (the service's trial terms); offer links
+        ``ACTIVE`` ones with the offered counts, or the customer's adjustments in
+        *licenses* (``{sku: count}``, within the service's bounds), converting a running
+        trial of the same service. A link that offers delegated administration records it
+        ``PENDING`` (*accept_delegated_admin* ``None``), consents now (``True``; customer
+        global admins only) or declines it (``False``); the purchase stands either way.
+        Redeeming the same link again for the same customer returns the first result.
+        """
+        now = self.now()
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> Redemption:
+            user = self._actor(uow, actor, attempt)
+            company = uow.companies.get(user.company_id)
+            assert company is not None
+            attempt.company_id = company.id
+            attempt.role = _role_label(user, own=True)
+            claims = self._claims(url, now)
+            return self._redeem(
+                uow, attempt, claims, user, company, now, licenses, accept_delegated_admin
+            )
+
+        return self._run("link.redeem", body)
+
+    def sign_up(
+        self,
+        url: str,
+        *,
+        name: str,
+        domain: str,
+        admin_email: str,
+        admin_name: str | None = None,
+        licenses: Mapping[str, int] | None = None,
+        accept_delegated_admin: bool | None = False,
+    ) -> tuple[Company, User, Redemption]:
+        """A new customer comes in through a link: the company, its first global admin and
+        the redemption are one unit of work (all or nothing)."""
+        now = self.now()
+        claims = self._claims(url, now)
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[Company, User, Redemption]:
+            company, admin = self._new_customer(uow, name, domain, admin_email, admin_name, None)
+            attempt.company_id = company.id
+            attempt.detail["signed_up"] = company.id
+            result = self._redeem(
+                uow,
+                attempt,
+                claims,
+                admin,
+                company,
+                now,
+                licenses,
+                accept_delegated_admin,
+                actor_for_audit=False,
+            )
+            return company, admin, result
+
+        return self._run("link.sign_up", body)
+
+    def _redeem(
+        self,
+        uow: UnitOfWork,
+        attempt: _Attempt,
+        claims: LinkClaims,
+        user: User,
+        company: Company,
+        now: datetime,
+        licenses: Mapping[str, int] | None,
+        accept: bool | None,
+        *,
+        actor_for_audit: bool = True,
+    ) -> Redemption:
+        if actor_for_audit:
+            attempt.actor = user
+        attempt.target_id = claims.link_id
+        attempt.detail["kind"] = claims.kind.value
+        if accept is not None:
+            _check_bool("accept_delegated_admin", accept)
+        if company.is_partner:
+            raise Forbidden(Decision(False, Rule.PARTNER_USERS_NEVER_REDEEM))
+        record = self._live_record(uow, claims)
+        kind = record.kind
+        if kind is LinkKind.TRIAL_INVITATION and user.admin_role is None:
+            raise Forbidden(Decision(False, Rule.TRIAL_NEEDS_ADMIN_ROLE))
+        if kind is LinkKind.PURCHASE_OFFER:
+            self._require_own(user, company, Permission.PURCHASE)
+        offers_delegation = record.delegation_offer_id is not None
+        if accept is True:
+            if not offers_delegation:
+                raise ValidationError(
+                    "accept_delegated_admin", "this link offers no delegated administration"
+                )
+            self._require_own(user, company, Permission.MANAGE_PARTNER_RELATIONSHIPS)
+
+        first = uow.redemptions.get(f"{record.id}:{company.id}")
+        if first is not None:
+            return self._replay(uow, first, now)
+        if record.max_uses is not None and record.uses >= record.max_uses:
+            raise LinkExhausted()
+        if licenses is not None and kind is not LinkKind.PURCHASE_OFFER:
+            raise ValidationError("licenses", "only purchase offers take licence counts")
+
+        if kind is LinkKind.TRIAL_INVITATION:
+            subscriptions: tuple[Subscription, ...] = (
+                self._start_trial(uow, record, company, now),
+            )
+        elif kind is LinkKind.PURCHASE_OFFER:
+            subscriptions = self._buy(uow, record, company, licenses)
+        else:
+            subscriptions = ()
+
+        delegation = None
+        if offers_delegation:
+            delegation = self._offered_delegation(uow, attempt, record, user, company, now, accept)
+        uow.links.update(_bump(record, uses=record.uses + 1))
+        uow.redemptions.add(
+            RedemptionRecord(
+                id=f"{record.id}:{company.id}",
+                link_id=record.id,
+                customer_id=company.id,
+                subscription_ids=tuple(s.id for s in subscriptions),
+                delegation_id=delegation.id if delegation is not None else None,
+                redeemed_by=user.id,
+                redeemed_at=now,
+            )
+        )
+        if subscriptions:
+            self._relate(uow, record.partner_id, company, advises=True)
+        attempt.detail.update(
+            partner_id=record.partner_id,
+            subscriptions=";".join(f"{s.sku}={s.licenses}:{s.status.value}" for s in subscriptions),
+            delegation=delegation.status.value if delegation is not None else "none",
+        )
+        self._succeed(uow, attempt)
+        return Redemption(subscriptions=subscriptions, delegation=delegation)
+
+    @staticmethod
+    def _require_own(user: User, company: Company, permission: Permission) -> None:
+        decision = decide(user, permission, company.id, company_is_partner=company.is_partner)
+        if not decision:
+            raise Forbidden(decision, permission)
+
+    def _replay(self, uow: UnitOfWork, first: RedemptionRecord, now: datetime) -> Redemption:
+        subs = tuple(
+            s.as_of(now)
+            for s in (uow.subscriptions.get(i) for i in first.subscription_ids)
+            if s is not None
+        )
+        delegation = uow.delegations.get(first.delegation_id) if first.delegation_id else None
+        return Redemption(
+            subscriptions=subs,
+            delegation=delegation.as_of(now) if delegation is not None else None,
+        )
+
+    def _start_trial(
+        self, uow: UnitOfWork, record: LinkRecord, company: Company, now: datetime
+    ) -> Subscription:
+        service = self.catalog.get(record.target)
+        existing = uow.subscriptions.find(customer_id=company.id, sku=service.sku)
+        if existing:
+            if existing[0].status is SubscriptionStatus.TRIAL:
+                raise ValidationError("sku", "one trial per customer per service")
+            raise ValidationError("sku", f"the customer already subscribes to {service.sku}")
+        trial = Subscription.trial(
+            ident=new_id("sub"),
+            customer_id=company.id,
+            service=service,
+            partner_id=record.partner_id,
+            advisor_id=record.advisor_id,
+            link_id=record.id,
+            now=now,
+        )
+        uow.subscriptions.add(trial)
+        return trial
+
+    def _buy(
+        self,
+        uow: UnitOfWork,
+        record: LinkRecord,
+        company: Company,
+        licenses: Mapping[str, int] | None,
+    ) -> tuple[Subscription, ...]:
+        offer = uow.purchase_offers.get(record.target)
+        assert offer is not None  # _live_record checked it is open
+        counts = self._adjusted_counts(offer, licenses)
+        bought = []
+        for line in offer.lines:
+            count = counts[line.sku]
+            existing = uow.subscriptions.find(customer_id=company.id, sku=line.sku)
+            if existing:
+                current = existing[0]
+                if current.status is not SubscriptionStatus.TRIAL:
+                    raise ValidationError(
+                        "lines",
+                        f"the customer already subscribes to {line.sku}; change its licences",
+                    )
+                sub = current.convert(
+                    licenses=count,
+                    partner_id=record.partner_id,
+                    advisor_id=record.advisor_id,
+                    link_id=record.id,
+                )
+                uow.subscriptions.update(sub)
+            else:
+                sub = Subscription(
+                    id=new_id("sub"),
+                    customer_id=company.id,
+                    sku=line.sku,
+                    licenses=count,
+                    status=SubscriptionStatus.ACTIVE,
+                    partner_id=record.partner_id,
+                    advisor_id=record.advisor_id,
+                    created_at=self.now(),
+                    source_link_id=record.id,
+                )
+                uow.subscriptions.add(sub)
+            bought.append(sub)
+        return tuple(bought)
+
+    def _adjusted_counts(
+        self, offer: PurchaseOffer, licenses: Mapping[str, int] | None
+    ) -> dict[str, int]:
+        counts = {line.sku: line.licenses for line in offer.lines}
+        if licenses is None:
+            return counts
+        if not isinstance(licenses, Mapping):
+            raise ValidationError("licenses", "must be a mapping of sku to licence count")
+        for sku, count in licenses.items():
+            if sku not in counts:
+                raise ValidationError("licenses", f"the offer has no line for {str(sku)[:64]}")
+            counts[sku] = self.catalog.get(sku).check(count, f"licenses[{sku}]")
+        return counts
+
+    def _offered_delegation(
+        self,
+        uow: UnitOfWork,
+        attempt: _Attempt,
+        record: LinkRecord,
+        user: User,
+        company: Company,
+        now: datetime,
+        accept: bool | None,
+    ) -> Delegation:
+        assert record.delegation_offer_id is not None
+        terms = uow.delegation_offers.get(record.delegation_offer_id)
+        if terms is None:
+            raise LinkRevoked("the delegation offer is gone")
+        if accept is True:
+            active = self._active_delegation(uow, record.partner_id, company.id, now)
+            if active is not None:
+                return active
+        delegation = Delegation.pending(
+            ident=new_id("dlg"), offer=terms, customer_id=company.id, now=now
+        )
+        uow.delegations.add(delegation)
+        step = attrs.evolve(attempt, action="delegation.offer", detail=_terms_detail(terms))
+        step.target_id = delegation.id
+        step.delegation_id = delegation.id
+        self._append(uow, step, "success", None)
+        if accept is None:
+            return delegation
+        # Consent or refusal in the same unit of work as the purchase.
+        decided = delegation.accept(user.id, now) if accept else delegation.decline(user.id, now)
+        uow.delegations.update(decided)
+        step = attrs.evolve(
+            step, action="delegation.accept" if accept else "delegation.decline", detail={}
+        )
+        self._append(uow, step, "success", None)
+        if accept:
+            self._relate(uow, record.partner_id, company, administers=True)
+        return decided
+
+    # -- F4: subscriptions ---------------------------------------------------------------
+
+    def change_licenses(
+        self, actor: User | str, subscription_id: str, licenses: int
+    ) -> Subscription:
+        """Change a subscription's licence count within its service's bounds.
+
+        For the customer's billing and global admins, or a partner user through a
+        delegation that grants ``MANAGE_SUBSCRIPTIONS``.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> Subscription:
+            user = self._actor(uow, actor, attempt)
+            sub = (
+                uow.subscriptions.get(subscription_id) if isinstance(subscription_id, str) else None
+            )
+            ctx = self._context(uow, attempt, user, sub.customer_id if sub else user.company_id)
+            self._require(ctx, Permission.MANAGE_SUBSCRIPTIONS)
+            attempt.target_id = str(subscription_id)[:64]
+            if sub is None:
+                raise NotFound("subscription", str(subscription_id)[:64])
+            count = self.catalog.get(sub.sku).check(licenses)
+            changed = sub.as_of(ctx.now).with_licenses(count)
+            changed = attrs.evolve(changed, status=sub.status)
+            uow.subscriptions.update(changed)
+            attempt.detail.update(sku=sub.sku, licenses=count, was=sub.licenses)
+            self._succeed(uow, attempt)
+            return changed
+
+        return self._run("subscription.change_licenses", body)
+
+    def list_subscriptions(
+        self, actor: User | str, company_id: str | None = None
+    ) -> list[Subscription]:
+        """Return a customer's subscriptions, or those a partner advises, as of now."""
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> list[Subscription]:
+            ctx = self._context(uow, attempt, actor, company_id)
+            if ctx.company.is_partner:
+                self._require(ctx, Permission.VIEW_PARTNER_OVERVIEW)
+                found = uow.subscriptions.find(partner_id=ctx.company.id)
+            else:
+                self._require(ctx, Permission.MANAGE_SUBSCRIPTIONS)
+                found = uow.subscriptions.find(customer_id=ctx.company.id)
+            return [s.as_of(ctx.now) for s in found]
+
+        return self._run("subscription.list", body, write=False)

@@ -51,6 +51,7 @@ PUBLIC_NAMES = [
     "Service",
     "ServiceRequest",
     "Severity",
+    "StoreUnavailable",
     "Subscription",
     "SubscriptionStatus",
     "TrialInvitation",

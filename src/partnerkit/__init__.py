@@ -19,6 +19,7 @@ from partnerkit.errors import (
     LinkRevoked,
     NotFound,
     PartnerKitError,
+    StoreUnavailable,
     ValidationError,
 )
 from partnerkit.links import Keyring, LinkClaims, LinkKind
@@ -81,6 +82,7 @@ __all__ = [
     "Service",
     "ServiceRequest",
     "Severity",
+    "StoreUnavailable",
     "Subscription",
     "SubscriptionStatus",
     "TrialInvitation",

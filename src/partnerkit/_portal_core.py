@@ -259,6 +259,41 @@ class PortalCore:
             attempt.role = _role_label(user, own=own)
         return _Context(user, company, delegation, now)
 
+    def _locate(
+        self,
+        uow: UnitOfWork,
+        attempt: _Attempt,
+        actor: User | str,
+        company_id: str | None,
+        permission: Permission,
+        missing: NotFound,
+        *,
+        known_to: str | None = None,
+    ) -> _Context:
+        """The context for acting with *permission* on an object of *company_id*.
+
+        ``company_id`` is ``None`` when the object does not exist. An object of a company the
+        actor has no relation with (no delegation, and the actor's company is not
+        *known_to*, such as a subscription's advisor) is answered exactly as a missing one:
+        ``Forbidden`` when the actor lacks the right at home too, else ``NotFound``. So
+        nobody learns which ids exist elsewhere; where the actor may know the object, the
+        real refusal is given.
+        """
+        attempt.target_id = missing.ident
+        if company_id is not None:
+            try:
+                ctx = self._context(uow, attempt, actor, company_id)
+            except Forbidden:
+                user = attempt.actor
+                if user is None or user.company_id in (company_id, known_to):
+                    raise
+            else:
+                self._require(ctx, permission)
+                return ctx
+        ctx = self._context(uow, attempt, actor, None)
+        self._require(ctx, permission)
+        raise missing
+
     def _decide(
         self, ctx: _Context, permission: Permission, target: User | None = None
     ) -> Decision:

@@ -372,6 +372,12 @@ class OfferCases(PortalCore):
         return claims
 
     def _live_record(self, uow: UnitOfWork, claims: LinkClaims) -> LinkRecord:
+        return self._live_link(uow, claims)[0]
+
+    def _live_link(
+        self, uow: UnitOfWork, claims: LinkClaims
+    ) -> tuple[LinkRecord, PurchaseOffer | None]:
+        """The link's record (and open offer, for an offer link), or why it is dead."""
         record = uow.links.get(claims.link_id)
         if (
             record is None
@@ -384,11 +390,12 @@ class OfferCases(PortalCore):
             raise InvalidLink()
         if record.revoked_at is not None:
             raise LinkRevoked()
+        offer = None
         if record.kind is LinkKind.PURCHASE_OFFER:
             offer = uow.purchase_offers.get(record.target)
             if offer is None or offer.status is not OfferStatus.OPEN:
                 raise LinkRevoked("the offer was withdrawn or superseded")
-        return record
+        return record, offer
 
     def inspect_link(self, url: str) -> LinkClaims:
         """Verify a link and return its claims.
@@ -518,7 +525,7 @@ class OfferCases(PortalCore):
             _check_bool("accept_delegated_admin", accept)
         if company.is_partner:
             raise Forbidden(Decision(False, Rule.PARTNER_USERS_NEVER_REDEEM))
-        record = self._live_record(uow, claims)
+        record, offer = self._live_link(uow, claims)
         kind = record.kind
         if kind is LinkKind.TRIAL_INVITATION and user.admin_role is None:
             raise Forbidden(Decision(False, Rule.TRIAL_NEEDS_ADMIN_ROLE))
@@ -532,20 +539,23 @@ class OfferCases(PortalCore):
                 )
             self._require_own(user, company, Permission.MANAGE_PARTNER_RELATIONSHIPS)
 
+        # Bad input is refused even when the redemption turns out to be a replay.
+        if licenses is not None and offer is None:
+            raise ValidationError("licenses", "only purchase offers take licence counts")
+        counts = self._adjusted_counts(offer, licenses) if offer is not None else {}
+
         first = uow.redemptions.get(f"{record.id}:{company.id}")
         if first is not None:
             return self._replay(uow, first, now)
         if record.max_uses is not None and record.uses >= record.max_uses:
             raise LinkExhausted()
-        if licenses is not None and kind is not LinkKind.PURCHASE_OFFER:
-            raise ValidationError("licenses", "only purchase offers take licence counts")
 
         if kind is LinkKind.TRIAL_INVITATION:
             subscriptions: tuple[Subscription, ...] = (
                 self._start_trial(uow, record, company, now),
             )
-        elif kind is LinkKind.PURCHASE_OFFER:
-            subscriptions = self._buy(uow, record, company, licenses)
+        elif offer is not None:
+            subscriptions = self._buy(uow, record, offer, company, counts)
         else:
             subscriptions = ()
 
@@ -617,12 +627,10 @@ class OfferCases(PortalCore):
         self,
         uow: UnitOfWork,
         record: LinkRecord,
+        offer: PurchaseOffer,
         company: Company,
-        licenses: Mapping[str, int] | None,
+        counts: Mapping[str, int],
     ) -> tuple[Subscription, ...]:
-        offer = uow.purchase_offers.get(record.target)
-        assert offer is not None  # _live_record checked it is open
-        counts = self._adjusted_counts(offer, licenses)
         bought = []
         for line in offer.lines:
             count = counts[line.sku]
@@ -722,15 +730,19 @@ class OfferCases(PortalCore):
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> Subscription:
-            user = self._actor(uow, actor, attempt)
             sub = (
                 uow.subscriptions.get(subscription_id) if isinstance(subscription_id, str) else None
             )
-            ctx = self._context(uow, attempt, user, sub.customer_id if sub else user.company_id)
-            self._require(ctx, Permission.MANAGE_SUBSCRIPTIONS)
-            attempt.target_id = str(subscription_id)[:64]
-            if sub is None:
-                raise NotFound("subscription", str(subscription_id)[:64])
+            ctx = self._locate(
+                uow,
+                attempt,
+                actor,
+                sub.customer_id if sub is not None else None,
+                Permission.MANAGE_SUBSCRIPTIONS,
+                NotFound("subscription", str(subscription_id)[:64]),
+                known_to=sub.partner_id if sub is not None else None,
+            )
+            assert sub is not None
             count = self.catalog.get(sub.sku).check(licenses)
             changed = sub.as_of(ctx.now).with_licenses(count)
             changed = attrs.evolve(changed, status=sub.status)

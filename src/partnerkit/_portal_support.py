@@ -195,14 +195,16 @@ class SupportCases(PortalCore):
         new_severity = None if severity is None else check_severity(severity)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> ServiceRequest:
-            user = self._actor(uow, actor, attempt)
             request = uow.service_requests.get(request_id) if isinstance(request_id, str) else None
-            customer = request.customer_id if request is not None else user.company_id
-            ctx = self._context(uow, attempt, user, customer)
-            self._require(ctx, Permission.MANAGE_SERVICE_REQUESTS)
-            attempt.target_id = str(request_id)[:64]
-            if request is None:
-                raise NotFound("service request", str(request_id)[:64])
+            ctx = self._locate(
+                uow,
+                attempt,
+                actor,
+                request.customer_id if request is not None else None,
+                Permission.MANAGE_SERVICE_REQUESTS,
+                NotFound("service request", str(request_id)[:64]),
+            )
+            assert request is not None
             changed = request.change(ctx.now, status=new_status, severity=new_severity)
             uow.service_requests.update(changed)
             attempt.detail.update(status=changed.status.value, severity=changed.severity.value)

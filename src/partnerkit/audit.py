@@ -12,7 +12,7 @@ import contextlib
 import contextvars
 import hashlib
 import json
-import uuid
+import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
@@ -58,7 +58,7 @@ def correlation(correlation_id: str) -> Iterator[str]:
 
 def current_correlation_id() -> str:
     """Return the correlation id in force, or a new random one."""
-    return _correlation.get() or uuid.uuid4().hex
+    return _correlation.get() or os.urandom(16).hex()
 
 
 class AuditChainBroken(PartnerKitError):
@@ -161,11 +161,32 @@ class AuditEvent:
         return dict(self.detail)
 
 
+#: The fields a hash covers, in the order they are encoded (every field but ``hash``).
+_HASHED = (
+    "seq",
+    "at",
+    "actor_id",
+    "actor_company_id",
+    "company_id",
+    "delegation_id",
+    "role",
+    "action",
+    "outcome",
+    "target_id",
+    "reason",
+    "detail",
+    "correlation_id",
+    "prev_hash",
+)
+# One encoder, made once: the canonical form is a JSON array of the fields in _HASHED order,
+# ASCII only, no spaces (datetimes as ISO 8601, details as [key, value] pairs).
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+
+
 def _hash(fields: Mapping[str, Any]) -> str:
-    body = dict(fields)
-    body["at"] = body["at"].isoformat()
-    body["detail"] = [list(p) for p in body["detail"]]
-    text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    values = [fields[name] for name in _HASHED]
+    values[1] = values[1].isoformat()
+    text = _ENCODE(values)
     return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 

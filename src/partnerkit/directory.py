@@ -8,9 +8,9 @@ and a version one higher; the store refuses a stale one.
 from __future__ import annotations
 
 import enum
+import os
 import re
 import secrets
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -43,12 +43,14 @@ _EMAIL = re.compile(
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
 _PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{5,28}[0-9]$")
 _WEB = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[!-~]*)?$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f]")
 _ADVISOR_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 
 def new_id(prefix: str) -> str:
     """Return a new random identifier such as ``usr_3f2a...`` (128 random bits)."""
-    return f"{prefix}_{uuid.uuid4().hex}"
+    return f"{prefix}_{os.urandom(16).hex()}"
 
 
 def new_advisor_id() -> str:
@@ -79,7 +81,7 @@ def _text(field: str, value: object, *, max_len: int, required: bool = True) -> 
         raise ValidationError(field, "must not be empty")
     if len(value) > max_len:
         raise ValidationError(field, f"must be at most {max_len} characters")
-    if any(ord(c) < 32 or ord(c) == 127 for c in value):
+    if _CONTROL.search(value):
         raise ValidationError(field, "must not contain control characters")
     try:
         value.encode("utf-8")
@@ -136,7 +138,7 @@ def _v_address(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
         return
     if not isinstance(value, str) or not value.strip() or len(value) > MAX_ADDRESS:
         raise ValidationError(attribute.name, f"must be 1 to {MAX_ADDRESS} characters")
-    if any(ord(c) < 32 and c not in "\n\t" for c in value):
+    if _CONTROL_BUT_LINES.search(value):
         raise ValidationError(attribute.name, "must not contain control characters")
     try:
         value.encode("utf-8")

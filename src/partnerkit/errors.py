@@ -23,6 +23,7 @@ __all__ = [
     "LinkRevoked",
     "NotFound",
     "PartnerKitError",
+    "StoreUnavailable",
     "ValidationError",
 ]
 
@@ -79,6 +80,15 @@ class Conflict(PartnerKitError):
 
     def __init__(self, message: str = "a concurrent change won; retry") -> None:
         super().__init__(message)
+
+
+class StoreUnavailable(PartnerKitError):
+    """The database could not be reached, or the connection broke during the unit of work.
+
+    Nothing of the unit of work that failed is kept. When ``commit`` itself raises it, the
+    commit's outcome is unknown (the server may have committed just before the connection
+    broke): re-read before trying again. The next unit of work uses a new connection.
+    """
 
 
 class InvalidLink(PartnerKitError):

@@ -157,6 +157,8 @@ class Catalog:
         """Build a catalogue from ``{"services": [{"sku": ..., "name": ..., ...}]}``."""
         try:
             items = data["services"]
+            if isinstance(items, str | bytes) or not isinstance(items, list | tuple):
+                raise ValidationError("catalog", "services must be a list")
             services = []
             for item in items:
                 fields = dict(item)
@@ -166,7 +168,7 @@ class Catalog:
                 services.append(Service(**fields))
         except ValidationError:
             raise
-        except (KeyError, TypeError, AttributeError) as exc:
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise ValidationError("catalog", "is not a valid catalogue description") from exc
         return cls(services)
 

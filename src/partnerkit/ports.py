@@ -25,7 +25,8 @@ import attrs
 from partnerkit.audit import AuditEvent
 from partnerkit.consent import Delegation, DelegationOffer
 from partnerkit.directory import Company, User, email_key
-from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
+from partnerkit.errors import ValidationError
+from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation, check_licenses
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.support import Credential, ServiceRequest
 
@@ -78,6 +79,9 @@ class Table(Generic[T]):
     computed: Mapping[str, Callable[[Any], object]] = attrs.field(factory=dict)
     #: SQL ``CHECK`` constraints the SQL stores add, as a last line of defence.
     checks: tuple[str, ...] = ()
+    #: The same rules in Python, which every store runs before a write (raising
+    #: ``ValidationError`` naming the field), so that all stores refuse alike.
+    validate: Callable[[Any], None] | None = None
 
     def lookups(self) -> tuple[tuple[str, ...], ...]:
         """Every column group that ``find`` and ``count`` answer."""
@@ -106,12 +110,26 @@ USERS: Table[User] = Table(
     computed={"email_key": lambda u: email_key(u.email)},
 )
 
+
+def _valid_link_uses(record: LinkRecord) -> None:
+    uses, max_uses = record.uses, record.max_uses
+    if type(uses) is not int or uses < 0:
+        raise ValidationError("uses", "must be a whole number, at least 0")
+    if max_uses is not None and (type(max_uses) is not int or not max_uses >= 1 or uses > max_uses):
+        raise ValidationError("max_uses", "must be a whole number, at least 1 and the uses")
+
+
+def _valid_subscription(subscription: Subscription) -> None:
+    check_licenses(subscription.licenses)
+
+
 LINKS: Table[LinkRecord] = Table(
     name="links",
     cls=LinkRecord,
     noun="link",
     indexes=(("partner_id",),),
     checks=("uses >= 0", "max_uses IS NULL OR (max_uses >= 1 AND uses <= max_uses)"),
+    validate=_valid_link_uses,
 )
 REDEMPTIONS: Table[RedemptionRecord] = Table(
     name="redemptions",
@@ -141,6 +159,7 @@ SUBSCRIPTIONS: Table[Subscription] = Table(
     unique=(("customer_id", "sku"),),
     indexes=(("customer_id",), ("partner_id",)),
     checks=("licenses >= 1 AND licenses <= 1000000",),
+    validate=_valid_subscription,
 )
 DELEGATION_OFFERS: Table[DelegationOffer] = Table(
     name="delegation_offers",

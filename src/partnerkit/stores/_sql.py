@@ -10,6 +10,7 @@ to the ones it was given.
 from __future__ import annotations
 
 import enum
+import functools
 import json
 import types
 import typing
@@ -87,9 +88,15 @@ def _from_json(hint: Any, value: Any) -> Any:
         if hint is timedelta:
             return timedelta(microseconds=value)
         if attrs.has(hint):
-            hints = typing.get_type_hints(hint)
+            hints = _hints(hint)
             return hint(**{k: _from_json(hints[k], v) for k, v in value.items()})
     return value
+
+
+@functools.cache
+def _hints(cls: type[Any]) -> dict[str, Any]:
+    # Resolving string annotations compiles code: do it once per class, not once per row.
+    return typing.get_type_hints(cls)
 
 
 def _dumps(value: Any) -> str:
@@ -196,7 +203,12 @@ AUDIT_COLUMNS = Codec(AuditEvent)
 
 
 def ddl(
-    table: Table[Any], codec: Codec, *, text_key: str = "TEXT", integer: str = "BIGINT"
+    table: Table[Any],
+    codec: Codec,
+    *,
+    text_key: str = "TEXT",
+    integer: str = "BIGINT",
+    suffix: str = "",
 ) -> list[str]:
     """Return the statements that create *table* and its indexes."""
     cols = []
@@ -210,7 +222,7 @@ def ddl(
         cols.append(f"{name} {sql_type if sql_type != 'TEXT' else text_key}{null}")
     cols.extend(f"CHECK ({check})" for check in table.checks)
     body = ",\n  ".join(cols)
-    stmts = [f"CREATE TABLE IF NOT EXISTS {table.name} (\n  {body}\n)"]
+    stmts = [f"CREATE TABLE IF NOT EXISTS {table.name} (\n  {body}\n){suffix}"]
     for cols_group in table.unique:
         name = f"{table.name}_uq_{'_'.join(cols_group)}"
         stmts.append(
@@ -269,8 +281,10 @@ def prefix_range(column: str, prefix: str, mark: str = "?") -> tuple[str, tuple[
     """
     if not prefix:
         return "1 = 1", ()
-    last = prefix[-1]
-    if ord(last) >= 0x10FFFF:
+    last = ord(prefix[-1])
+    if last >= 0x10FFFF:
         return f"{column} >= {mark}", (prefix,)
-    upper = prefix[:-1] + chr(ord(last) + 1)
+    # The next code point, stepping over the surrogates, which are not text.
+    following = 0xE000 if 0xD7FF <= last < 0xE000 else last + 1
+    upper = prefix[:-1] + chr(following)
     return f"{column} >= {mark} AND {column} < {mark}", (prefix, upper)

@@ -8,6 +8,7 @@ undone from a log on rollback, so a commit costs nothing.
 
 from __future__ import annotations
 
+import operator
 import threading
 from collections.abc import Callable
 from threading import get_ident
@@ -28,45 +29,76 @@ __all__ = ["MemoryStore"]
 T = TypeVar("T")
 
 
-class _TableData:
-    """The rows of one table, with one dict per lookup."""
+class _Lookup:
+    """One declared lookup of a table: how to key a row, and the index of keys to row ids."""
 
-    __slots__ = ("lookups", "rows", "table", "unique")
+    __slots__ = ("columns", "index", "key", "unique")
+
+    def __init__(self, table: Table[Any], columns: tuple[str, ...], unique: bool) -> None:
+        self.columns = columns
+        self.unique = unique
+        self.index: dict[object, set[str]] = {}
+        self.key: Callable[[Any], object]
+        if not any(c in table.computed for c in columns):
+            # One C-level call: a value for one column, a tuple for several.
+            self.key = operator.attrgetter(*columns)
+        elif len(columns) == 1:
+            self.key = table.computed[columns[0]]
+        else:
+            getters = [_getter(table, c) for c in columns]
+            self.key = lambda obj: tuple([g(obj) for g in getters])
+
+    def key_of_where(self, where: dict[str, object]) -> object:
+        if len(self.columns) == 1:
+            return where[self.columns[0]]
+        return tuple([where[c] for c in self.columns])
+
+
+def _getter(table: Table[Any], column: str) -> Callable[[Any], object]:
+    computed = table.computed.get(column)
+    return computed if computed is not None else operator.attrgetter(column)
+
+
+def _has_null(key: object) -> bool:
+    return key is None or (type(key) is tuple and None in key)
+
+
+class _TableData:
+    """The rows of one table, with one index per lookup; each row is keyed once per write."""
+
+    __slots__ = ("by_columns", "lookups", "rows", "table")
 
     def __init__(self, table: Table[Any]) -> None:
         self.table = table
         self.rows: dict[str, Any] = {}
-        #: column group -> values -> set of keys
-        self.lookups: dict[
-            frozenset[str], tuple[tuple[str, ...], dict[tuple[object, ...], set[str]]]
-        ] = {frozenset(cols): (cols, {}) for cols in table.lookups()}
-        self.unique = [frozenset(cols) for cols in table.unique]
+        unique = {frozenset(cols) for cols in table.unique}
+        self.lookups = [_Lookup(table, cols, frozenset(cols) in unique) for cols in table.lookups()]
+        self.by_columns = {frozenset(lk.columns): lk for lk in self.lookups}
 
-    def keys_of(self, obj: Any) -> list[tuple[frozenset[str], tuple[object, ...]]]:
-        value = self.table.value
-        return [
-            (group, tuple(value(obj, c) for c in cols)) for group, (cols, _) in self.lookups.items()
-        ]
+    def keys_of(self, obj: Any) -> list[object]:
+        return [lk.key(obj) for lk in self.lookups]
 
-    def index(self, obj: Any) -> None:
-        ident = obj.id
-        for group, values in self.keys_of(obj):
-            self.lookups[group][1].setdefault(values, set()).add(ident)
+    def index(self, ident: str, keys: list[object]) -> None:
+        for lk, key in zip(self.lookups, keys, strict=True):
+            bucket = lk.index.get(key)
+            if bucket is None:
+                lk.index[key] = {ident}
+            else:
+                bucket.add(ident)
 
-    def unindex(self, obj: Any) -> None:
-        ident = obj.id
-        for group, values in self.keys_of(obj):
-            bucket = self.lookups[group][1].get(values)
+    def unindex(self, ident: str, keys: list[object]) -> None:
+        for lk, key in zip(self.lookups, keys, strict=True):
+            bucket = lk.index.get(key)
             if bucket is not None:
                 bucket.discard(ident)
                 if not bucket:
-                    del self.lookups[group][1][values]
+                    del lk.index[key]
 
-    def unique_clash(self, obj: Any, ignore: str | None) -> bool:
-        for group, values in self.keys_of(obj):
-            if group not in self.unique or any(v is None for v in values):
+    def unique_clash(self, keys: list[object], ignore: str | None) -> bool:
+        for lk, key in zip(self.lookups, keys, strict=True):
+            if not lk.unique or _has_null(key):
                 continue
-            holders = self.lookups[group][1].get(values, ())
+            holders = lk.index.get(key, ())
             if any(h != ignore for h in holders):
                 return True
         return False
@@ -95,11 +127,13 @@ class _MemoryRepository(Repository[T]):
         ident: str = obj.id  # type: ignore[attr-defined]
         if obj.version != 1:  # type: ignore[attr-defined]
             raise Conflict(f"a new {data.table.noun} starts at version 1")
-        if ident in data.rows or data.unique_clash(obj, None):
+        _validate(data.table, obj)
+        keys = data.keys_of(obj)
+        if ident in data.rows or data.unique_clash(keys, None):
             raise Conflict(f"{data.table.noun} key already taken")
         data.rows[ident] = obj
-        data.index(obj)
-        store.undo.append(lambda: self._drop(ident))
+        data.index(ident, keys)
+        store.undo.append(lambda: self._drop(ident, keys))
 
     def update(self, obj: T) -> None:
         store = self._store
@@ -109,10 +143,13 @@ class _MemoryRepository(Repository[T]):
         old = data.rows.get(ident)
         if old is None or old.version + 1 != obj.version:  # type: ignore[attr-defined]
             raise Conflict(f"stale {data.table.noun}: a concurrent change won")
-        if data.unique_clash(obj, ident):
+        _validate(data.table, obj)
+        keys = data.keys_of(obj)
+        if data.unique_clash(keys, ident):
             raise Conflict(f"{data.table.noun} key already taken")
-        self._put(old, obj)
-        store.undo.append(lambda: self._put(obj, old))
+        old_keys = data.keys_of(old)
+        self._put(ident, obj, old_keys, keys)
+        store.undo.append(lambda: self._put(ident, old, keys, old_keys))
 
     def remove(self, obj: T) -> None:
         store = self._store
@@ -122,8 +159,9 @@ class _MemoryRepository(Repository[T]):
         old = data.rows.get(ident)
         if old is None or old.version != obj.version:  # type: ignore[attr-defined]
             raise Conflict(f"stale {data.table.noun}: a concurrent change won")
-        self._drop(ident)
-        store.undo.append(lambda: self._restore(old))
+        keys = data.keys_of(old)
+        self._drop(ident, keys)
+        store.undo.append(lambda: self._restore(ident, old, keys))
 
     def find(self, **where: object) -> list[T]:
         if self._store.owner != get_ident():
@@ -137,24 +175,30 @@ class _MemoryRepository(Repository[T]):
         return len(self._keys(where))
 
     def _keys(self, where: dict[str, object]) -> set[str] | tuple[()]:
-        entry = self._data.lookups.get(frozenset(where))
-        if entry is None:
+        lookup = self._data.by_columns.get(frozenset(where))
+        if lookup is None:
             raise ValueError(f"{self._data.table.name} has no lookup on {sorted(where)}")
-        cols, index = entry
-        return index.get(tuple(where[c] for c in cols), ())
+        return lookup.index.get(lookup.key_of_where(where), ())
 
-    def _put(self, old: Any, new: Any) -> None:
-        self._data.unindex(old)
-        self._data.rows[new.id] = new
-        self._data.index(new)
+    def _put(self, ident: str, new: Any, old_keys: list[object], keys: list[object]) -> None:
+        data = self._data
+        if old_keys != keys:
+            data.unindex(ident, old_keys)
+            data.index(ident, keys)
+        data.rows[ident] = new
 
-    def _drop(self, ident: str) -> None:
-        old = self._data.rows.pop(ident)
-        self._data.unindex(old)
+    def _drop(self, ident: str, keys: list[object]) -> None:
+        del self._data.rows[ident]
+        self._data.unindex(ident, keys)
 
-    def _restore(self, obj: Any) -> None:
-        self._data.rows[obj.id] = obj
-        self._data.index(obj)
+    def _restore(self, ident: str, obj: Any, keys: list[object]) -> None:
+        self._data.rows[ident] = obj
+        self._data.index(ident, keys)
+
+
+def _validate(table: Table[Any], obj: Any) -> None:
+    if table.validate is not None:
+        table.validate(obj)
 
 
 class _MemoryUnitOfWork:

@@ -34,10 +34,15 @@ __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
 T = TypeVar("T")
 
 
+# STRICT tables (SQLite 3.37+) refuse a value of the wrong type, as PostgreSQL does, instead
+# of storing 25.5 or "25" in an INTEGER column.
+_STRICT = " STRICT" if sqlite3.sqlite_version_info >= (3, 37) else ""
+
+
 def _schema_v1() -> list[str]:
     stmts: list[str] = []
     for table in TABLES:
-        stmts.extend(ddl(table, table_codec(table), integer="INTEGER"))
+        stmts.extend(ddl(table, table_codec(table), integer="INTEGER", suffix=_STRICT))
     audit = ",\n  ".join(
         f"{c.name} {'INTEGER' if c.sql_type == 'BIGINT' else c.sql_type}"
         f"{'' if c.nullable or c.name == 'seq' else ' NOT NULL'}"
@@ -61,25 +66,31 @@ MIGRATIONS: tuple[list[str], ...] = (_schema_v1(),)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+def translate(exc: Exception) -> PartnerKitError:
+    """Return the partnerkit error for a ``sqlite3`` error (raise it ``from`` the cause)."""
+    if isinstance(exc, sqlite3.IntegrityError):
+        text = str(exc)
+        if "UNIQUE" in text or "PRIMARY KEY" in text:
+            return Conflict("key already taken")
+        if "CHECK" in text or "cannot store" in text:
+            return ValidationError("store", "a stored value breaks a constraint")
+        return PartnerKitError("storage integrity error")
+    if isinstance(exc, sqlite3.OperationalError):
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            return Conflict("the database is busy; retry")
+    if isinstance(exc, OverflowError):
+        return ValidationError("store", "a number is too large to store")
+    return PartnerKitError("storage error")
+
+
 @contextlib.contextmanager
 def translate_errors() -> Iterator[None]:
     """Turn ``sqlite3`` errors into partnerkit errors, chaining the cause."""
     try:
         yield
-    except sqlite3.IntegrityError as exc:
-        text = str(exc)
-        if "UNIQUE" in text or "PRIMARY KEY" in text:
-            raise Conflict("key already taken") from exc
-        if "CHECK" in text:
-            raise ValidationError("store", "a stored value breaks a constraint") from exc
-        raise PartnerKitError("storage integrity error") from exc
-    except sqlite3.OperationalError as exc:
-        text = str(exc).lower()
-        if "locked" in text or "busy" in text:
-            raise Conflict("the database is busy; retry") from exc
-        raise PartnerKitError("storage error") from exc
-    except sqlite3.Error as exc:
-        raise PartnerKitError("storage error") from exc
+    except (sqlite3.Error, OverflowError) as exc:
+        raise translate(exc) from exc
 
 
 class _SQLiteRepository(Repository[T]):
@@ -99,10 +110,14 @@ class _SQLiteRepository(Repository[T]):
     def add(self, obj: T) -> None:
         if key_of(obj)[1] != 1:
             raise Conflict(f"a new {self._table.noun} starts at version 1")
+        if self._table.validate is not None:
+            self._table.validate(obj)
         self._uow.execute(self._sql["insert"], self._row(obj), write=True)
 
     def update(self, obj: T) -> None:
         ident, version = key_of(obj)
+        if self._table.validate is not None:
+            self._table.validate(obj)
         n = self._uow.execute(
             self._sql["update"], (*self._row(obj), ident, version - 1), write=True
         )
@@ -169,6 +184,7 @@ class _SQLiteUnitOfWork:
         self._store = store
         self._write = write
         self._conn: sqlite3.Connection | None = None
+        self._head: tuple[int, str] | None = None
 
     def __getattr__(self, name: str) -> _SQLiteRepository[Any]:
         # Repositories are made on first use, from statements the store built once.
@@ -192,23 +208,36 @@ class _SQLiteUnitOfWork:
         return conn
 
     def execute(self, sql: str, params: Any, *, write: bool = False) -> int:
-        conn = self._connection(write)
-        with translate_errors():
+        conn = self._conn
+        if conn is None or (write and not self._write):
+            conn = self._connection(write)
+        # try/except rather than a context manager: this runs for every statement.
+        try:
             return conn.execute(sql, params).rowcount
+        except (sqlite3.Error, OverflowError) as exc:
+            raise translate(exc) from exc
 
     def fetchone(self, sql: str, params: Any) -> Any:
-        conn = self._connection(False)
-        with translate_errors():
+        conn = self._conn or self._connection(False)
+        try:
             return conn.execute(sql, params).fetchone()
+        except (sqlite3.Error, OverflowError) as exc:
+            raise translate(exc) from exc
 
     def fetchall(self, sql: str, params: Any) -> list[Any]:
-        conn = self._connection(False)
-        with translate_errors():
+        conn = self._conn or self._connection(False)
+        try:
             return conn.execute(sql, params).fetchall()
+        except (sqlite3.Error, OverflowError) as exc:
+            raise translate(exc) from exc
 
     def audit_head(self) -> tuple[int, str]:
-        row = self.fetchone("SELECT seq, hash FROM audit_head WHERE id = 1", ())
-        return (int(row[0]), str(row[1]))
+        # Inside one transaction the head only moves by this unit of work's own appends.
+        head = self._head
+        if head is None:
+            row = self.fetchone("SELECT seq, hash FROM audit_head WHERE id = 1", ())
+            head = self._head = (int(row[0]), str(row[1]))
+        return head
 
     def append_audit(self, event: AuditEvent) -> None:
         seq, prev = self.audit_head()
@@ -220,6 +249,7 @@ class _SQLiteUnitOfWork:
             (event.seq, event.hash),
             write=True,
         )
+        self._head = (event.seq, event.hash)
 
     def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
         if company_id is None:
@@ -263,13 +293,13 @@ class _SQLiteUnitOfWork:
         with translate_errors():
             conn.execute("COMMIT")
         self._store.release(conn)
-        self._conn = None
+        self._conn = self._head = None
 
     def rollback(self) -> None:
         conn = self._conn
         if conn is None:
             return
-        self._conn = None
+        self._conn = self._head = None
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")

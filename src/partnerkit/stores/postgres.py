@@ -1,0 +1,772 @@
+"""``PostgresStore``: one PostgreSQL database shared by many app servers (the ``postgres`` extra).
+
+Transactions. A *write* unit of work begins ``READ COMMITTED`` and at once locks the single row
+of ``audit_head`` (``SELECT ... FOR UPDATE``). Every writer of every app server takes that lock
+first, so writers run one after another, in one serial order, just as SQLite's ``BEGIN
+IMMEDIATE`` makes them; and since each statement of a read-committed transaction sees every
+commit made before it started, a writer that waited for the lock reads what the writer before
+it committed. Version checks are therefore exact, the audit chain has exactly one head, and
+writers never deadlock with each other. The other levels buy nothing here and cost something:
+``REPEATABLE READ`` would fail every writer that had to wait for the head row (its snapshot
+predates the row's new version), and ``SERIALIZABLE`` adds predicate locks and spurious
+serialization failures to transactions that already run one at a time. A *read* unit of work
+is ``REPEATABLE READ READ ONLY``: one snapshot for all its statements, never blocked by
+writers and never failing because of them.
+
+Errors. No ``psycopg`` exception reaches a caller: serialization failures, deadlocks and lock
+timeouts are :class:`~partnerkit.errors.Conflict` (safe to retry), a unique key clash is
+``Conflict``, a ``CHECK`` violation a :class:`~partnerkit.errors.ValidationError` on the field
+``"store"``, a broken or unreachable server :class:`StoreUnavailable`, and anything else a
+:class:`~partnerkit.errors.PartnerKitError` with the cause chained. Opening a unit of work is
+retried on a fresh connection when a pooled connection turns out dead (nothing has happened
+yet at that point, so that is always safe). A unique clash is detected without aborting the
+transaction (``ON CONFLICT DO NOTHING``, and a guard on ``UPDATE``), so a unit of work goes on
+after a ``Conflict`` from ``add`` or ``update`` just as it does on the other stores.
+
+Connections. A small pool of its own (below) rather than ``psycopg_pool``: it needs no
+background threads, so a process forked after the store was opened simply starts a pool of its
+own (the parent's connections are left untouched, never closed by the child), and it adds no
+dependency beyond ``psycopg``. Text keys use the ``"C"`` collation, so ``find`` orders by code
+point exactly like the other stores, whatever the database's default collation is.
+
+Schema. Created and migrated forward on open, inside a transaction that holds a
+``pg_advisory_xact_lock``, so two app servers starting at once do not migrate twice; the
+version is kept in ``schema_version`` as in SQLite. Use ``options=-csearch_path=...`` in the
+DSN to keep partnerkit's tables in a schema of their own.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+try:
+    import psycopg
+    from psycopg import errors as pg_errors
+    from psycopg.conninfo import conninfo_to_dict
+    from psycopg.pq import TransactionStatus
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError("PostgresStore needs psycopg 3: pip install 'partnerkit[postgres]'") from exc
+
+from partnerkit.audit import GENESIS_HASH, AuditEvent
+from partnerkit.errors import Conflict, PartnerKitError, StoreUnavailable, ValidationError
+from partnerkit.ports import TABLES, Repository, Table
+from partnerkit.stores._sql import AUDIT_COLUMNS, TableSQL, ddl, key_of, table_codec
+
+if TYPE_CHECKING:
+    from partnerkit.ports import Store, UnitOfWork
+    from partnerkit.records import CustomerRelation
+
+__all__ = ["SCHEMA_VERSION", "PostgresStore", "StoreUnavailable"]
+
+T = TypeVar("T")
+_Connection = psycopg.Connection[tuple[Any, ...]]
+_Cursor = psycopg.Cursor[tuple[Any, ...]]
+
+_TEXT = 'TEXT COLLATE "C"'
+#: The key of the advisory lock that serialises schema migrations: the bytes ``partnerk``.
+MIGRATION_LOCK = int.from_bytes(b"partnerk", "big")
+
+
+def _schema_v1() -> list[str]:
+    stmts: list[str] = []
+    for table in TABLES:
+        stmts.extend(ddl(table, table_codec(table), text_key=_TEXT, integer="BIGINT"))
+    audit = ",\n  ".join(
+        f"{c.name} {_TEXT if c.sql_type == 'TEXT' else c.sql_type}"
+        f"{'' if c.nullable else ' NOT NULL'}"
+        for c in AUDIT_COLUMNS.columns
+        if c.name != "seq"
+    )
+    stmts += [
+        f"CREATE TABLE IF NOT EXISTS audit_events (\n  seq BIGINT PRIMARY KEY,\n  {audit}\n)",
+        "CREATE INDEX IF NOT EXISTS audit_ix_company ON audit_events (company_id, seq)",
+        "CREATE INDEX IF NOT EXISTS audit_ix_actor_company ON audit_events (actor_company_id, seq)",
+        "CREATE TABLE IF NOT EXISTS audit_head ("
+        f"id INTEGER PRIMARY KEY CHECK (id = 1), seq BIGINT NOT NULL, hash {_TEXT} NOT NULL)",
+        f"INSERT INTO audit_head (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}') "
+        "ON CONFLICT (id) DO NOTHING",
+    ]
+    return stmts
+
+
+#: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*.
+MIGRATIONS: tuple[list[str], ...] = (_schema_v1(),)
+#: The schema version this code writes.
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# One round trip opens a write unit of work and takes the writers' lock (no parameters, so
+# psycopg sends both statements as one simple query).
+_BEGIN_WRITE = (
+    "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; "
+    "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+)
+_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+
+
+def _translate(exc: psycopg.Error) -> PartnerKitError:
+    """Return the partnerkit error for a ``psycopg`` one (the caller chains the cause)."""
+    if isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
+        return Conflict("a concurrent transaction won; retry")
+    if isinstance(exc, pg_errors.LockNotAvailable):
+        return Conflict("the database is busy; retry")
+    if isinstance(exc, pg_errors.UniqueViolation):
+        return Conflict("key already taken")
+    if isinstance(exc, pg_errors.CheckViolation):
+        return ValidationError("store", "a stored value breaks a constraint")
+    if isinstance(exc, psycopg.IntegrityError):
+        return PartnerKitError("storage integrity error")
+    if isinstance(exc, psycopg.DataError):
+        return ValidationError("store", "a value cannot be stored in PostgreSQL")
+    if isinstance(exc, psycopg.OperationalError):
+        return StoreUnavailable("the database connection failed")
+    return PartnerKitError("storage error")
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn ``psycopg`` errors into partnerkit errors, chaining the cause."""
+    try:
+        yield
+    except psycopg.Error as exc:
+        raise _translate(exc) from exc
+    except UnicodeEncodeError as exc:  # psycopg encodes text itself: lone surrogates fail
+        raise ValidationError("store", "text that is not valid Unicode cannot be stored") from exc
+
+
+class _Slot:
+    """A pooled connection, its reusable cursor, and the process that opened it."""
+
+    __slots__ = ("conn", "cursor", "pid")
+
+    def __init__(self, conn: _Connection) -> None:
+        self.conn = conn
+        self.cursor: _Cursor = conn.cursor()
+        self.pid = os.getpid()
+
+    def usable(self) -> bool:
+        conn = self.conn
+        return (
+            self.pid == os.getpid()
+            and not conn.closed
+            and not conn.broken
+            and conn.info.transaction_status is TransactionStatus.IDLE
+        )
+
+    def close(self) -> None:
+        # A connection opened by another process is never closed here: closing would end
+        # the parent's session. psycopg does not close it on garbage collection either.
+        if self.pid == os.getpid():
+            with contextlib.suppress(psycopg.Error, OSError):
+                self.conn.close()
+
+
+class _Pool:
+    """At most *max_size* connections, opened on demand, reused last-in first-out."""
+
+    def __init__(
+        self, connect: Callable[[], _Connection], min_size: int, max_size: int, timeout: float
+    ) -> None:
+        self._connect = connect
+        self._max = max_size
+        self._min = min_size
+        self._timeout = timeout
+        self._cond = threading.Condition()
+        self._idle: list[_Slot] = []
+        self._size = 0
+        self._closed = False
+        self._pid = os.getpid()
+        #: Connections inherited through ``fork``: kept referenced, never used or closed.
+        self._inherited: list[_Slot] = []
+
+    def _after_fork(self) -> None:
+        # The parent's lock may have been held by one of its threads at the fork: replace it.
+        self._cond = threading.Condition()
+        self._inherited.extend(self._idle)
+        self._idle = []
+        self._size = 0
+        self._pid = os.getpid()
+
+    def get(self) -> _Slot:
+        """Take an idle connection, open a new one, or wait up to the timeout for one."""
+        if self._pid != os.getpid():
+            self._after_fork()
+        deadline: float | None = None
+        with self._cond:
+            while True:
+                if self._closed:
+                    raise PartnerKitError("the store is closed")
+                if self._idle:
+                    return self._idle.pop()
+                if self._size < self._max:
+                    self._size += 1
+                    break
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self._timeout
+                if now >= deadline:
+                    raise StoreUnavailable(
+                        f"no database connection came free within {self._timeout} s"
+                    )
+                self._cond.wait(deadline - now)
+        try:
+            return _Slot(self._connect())
+        except BaseException:
+            with self._cond:
+                self._size -= 1
+                self._cond.notify()
+            raise
+
+    def fill(self) -> None:
+        """Open connections until *min_size* are idle."""
+        slots: list[_Slot] = []
+        try:
+            while len(slots) < self._min:
+                slots.append(self.get())
+        finally:
+            for slot in slots:
+                self.put(slot)
+
+    def put(self, slot: _Slot) -> None:
+        """Give a connection back: idle again if it is healthy, closed otherwise."""
+        if slot.pid != os.getpid() or self._pid != os.getpid():
+            self._inherited.append(slot)
+            return
+        if not slot.usable():
+            self.discard(slot)
+            return
+        with self._cond:
+            if not self._closed:
+                self._idle.append(slot)
+                self._cond.notify()
+                return
+            self._size -= 1
+        slot.close()
+
+    def discard(self, slot: _Slot, *, flush: bool = False) -> None:
+        """Close a connection that can no longer be trusted (with *flush*, every idle one too).
+
+        A connection found dead usually means the server restarted or failed over, which
+        kills the idle ones as well: flushing them spares the next callers the same error.
+        """
+        if slot.pid != os.getpid():
+            self._inherited.append(slot)
+            return
+        dropped = [slot]
+        with self._cond:
+            if flush:
+                dropped += self._idle
+                self._idle = []
+            self._size -= len(dropped)
+            self._cond.notify(len(dropped))
+        for each in dropped:
+            each.close()
+
+    def close(self) -> None:
+        """Close the idle connections now and the busy ones when they come back."""
+        with self._cond:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            self._size -= len(idle)
+            self._cond.notify_all()
+        for slot in idle:
+            slot.close()
+
+
+class _PostgresRepository(Repository[T]):
+    __slots__ = (
+        "_clash",
+        "_codec",
+        "_find_sql",
+        "_find_statements",
+        "_guarded_update",
+        "_sql",
+        "_table",
+        "_uow",
+    )
+
+    def __init__(self, uow: _PostgresUnitOfWork, sql: _PostgresTableSQL) -> None:
+        self._uow = uow
+        self._table: Table[T] = sql.table
+        self._codec = sql.codec
+        self._sql = sql.statements
+        self._find_sql = sql.groups
+        self._find_statements = sql.find_statements
+        self._guarded_update = sql.guarded_update
+        self._clash = sql.clash_positions
+
+    def get(self, ident: str) -> T | None:
+        row = self._uow.fetchone(self._sql["get"], (ident,))
+        return None if row is None else self._codec.decode(row)
+
+    def add(self, obj: T) -> None:
+        if key_of(obj)[1] != 1:
+            raise Conflict(f"a new {self._table.noun} starts at version 1")
+        if self._uow.execute(self._sql["insert"], self._row(obj), write=True) != 1:
+            raise Conflict(f"{self._table.noun} key already taken")
+
+    def update(self, obj: T) -> None:
+        ident, version = key_of(obj)
+        row = self._row(obj)
+        guard = [ident, *(row[i] for i in self._clash)] if self._clash else []
+        n = self._uow.execute(self._guarded_update, (*row, ident, version - 1, *guard), True)
+        if n != 1:
+            current = self._uow.fetchone(self._sql["version"], (ident,))
+            if current is not None and current[0] == version - 1:
+                raise Conflict(f"{self._table.noun} key already taken")
+            raise Conflict(f"stale {self._table.noun}: a concurrent change won")
+
+    def remove(self, obj: T) -> None:
+        if self._uow.execute(self._sql["delete"], key_of(obj), write=True) != 1:
+            raise Conflict(f"stale {self._table.noun}: a concurrent change won")
+
+    def find(self, **where: object) -> list[T]:
+        select, _, params = self._sql_of(where)
+        rows = self._uow.fetchall(select, params)
+        decode = self._codec.decode
+        return [decode(r) for r in rows]
+
+    def count(self, **where: object) -> int:
+        _, count, params = self._sql_of(where)
+        row = self._uow.fetchone(count, params)
+        assert row is not None
+        return int(row[0])
+
+    def _sql_of(self, where: dict[str, object]) -> tuple[str, str, list[Any]]:
+        """The statements for a lookup and their parameters (``None`` matches NULL)."""
+        group = self._find_sql.get(frozenset(where))
+        if group is None:
+            raise ValueError(f"{self._table.name} has no lookup on {sorted(where)}")
+        enc = self._codec.encode_value
+        values = [enc(c, where[c]) for c in group]
+        nulls = tuple(v is None for v in values)
+        select, count = self._find_statements(group, nulls)
+        return select, count, [v for v in values if v is not None]
+
+    def _row(self, obj: T) -> list[Any]:
+        return self._codec.encode(obj, [fn(obj) for fn in self._table.computed.values()])
+
+
+class _PostgresTableSQL(TableSQL):
+    """The shared statements with ``%s`` marks, plus the ones that keep a clash non-fatal."""
+
+    def __init__(self, table: Table[Any]) -> None:
+        super().__init__(table, mark="%s")
+        name = table.name
+        stmts = self.statements
+        # A clash on any unique key inserts nothing instead of aborting the transaction.
+        stmts["insert"] += " ON CONFLICT DO NOTHING"
+        stmts["version"] = f"SELECT version FROM {name} WHERE id = %s"
+        #: The field columns, in the order the codec decodes them.
+        self.columns = ", ".join(self.codec.fields)
+        names = self.codec.names()
+        #: Where in a row the unique columns are that the update guard compares, in order.
+        self.clash_positions = [names.index(c) for group in table.unique for c in group]
+        update = stmts["update"]
+        if table.unique:
+            # Writers are serialised, so this check cannot race another writer; a row-value
+            # comparison with a NULL in it is not true, as a unique index treats NULLs.
+            same = " OR ".join(
+                f"({', '.join(f'o.{c}' for c in group)}) = ({', '.join('%s' for _ in group)})"
+                for group in table.unique
+            )
+            update += f" AND NOT EXISTS (SELECT 1 FROM {name} AS o WHERE o.id <> %s AND ({same}))"
+        self.guarded_update = update
+        #: The column group of each lookup, by its set of columns.
+        self.groups = {frozenset(group): group for group in table.lookups()}
+        self._finds: dict[tuple[tuple[str, ...], tuple[bool, ...]], tuple[str, str]] = {}
+
+    def find_statements(self, group: tuple[str, ...], nulls: tuple[bool, ...]) -> tuple[str, str]:
+        """``SELECT`` and ``count`` for *group*, with ``IS NULL`` where *nulls* says so.
+
+        ``col = NULL`` is never true in SQL, while ``find(col=None)`` means "has no value",
+        as on the other stores; ``IS NULL`` (unlike ``IS NOT DISTINCT FROM``) still uses
+        the index. One statement per pattern of missing values, made once.
+        """
+        key = (group, nulls)
+        found = self._finds.get(key)
+        if found is None:
+            where = " AND ".join(
+                f"{c} IS NULL" if null else f"{c} = %s"
+                for c, null in zip(group, nulls, strict=True)
+            )
+            found = (
+                f"SELECT {self.columns} FROM {self.table.name} WHERE {where} ORDER BY id",
+                f"SELECT count(*) FROM {self.table.name} WHERE {where}",
+            )
+            self._finds[key] = found
+        return found
+
+
+def _storable(text: str) -> bool:
+    """Whether PostgreSQL text can hold *text* (no NUL, no lone surrogate)."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _prefix_range(column: str, prefix: str) -> tuple[str, tuple[str, ...]]:
+    """Return a ``WHERE`` fragment that finds *prefix* on *column* as an index range.
+
+    Under the ``"C"`` collation text compares by code point; the bound just above every
+    string that starts with *prefix* bumps its last character, skipping the surrogates
+    (they cannot be stored, and no stored text holds one).
+    """
+    if not prefix:
+        return "TRUE", ()
+    last = ord(prefix[-1]) + 1
+    if 0xD800 <= last <= 0xDFFF:
+        last = 0xE000
+    if last > 0x10FFFF:
+        return f"{column} >= %s", (prefix,)
+    return f"{column} >= %s AND {column} < %s", (prefix, prefix[:-1] + chr(last))
+
+
+_AUDIT_NAMES = [c.name for c in AUDIT_COLUMNS.columns]
+_AUDIT_SELECT = f"SELECT {', '.join(_AUDIT_NAMES)} FROM audit_events"
+# The event and the new head in one statement: one round trip per appended event.
+_AUDIT_APPEND = (
+    f"WITH event AS (INSERT INTO audit_events ({', '.join(_AUDIT_NAMES)}) "
+    f"VALUES ({', '.join('%s' for _ in _AUDIT_NAMES)})) "
+    "UPDATE audit_head SET seq = %s, hash = %s WHERE id = 1"
+)
+
+
+class _PostgresUnitOfWork:
+    """A transaction on one pooled connection of a :class:`PostgresStore`.
+
+    ``uow.<table name>`` is the repository of that table, for every table of ``ports.TABLES``.
+    """
+
+    def __init__(self, store: PostgresStore, write: bool) -> None:
+        self._store = store
+        self._write = write
+        self._slot: _Slot | None = None
+        #: The chain head, read under the writers' lock (write units of work only).
+        self._head: tuple[int, str] | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        # Repositories are made on first use, from statements the store built once. The
+        # result is typed Any so that every table of the ports, present and future, is
+        # typed by the UnitOfWork protocol rather than listed here.
+        sql = self._store.tables.get(name)
+        if sql is None:
+            raise AttributeError(name)
+        repo: _PostgresRepository[Any] = _PostgresRepository(self, sql)
+        setattr(self, name, repo)
+        return repo
+
+    def repository(self, table: Table[T]) -> Repository[T]:
+        repo: Repository[T] = getattr(self, table.name)
+        return repo
+
+    def _cursor(self, write: bool) -> _Cursor:
+        slot = self._slot
+        if slot is None:
+            raise PartnerKitError("unit of work is not open")
+        if write and not self._write:
+            raise PartnerKitError("read-only unit of work")
+        return slot.cursor
+
+    def execute(self, sql: str, params: Any, write: bool = False) -> int:
+        cur = self._cursor(write)
+        with translate_errors():
+            cur.execute(sql, params)
+            return cur.rowcount
+
+    def fetchone(self, sql: str, params: Any) -> Any:
+        cur = self._cursor(False)
+        with translate_errors():
+            return cur.execute(sql, params).fetchone()
+
+    def fetchall(self, sql: str, params: Any) -> list[Any]:
+        cur = self._cursor(False)
+        with translate_errors():
+            return cur.execute(sql, params).fetchall()
+
+    def audit_head(self) -> tuple[int, str]:
+        if self._head is not None and self._slot is not None:
+            return self._head
+        row = self.fetchone("SELECT seq, hash FROM audit_head WHERE id = 1", ())
+        return (int(row[0]), str(row[1]))
+
+    def append_audit(self, event: AuditEvent) -> None:
+        self._cursor(True)
+        seq, prev = self.audit_head()
+        if event.seq != seq + 1 or event.prev_hash != prev:
+            raise Conflict("audit event does not follow the chain head")
+        self.execute(
+            _AUDIT_APPEND, (*AUDIT_COLUMNS.encode(event), event.seq, event.hash), write=True
+        )
+        self._head = (event.seq, event.hash)
+
+    def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
+        if company_id is None:
+            rows = self.fetchall(f"{_AUDIT_SELECT} ORDER BY seq", ())
+        else:
+            rows = self.fetchall(
+                f"{_AUDIT_SELECT} WHERE company_id = %s UNION ALL "
+                f"{_AUDIT_SELECT} WHERE actor_company_id = %s "
+                "AND company_id IS DISTINCT FROM %s ORDER BY seq",
+                (company_id, company_id, company_id),
+            )
+        decode = AUDIT_COLUMNS.decode
+        return [decode(r) for r in rows]
+
+    def search_relations(
+        self,
+        partner_id: str,
+        prefix: str,
+        limit: int,
+        after: tuple[str, str] | None = None,
+    ) -> list[CustomerRelation]:
+        if limit <= 0 or not _storable(prefix):
+            return []  # no text PostgreSQL holds starts with what it cannot hold
+        sql = self._store.tables["customer_relations"]
+        key, ident = after if after is not None else ("", "")
+        parts: list[str] = []
+        params: list[Any] = []
+        for column in ("name_key", "domain"):
+            where, bounds = _prefix_range(column, prefix)
+            # Each branch walks its own (partner_id, column, id) index.
+            parts.append(
+                f"(SELECT {sql.columns} FROM customer_relations "
+                f"WHERE partner_id = %s AND {where} AND (name_key, id) > (%s, %s) "
+                "ORDER BY name_key, id LIMIT %s)"
+            )
+            params += [partner_id, *bounds, key, ident, limit]
+        rows = self.fetchall(
+            f"SELECT * FROM ({' UNION '.join(parts)}) AS hits ORDER BY name_key, id LIMIT %s",
+            (*params, limit),
+        )
+        decode = sql.codec.decode
+        return [decode(r) for r in rows]
+
+    def commit(self) -> None:
+        cur = self._cursor(True)
+        with translate_errors():
+            cur.execute("COMMIT")
+        slot, self._slot = self._slot, None
+        assert slot is not None
+        self._store.pool.put(slot)
+
+    def rollback(self) -> None:
+        slot, self._slot = self._slot, None
+        self._head = None
+        if slot is None:
+            return
+        conn = slot.conn
+        try:
+            if not conn.broken and conn.info.transaction_status in (
+                TransactionStatus.INTRANS,
+                TransactionStatus.INERROR,
+            ):
+                slot.cursor.execute("ROLLBACK")
+        except (psycopg.Error, OSError):
+            # The server ends a transaction whose connection is gone; nothing is kept.
+            self._store.pool.discard(slot, flush=True)
+        else:
+            if conn.broken or conn.closed:
+                self._store.pool.discard(slot, flush=True)
+            else:
+                self._store.pool.put(slot)
+
+    def __enter__(self) -> _PostgresUnitOfWork:
+        self._slot, self._head = self._store.begin(self._write)
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.rollback()
+
+
+class PostgresStore:
+    """Keeps everything in one PostgreSQL database; safe to share between threads and app servers.
+
+    Args:
+        dsn: a libpq connection string or URI (``"host=/run/postgresql dbname=portal"``).
+        min_size: connections opened at once (and kept open).
+        max_size: connections open at most; more concurrent units of work wait for one.
+        timeout: seconds to wait for a connection, for connecting, and for the writers' lock
+            (PostgreSQL's ``lock_timeout``); after that, ``StoreUnavailable`` or ``Conflict``.
+        retries: how many times opening a unit of work tries again on a new connection when
+            the pooled one turns out dead, or when taking the writers' lock meets a deadlock
+            or serialization failure. Nothing has happened yet then, so trying is safe.
+
+    Raises:
+        StoreUnavailable: the server cannot be reached.
+        Conflict: another app server held the migration lock for longer than *timeout*.
+        ValidationError: an argument is out of range, or *dsn* is not a connection string.
+        PartnerKitError: the database is not UTF-8, or its schema is newer than this code.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 8,
+        timeout: float = 10.0,
+        retries: int = 5,
+    ) -> None:
+        if type(max_size) is not int or max_size < 1:
+            raise ValidationError("max_size", "must be a whole number, at least 1")
+        if type(min_size) is not int or not 0 <= min_size <= max_size:
+            raise ValidationError("min_size", "must be a whole number from 0 to max_size")
+        if not isinstance(timeout, int | float) or not timeout > 0:
+            raise ValidationError("timeout", "must be a positive number of seconds")
+        if type(retries) is not int or retries < 0:
+            raise ValidationError("retries", "must be a whole number, at least 0")
+        self._dsn = dsn
+        self.timeout = timeout
+        self.retries = retries
+        try:
+            params = conninfo_to_dict(dsn)
+        except psycopg.Error as exc:
+            raise ValidationError("dsn", "is not a valid libpq connection string") from exc
+        self._describe = " ".join(
+            f"{k}={params[k]}" for k in ("host", "port", "dbname") if params.get(k)
+        )
+        self._connect_args: dict[str, Any] = {"autocommit": True}
+        if "connect_timeout" not in params:
+            self._connect_args["connect_timeout"] = max(2, round(timeout))
+        self.tables = {table.name: _PostgresTableSQL(table) for table in TABLES}
+        self.pool = _Pool(self._connect, min_size, max_size, timeout)
+        try:
+            self._migrate()
+            self.pool.fill()
+        except BaseException:
+            self.pool.close()
+            raise
+
+    def _connect(self) -> _Connection:
+        with translate_errors():
+            conn: _Connection = psycopg.connect(self._dsn, **self._connect_args)
+            try:
+                conn.execute(
+                    f"SET lock_timeout = {max(1, round(self.timeout * 1000))}; "
+                    "SET client_encoding = 'UTF8'"
+                )
+            except BaseException:
+                conn.close()
+                raise
+        return conn
+
+    def begin(self, write: bool) -> tuple[_Slot, tuple[int, str] | None]:
+        """Take a connection and open a transaction on it (a write one holds the writers' lock).
+
+        Returns the connection and, for a write transaction, the audit chain's head.
+        """
+        attempt = 0
+        while True:
+            slot = self.pool.get()
+            cur = slot.cursor
+            try:
+                with translate_errors():
+                    if not write:
+                        cur.execute(_BEGIN_READ)
+                        return slot, None
+                    cur.execute(_BEGIN_WRITE)
+                    cur.nextset()
+                    row = cur.fetchone()
+                    assert row is not None
+                    return slot, (int(row[0]), str(row[1]))
+            except (StoreUnavailable, Conflict) as exc:
+                dead = slot.conn.broken or slot.conn.closed
+                self._abandon(slot)
+                lock_wait = isinstance(exc.__cause__, pg_errors.LockNotAvailable)
+                if attempt >= self.retries or lock_wait or not (dead or isinstance(exc, Conflict)):
+                    raise
+                attempt += 1
+            except BaseException:
+                self._abandon(slot)
+                raise
+
+    def _abandon(self, slot: _Slot) -> None:
+        conn = slot.conn
+        if conn.broken or conn.closed:
+            self.pool.discard(slot, flush=True)
+            return
+        try:
+            if conn.info.transaction_status is not TransactionStatus.IDLE:
+                slot.cursor.execute("ROLLBACK")
+        except (psycopg.Error, OSError):
+            self.pool.discard(slot, flush=True)
+        else:
+            self.pool.put(slot)
+
+    def _migrate(self) -> None:
+        slot = self.pool.get()
+        cur = slot.cursor
+        try:
+            with translate_errors():
+                encoding = cur.execute("SHOW server_encoding").fetchone()
+                if encoding is None or encoding[0] != "UTF8":
+                    raise PartnerKitError(
+                        f"the database must use the UTF8 encoding, not {encoding}"
+                    )
+                cur.execute("BEGIN")
+                try:
+                    cur.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+                    row = cur.execute("SELECT to_regclass('schema_version')").fetchone()
+                    if row is None or row[0] is None:
+                        cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+                    row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
+                    current = int(row[0] or 0) if row is not None else 0
+                    if current > SCHEMA_VERSION:
+                        raise PartnerKitError(
+                            f"the database schema is version {current}, newer than this "
+                            f"partnerkit knows ({SCHEMA_VERSION}); upgrade partnerkit"
+                        )
+                    for version in range(current, SCHEMA_VERSION):
+                        for stmt in MIGRATIONS[version]:
+                            cur.execute(stmt)
+                        cur.execute(
+                            "INSERT INTO schema_version (version) VALUES (%s)", (version + 1,)
+                        )
+                    cur.execute("COMMIT")
+                except BaseException:
+                    if not slot.conn.broken:
+                        cur.execute("ROLLBACK")
+                    raise
+        except BaseException:
+            self.pool.discard(slot)
+            raise
+        self.pool.put(slot)
+
+    def schema_version(self) -> int:
+        """Return the schema version recorded in the database."""
+        with self.unit_of_work(write=False) as uow:
+            row = uow.fetchone("SELECT max(version) FROM schema_version", ())
+            return int(row[0])
+
+    def unit_of_work(self, *, write: bool = True) -> _PostgresUnitOfWork:
+        """Begin a unit of work (use it in a ``with`` block)."""
+        return _PostgresUnitOfWork(self, write)
+
+    def close(self) -> None:
+        """Close every connection; units of work still open close theirs when they end."""
+        self.pool.close()
+
+    def __repr__(self) -> str:
+        return f"<PostgresStore {self._describe}>"
+
+
+if TYPE_CHECKING:
+
+    def _conforms(store: PostgresStore) -> tuple[Store, UnitOfWork]:
+        """Checked by mypy, never run: the store and its units of work satisfy the ports."""
+        return store, store.unit_of_work()

@@ -1,0 +1,310 @@
+"""PostgresStore under trouble: lost connections, forks, lock waits, deadlocks and many threads."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from importlib.util import find_spec
+
+import attrs
+import pytest
+
+from partnerkit.directory import Company, CompanyKind
+from partnerkit.errors import Conflict
+
+if find_spec("psycopg") is None and not os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"):
+    pytest.skip("psycopg is not installed (partnerkit[postgres])", allow_module_level=True)
+
+import psycopg
+
+from partnerkit.stores.postgres import PostgresStore, StoreUnavailable
+
+pytest_plugins = ["pg_fixtures"]
+pytestmark = pytest.mark.postgres
+
+
+def customer(ident: str = "cmp_c", domain: str = "fabrikam.example") -> Company:
+    return Company(id=ident, kind=CompanyKind.CUSTOMER, name="Fabrikam", domain=domain)
+
+
+def backend_pid(store: PostgresStore) -> int:
+    with store.unit_of_work(write=False) as uow:
+        return int(uow.fetchone("SELECT pg_backend_pid()", ())[0])
+
+
+def terminate(admin_dsn: str, pid: int) -> None:
+    """End a server session as a crash, a failover or a DBA would; wait until it is gone."""
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
+        deadline = time.monotonic() + 10
+        while admin.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", (pid,)).fetchone():
+            assert time.monotonic() < deadline, "the backend outlived pg_terminate_backend"
+            time.sleep(0.005)
+
+
+def wait_until_blocked(admin_dsn: str, pid: int) -> None:
+    """Wait until server session *pid* waits for a lock."""
+    with psycopg.connect(admin_dsn, autocommit=True) as admin:
+        deadline = time.monotonic() + 10
+        query = "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s"
+        while admin.execute(query, (pid,)).fetchone() != ("Lock",):
+            assert time.monotonic() < deadline, "the session never waited for the lock"
+            time.sleep(0.005)
+
+
+# -- connection loss ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fails_at", ["next statement", "commit"])
+def test_a_connection_lost_mid_transaction_fails_typed_keeps_nothing_and_the_next_call_works(
+    pg_store: PostgresStore, postgres_dsn: str, fails_at: str
+) -> None:
+    """The server ends the session mid-transaction: StoreUnavailable, no half write, recovery."""
+    with pg_store.unit_of_work() as uow:
+        uow.companies.add(customer())
+        terminate(postgres_dsn, int(uow.fetchone("SELECT pg_backend_pid()", ())[0]))
+        next_step = {
+            "commit": uow.commit,
+            "next statement": lambda: uow.companies.add(customer("cmp_d", "d.example")),
+        }[fails_at]
+        with pytest.raises(StoreUnavailable) as caught:
+            next_step()
+    assert isinstance(caught.value.__cause__, psycopg.OperationalError)
+    with pg_store.unit_of_work(write=False) as uow:
+        assert uow.companies.get("cmp_c") is None
+        assert uow.audit_head()[0] == 0
+    with pg_store.unit_of_work() as uow:
+        uow.companies.add(customer())
+        uow.commit()
+    with pg_store.unit_of_work(write=False) as uow:
+        assert uow.companies.get("cmp_c") == customer()
+
+
+def test_idle_connections_killed_by_the_server_are_replaced_unnoticed(
+    fresh_dsn: str, postgres_dsn: str
+) -> None:
+    """After a server restart or failover the pool's dead connections never reach a caller."""
+    store = PostgresStore(fresh_dsn, min_size=3, max_size=3)
+    try:
+        with store.unit_of_work(write=False) as a, store.unit_of_work(write=False) as b:
+            pids = [int(u.fetchone("SELECT pg_backend_pid()", ())[0]) for u in (a, b)]
+        pids.append(backend_pid(store))
+        for pid in set(pids):
+            terminate(postgres_dsn, pid)
+        with store.unit_of_work() as uow:
+            uow.companies.add(customer())
+            uow.commit()
+        assert backend_pid(store) not in pids
+    finally:
+        store.close()
+
+
+def test_a_server_that_is_gone_is_store_unavailable_not_a_hang(
+    fresh_dsn: str, postgres_dsn: str
+) -> None:
+    """With the database refusing connections, a unit of work fails typed and at once."""
+    store = PostgresStore(fresh_dsn, min_size=1, max_size=1, retries=2)
+    dbname = fresh_dsn.rsplit("dbname=", 1)[1]
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS false')
+        try:
+            terminate(postgres_dsn, backend_pid(store))
+            with pytest.raises(StoreUnavailable), store.unit_of_work() as uow:
+                uow.companies.get("cmp_c")
+        finally:
+            admin.execute(f'ALTER DATABASE "{dbname}" ALLOW_CONNECTIONS true')
+    with store.unit_of_work(write=False) as uow:
+        assert uow.companies.get("cmp_c") is None
+    store.close()
+
+
+# -- fork -----------------------------------------------------------------------------------
+
+
+def test_a_child_forked_after_opening_gets_its_own_connection(pg_store: PostgresStore) -> None:
+    """The child talks to the server on a session of its own; the parent's survives intact."""
+    parent_backend = backend_pid(pg_store)
+    read_end, write_end = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child, which never returns to pytest
+        code = 1
+        try:
+            os.close(read_end)
+            with pg_store.unit_of_work() as uow:
+                backend = int(uow.fetchone("SELECT pg_backend_pid()", ())[0])
+                uow.companies.add(customer())
+                uow.commit()
+            pg_store.close()
+            os.write(write_end, str(backend).encode())
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        reported = pipe.read()
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert int(reported) != parent_backend
+    # The parent's pooled connection was neither used nor closed by the child.
+    assert backend_pid(pg_store) == parent_backend
+    with pg_store.unit_of_work(write=False) as uow:
+        assert uow.companies.get("cmp_c") == customer()
+
+
+# -- locks ----------------------------------------------------------------------------------
+
+
+def test_a_writer_waits_for_the_one_before_it_and_reads_what_it_committed(
+    pg_store: PostgresStore,
+) -> None:
+    """Write units of work run one at a time, each seeing every earlier commit."""
+    first_in = threading.Event()
+    seen: list[Company | None] = []
+
+    def second_writer() -> None:
+        first_in.wait()
+        with pg_store.unit_of_work() as uow:
+            seen.append(uow.companies.get("cmp_c"))
+
+    thread = threading.Thread(target=second_writer)
+    thread.start()
+    with pg_store.unit_of_work() as uow:
+        first_in.set()
+        time.sleep(0.2)  # the second writer is now waiting for the writers' lock
+        uow.companies.add(customer())
+        uow.commit()
+    thread.join()
+    assert seen == [customer()]
+
+
+def test_a_writer_that_waits_longer_than_the_timeout_gets_conflict(fresh_dsn: str) -> None:
+    """A lock wait beyond the store's timeout is Conflict (safe to retry), not a hang."""
+    store = PostgresStore(fresh_dsn, timeout=0.2)
+    try:
+        with store.unit_of_work():
+            started = time.monotonic()
+            with pytest.raises(Conflict, match="busy") as caught, store.unit_of_work():
+                pass
+            assert time.monotonic() - started < 5
+        assert isinstance(caught.value.__cause__, psycopg.errors.LockNotAvailable)
+        with store.unit_of_work() as uow:
+            uow.companies.add(customer())
+            uow.commit()
+    finally:
+        store.close()
+
+
+def test_a_deadlock_with_another_client_is_a_conflict(
+    pg_store: PostgresStore, fresh_dsn: str, postgres_dsn: str
+) -> None:
+    """A real deadlock (store against a foreign client) reaches the caller as Conflict."""
+    with pg_store.unit_of_work() as uow:
+        uow.companies.add(customer())
+        uow.commit()
+    other = psycopg.connect(fresh_dsn)
+    try:
+        with pg_store.unit_of_work() as uow:  # holds the writers' lock
+            other.execute("SET deadlock_timeout = '10s'")  # the store's side detects it
+            other.execute("UPDATE companies SET name = 'Other' WHERE id = 'cmp_c'")
+            blocked = threading.Thread(
+                target=other.execute,
+                args=("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE",),
+            )
+            blocked.start()
+            wait_until_blocked(postgres_dsn, other.info.backend_pid)
+            uow.execute("SET LOCAL deadlock_timeout = '20ms'", ())
+            with pytest.raises(Conflict) as caught:
+                uow.companies.update(attrs.evolve(customer(), name="Mine", version=2))
+        blocked.join()
+        other.rollback()
+    finally:
+        other.close()
+    assert isinstance(caught.value.__cause__, psycopg.errors.DeadlockDetected)
+
+
+# -- many threads ---------------------------------------------------------------------------
+
+
+def hammer(store: PostgresStore, threads: int, writes: int) -> tuple[list[int], int, Company]:
+    """*threads* threads each make *writes* acknowledged read-modify-writes of one row.
+
+    Each write reads in one unit of work and writes the bumped copy in another, so it races
+    every other thread; on Conflict it starts again from a fresh read. Returns the versions
+    the acknowledged writes wrote, the number of conflicts, and the row at the end.
+    """
+    with store.unit_of_work() as uow:
+        uow.companies.add(customer())
+        uow.commit()
+    acknowledged: list[int] = []
+    conflicts: list[int] = []
+    failures: list[BaseException] = []
+    start = threading.Barrier(threads)
+
+    def writer(n: int) -> None:
+        try:
+            start.wait()
+            done = 0
+            while done < writes:
+                with store.unit_of_work(write=False) as uow:
+                    current = uow.companies.get("cmp_c")
+                assert current is not None
+                bumped = attrs.evolve(current, name=f"w{n}-{done}", version=current.version + 1)
+                try:
+                    with store.unit_of_work() as uow:
+                        uow.companies.update(bumped)
+                        uow.commit()
+                except Conflict:
+                    conflicts.append(n)
+                    continue
+                acknowledged.append(bumped.version)
+                done += 1
+        except BaseException as exc:
+            failures.append(exc)
+
+    workers = [threading.Thread(target=writer, args=(n,)) for n in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    assert failures == []
+    with store.unit_of_work(write=False) as uow:
+        final = uow.companies.get("cmp_c")
+    assert final is not None
+    return acknowledged, len(conflicts), final
+
+
+def test_sixteen_threads_of_read_modify_write_lose_no_update(fresh_dsn: str) -> None:
+    """16 threads x 50 acknowledged writes of one row: each write acknowledged is one version,
+    and the final version counts them all; the losers of each race got Conflict."""
+    store = PostgresStore(fresh_dsn, max_size=8)
+    try:
+        acknowledged, conflicts, final = hammer(store, threads=16, writes=50)
+    finally:
+        store.close()
+    assert sorted(acknowledged) == list(range(2, 16 * 50 + 2))
+    assert final.version == len(acknowledged) + 1
+    assert conflicts > 0, "the threads never raced; the test proves nothing"
+
+
+class UncheckedPostgresStore(PostgresStore):
+    """A ``PostgresStore`` whose updates no longer check the version they replace."""
+
+    def __init__(self, dsn: str) -> None:
+        super().__init__(dsn, max_size=8)
+        for sql in self.tables.values():
+            # Same parameters; only the condition on the stored version is gone.
+            sql.guarded_update = sql.guarded_update.replace(
+                "AND version = %s", "AND %s::bigint IS NOT NULL"
+            )
+
+
+def test_without_the_version_check_the_same_threads_lose_updates(fresh_dsn: str) -> None:
+    """The protection is the version check: without it, acknowledged writes vanish."""
+    store = UncheckedPostgresStore(fresh_dsn)
+    try:
+        acknowledged, conflicts, final = hammer(store, threads=16, writes=10)
+    finally:
+        store.close()
+    assert conflicts == 0
+    assert final.version < len(acknowledged) + 1, "no update was lost; the race never happened"

@@ -22,9 +22,10 @@ Verification resolves the *encoded* header segment in one dictionary lookup. The
 the exact header segments it ever produces, so the algorithm always comes from the ring, the
 header is canonical by construction, and the cost does not depend on the number of keys. The
 signature covers the header and payload segments exactly as transmitted, and the signature
-segment is compared in its canonical encoding; the payload's JSON is then checked to be the
-unique shortest (canonical) text for the values it holds. A code that verifies is therefore
-the only encoding of its claims.
+segment is compared in its canonical encoding; the payload is then parsed by matching the
+grammar of its canonical JSON in full. A code that verifies is therefore the only encoding of
+its claims. Every check before the signature raises :class:`InvalidLink` with its one fixed
+message; :class:`LinkExpired` comes only after the signature verified.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import enum
 import hashlib
 import hmac
 import json
+import re
 import secrets
 import threading
 import time
@@ -102,24 +104,32 @@ _MAX_SECRET_BYTES: Final = 64
 _MAX_KID_LENGTH: Final = 64
 _KID_ALPHABET: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _CODE_ALPHABET: Final = _KID_ALPHABET | {"."}
-_HMAC_SIGNATURE_CHARS: Final = 43  # 32 bytes, unpadded base64url
 _ED25519_SIGNATURE_CHARS: Final = 86  # 64 bytes, unpadded base64url
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND: Final = timedelta(seconds=1)
+# Times a datetime can hold: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_MIN_TIMESTAMP: Final = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _ONE_SECOND
+_MAX_TIMESTAMP: Final = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _ONE_SECOND
 _KEYRING_FORMAT: Final = 1
 
-_PAYLOAD_KEYS: Final = ("adv", "dla", "exp", "iat", "jti", "knd", "tgt", "ver")
-# Length of the canonical payload without its variable parts:
-# {"adv":"","dla":,"exp":,"iat":,"jti":"","knd":"","tgt":"","ver":}
-_PAYLOAD_SKELETON_LENGTH: Final = len(
-    '{"adv":"","dla":,"exp":,"iat":,"jti":"","knd":"","tgt":"","ver":}'
+# The canonical JSON of a payload is a regular language: sorted keys, no whitespace, minimal
+# integers, printable ASCII strings in which only the quote and the backslash are escaped (as
+# json.dumps writes them). Matching it in full parses and checks the canonical form at once:
+# any other text of the same values (whitespace, \u escapes, another key order, duplicate
+# keys, -0, 1.0) does not match.
+_JSON_CHAR: Final = r"[\x20\x21\x23-\x5b\x5d-\x7e]"  # printable ASCII but quote, backslash
+_JSON_STRING: Final = rf'"({_JSON_CHAR}*(?:\\["\\]{_JSON_CHAR}*)*)"'
+_JSON_INT: Final = r"(0|-?[1-9][0-9]{0,17})"
+_PAYLOAD_RE: Final = re.compile(
+    rf'\{{"adv":{_JSON_STRING},"dla":(true|false),"exp":{_JSON_INT},"iat":{_JSON_INT},'
+    rf'"jti":{_JSON_STRING},"knd":"([a-z_]{{1,32}})","tgt":{_JSON_STRING},"ver":1\}}'
 )
+_UNESCAPE_RE: Final = re.compile(r'\\(["\\])')
 
 _B64_DECODE_TABLE: Final = bytes.maketrans(b"-_", b"+/")
 _B64_ENCODE_TABLE: Final = bytes.maketrans(b"+/", b"-_")
 _B64_PADDING: Final = ("", "", "==", "=")
 _JSON_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
-_JSON_DECODER: Final = json.JSONDecoder()
 
 
 class LinkKind(enum.Enum):
@@ -142,7 +152,6 @@ class LinkKind(enum.Enum):
 
 
 _JWS_TYPES: Final = {kind: f"partnerkit-{kind.value.replace('_', '-')}+jwt" for kind in LinkKind}
-_KINDS_BY_VALUE: Final = {kind.value: kind for kind in LinkKind}
 
 
 @attrs.frozen
@@ -230,9 +239,7 @@ def _utc(seconds: int) -> datetime:
     return _EPOCH + timedelta(seconds=seconds)
 
 
-def _now_timestamp(now: datetime | None) -> float:
-    if now is None:
-        return time.time()
+def _timestamp(now: datetime) -> float:
     if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
         raise ValidationError("now", "must be a timezone-aware datetime")
     return now.timestamp()
@@ -268,7 +275,7 @@ def _derive_hmac_key(secret: bytes, kind: LinkKind) -> bytes:
     return signer.derive_key()
 
 
-@attrs.frozen(repr=False)
+@attrs.frozen(repr=False, eq=False)
 class _RingState:
     """An immutable snapshot of a ring; rotation swaps the whole snapshot at once."""
 
@@ -325,67 +332,62 @@ def _new_key(algorithm: str, taken: tuple[_Key, ...] = ()) -> _Key:
     return _Key(kid, secrets.token_bytes(_SECRET_BYTES))
 
 
-def _decode_payload(segment: str, kind: LinkKind, kid: str) -> tuple[LinkClaims, int, int]:
-    """Parse a payload whose signature already verified; any oddity is an InvalidLink."""
+def _unescape(value: str) -> str:
+    return _UNESCAPE_RE.sub(r"\1", value) if "\\" in value else value
+
+
+def _claims_from_payload(segment: str, kind: LinkKind, kid: str, now: float) -> LinkClaims:
+    """Parse a payload whose signature already verified and check its times.
+
+    Raises:
+        InvalidLink: a payload that is not canonical, or an issue time in the future.
+        LinkExpired: the link expired (beyond :data:`MAX_CLOCK_SKEW`).
+    """
     try:
-        text = _b64decode(segment).decode("ascii")
-        obj, end = _JSON_DECODER.raw_decode(text)
-    except (ValueError, UnicodeError, RecursionError):
+        match = _PAYLOAD_RE.fullmatch(_b64decode(segment).decode("ascii"))
+    except (ValueError, UnicodeError):
         _invalid()
-    if type(obj) is not dict or tuple(obj) != _PAYLOAD_KEYS:
+    if match is None:
         _invalid()
-    advisor_id = obj["adv"]
-    includes_delegated_admin = obj["dla"]
-    expires = obj["exp"]
-    issued = obj["iat"]
-    link_id = obj["jti"]
-    target = obj["tgt"]
+    advisor_id, delegated, expires_text, issued_text, link_id, kind_value, target = match.groups()
+    issued = int(issued_text)
+    expires = int(expires_text)
     if (
-        obj["ver"] != LINK_FORMAT_VERSION
-        or type(obj["ver"]) is not int
-        or obj["knd"] != kind.value
-        or type(includes_delegated_admin) is not bool
-        or type(issued) is not int
-        or type(expires) is not int
+        kind_value != kind.value
         or not 0 < expires - issued <= _MAX_LIFETIME_S
-        or not _is_valid_id(advisor_id)
-        or not _is_valid_id(link_id)
-        or not _is_valid_id(target)
+        or issued < _MIN_TIMESTAMP
+        or expires > _MAX_TIMESTAMP
     ):
         _invalid()
-    # Canonical JSON is the unique shortest text of these values (no whitespace, no
-    # optional escapes, no duplicate keys, minimal numbers), so equal length means equal text.
-    ids = advisor_id + link_id + target
-    canonical_length = (
-        _PAYLOAD_SKELETON_LENGTH
-        + len(ids)
-        + ids.count('"')
-        + ids.count("\\")
-        + len(kind.value)
-        + (4 if includes_delegated_admin else 5)
-        + len(str(expires))
-        + len(str(issued))
-        + 1
-    )
-    if end != len(text) or len(text) != canonical_length:
+    advisor_id = _unescape(advisor_id)
+    link_id = _unescape(link_id)
+    target = _unescape(target)
+    if (
+        not 0 < len(advisor_id) <= MAX_ID_LENGTH
+        or not 0 < len(link_id) <= MAX_ID_LENGTH
+        or not 0 < len(target) <= MAX_ID_LENGTH
+    ):
         _invalid()
+    if issued > now + _SKEW_S:
+        _invalid()
+    if now > expires + _SKEW_S:
+        raise LinkExpired
     try:
-        issued_at = _EPOCH + timedelta(seconds=issued)
-        expires_at = _EPOCH + timedelta(seconds=expires)
-    except OverflowError:
+        issued_at = datetime.fromtimestamp(issued, UTC)
+        expires_at = datetime.fromtimestamp(expires, UTC)
+    except (OverflowError, ValueError, OSError):
         _invalid()
-    claims = LinkClaims(
+    return LinkClaims(
         LINK_FORMAT_VERSION,
         kind,
         link_id,
         advisor_id,
         target,
-        includes_delegated_admin,
+        delegated == "true",
         issued_at,
         expires_at,
         kid,
     )
-    return claims, issued, expires
 
 
 @attrs.define(eq=False, repr=False)
@@ -631,6 +633,7 @@ class Keyring:
                 :data:`MAX_CLOCK_SKEW`).
             ValidationError: ``now`` is not an aware datetime or ``kind`` not a LinkKind.
         """
+        now_ts = time.time() if now is None else _timestamp(now)
         state = self._state
         if type(code) is not str or len(code) > MAX_CODE_LENGTH or not code.isascii():
             _invalid()
@@ -670,13 +673,7 @@ class Keyring:
                 public_key.verify(signature, signing_input)
             except InvalidSignature:
                 _invalid()
-        claims, issued, expires = _decode_payload(payload_segment, link_kind, kid)
-        now_ts = _now_timestamp(now)
-        if issued > now_ts + _SKEW_S:
-            _invalid()
-        if now_ts > expires + _SKEW_S:
-            raise LinkExpired
-        return claims
+        return _claims_from_payload(payload_segment, link_kind, kid, now_ts)
 
     @staticmethod
     def _wrong_kind(kind: object) -> NoReturn:

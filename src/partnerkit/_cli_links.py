@@ -1,0 +1,225 @@
+"""The ``keys`` and ``link`` subcommands of the ``partnerkit`` command.
+
+``keys new [--ed25519] --out FILE`` writes a new key ring (mode 0600, never over an existing
+file); ``keys rotate FILE`` adds a signing key to it; ``keys public FILE`` prints its public
+keys as a JWK Set. ``link inspect URL --keys FILE [--json]`` verifies a link (or a bare code)
+and prints its claims. Exit codes: 0 success (a valid link), 1 an unusable key file or
+argument, 2 an invalid link, 3 an expired link. No secret is ever printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from partnerkit.errors import InvalidLink, LinkExpired, ValidationError
+from partnerkit.links import ED25519, HMAC_SHA256, Keyring, LinkClaims, code_from_url
+
+__all__ = [
+    "EXIT_EXPIRED",
+    "EXIT_INVALID",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "add_keys_parser",
+    "add_link_parser",
+]
+
+#: The command did what was asked; for ``link inspect``: the link is valid.
+EXIT_OK = 0
+#: The key file or an argument is unusable.
+EXIT_USAGE = 1
+#: ``link inspect``: the link is not valid.
+EXIT_INVALID = 2
+#: ``link inspect``: the link's signature is valid but it expired.
+EXIT_EXPIRED = 3
+
+
+def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``keys new``, ``keys rotate`` and ``keys public`` on ``subparsers``.
+
+    Args:
+        subparsers: what ``ArgumentParser.add_subparsers()`` returned.
+
+    Returns:
+        The ``keys`` parser; each leaf sets ``func=handler(args) -> int``.
+    """
+    keys: argparse.ArgumentParser = subparsers.add_parser(
+        "keys", help="create, rotate and publish link-signing keys"
+    )
+    actions = keys.add_subparsers(dest="keys_command", metavar="COMMAND", required=True)
+
+    new = actions.add_parser("new", help="write a new key ring to a file (mode 0600)")
+    new.add_argument(
+        "--ed25519",
+        action="store_true",
+        help="public-key links that storefronts verify without the secret (default: HMAC)",
+    )
+    new.add_argument("--out", required=True, type=Path, metavar="FILE", help="must not exist")
+    new.set_defaults(func=_keys_new)
+
+    rotate = actions.add_parser("rotate", help="add a new signing key; older keys still verify")
+    rotate.add_argument("file", type=Path, metavar="FILE")
+    rotate.set_defaults(func=_keys_rotate)
+
+    public = actions.add_parser("public", help="print the public keys as a JWK Set (Ed25519)")
+    public.add_argument("file", type=Path, metavar="FILE")
+    public.set_defaults(func=_keys_public)
+    return keys
+
+
+def add_link_parser(subparsers: Any) -> argparse.ArgumentParser:
+    """Register ``link inspect URL --keys FILE [--json]`` on ``subparsers``.
+
+    Args:
+        subparsers: what ``ArgumentParser.add_subparsers()`` returned.
+
+    Returns:
+        The ``link`` parser; its leaf sets ``func=handler(args) -> int``.
+    """
+    link: argparse.ArgumentParser = subparsers.add_parser("link", help="inspect signed links")
+    actions = link.add_subparsers(dest="link_command", metavar="COMMAND", required=True)
+    inspect = actions.add_parser(
+        "inspect",
+        help="verify a link and print its claims (exit 0 valid, 2 invalid, 3 expired)",
+    )
+    inspect.add_argument("url", metavar="URL", help="a link, or the bare code of one")
+    inspect.add_argument("--keys", required=True, type=Path, metavar="FILE", help="key ring")
+    inspect.add_argument("--json", action="store_true", help="print the claims as JSON")
+    inspect.set_defaults(func=_link_inspect)
+    return link
+
+
+def _error(message: str) -> None:
+    print(f"partnerkit: {message}", file=sys.stderr)
+
+
+def _load(path: Path) -> Keyring | None:
+    """The ring in ``path``, or None after telling why not (without its contents)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeError) as error:
+        reason = error.strerror if isinstance(error, OSError) and error.strerror else "unreadable"
+        _error(f"cannot read key file {str(path)!r}: {reason}")
+        return None
+    try:
+        return Keyring.from_json(text)
+    except ValidationError as error:
+        _error(f"{str(path)!r} is not a key ring: {error}")
+        return None
+
+
+def _write_new(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600; fails if it exists."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
+
+
+def _replace(path: Path, text: str) -> None:
+    """Replace ``path`` atomically with a 0600 file holding ``text``."""
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", text=True)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _keys_new(args: argparse.Namespace) -> int:
+    ring = Keyring.generate(ED25519 if args.ed25519 else HMAC_SHA256)
+    try:
+        _write_new(args.out, ring.to_json())
+    except FileExistsError:
+        _error(f"{str(args.out)!r} exists; not overwriting a key ring")
+        return EXIT_USAGE
+    except OSError as error:
+        _error(f"cannot write {str(args.out)!r}: {error.strerror}")
+        return EXIT_USAGE
+    print(f"wrote {ring.algorithm} key ring {str(args.out)!r}, key id {ring.active_key_id}")
+    return EXIT_OK
+
+
+def _keys_rotate(args: argparse.Namespace) -> int:
+    ring = _load(args.file)
+    if ring is None:
+        return EXIT_USAGE
+    kid = ring.rotate()
+    try:
+        _replace(args.file, ring.to_json())
+    except OSError as error:
+        _error(f"cannot write {str(args.file)!r}: {error.strerror}")
+        return EXIT_USAGE
+    print(f"new signing key {kid}; keys: {', '.join(ring.key_ids)}")
+    return EXIT_OK
+
+
+def _keys_public(args: argparse.Namespace) -> int:
+    ring = _load(args.file)
+    if ring is None:
+        return EXIT_USAGE
+    try:
+        jwks = ring.public_jwks()
+    except ValidationError:
+        _error("an HMAC key ring has no public keys; create one with 'keys new --ed25519'")
+        return EXIT_USAGE
+    print(json.dumps(jwks, indent=2))
+    return EXIT_OK
+
+
+def _claims_document(claims: LinkClaims) -> dict[str, Any]:
+    return {
+        "version": claims.version,
+        "kind": claims.kind.value,
+        "link_id": claims.link_id,
+        "advisor_id": claims.advisor_id,
+        "target": claims.target,
+        "includes_delegated_admin": claims.includes_delegated_admin,
+        "issued_at": claims.issued_at.isoformat().replace("+00:00", "Z"),
+        "expires_at": claims.expires_at.isoformat().replace("+00:00", "Z"),
+        "key_id": claims.key_id,
+    }
+
+
+def _link_inspect(args: argparse.Namespace) -> int:
+    ring = _load(args.keys)
+    if ring is None:
+        return EXIT_USAGE
+    url: str = args.url
+    try:
+        code = code_from_url(url) if "?" in url else url
+        claims = ring.verify(code)
+    except LinkExpired:
+        _report(args.json, "expired", "link expired")
+        return EXIT_EXPIRED
+    except InvalidLink:
+        _report(args.json, "invalid", InvalidLink.FIXED_MESSAGE)
+        return EXIT_INVALID
+    document = _claims_document(claims)
+    if args.json:
+        print(json.dumps({"status": "valid", "claims": document}, indent=2))
+    else:
+        print("status: valid")
+        width = max(map(len, document))
+        for name, value in document.items():
+            shown = str(value).lower() if isinstance(value, bool) else value
+            print(f"{name + ':':<{width + 1}} {shown}")
+    return EXIT_OK
+
+
+def _report(as_json: bool, status: str, message: str) -> None:
+    if as_json:
+        print(json.dumps({"status": status, "error": message}, indent=2))
+    else:
+        print(f"status: {status}")
+        _error(message)

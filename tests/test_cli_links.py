@@ -1,0 +1,275 @@
+"""The `keys` and `link` subcommands: key files, JWKS output, inspecting links, exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import stat
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import jwt
+import pytest
+
+from partnerkit._cli_links import (
+    EXIT_EXPIRED,
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_USAGE,
+    add_keys_parser,
+    add_link_parser,
+)
+from partnerkit.links import ED25519, HMAC_SHA256, Keyring, LinkKind, build_url
+
+
+def run(*argv: str | Path) -> int:
+    """Parse argv with a parser holding only these subcommands and call the handler."""
+    parser = argparse.ArgumentParser(prog="partnerkit")
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    add_keys_parser(subparsers)
+    add_link_parser(subparsers)
+    args = parser.parse_args([str(arg) for arg in argv])
+    result: int = args.func(args)
+    return result
+
+
+def secrets_in(path: Path) -> list[str]:
+    """The secrets of a key file, in the encodings a leak could take."""
+    found = []
+    for key in json.loads(path.read_text())["keys"]:
+        raw = base64.urlsafe_b64decode(key["secret"] + "=" * (-len(key["secret"]) % 4))
+        found += [key["secret"], raw.hex(), base64.b64encode(raw).decode().rstrip("=")]
+    return found
+
+
+def output(capsys: pytest.CaptureFixture[str]) -> str:
+    captured = capsys.readouterr()
+    return captured.out + captured.err
+
+
+def issue_url(path: Path, *, issued_at: datetime, days: int = 30) -> str:
+    ring = Keyring.from_json(path.read_text())
+    code, _ = ring.issue(
+        LinkKind.TRIAL_INVITATION,
+        link_id="lnk-7",
+        advisor_id="ADV-7",
+        target="EXCHANGE",
+        includes_delegated_admin=True,
+        issued_at=issued_at,
+        expires_at=issued_at + timedelta(days=days),
+    )
+    return build_url("https://portal.example/join?lang=en", code)
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """An HMAC key file made by `keys new`."""
+    path = tmp_path / "keys.json"
+    assert run("keys", "new", "--out", path) == EXIT_OK
+    capsys.readouterr()
+    return path
+
+
+@pytest.fixture
+def ed_key_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    """An Ed25519 key file made by `keys new --ed25519`."""
+    path = tmp_path / "ed.json"
+    assert run("keys", "new", "--ed25519", "--out", path) == EXIT_OK
+    capsys.readouterr()
+    return path
+
+
+class TestKeys:
+    """keys new, rotate and public."""
+
+    @pytest.mark.parametrize(("flag", "algorithm"), [((), HMAC_SHA256), (("--ed25519",), ED25519)])
+    def test_keys_new_writes_a_private_key_ring_and_prints_only_its_id(
+        self,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        flag: tuple[str, ...],
+        algorithm: str,
+    ) -> None:
+        """The file is a loadable ring, readable by its owner only; no secret is printed."""
+        path = tmp_path / "keys.json"
+        assert run("keys", "new", *flag, "--out", path) == EXIT_OK
+        ring = Keyring.from_json(path.read_text())
+        assert ring.algorithm == algorithm
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        printed = output(capsys)
+        assert ring.active_key_id in printed
+        assert not any(secret in printed for secret in secrets_in(path))
+
+    def test_keys_new_never_overwrites_an_existing_file(
+        self, key_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An existing key ring is precious: exit 1 and the file is unchanged."""
+        before = key_file.read_text()
+        assert run("keys", "new", "--out", key_file) == EXIT_USAGE
+        assert key_file.read_text() == before
+        assert "exists" in capsys.readouterr().err
+
+    def test_keys_new_into_a_missing_directory_fails_cleanly(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An unwritable path is exit 1 with a message, not a traceback."""
+        assert run("keys", "new", "--out", tmp_path / "missing" / "k.json") == EXIT_USAGE
+        assert "cannot write" in capsys.readouterr().err
+
+    def test_keys_rotate_adds_a_signing_key_and_keeps_the_file_private(
+        self, key_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The new key signs, the old one still verifies, the file stays 0600."""
+        old = Keyring.from_json(key_file.read_text())
+        old_url = issue_url(key_file, issued_at=datetime.now(UTC))
+        assert run("keys", "rotate", key_file) == EXIT_OK
+        ring = Keyring.from_json(key_file.read_text())
+        assert ring.key_ids[0] == old.active_key_id
+        assert len(ring.key_ids) == 2
+        assert ring.active_key_id in output(capsys)
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+        assert run("link", "inspect", old_url, "--keys", key_file) == EXIT_OK
+        assert list(key_file.parent.iterdir()) == [key_file]
+
+    def test_keys_public_prints_a_jwks_that_pyjwt_verifies_links_with(
+        self, ed_key_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The printed JWK Set holds the public keys and no secret."""
+        assert run("keys", "public", ed_key_file) == EXIT_OK
+        printed = capsys.readouterr().out
+        assert not any(secret in printed for secret in secrets_in(ed_key_file))
+        jwks = json.loads(printed)
+        url = issue_url(ed_key_file, issued_at=datetime.now(UTC))
+        code = url.split("code=")[1]
+        key = jwt.PyJWKSet.from_dict(jwks)[jwt.get_unverified_header(code)["kid"]]
+        assert jwt.decode(code, key.key, algorithms=["EdDSA"])["jti"] == "lnk-7"
+
+    def test_keys_public_of_an_hmac_ring_is_an_error(
+        self, key_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """An HMAC ring has no public keys: exit 1 and a hint."""
+        assert run("keys", "public", key_file) == EXIT_USAGE
+        assert "--ed25519" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("command", [("keys", "rotate"), ("keys", "public")])
+    @pytest.mark.parametrize("content", [None, "not json", '{"format": 1}', "\udcff"])
+    def test_missing_or_corrupt_key_files_are_exit_1_without_a_traceback(
+        self,
+        tmp_path: Path,
+        capsys: pytest.CaptureFixture[str],
+        command: tuple[str, str],
+        content: str | None,
+    ) -> None:
+        """Unreadable, non-JSON or incomplete key files are reported, not raised."""
+        path = tmp_path / "keys.json"
+        if content is not None:
+            path.write_bytes(content.encode("utf-8", "surrogateescape"))
+        assert run(*command, path) == EXIT_USAGE
+        assert "partnerkit:" in capsys.readouterr().err
+
+
+class TestLinkInspect:
+    """link inspect URL --keys FILE [--json]: exit 0 valid, 2 invalid, 3 expired."""
+
+    @pytest.mark.parametrize("file_fixture", ["key_file", "ed_key_file"])
+    def test_a_valid_link_prints_its_claims_as_text(
+        self,
+        file_fixture: str,
+        request: pytest.FixtureRequest,
+        capsys: pytest.CaptureFixture[str],
+    ) -> None:
+        """Exit 0 and every claim, but no secret."""
+        path: Path = request.getfixturevalue(file_fixture)
+        issued = datetime.now(UTC).replace(microsecond=0)
+        url = issue_url(path, issued_at=issued)
+        assert run("link", "inspect", url, "--keys", path) == EXIT_OK
+        printed = output(capsys)
+        assert "status: valid" in printed
+        for expected in ("trial_invitation", "lnk-7", "ADV-7", "EXCHANGE", "true"):
+            assert expected in printed
+        assert issued.isoformat().replace("+00:00", "Z") in printed
+        assert not any(secret in printed for secret in secrets_in(path))
+
+    def test_a_valid_link_prints_its_claims_as_json(
+        self, key_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """--json prints the claims as one JSON document."""
+        issued = datetime.now(UTC).replace(microsecond=0)
+        url = issue_url(key_file, issued_at=issued)
+        assert run("link", "inspect", url, "--keys", key_file, "--json") == EXIT_OK
+        document = json.loads(capsys.readouterr().out)
+        ring = Keyring.from_json(key_file.read_text())
+        assert document == {
+            "status": "valid",
+            "claims": {
+                "version": 1,
+                "kind": "trial_invitation",
+                "link_id": "lnk-7",
+                "advisor_id": "ADV-7",
+                "target": "EXCHANGE",
+                "includes_delegated_admin": True,
+                "issued_at": issued.isoformat().replace("+00:00", "Z"),
+                "expires_at": (issued + timedelta(days=30)).isoformat().replace("+00:00", "Z"),
+                "key_id": ring.active_key_id,
+            },
+        }
+
+    def test_a_bare_code_is_inspected_like_a_link(
+        self, key_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """The code alone, without the URL around it, works too."""
+        code = issue_url(key_file, issued_at=datetime.now(UTC)).split("code=")[1]
+        assert run("link", "inspect", code, "--keys", key_file) == EXIT_OK
+        assert "lnk-7" in capsys.readouterr().out
+
+    @pytest.mark.parametrize("as_json", [False, True])
+    def test_an_invalid_link_is_exit_2(
+        self, key_file: Path, capsys: pytest.CaptureFixture[str], as_json: bool
+    ) -> None:
+        """A tampered link, another ring's link or garbage: exit 2, the fixed message."""
+        url = issue_url(key_file, issued_at=datetime.now(UTC))
+        other = Keyring.generate()
+        foreign_code, _ = other.issue(
+            LinkKind.TRIAL_INVITATION,
+            link_id="x",
+            advisor_id="y",
+            target="z",
+            includes_delegated_admin=False,
+            issued_at=datetime.now(UTC),
+            expires_at=datetime.now(UTC) + timedelta(days=1),
+        )
+        flags = ["--json"] if as_json else []
+        for bad in (url[:-1], url + "A", foreign_code, "https://x.example/?code=a&code=b", "x"):
+            assert run("link", "inspect", bad, "--keys", key_file, *flags) == EXIT_INVALID
+            printed = output(capsys)
+            assert "invalid" in printed
+            if as_json:
+                assert json.loads(printed)["status"] == "invalid"
+
+    @pytest.mark.parametrize("as_json", [False, True])
+    def test_an_expired_link_is_exit_3(
+        self, key_file: Path, capsys: pytest.CaptureFixture[str], as_json: bool
+    ) -> None:
+        """A genuine link past its expiry and the clock skew: exit 3."""
+        url = issue_url(key_file, issued_at=datetime.now(UTC) - timedelta(days=40), days=30)
+        flags = ["--json"] if as_json else []
+        assert run("link", "inspect", url, "--keys", key_file, *flags) == EXIT_EXPIRED
+        printed = output(capsys)
+        assert "expired" in printed
+        if as_json:
+            assert json.loads(printed)["status"] == "expired"
+
+    def test_a_missing_key_file_is_exit_1(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """Without keys nothing can be verified: exit 1 with a message."""
+        assert run("link", "inspect", "x.y.z", "--keys", tmp_path / "none.json") == EXIT_USAGE
+        assert "cannot read key file" in capsys.readouterr().err
+
+    def test_subcommands_are_required(self) -> None:
+        """`keys` and `link` alone are usage errors from argparse."""
+        for argv in (("keys",), ("link",), ("link", "inspect", "x")):
+            with pytest.raises(SystemExit) as info:
+                run(*argv)
+            assert info.value.code == 2

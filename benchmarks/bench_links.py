@@ -30,6 +30,9 @@ except ImportError:  # running from a checkout without an installed package
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from partnerkit import Catalog, ContactInfo, Portal, Service, TrialTerms
+from partnerkit.stores.memory import MemoryStore
+
 MAX_AGE = 90 * 24 * 3600
 SECRET = b"0123456789abcdef0123456789abcdef"
 
@@ -103,7 +106,25 @@ def _cases() -> list[Case]:
     signature = private.sign(signing_input)
     public = private.public_key()
 
+    portal = Portal(
+        store=MemoryStore(),
+        keyring=hmac_ring,
+        catalog=Catalog([Service(sku="EXCHANGE", name="Exchange", trial=TrialTerms(30, 25))]),
+        base_url="https://portal.example/join",
+    )
+    _, partner_admin = portal.register_partner(
+        name="Contoso", contact=ContactInfo(email="hi@contoso.example"), admin_email="a@c.example"
+    )
+    url = portal.create_trial_invitation(partner_admin, "EXCHANGE")
+
     return [
+        (
+            "Portal.inspect_link, MemoryStore (URL parse, verify, link record)",
+            lambda: portal.inspect_link(url),
+            "itsdangerous URLSafeTimedSerializer.loads(max_age)",
+            lambda: serializer.loads(token, max_age=MAX_AGE),
+            1.0,
+        ),
         (
             "HMAC verify",
             lambda: hmac_ring.verify(code),

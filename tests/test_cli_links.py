@@ -273,3 +273,105 @@ class TestLinkInspect:
             with pytest.raises(SystemExit) as info:
                 run(*argv)
             assert info.value.code == 2
+
+
+def _portal_file(tmp_path: Path) -> tuple[Path, Path]:
+    """A portal on a SQLite file with a partner (ana, FULL access) and a key ring file."""
+    from partnerkit import Catalog, ContactInfo, Portal, Service, TrialTerms
+    from partnerkit.stores.sqlite import SQLiteStore
+
+    db, keys = tmp_path / "portal.db", tmp_path / "keys.json"
+    assert run("keys", "new", "--out", keys) == EXIT_OK
+    store = SQLiteStore(db)
+    try:
+        portal = Portal(
+            store=store,
+            keyring=Keyring.from_json(keys.read_text()),
+            catalog=Catalog([Service(sku="EXCHANGE", name="Exchange", trial=TrialTerms(30, 25))]),
+        )
+        portal.register_partner(
+            name="Contoso",
+            contact=ContactInfo(email="hi@contoso.example"),
+            admin_email="ana@contoso.example",
+        )
+    finally:
+        store.close()
+    return db, keys
+
+
+def test_link_new_issues_a_delegated_admin_offer_the_portal_recorded(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``link new --delegated-admin`` prints a link that verifies with the key ring and that
+    the portal in the file knows (it can be inspected there, with its terms)."""
+    from partnerkit import Portal
+    from partnerkit.stores.sqlite import SQLiteStore
+
+    db, keys = _portal_file(tmp_path)
+    capsys.readouterr()
+    code = run(
+        "link", "new", "--db", db, "--keys", keys, "--actor", "ANA@contoso.example",
+        "--base-url", "https://portal.example/join", "--delegated-admin",
+        "--role", "password_admin", "--days", "30", "--max-uses", "3",
+    )  # fmt: skip
+    assert code == EXIT_OK
+    url = capsys.readouterr().out.strip()
+    assert url.startswith("https://portal.example/join?code=")
+    store = SQLiteStore(db)
+    try:
+        portal = Portal(store=store, keyring=Keyring.from_json(keys.read_text()))
+        claims = portal.inspect_link(url)
+        with store.unit_of_work(write=False) as uow:
+            record = uow.links.get(claims.link_id)
+            terms = uow.delegation_offers.get(claims.target)
+    finally:
+        store.close()
+    assert claims.kind is LinkKind.DELEGATED_ADMIN
+    assert record is not None
+    assert record.max_uses == 3
+    assert terms is not None
+    assert terms.duration == timedelta(days=30)
+    assert {r.value for r in terms.roles} == {"password_admin"}
+
+
+def test_link_new_issues_a_trial_invitation_with_a_catalogue_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``link new --trial SKU --catalog FILE`` issues a trial link for that service."""
+    db, keys = _portal_file(tmp_path)
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps({"services": [{"sku": "EXCHANGE", "name": "Exchange", "trial": {"days": 30,
+                    "licenses": 25}}]})
+    )  # fmt: skip
+    capsys.readouterr()
+    code = run(
+        "link", "new", "--db", db, "--keys", keys, "--actor", "ana@contoso.example",
+        "--base-url", "https://portal.example/join", "--trial", "EXCHANGE", "--catalog", catalog,
+    )  # fmt: skip
+    assert code == EXIT_OK
+    url = capsys.readouterr().out.strip()
+    assert run("link", "inspect", url, "--keys", keys) == EXIT_OK
+    assert "trial_invitation" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        (["--actor", "nobody@contoso.example", "--delegated-admin"], "no user"),
+        (["--actor", "ana@contoso.example", "--trial", "NOPE"], "not found"),
+        (["--actor", "ana@contoso.example", "--delegated-admin", "--days", "0"], "duration"),
+    ],
+)
+def test_link_new_refuses_what_the_portal_refuses(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], why: str
+) -> None:
+    """An unknown actor, an unknown service or bad terms: exit 1 with the reason, no link."""
+    db, keys = _portal_file(tmp_path)
+    capsys.readouterr()
+    code = run("link", "new", "--db", db, "--keys", keys, "--base-url", "https://p.example/j",
+               *extra)  # fmt: skip
+    assert code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert why in captured.err

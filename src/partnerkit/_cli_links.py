@@ -3,7 +3,8 @@
 ``keys new [--ed25519] --out FILE`` writes a new key ring (mode 0600, never over an existing
 file); ``keys rotate FILE`` adds a signing key to it; ``keys public FILE`` prints its public
 keys as a JWK Set. ``link inspect URL --keys FILE [--json]`` verifies a link (or a bare code)
-and prints its claims. Exit codes: 0 success (a valid link), 1 an unusable key file or
+and prints its claims; ``link new --db PATH --keys FILE --actor EMAIL ...`` issues one through
+the Portal of a SQLite file. Exit codes: 0 success (a valid link), 1 an unusable key file or
 argument, 2 an invalid link, 3 an expired link. No secret is ever printed.
 """
 
@@ -14,11 +15,14 @@ import json
 import os
 import sys
 import tempfile
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from partnerkit.errors import InvalidLink, LinkExpired, ValidationError
+from partnerkit.directory import email_key
+from partnerkit.errors import InvalidLink, LinkExpired, PartnerKitError, ValidationError
 from partnerkit.links import ED25519, HMAC_SHA256, Keyring, LinkClaims, code_from_url
+from partnerkit.roles import AdminRole
 
 __all__ = [
     "EXIT_EXPIRED",
@@ -91,6 +95,37 @@ def add_link_parser(subparsers: Any) -> argparse.ArgumentParser:
     inspect.add_argument("--keys", required=True, type=Path, metavar="FILE", help="key ring")
     inspect.add_argument("--json", action="store_true", help="print the claims as JSON")
     inspect.set_defaults(func=_link_inspect)
+
+    new = actions.add_parser(
+        "new",
+        help="issue a link as a partner user of a portal kept in a SQLite file",
+        description="Issue a trial invitation or a standalone delegated-admin offer through "
+        "the Portal, as the partner user with e-mail ACTOR, so that the link is recorded in "
+        "the portal's store (and can be redeemed and revoked there). Prints the URL.",
+    )
+    new.add_argument("--db", required=True, type=Path, metavar="PATH", help="the SQLite file")
+    new.add_argument("--keys", required=True, type=Path, metavar="FILE", help="key ring")
+    new.add_argument("--actor", required=True, metavar="EMAIL", help="the partner user")
+    new.add_argument("--base-url", required=True, metavar="URL", help="the page links open")
+    what = new.add_mutually_exclusive_group(required=True)
+    what.add_argument("--trial", metavar="SKU", help="a trial invitation for this service")
+    what.add_argument(
+        "--delegated-admin", action="store_true", help="a standalone delegated-admin offer"
+    )
+    new.add_argument(
+        "--catalog", type=Path, metavar="FILE", help="the catalogue as JSON (for --trial)"
+    )
+    new.add_argument(
+        "--role",
+        action="append",
+        choices=[role.value for role in AdminRole],
+        help="a role the delegation grants (repeat; default all five)",
+    )
+    new.add_argument("--days", type=int, help="the delegation's duration in days")
+    new.add_argument("--with-delegated-admin", action="store_true", help="trial: offer it too")
+    new.add_argument("--expires-in-days", type=int, help="the link's lifetime (default 90)")
+    new.add_argument("--max-uses", type=int, help="how many customers may redeem it")
+    new.set_defaults(func=_link_new)
     return link
 
 
@@ -214,6 +249,60 @@ def _link_inspect(args: argparse.Namespace) -> int:
         for name, value in document.items():
             shown = str(value).lower() if isinstance(value, bool) else value
             print(f"{name + ':':<{width + 1}} {shown}")
+    return EXIT_OK
+
+
+def _link_new(args: argparse.Namespace) -> int:
+    # Imported here: the key commands work without the rest of the package's machinery.
+    from partnerkit.offers import Catalog
+    from partnerkit.portal import Portal
+    from partnerkit.stores.sqlite import SQLiteStore
+
+    ring = _load(args.keys)
+    if ring is None:
+        return EXIT_USAGE
+    if not args.db.is_file():
+        _error(f"no portal database at {str(args.db)!r}")
+        return EXIT_USAGE
+    try:
+        catalog = Catalog.from_json(args.catalog.read_text("utf-8")) if args.catalog else None
+        store = SQLiteStore(args.db)
+    except (OSError, UnicodeError) as error:
+        _error(f"cannot read {str(args.catalog)!r}: {error}")
+        return EXIT_USAGE
+    except PartnerKitError as error:
+        _error(str(error))
+        return EXIT_USAGE
+    try:
+        portal = Portal(store=store, keyring=ring, catalog=catalog, base_url=args.base_url)
+        with store.unit_of_work(write=False) as uow:
+            found = uow.users.find(email_key=email_key(args.actor))
+        if not found:
+            _error(f"no user with e-mail {args.actor!r}")
+            return EXIT_USAGE
+        expires = None if args.expires_in_days is None else timedelta(days=args.expires_in_days)
+        if args.trial:
+            url = portal.create_trial_invitation(
+                found[0],
+                args.trial,
+                args.with_delegated_admin,
+                expires_in=expires,
+                max_uses=args.max_uses,
+            )
+        else:
+            url = portal.offer_delegated_admin(
+                found[0],
+                roles=None if not args.role else {AdminRole(r) for r in args.role},
+                duration=None if args.days is None else timedelta(days=args.days),
+                expires_in=expires,
+                max_uses=args.max_uses,
+            )
+    except PartnerKitError as error:
+        _error(str(error))
+        return EXIT_USAGE
+    finally:
+        store.close()
+    print(url)
     return EXIT_OK
 
 

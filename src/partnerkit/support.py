@@ -137,11 +137,20 @@ class RequestStatus(enum.Enum):
 def _v_title(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise ValidationError(attribute.name, "must be 1 to 200 characters")
+    _check_unicode(attribute.name, value)
 
 
 def _v_description(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or len(value) > 10_000:
         raise ValidationError(attribute.name, "must be text of at most 10,000 characters")
+    _check_unicode(attribute.name, value)
+
+
+def _check_unicode(field: str, value: str) -> None:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationError(field, "must be valid Unicode text") from None
 
 
 def check_severity(value: object) -> Severity:

@@ -66,6 +66,11 @@ MIGRATIONS: tuple[list[str], ...] = (_schema_v1(),)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+#: What the driver may raise for a statement: its own errors, and Python's for values it
+#: cannot bind (a huge int, a string with a lone surrogate).
+_TRANSLATED = (sqlite3.Error, OverflowError, UnicodeError)
+
+
 def translate(exc: Exception) -> PartnerKitError:
     """Return the partnerkit error for a ``sqlite3`` error (raise it ``from`` the cause)."""
     if isinstance(exc, sqlite3.IntegrityError):
@@ -81,6 +86,8 @@ def translate(exc: Exception) -> PartnerKitError:
             return Conflict("the database is busy; retry")
     if isinstance(exc, OverflowError):
         return ValidationError("store", "a number is too large to store")
+    if isinstance(exc, UnicodeError):
+        return ValidationError("store", "text must be valid Unicode (no lone surrogates)")
     return PartnerKitError("storage error")
 
 
@@ -89,7 +96,7 @@ def translate_errors() -> Iterator[None]:
     """Turn ``sqlite3`` errors into partnerkit errors, chaining the cause."""
     try:
         yield
-    except (sqlite3.Error, OverflowError) as exc:
+    except _TRANSLATED as exc:
         raise translate(exc) from exc
 
 
@@ -214,21 +221,21 @@ class _SQLiteUnitOfWork:
         # try/except rather than a context manager: this runs for every statement.
         try:
             return conn.execute(sql, params).rowcount
-        except (sqlite3.Error, OverflowError) as exc:
+        except _TRANSLATED as exc:
             raise translate(exc) from exc
 
     def fetchone(self, sql: str, params: Any) -> Any:
         conn = self._conn or self._connection(False)
         try:
             return conn.execute(sql, params).fetchone()
-        except (sqlite3.Error, OverflowError) as exc:
+        except _TRANSLATED as exc:
             raise translate(exc) from exc
 
     def fetchall(self, sql: str, params: Any) -> list[Any]:
         conn = self._conn or self._connection(False)
         try:
             return conn.execute(sql, params).fetchall()
-        except (sqlite3.Error, OverflowError) as exc:
+        except _TRANSLATED as exc:
             raise translate(exc) from exc
 
     def audit_head(self) -> tuple[int, str]:

@@ -70,7 +70,7 @@ class SupportCases(PortalCore):
                 rel = uow.customer_relations.get(CustomerRelation.key(ctx.company.id, after))
                 if rel is None:
                     raise ValidationError("after", "is not a customer of this partner")
-                cursor = (rel.name_key, rel.id)
+                cursor = (rel.search_key(key), rel.id)
             found = []
             for relation in uow.search_relations(ctx.company.id, key, size, cursor):
                 company = uow.companies.get(relation.customer_id)

@@ -284,10 +284,12 @@ class UnitOfWork(Protocol):
     ) -> list[CustomerRelation]:
         """Return *partner_id*'s relations whose ``name_key`` or ``domain`` starts with *prefix*.
 
-        *prefix* is already case-folded. Results are ordered by ``(name_key, id)`` and start
-        after the cursor *after* (a ``(name_key, id)`` pair); at most *limit* of them. Each
-        store answers from an index on ``(partner_id, name_key)`` and one on
-        ``(partner_id, domain)``: no scan of other partners' relations.
+        *prefix* is already case-folded. Results are ordered by
+        ``(relation.search_key(prefix), id)`` (the name when it matches, else the domain) and
+        start after the cursor *after*, such a pair; at most *limit* of them. Each store
+        answers from an index on ``(partner_id, name_key)`` and one on
+        ``(partner_id, domain)``, each read as one range: no sort of all matches, and no scan
+        of other partners' relations.
         """
 
     def commit(self) -> None:

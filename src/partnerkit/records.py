@@ -75,6 +75,12 @@ class CustomerRelation:
     administers: bool = False
     version: int = 1
 
+    def search_key(self, prefix: str) -> str:
+        """What a search for *prefix* orders this relation by: its name key when the name
+        starts with the prefix, else its domain. Each of the two is read from its own index,
+        so a page costs the same at ten thousand customers as at a million."""
+        return self.name_key if self.name_key.startswith(prefix) else self.domain
+
     @staticmethod
     def key(partner_id: str, customer_id: str) -> str:
         """The id of the relation between *partner_id* and *customer_id*."""

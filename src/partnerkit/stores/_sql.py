@@ -148,6 +148,10 @@ def _column(name: str, hint: Any) -> Column:
     )
 
 
+_new = object.__new__
+_set = object.__setattr__  # frozen attrs classes refuse their own __setattr__
+
+
 def _identity(value: Any) -> Any:
     return value
 
@@ -189,9 +193,17 @@ class Codec:
         return self.by_name[column].encode(value)
 
     def decode(self, row: Sequence[Any]) -> Any:
-        """Build the object from the first ``len(fields)`` values of *row*."""
-        pairs = zip(self._decoders, row, strict=False)  # rows may carry computed columns
-        return self.cls(**{name: dec(v) for (name, dec), v in pairs})
+        """Build the object from the first ``len(fields)`` values of *row*.
+
+        A stored row was validated when it was written, and the database's own constraints
+        (types, ``CHECK``) keep it so; it is not validated again on every read, which would
+        cost more than the read itself. The object is built the way its ``__init__`` would,
+        field by field, without the validators.
+        """
+        obj = _new(self.cls)
+        for (name, dec), value in zip(self._decoders, row, strict=False):  # + computed columns
+            _set(obj, name, dec(value))
+        return obj
 
 
 def table_codec(table: Table[Any]) -> Codec:

@@ -167,7 +167,10 @@ class _MemoryRepository(Repository[T]):
         if self._store.owner != get_ident():
             self._store.check_open()
         rows = self._data.rows
-        return [rows[i] for i in sorted(self._keys(where))]
+        keys = self._keys(where)
+        if len(keys) <= 1:
+            return [rows[i] for i in keys]
+        return [rows[i] for i in sorted(keys)]
 
     def count(self, **where: object) -> int:
         if self._store.owner != get_ident():
@@ -268,14 +271,13 @@ class _MemoryUnitOfWork:
     ) -> list[CustomerRelation]:
         self.check_open()
         relations: list[CustomerRelation] = self.customer_relations.find(partner_id=partner_id)
-        hits = [
-            r
+        keyed = [
+            ((r.search_key(prefix), r.id), r)
             for r in relations
-            if (r.name_key.startswith(prefix) or r.domain.startswith(prefix))
-            and (after is None or (r.name_key, r.id) > after)
+            if r.name_key.startswith(prefix) or r.domain.startswith(prefix)
         ]
-        hits.sort(key=lambda r: (r.name_key, r.id))
-        return hits[:limit]
+        keyed.sort(key=lambda pair: pair[0])
+        return [r for key, r in keyed if after is None or key > after][:limit]
 
     def commit(self) -> None:
         store = self._store

@@ -533,23 +533,25 @@ class _PostgresUnitOfWork:
             return []  # no text PostgreSQL holds starts with what it cannot hold
         sql = self._store.tables["customer_relations"]
         key, ident = after if after is not None else ("", "")
-        parts: list[str] = []
-        params: list[Any] = []
-        for column in ("name_key", "domain"):
-            where, bounds = _prefix_range(column, prefix)
-            # Each branch walks its own (partner_id, column, id) index.
-            parts.append(
-                f"(SELECT {sql.columns} FROM customer_relations "
-                f"WHERE partner_id = %s AND {where} AND (name_key, id) > (%s, %s) "
-                "ORDER BY name_key, id LIMIT %s)"
-            )
-            params += [partner_id, *bounds, key, ident, limit]
-        rows = self.fetchall(
-            f"SELECT * FROM ({' UNION '.join(parts)}) AS hits ORDER BY name_key, id LIMIT %s",
-            (*params, limit),
+        by_name, name_bounds = _prefix_range("name_key", prefix)
+        by_domain, domain_bounds = _prefix_range("domain", prefix)
+        # Two index ranges, each already in order: the names that match, then the domains
+        # that match where the name does not (those are ordered by their domain).
+        named = self.fetchall(
+            f"SELECT {sql.columns} FROM customer_relations WHERE partner_id = %s "
+            f"AND {by_name} AND (name_key, id) > (%s, %s) ORDER BY name_key, id LIMIT %s",
+            (partner_id, *name_bounds, key, ident, limit),
+        )
+        domained = self.fetchall(
+            f"SELECT {sql.columns} FROM customer_relations WHERE partner_id = %s "
+            f"AND {by_domain} AND NOT ({by_name}) AND (domain, id) > (%s, %s) "
+            "ORDER BY domain, id LIMIT %s",
+            (partner_id, *domain_bounds, *name_bounds, key, ident, limit),
         )
         decode = sql.codec.decode
-        return [decode(r) for r in rows]
+        hits: list[CustomerRelation] = [decode(row) for row in (*named, *domained)]
+        hits.sort(key=lambda r: (r.search_key(prefix), r.id))
+        return hits[:limit]
 
     def commit(self) -> None:
         cur = self._cursor(True)

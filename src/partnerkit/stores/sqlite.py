@@ -280,20 +280,25 @@ class _SQLiteUnitOfWork:
         sql = self._store.tables["customer_relations"]
         cols = ", ".join(sql.codec.fields)
         key, ident = after if after is not None else ("", "")
-        hits: dict[str, CustomerRelation] = {}
-        for column in ("name_key", "domain"):
-            where, params = prefix_range(column, prefix)
-            rows = self.fetchall(
-                f"SELECT {cols} FROM customer_relations WHERE partner_id = ? AND {where} "
-                "AND (name_key > ? OR (name_key = ? AND id > ?)) "
-                "ORDER BY name_key, id LIMIT ?",
-                (partner_id, *params, key, key, ident, limit),
-            )
-            for row in rows:
-                relation: CustomerRelation = sql.codec.decode(row)
-                hits[relation.id] = relation
-        ordered = sorted(hits.values(), key=lambda r: (r.name_key, r.id))
-        return ordered[:limit]
+        by_name, name_bounds = prefix_range("name_key", prefix)
+        by_domain, domain_bounds = prefix_range("domain", prefix)
+        # Two index ranges, each already in order: the names that match, then the domains
+        # that match where the name does not (those are ordered by their domain).
+        named = self.fetchall(
+            f"SELECT {cols} FROM customer_relations WHERE partner_id = ? AND {by_name} "
+            "AND (name_key > ? OR (name_key = ? AND id > ?)) ORDER BY name_key, id LIMIT ?",
+            (partner_id, *name_bounds, key, key, ident, limit),
+        )
+        domained = self.fetchall(
+            f"SELECT {cols} FROM customer_relations WHERE partner_id = ? AND {by_domain} "
+            f"AND NOT ({by_name}) AND (domain > ? OR (domain = ? AND id > ?)) "
+            "ORDER BY domain, id LIMIT ?",
+            (partner_id, *domain_bounds, *name_bounds, key, key, ident, limit),
+        )
+        decode = sql.codec.decode
+        hits: list[CustomerRelation] = [decode(row) for row in (*named, *domained)]
+        hits.sort(key=lambda r: (r.search_key(prefix), r.id))
+        return hits[:limit]
 
     def commit(self) -> None:
         conn = self._connection(True)

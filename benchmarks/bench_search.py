@@ -22,7 +22,8 @@ round by round, medians over the rounds:
   ``sqlite3`` connection to the same file, ``partner_id = ? AND name_key >= ? AND name_key < ?
   ORDER BY name_key, id LIMIT 50`` joined to ``companies``, rows as tuples;
 * the raw query for the same question (name *or* domain prefix, as ``find_customers``
-  answers it), a ``UNION`` of the two index ranges, for reference.
+  answers it: names that match by name, else domains by domain), the two index ranges
+  merged, for reference.
 """
 
 from __future__ import annotations
@@ -289,19 +290,23 @@ def raw_name_range(conn: sqlite3.Connection, partner_id: str, prefix: str) -> li
 
 def raw_same_question(conn: sqlite3.Connection, partner_id: str, prefix: str) -> list[Any]:
     """Name or domain prefix, as ``find_customers`` answers it, in one statement: the first
-    page of each index range, merged."""
+    page of the names that match (by name) and of the domains that match where the name does
+    not (by domain), merged by the key that matched."""
     key = prefix.casefold()
     by_name, name_params = prefix_range("name_key", key)
     by_domain, domain_params = prefix_range("domain", key)
-    page = (
-        "SELECT * FROM (SELECT id, customer_id, name_key FROM customer_relations "
-        "WHERE partner_id = ? AND {} ORDER BY name_key, id LIMIT ?)"
+    names = (
+        "SELECT * FROM (SELECT id, customer_id, name_key AS k FROM customer_relations "
+        f"WHERE partner_id = ? AND {by_name} ORDER BY name_key, id LIMIT ?)"
+    )
+    domains = (
+        "SELECT * FROM (SELECT id, customer_id, domain AS k FROM customer_relations "
+        f"WHERE partner_id = ? AND {by_domain} AND NOT ({by_name}) ORDER BY domain, id LIMIT ?)"
     )
     return conn.execute(
-        f"SELECT {_COMPANY_COLUMNS} FROM ({page.format(by_name)} UNION "
-        f"{page.format(by_domain)}) r "
-        "JOIN companies c ON c.id = r.customer_id ORDER BY r.name_key, r.id LIMIT ?",
-        (partner_id, *name_params, PAGE, partner_id, *domain_params, PAGE, PAGE),
+        f"SELECT {_COMPANY_COLUMNS} FROM ({names} UNION ALL {domains}) r "
+        "JOIN companies c ON c.id = r.customer_id ORDER BY r.k, r.id LIMIT ?",
+        (partner_id, *name_params, PAGE, partner_id, *domain_params, *name_params, PAGE, PAGE),
     ).fetchall()
 
 
@@ -474,15 +479,25 @@ def query_plans(subjects: Subjects, size: int) -> Iterator[str]:
     """SQLite's plan for the statements the store runs, for the record."""
     conn = subjects.conns[size]
     partner_id, _ = subjects.actors[size]
-    for column in ("name_key", "domain"):
-        where, params = prefix_range(column, "ka")
-        plan = conn.execute(
-            "EXPLAIN QUERY PLAN SELECT id FROM customer_relations "
-            f"WHERE partner_id = ? AND {where} AND (name_key > ? OR (name_key = ? AND id > ?)) "
+    by_name, name_params = prefix_range("name_key", "ka")
+    by_domain, domain_params = prefix_range("domain", "ka")
+    statements = {
+        "names": (
+            f"WHERE partner_id = ? AND {by_name} AND (name_key > ? OR (name_key = ? AND id > ?)) "
             "ORDER BY name_key, id LIMIT ?",
-            (partner_id, *params, "", "", "", PAGE),
+            (partner_id, *name_params, "", "", "", PAGE),
+        ),
+        "domains": (
+            f"WHERE partner_id = ? AND {by_domain} AND NOT ({by_name}) "
+            "AND (domain > ? OR (domain = ? AND id > ?)) ORDER BY domain, id LIMIT ?",
+            (partner_id, *domain_params, *name_params, "", "", "", PAGE),
+        ),
+    }
+    for name, (where, params) in statements.items():
+        plan = conn.execute(
+            f"EXPLAIN QUERY PLAN SELECT id FROM customer_relations {where}", params
         ).fetchall()
-        yield f"{column}: " + "; ".join(str(row[-1]) for row in plan)
+        yield f"{name}: " + "; ".join(str(row[-1]) for row in plan)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -71,12 +71,9 @@ class SupportCases(PortalCore):
                 if rel is None:
                     raise ValidationError("after", "is not a customer of this partner")
                 cursor = (rel.search_key(key), rel.id)
-            found = []
-            for relation in uow.search_relations(ctx.company.id, key, size, cursor):
-                company = uow.companies.get(relation.customer_id)
-                if company is not None:
-                    found.append(company)
-            return found
+            relations = uow.search_relations(ctx.company.id, key, size, cursor)
+            companies = uow.companies.get_many([r.customer_id for r in relations])
+            return [companies[r.customer_id] for r in relations if r.customer_id in companies]
 
         return self._run("customer.search", body, write=False)
 

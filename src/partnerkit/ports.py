@@ -15,7 +15,7 @@ change won, and the caller may retry from a fresh read.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
 from typing import Any, Generic, Protocol, TypeVar
@@ -227,6 +227,9 @@ class Repository(Protocol[T]):
 
     def get(self, ident: str) -> T | None:
         """Return the object with key *ident*, or ``None``."""
+
+    def get_many(self, idents: Sequence[str]) -> dict[str, T]:
+        """Return the objects among *idents* that exist, by key (one round trip)."""
 
     def add(self, obj: T) -> None:
         """Insert *obj* (version 1); ``Conflict`` if its key or a unique key is taken."""

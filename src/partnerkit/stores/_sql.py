@@ -112,6 +112,8 @@ class Column:
     nullable: bool
     encode: Encoder
     decode: Encoder
+    #: The conversion from a non-NULL database value (``None``: the value is used as is).
+    raw: Encoder | None = None
 
 
 def _column(name: str, hint: Any) -> Column:
@@ -126,26 +128,28 @@ def _column(name: str, hint: Any) -> Column:
     if typing.get_origin(hint) is Literal or base is str:
         return Column(name, "TEXT", nullable, ident, ident)
     if base is bool:
-        return Column(name, "INTEGER", nullable, _opt(int), _opt(bool))
+        return Column(name, "INTEGER", nullable, _opt(int), _opt(bool), bool)
     if base is int:
         return Column(name, "BIGINT", nullable, ident, ident)
     if base is datetime:
-        return Column(name, "BIGINT", nullable, _opt(_enc_datetime), _opt(_dec_datetime))
-    if base is timedelta:
         return Column(
-            name, "BIGINT", nullable, _opt(_us), _opt(lambda v: timedelta(microseconds=v))
+            name, "BIGINT", nullable, _opt(_enc_datetime), _opt(_dec_datetime), _dec_datetime
         )
+    if base is timedelta:
+        return Column(name, "BIGINT", nullable, _opt(_us), _opt(_dec_timedelta), _dec_timedelta)
     if base is not None and issubclass(base, enum.Enum):
         enum_cls = base
-        return Column(name, "TEXT", nullable, _opt(lambda v: v.value), _opt(enum_cls))
+        return Column(name, "TEXT", nullable, _opt(lambda v: v.value), _opt(enum_cls), enum_cls)
     decode_hint = hint
-    return Column(
-        name,
-        "TEXT",
-        nullable,
-        _opt(_dumps),
-        _opt(lambda v: _from_json(decode_hint, json.loads(v))),
-    )
+
+    def from_text(value: Any) -> Any:
+        return _from_json(decode_hint, json.loads(value))
+
+    return Column(name, "TEXT", nullable, _opt(_dumps), _opt(from_text), from_text)
+
+
+def _dec_timedelta(value: int) -> timedelta:
+    return timedelta(microseconds=value)
 
 
 _new = object.__new__
@@ -175,7 +179,10 @@ class Codec:
         for name in computed:
             self.by_name[name] = Column(name, "TEXT", True, _identity, _identity)
         self.computed = list(computed)
-        self._decoders = [(c.name, c.decode) for c in self.columns]
+        self._plain = [(i, c.name) for i, c in enumerate(self.columns) if c.raw is None]
+        self._converted = [
+            (i, c.name, c.raw) for i, c in enumerate(self.columns) if c.raw is not None
+        ]
         self._encoders = [c.encode for c in self.columns]
 
     def names(self) -> list[str]:
@@ -201,8 +208,11 @@ class Codec:
         field by field, without the validators.
         """
         obj = _new(self.cls)
-        for (name, dec), value in zip(self._decoders, row, strict=False):  # + computed columns
-            _set(obj, name, dec(value))
+        for i, name in self._plain:
+            _set(obj, name, row[i])
+        for i, name, convert in self._converted:
+            value = row[i]
+            _set(obj, name, None if value is None else convert(value))
         return obj
 
 
@@ -264,6 +274,7 @@ class TableSQL:
         name = table.name
         self.statements = {
             "get": f"SELECT {cols} FROM {name} WHERE id = {mark}",
+            "get_many": f"SELECT {cols} FROM {name} WHERE id IN",
             "insert": f"INSERT INTO {name} ({', '.join(names)}) "
             f"VALUES ({', '.join(mark for _ in names)})",
             "update": f"UPDATE {name} SET {', '.join(f'{n} = {mark}' for n in names)} "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import operator
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from threading import get_ident
 from types import TracebackType
 from typing import Any, TypeVar
@@ -119,6 +119,12 @@ class _MemoryRepository(Repository[T]):
             self._store.check_open()
         row: T | None = self._data.rows.get(ident)
         return row
+
+    def get_many(self, idents: Sequence[str]) -> dict[str, T]:
+        if self._store.owner != get_ident():
+            self._store.check_open()
+        rows = self._data.rows
+        return {i: rows[i] for i in idents if i in rows}
 
     def add(self, obj: T) -> None:
         store = self._store

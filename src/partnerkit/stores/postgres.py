@@ -41,7 +41,7 @@ import contextlib
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -304,6 +304,19 @@ class _PostgresRepository(Repository[T]):
         row = self._uow.fetchone(self._sql["get"], (ident,))
         return None if row is None else self._codec.decode(row)
 
+    def get_many(self, idents: Sequence[str]) -> dict[str, T]:
+        if not idents:
+            return {}
+        rows = self._uow.fetchall(
+            f"{self._sql['get_many']} (SELECT unnest(%s::text[]))", (list(idents),)
+        )
+        decode = self._codec.decode
+        found: dict[str, T] = {}
+        for row in rows:
+            obj = decode(row)
+            found[obj.id] = obj
+        return found
+
     def add(self, obj: T) -> None:
         if key_of(obj)[1] != 1:
             raise Conflict(f"a new {self._table.noun} starts at version 1")
@@ -548,10 +561,14 @@ class _PostgresUnitOfWork:
             "ORDER BY domain, id LIMIT %s",
             (partner_id, *domain_bounds, *name_bounds, key, ident, limit),
         )
+        # Order the raw rows by (name, id) or (domain, id) and decode only the page.
+        at = sql.codec.fields.index
+        ident_at, name_at, domain_at = at("id"), at("name_key"), at("domain")
+        keyed = [((row[name_at], row[ident_at]), row) for row in named]
+        keyed += [((row[domain_at], row[ident_at]), row) for row in domained]
+        keyed.sort(key=lambda pair: pair[0])
         decode = sql.codec.decode
-        hits: list[CustomerRelation] = [decode(row) for row in (*named, *domained)]
-        hits.sort(key=lambda r: (r.search_key(prefix), r.id))
-        return hits[:limit]
+        return [decode(row) for _, row in keyed[:limit]]
 
     def commit(self) -> None:
         cur = self._cursor(True)

@@ -14,7 +14,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -71,6 +71,9 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _TRANSLATED = (sqlite3.Error, OverflowError, UnicodeError)
 
 
+_BATCH = 500
+
+
 def translate(exc: Exception) -> PartnerKitError:
     """Return the partnerkit error for a ``sqlite3`` error (raise it ``from`` the cause)."""
     if isinstance(exc, sqlite3.IntegrityError):
@@ -113,6 +116,18 @@ class _SQLiteRepository(Repository[T]):
     def get(self, ident: str) -> T | None:
         row = self._uow.fetchone(self._sql["get"], (ident,))
         return None if row is None else self._codec.decode(row)
+
+    def get_many(self, idents: Sequence[str]) -> dict[str, T]:
+        found: dict[str, T] = {}
+        decode = self._codec.decode
+        unique = list(dict.fromkeys(idents))
+        for start in range(0, len(unique), _BATCH):  # SQLite binds at most 999 values
+            batch = unique[start : start + _BATCH]
+            marks = ", ".join("?" * len(batch))
+            for row in self._uow.fetchall(f"{self._sql['get_many']} ({marks})", batch):
+                obj = decode(row)
+                found[obj.id] = obj
+        return found
 
     def add(self, obj: T) -> None:
         if key_of(obj)[1] != 1:
@@ -295,10 +310,14 @@ class _SQLiteUnitOfWork:
             "ORDER BY domain, id LIMIT ?",
             (partner_id, *domain_bounds, *name_bounds, key, key, ident, limit),
         )
+        # Order the raw rows by (name, id) or (domain, id) and decode only the page.
+        at = sql.codec.fields.index
+        ident_at, name_at, domain_at = at("id"), at("name_key"), at("domain")
+        keyed = [((row[name_at], row[ident_at]), row) for row in named]
+        keyed += [((row[domain_at], row[ident_at]), row) for row in domained]
+        keyed.sort(key=lambda pair: pair[0])
         decode = sql.codec.decode
-        hits: list[CustomerRelation] = [decode(row) for row in (*named, *domained)]
-        hits.sort(key=lambda r: (r.search_key(prefix), r.id))
-        return hits[:limit]
+        return [decode(row) for _, row in keyed[:limit]]
 
     def commit(self) -> None:
         conn = self._connection(True)

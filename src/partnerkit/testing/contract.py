@@ -495,6 +495,19 @@ class RepositoryContract(_Base):
         for row in rows:
             assert _get(store, sample.table, row.id) == row
 
+    def test_get_many_returns_the_rows_that_exist_by_key(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """``get_many`` answers several keys at once: the stored rows by key, unknown keys
+        left out, a key asked twice answered once, nothing for nothing."""
+        rows = [sample.make(n) for n in range(3)]
+        _add(store, sample, *rows)
+        with store.unit_of_work(write=False) as uow:
+            repo = uow.repository(sample.table)
+            found = repo.get_many([rows[2].id, "nobody_here", rows[0].id, rows[2].id])
+            assert repo.get_many([]) == {}
+        assert found == {rows[0].id: rows[0], rows[2].id: rows[2]}
+
     def test_add_refuses_a_version_other_than_1(
         self, store: Store, sample: TableSample[Any]
     ) -> None:

@@ -251,11 +251,22 @@ def ddl(
             f"CREATE UNIQUE INDEX IF NOT EXISTS {name} ON {table.name} ({', '.join(cols_group)})"
         )
     for cols_group in table.indexes:
+        if _served_by_longer(cols_group, table):
+            continue
         name = f"{table.name}_ix_{'_'.join(cols_group)}"
         stmts.append(
             f"CREATE INDEX IF NOT EXISTS {name} ON {table.name} ({', '.join(cols_group)}, id)"
         )
     return stmts
+
+
+def _served_by_longer(columns: tuple[str, ...], table: Table[Any]) -> bool:
+    """Whether another index of *table* starts with *columns*, and so answers an equality
+    lookup on them: every index costs pages and work on each write, so keep only that one."""
+    return any(
+        len(other) > len(columns) and other[: len(columns)] == columns
+        for other in (*table.unique, *table.indexes)
+    )
 
 
 def key_of(obj: Any) -> tuple[str, int]:

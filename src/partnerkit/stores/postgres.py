@@ -320,11 +320,15 @@ class _PostgresRepository(Repository[T]):
     def add(self, obj: T) -> None:
         if key_of(obj)[1] != 1:
             raise Conflict(f"a new {self._table.noun} starts at version 1")
+        if self._table.validate is not None:
+            self._table.validate(obj)
         if self._uow.execute(self._sql["insert"], self._row(obj), write=True) != 1:
             raise Conflict(f"{self._table.noun} key already taken")
 
     def update(self, obj: T) -> None:
         ident, version = key_of(obj)
+        if self._table.validate is not None:
+            self._table.validate(obj)
         row = self._row(obj)
         guard = [ident, *(row[i] for i in self._clash)] if self._clash else []
         n = self._uow.execute(self._guarded_update, (*row, ident, version - 1, *guard), True)

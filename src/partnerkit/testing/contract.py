@@ -75,6 +75,7 @@ from partnerkit.testing import strategies as pks
 __all__ = [
     "TABLE_SAMPLES",
     "AuditContract",
+    "ChecksContract",
     "CompaniesContract",
     "ConcurrencyContract",
     "PortalContract",
@@ -1401,7 +1402,42 @@ class PortalContract(_Base):
         assert count == len(snapshot(portal.store).audit) >= 6
 
 
+class ChecksContract(_Base):
+    """Every store runs a table's own checks (``Table.validate``) before a write, so that a
+    row the domain would refuse is refused by every store alike, naming the field."""
+
+    @staticmethod
+    def _smuggled(count: object) -> Subscription:
+        """A subscription whose licence count skipped the constructor's validation."""
+        sample = next(s for s in TABLE_SAMPLES if s.table is SUBSCRIPTIONS)
+        row: Subscription = sample.make(0)
+        object.__setattr__(row, "licenses", count)  # bypass the frozen class, as a bug might
+        return row
+
+    @pytest.mark.parametrize("count", [0, -1, 1_000_001, True, 2.5, "25", 2**63])
+    def test_a_subscription_with_a_bad_count_is_refused_on_add_and_update(
+        self, store: Store, count: object
+    ) -> None:
+        """``add`` and ``update`` refuse the row with ``ValidationError("licenses")``, and
+        nothing is written."""
+        good = next(s for s in TABLE_SAMPLES if s.table is SUBSCRIPTIONS).make(0)
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError) as added:
+                uow.subscriptions.add(self._smuggled(count))
+            assert added.value.field == "licenses"
+            uow.subscriptions.add(good)
+            uow.commit()
+        bumped = attrs.evolve(good, version=2)
+        object.__setattr__(bumped, "licenses", count)
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError) as updated:
+                uow.subscriptions.update(bumped)
+            assert updated.value.field == "licenses"
+        assert _get(store, SUBSCRIPTIONS, good.id) == good
+
+
 class StoreContract(
+    ChecksContract,
     RepositoryContract,
     UsersContract,
     CompaniesContract,

@@ -212,9 +212,15 @@ def test_readers_are_not_blocked_by_an_open_writer(pg_store: PostgresStore) -> N
 def test_a_check_constraint_violation_is_a_validation_error_on_the_store(
     pg_store: PostgresStore,
 ) -> None:
-    """The SQL CHECKs are the last line of defence; breaking one says so, typed."""
-    with pg_store.unit_of_work() as uow, pytest.raises(ValidationError) as caught:
+    """The SQL CHECKs are the last line of defence behind the tables' own checks (which
+    name the field); a write that gets past those and breaks one says so, typed."""
+    with pg_store.unit_of_work() as uow, pytest.raises(ValidationError) as refused:
         uow.links.add(link(uses=-1))
+    assert refused.value.field == "uses"
+    with pg_store.unit_of_work() as uow:
+        uow.links.add(link())
+        with pytest.raises(ValidationError) as caught:
+            uow.execute("UPDATE links SET uses = -1", (), write=True)
     assert caught.value.field == "store"
     assert isinstance(caught.value.__cause__, psycopg.errors.CheckViolation)
 

@@ -32,11 +32,13 @@ T = TypeVar("T")
 class _Lookup:
     """One declared lookup of a table: how to key a row, and the index of keys to row ids."""
 
-    __slots__ = ("columns", "index", "key", "unique")
+    __slots__ = ("columns", "index", "key", "key_of_where", "unique")
 
     def __init__(self, table: Table[Any], columns: tuple[str, ...], unique: bool) -> None:
         self.columns = columns
         self.unique = unique
+        #: The same key, from the values of a ``find`` (one C-level call).
+        self.key_of_where: Callable[[dict[str, object]], object] = operator.itemgetter(*columns)
         self.index: dict[object, set[str]] = {}
         self.key: Callable[[Any], object]
         if not any(c in table.computed for c in columns):
@@ -47,11 +49,6 @@ class _Lookup:
         else:
             getters = [_getter(table, c) for c in columns]
             self.key = lambda obj: tuple([g(obj) for g in getters])
-
-    def key_of_where(self, where: dict[str, object]) -> object:
-        if len(self.columns) == 1:
-            return where[self.columns[0]]
-        return tuple([where[c] for c in self.columns])
 
 
 def _getter(table: Table[Any], column: str) -> Callable[[Any], object]:
@@ -66,7 +63,7 @@ def _has_null(key: object) -> bool:
 class _TableData:
     """The rows of one table, with one index per lookup; each row is keyed once per write."""
 
-    __slots__ = ("by_columns", "lookups", "rows", "table")
+    __slots__ = ("by_columns", "by_names", "lookups", "rows", "table")
 
     def __init__(self, table: Table[Any]) -> None:
         self.table = table
@@ -74,6 +71,7 @@ class _TableData:
         unique = {frozenset(cols) for cols in table.unique}
         self.lookups = [_Lookup(table, cols, frozenset(cols) in unique) for cols in table.lookups()]
         self.by_columns = {frozenset(lk.columns): lk for lk in self.lookups}
+        self.by_names = {lk.columns: lk for lk in self.lookups}
 
     def keys_of(self, obj: Any) -> list[object]:
         return [lk.key(obj) for lk in self.lookups]
@@ -184,7 +182,10 @@ class _MemoryRepository(Repository[T]):
         return len(self._keys(where))
 
     def _keys(self, where: dict[str, object]) -> set[str] | tuple[()]:
-        lookup = self._data.by_columns.get(frozenset(where))
+        data = self._data
+        # Callers name the columns in the declared order almost always: a tuple of the names
+        # finds the lookup without building a frozenset.
+        lookup = data.by_names.get(tuple(where)) or data.by_columns.get(frozenset(where))
         if lookup is None:
             raise ValueError(f"{self._data.table.name} has no lookup on {sorted(where)}")
         return lookup.index.get(lookup.key_of_where(where), ())

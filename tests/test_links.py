@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import json
 import threading
 from collections.abc import Callable
@@ -14,8 +12,8 @@ from typing import Any
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from itsdangerous import Signer
 
+from _links_kit import b64, sign_raw, unb64
 from partnerkit.errors import InvalidLink, LinkExpired, NotFound, ValidationError
 from partnerkit.links import (
     DEFAULT_LINK_LIFETIME,
@@ -51,14 +49,6 @@ def issue(ring: Keyring, kind: LinkKind = LinkKind.TRIAL_INVITATION, /, **overri
     return code
 
 
-def b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def unb64(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
-
-
 def secrets_of(ring: Keyring) -> list[str]:
     """Every secret of the ring in the encodings a leak could take."""
     found = []
@@ -66,27 +56,6 @@ def secrets_of(ring: Keyring) -> list[str]:
         raw = unb64(key["secret"])
         found += [key["secret"], raw.hex(), base64.b64encode(raw).decode().rstrip("="), repr(raw)]
     return found
-
-
-def sign_raw(ring: Keyring, kind: LinkKind, payload: bytes, kid: str | None = None) -> str:
-    """Sign any payload with the ring's active key, as a holder of its secret could."""
-    document = json.loads(ring.to_json())
-    kid = kid or document["active_key_id"]
-    secret = unb64(next(k["secret"] for k in document["keys"] if k["kid"] == kid))
-    alg = "EdDSA" if ring.algorithm == ED25519 else "HS256"
-    header = json.dumps({"alg": alg, "kid": kid, "typ": kind.jws_type}, separators=(",", ":"))
-    signing_input = f"{b64(header.encode())}.{b64(payload)}".encode()
-    if ring.algorithm == ED25519:
-        signature = Ed25519PrivateKey.from_private_bytes(secret).sign(signing_input)
-    else:
-        derived = Signer(
-            secret,
-            salt=f"partnerkit.links.{kind.value}",
-            key_derivation="hmac",
-            digest_method=hashlib.sha256,
-        ).derive_key()
-        signature = hmac.digest(derived, signing_input, "sha256")
-    return f"{signing_input.decode()}.{b64(signature)}"
 
 
 def canonical_payload(**overrides: Any) -> dict[str, Any]:

@@ -6,6 +6,7 @@ The use cases themselves live in the ``_portal_*`` modules, one per feature; the
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -138,7 +139,10 @@ class PortalCore:
 
     def now(self) -> datetime:
         """Return the clock's time, checked to be aware."""
-        now = self.clock()
+        clock = self.clock
+        if clock is utc_now:
+            return datetime.now(UTC)
+        now = clock()
         if now.utcoffset() is None:
             raise ValidationError("clock", "must return an aware UTC datetime")
         return now
@@ -201,7 +205,7 @@ class PortalCore:
             role=attempt.role,
             target_id=attempt.target_id,
             reason=reason,
-            detail={**attempt.detail, **detail},
+            detail={**attempt.detail, **detail} if detail else attempt.detail,
             correlation_id=attempt.correlation_id,
         )
         uow.append_audit(event)
@@ -479,14 +483,43 @@ V = TypeVar(
 
 
 def _bump(obj: V, **changes: Any) -> V:
-    """Return a changed copy of a versioned object, one version newer."""
-    return attrs.evolve(obj, version=obj.version + 1, **changes)
+    """Return a changed copy of a versioned object, one version newer (validated again)."""
+    shape = _SHAPES.get(obj.__class__)
+    if shape is None:
+        shape = _SHAPES[obj.__class__] = _shape(obj.__class__)
+    if not shape:
+        return attrs.evolve(obj, version=obj.version + 1, **changes)
+    values_of, position = shape
+    values = list(values_of(obj))
+    for name, value in changes.items():
+        values[position[name]] = value
+    values[position["version"]] = obj.version + 1
+    return obj.__class__(*values)
+
+
+_Shape = tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]]
+_SHAPES: dict[type, _Shape | tuple[()]] = {}
+
+
+def _shape(cls: type) -> _Shape | tuple[()]:
+    """How to rebuild *cls* positionally: one getter for every field, and their positions.
+
+    Empty when the class cannot be built from its fields in order (a field left out of
+    ``__init__``, keyword-only, or renamed), and ``attrs.evolve`` is used instead.
+    """
+    fields = attrs.fields(cls)
+    if len(fields) < 2 or any(not f.init or f.kw_only or f.alias != f.name for f in fields):
+        return ()
+    names = [f.name for f in fields]
+    getter = operator.attrgetter(*names)
+    return getter, {name: i for i, name in enumerate(names)}
 
 
 def _role_label(user: User, *, own: bool) -> str | None:
     """The role an actor acts with, for the audit, when no delegation is involved."""
     if own:
-        return user.admin_role.value if user.admin_role is not None else None
+        role = user.admin_role
+        return None if role is None else role._value_  # not .value: a slower property
     access = user.partner_access
     return f"partner-{access.value}" if access is not None else None
 

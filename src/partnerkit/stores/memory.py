@@ -27,6 +27,8 @@ from partnerkit.support import Credential, ServiceRequest
 __all__ = ["MemoryStore"]
 
 T = TypeVar("T")
+#: Key to the id of the one row that has it, or to the ids of several.
+_Index = dict[object, str | set[str]]
 
 
 class _Lookup:
@@ -39,7 +41,7 @@ class _Lookup:
         self.unique = unique
         #: The same key, from the values of a ``find`` (one C-level call).
         self.key_of_where: Callable[[dict[str, object]], object] = operator.itemgetter(*columns)
-        self.index: dict[object, set[str]] = {}
+        self.index: _Index = {}
         self.key: Callable[[Any], object]
         if not any(c in table.computed for c in columns):
             # One C-level call: a value for one column, a tuple for several.
@@ -56,50 +58,136 @@ def _getter(table: Table[Any], column: str) -> Callable[[Any], object]:
     return computed if computed is not None else operator.attrgetter(column)
 
 
-def _has_null(key: object) -> bool:
-    return key is None or (type(key) is tuple and None in key)
-
-
 class _TableData:
-    """The rows of one table, with one index per lookup; each row is keyed once per write."""
+    """The rows of one table, with one index per lookup; each row is keyed once per write
+    and its keys are kept, so that an update or a removal need not compute them again.
 
-    __slots__ = ("by_columns", "by_names", "lookups", "rows", "table")
+    An index maps a key to the id of the one row that has it, or to a set of ids when
+    several rows share it. Most keys belong to one row (every unique key, and most others),
+    and a plain string costs neither a set's memory nor the garbage collector's time: it
+    is not an object the collector has to visit, where a set is, on every full collection,
+    for as long as the store lives. The kept keys are tuples for the same reason.
+    """
+
+    __slots__ = ("by_columns", "by_names", "keys", "keys_of", "lookups", "rows", "table", "uniques")
 
     def __init__(self, table: Table[Any]) -> None:
         self.table = table
         self.rows: dict[str, Any] = {}
+        #: The lookup keys each row is indexed under, in the order of ``lookups``.
+        self.keys: dict[str, tuple[object, ...]] = {}
         unique = {frozenset(cols) for cols in table.unique}
         self.lookups = [_Lookup(table, cols, frozenset(cols) in unique) for cols in table.lookups()]
+        self.uniques = [(i, lk) for i, lk in enumerate(self.lookups) if lk.unique]
         self.by_columns = {frozenset(lk.columns): lk for lk in self.lookups}
         self.by_names = {lk.columns: lk for lk in self.lookups}
 
-    def keys_of(self, obj: Any) -> list[object]:
-        return [lk.key(obj) for lk in self.lookups]
+        #: A row's lookup keys, in the order of ``lookups``, from one generated expression.
+        self.keys_of: Callable[[Any], tuple[object, ...]] = _key_function(table, self.lookups)
 
-    def index(self, ident: str, keys: list[object]) -> None:
+    def put(self, ident: str, obj: Any, keys: tuple[object, ...]) -> None:
+        """Store a new row under *keys*."""
+        self.rows[ident] = obj
+        self.keys[ident] = keys
         for lk, key in zip(self.lookups, keys, strict=True):
-            bucket = lk.index.get(key)
-            if bucket is None:
-                lk.index[key] = {ident}
+            index = lk.index
+            held = index.get(key)
+            if held is None:
+                index[key] = ident
             else:
-                bucket.add(ident)
+                _enter(index, key, ident)
 
-    def unindex(self, ident: str, keys: list[object]) -> None:
-        for lk, key in zip(self.lookups, keys, strict=True):
-            bucket = lk.index.get(key)
-            if bucket is not None:
-                bucket.discard(ident)
-                if not bucket:
-                    del lk.index[key]
+    def drop(self, ident: str) -> None:
+        """Forget a row and its index entries."""
+        del self.rows[ident]
+        for lk, key in zip(self.lookups, self.keys.pop(ident), strict=True):
+            _leave(lk.index, key, ident)
 
-    def unique_clash(self, keys: list[object], ignore: str | None) -> bool:
-        for lk, key in zip(self.lookups, keys, strict=True):
-            if not lk.unique or _has_null(key):
+    def replace(self, ident: str, obj: Any, keys: tuple[object, ...]) -> None:
+        """Swap a row for a new version, moving only the index entries that changed."""
+        old_keys = self.keys[ident]
+        if old_keys != keys:
+            for lk, old, new in zip(self.lookups, old_keys, keys, strict=True):
+                if old != new:
+                    _leave(lk.index, old, ident)
+                    _enter(lk.index, new, ident)
+            self.keys[ident] = keys
+        self.rows[ident] = obj
+
+    def unique_clash(self, keys: tuple[object, ...], ignore: str | None) -> bool:
+        for i, lk in self.uniques:
+            key = keys[i]
+            if key is None or (type(key) is tuple and None in key):
+                continue  # as in SQL, NULLs never clash
+            holders = lk.index.get(key)
+            if holders is None:
                 continue
-            holders = lk.index.get(key, ())
-            if any(h != ignore for h in holders):
+            if type(holders) is str:
+                if holders != ignore:
+                    return True
+            elif any(h != ignore for h in holders):
                 return True
         return False
+
+
+def _key_function(table: Table[Any], lookups: list[_Lookup]) -> Callable[[Any], tuple[object, ...]]:
+    """``lambda row: (key of lookup 1, key of lookup 2, ...)``, written out once per table.
+
+    Plain columns are read as attributes, computed ones through their function; the column
+    names are the table's own identifiers, checked here before they go into the source.
+    """
+    namespace: dict[str, Any] = {}
+
+    def value(column: str) -> str:
+        if not column.isidentifier():
+            raise ValueError(f"{table.name}: column {column!r} is not an identifier")
+        computed = table.computed.get(column)
+        if computed is None:
+            return f"row.{column}"
+        namespace[f"_c_{column}"] = computed
+        return f"_c_{column}(row)"
+
+    parts = []
+    for lk in lookups:
+        values = [value(c) for c in lk.columns]
+        parts.append(values[0] if len(values) == 1 else f"({', '.join(values)},)")
+    source = f"lambda row: ({', '.join(parts)},)" if parts else "lambda row: ()"
+    function: Callable[[Any], tuple[object, ...]] = eval(source, namespace)  # noqa: S307
+    return function
+
+
+def _enter(index: _Index, key: object, ident: str) -> None:
+    held = index.get(key)
+    if held is None:
+        index[key] = ident
+    elif isinstance(held, str):
+        index[key] = {held, ident}
+    else:
+        held.add(ident)
+
+
+def _leave(index: _Index, key: object, ident: str) -> None:
+    held = index.get(key)
+    if held is None:
+        return
+    if isinstance(held, str):
+        if held == ident:
+            del index[key]
+        return
+    held.discard(ident)
+    if len(held) == 1:
+        index[key] = held.pop()
+    elif not held:
+        del index[key]
+
+
+def _ids(held: str | set[str] | None) -> tuple[str, ...] | list[str]:
+    """The row ids an index entry holds, in order."""
+    if held is None:
+        return ()
+    if type(held) is str:
+        return (held,)
+    return sorted(held)
 
 
 class _MemoryRepository(Repository[T]):
@@ -126,89 +214,73 @@ class _MemoryRepository(Repository[T]):
 
     def add(self, obj: T) -> None:
         store = self._store
-        store.check_writable()
+        if store.owner != get_ident() or not store.writable:
+            store.check_writable()
         data = self._data
         ident: str = obj.id  # type: ignore[attr-defined]
         if obj.version != 1:  # type: ignore[attr-defined]
             raise Conflict(f"a new {data.table.noun} starts at version 1")
-        _validate(data.table, obj)
+        validate = data.table.validate
+        if validate is not None:
+            validate(obj)
         keys = data.keys_of(obj)
         if ident in data.rows or data.unique_clash(keys, None):
             raise Conflict(f"{data.table.noun} key already taken")
-        data.rows[ident] = obj
-        data.index(ident, keys)
-        store.undo.append(lambda: self._drop(ident, keys))
+        data.put(ident, obj, keys)
+        store.undo.append(lambda: data.drop(ident))
 
     def update(self, obj: T) -> None:
         store = self._store
-        store.check_writable()
+        if store.owner != get_ident() or not store.writable:
+            store.check_writable()
         data = self._data
         ident: str = obj.id  # type: ignore[attr-defined]
         old = data.rows.get(ident)
         if old is None or old.version + 1 != obj.version:  # type: ignore[attr-defined]
             raise Conflict(f"stale {data.table.noun}: a concurrent change won")
-        _validate(data.table, obj)
+        validate = data.table.validate
+        if validate is not None:
+            validate(obj)
         keys = data.keys_of(obj)
-        if data.unique_clash(keys, ident):
+        old_keys = data.keys[ident]
+        if keys != old_keys and data.unique_clash(keys, ident):
             raise Conflict(f"{data.table.noun} key already taken")
-        old_keys = data.keys_of(old)
-        self._put(ident, obj, old_keys, keys)
-        store.undo.append(lambda: self._put(ident, old, keys, old_keys))
+        data.replace(ident, obj, keys)
+        store.undo.append(lambda: data.replace(ident, old, old_keys))
 
     def remove(self, obj: T) -> None:
         store = self._store
-        store.check_writable()
+        if store.owner != get_ident() or not store.writable:
+            store.check_writable()
         data = self._data
         ident: str = obj.id  # type: ignore[attr-defined]
         old = data.rows.get(ident)
         if old is None or old.version != obj.version:  # type: ignore[attr-defined]
             raise Conflict(f"stale {data.table.noun}: a concurrent change won")
-        keys = data.keys_of(old)
-        self._drop(ident, keys)
-        store.undo.append(lambda: self._restore(ident, old, keys))
+        keys = data.keys[ident]
+        data.drop(ident)
+        store.undo.append(lambda: data.put(ident, old, keys))
 
     def find(self, **where: object) -> list[T]:
         if self._store.owner != get_ident():
             self._store.check_open()
         rows = self._data.rows
-        keys = self._keys(where)
-        if len(keys) <= 1:
-            return [rows[i] for i in keys]
-        return [rows[i] for i in sorted(keys)]
+        return [rows[i] for i in _ids(self._held(where))]
 
     def count(self, **where: object) -> int:
         if self._store.owner != get_ident():
             self._store.check_open()
-        return len(self._keys(where))
+        held = self._held(where)
+        return 0 if held is None else 1 if type(held) is str else len(held)
 
-    def _keys(self, where: dict[str, object]) -> set[str] | tuple[()]:
+    def _held(self, where: dict[str, object]) -> str | set[str] | None:
         data = self._data
         # Callers name the columns in the declared order almost always: a tuple of the names
         # finds the lookup without building a frozenset.
         lookup = data.by_names.get(tuple(where)) or data.by_columns.get(frozenset(where))
         if lookup is None:
             raise ValueError(f"{self._data.table.name} has no lookup on {sorted(where)}")
-        return lookup.index.get(lookup.key_of_where(where), ())
-
-    def _put(self, ident: str, new: Any, old_keys: list[object], keys: list[object]) -> None:
-        data = self._data
-        if old_keys != keys:
-            data.unindex(ident, old_keys)
-            data.index(ident, keys)
-        data.rows[ident] = new
-
-    def _drop(self, ident: str, keys: list[object]) -> None:
-        del self._data.rows[ident]
-        self._data.unindex(ident, keys)
-
-    def _restore(self, ident: str, obj: Any, keys: list[object]) -> None:
-        self._data.rows[ident] = obj
-        self._data.index(ident, keys)
-
-
-def _validate(table: Table[Any], obj: Any) -> None:
-    if table.validate is not None:
-        table.validate(obj)
+        return lookup.index.get(lookup.key_of_where(where))
 
 
 class _MemoryUnitOfWork:

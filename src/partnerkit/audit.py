@@ -12,13 +12,13 @@ import contextlib
 import contextvars
 import hashlib
 import json
-import os
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
 from typing import Any, Literal
 
 import attrs
 
+from partnerkit._random import random_hex128
 from partnerkit.errors import PartnerKitError
 
 __all__ = [
@@ -58,7 +58,7 @@ def correlation(correlation_id: str) -> Iterator[str]:
 
 def current_correlation_id() -> str:
     """Return the correlation id in force, or a new random one."""
-    return _correlation.get() or os.urandom(16).hex()
+    return _correlation.get() or random_hex128()
 
 
 class AuditChainBroken(PartnerKitError):

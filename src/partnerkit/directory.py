@@ -8,7 +8,6 @@ and a version one higher; the store refuses a stale one.
 from __future__ import annotations
 
 import enum
-import os
 import re
 import secrets
 from datetime import datetime
@@ -16,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from partnerkit._random import random_hex128
 from partnerkit.errors import ValidationError
 from partnerkit.roles import AdminRole, PartnerAccess
 
@@ -50,7 +50,7 @@ _ADVISOR_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
 
 def new_id(prefix: str) -> str:
     """Return a new random identifier such as ``usr_3f2a...`` (128 random bits)."""
-    return f"{prefix}_{os.urandom(16).hex()}"
+    return f"{prefix}_{random_hex128()}"
 
 
 def new_advisor_id() -> str:

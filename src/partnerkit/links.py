@@ -345,9 +345,10 @@ def _claims_from_payload(segment: str, kind: LinkKind, kid: str, now: float) -> 
         LinkExpired: the link expired (beyond :data:`MAX_CLOCK_SKEW`).
     """
     try:
-        match = _PAYLOAD_RE.fullmatch(_b64decode(segment).decode("ascii"))
+        text = _b64decode(segment).decode("ascii")
     except (ValueError, UnicodeError):
         _invalid()
+    match = _PAYLOAD_RE.fullmatch(text)
     if match is None:
         _invalid()
     advisor_id, delegated, expires_text, issued_text, link_id, kind_value, target = match.groups()
@@ -360,9 +361,10 @@ def _claims_from_payload(segment: str, kind: LinkKind, kid: str, now: float) -> 
         or expires > _MAX_TIMESTAMP
     ):
         _invalid()
-    advisor_id = _unescape(advisor_id)
-    link_id = _unescape(link_id)
-    target = _unescape(target)
+    if "\\" in text:  # escaped quotes or backslashes somewhere: undo them
+        advisor_id = _unescape(advisor_id)
+        link_id = _unescape(link_id)
+        target = _unescape(target)
     if (
         not 0 < len(advisor_id) <= MAX_ID_LENGTH
         or not 0 < len(link_id) <= MAX_ID_LENGTH

@@ -89,7 +89,7 @@ class _TableData:
         """Store a new row under *keys*."""
         self.rows[ident] = obj
         self.keys[ident] = keys
-        for lk, key in zip(self.lookups, keys, strict=True):
+        for lk, key in zip(self.lookups, keys):  # noqa: B905 - one key per lookup, always
             index = lk.index
             held = index.get(key)
             if held is None:

@@ -69,6 +69,7 @@ __all__ = ["PortalCore", "utc_now"]
 
 R = TypeVar("R")
 _ACTOR_UNKNOWN = Decision(False, Rule.ACTOR_UNKNOWN)
+_ACTIVE = DelegationStatus.ACTIVE
 _NOT_OWN_GLOBAL_ADMIN = Decision(False, Rule.AUDIT_TRAIL_GLOBAL_ADMINS_ONLY)
 _TARGET_ELSEWHERE = Decision(False, Rule.TARGET_IN_OTHER_COMPANY)
 
@@ -346,13 +347,22 @@ class PortalCore:
             user = users.get(actor_id) if actor_id.__class__ is str else None
             if user is None:
                 return _ACTOR_UNKNOWN
-            company = uow.companies.get(company_id) if company_id.__class__ is str else None
-            if company is None:
+            if company_id.__class__ is not str:
                 return decide(user, permission, str(company_id))
             now = delegation = None
-            if company_id != user.company_id:
-                now = self.now()
-                delegation = self._delegation(uow, user, company_id, now)
+            if company_id == user.company_id:
+                company = uow.companies.get(company_id)
+                if company is None:
+                    return decide(user, permission, company_id)
+                is_partner = company.kind is CompanyKind.PARTNER
+            else:
+                # In another company only an active delegation gives rights, and the kind of
+                # company changes no answer there (partner-side rights are own-company only):
+                # the company is not read. No delegation, no right, whether it exists or not.
+                is_partner = False
+                if user.partner_access is not None:
+                    now = self.now()
+                    delegation = self._active_delegation(uow, user.company_id, company_id, now)
             target = None
             if target_user_id is not None:
                 target = users.get(target_user_id) if target_user_id.__class__ is str else None
@@ -364,7 +374,7 @@ class PortalCore:
                         company_id,
                         delegation=delegation,
                         now=now,
-                        company_is_partner=company.kind is CompanyKind.PARTNER,
+                        company_is_partner=is_partner,
                     ):
                         return _TARGET_ELSEWHERE
             return decide(
@@ -374,7 +384,7 @@ class PortalCore:
                 target=target,
                 delegation=delegation,
                 now=now,
-                company_is_partner=company.kind is CompanyKind.PARTNER,
+                company_is_partner=is_partner,
             )
 
     def _new_customer(
@@ -436,9 +446,10 @@ class PortalCore:
         self, uow: UnitOfWork, partner_id: str, customer_id: str, now: datetime
     ) -> Delegation | None:
         for delegation in uow.delegations.find(
-            partner_id=partner_id, customer_id=customer_id, status=DelegationStatus.ACTIVE
+            partner_id=partner_id, customer_id=customer_id, status=_ACTIVE
         ):
-            if delegation.is_active(now):
+            ends_at = delegation.ends_at  # Delegation.is_active, inline: this is per request
+            if delegation.status is _ACTIVE and (ends_at is None or now < ends_at):
                 return delegation
         return None
 

@@ -43,6 +43,8 @@ PENDING_LAPSE = timedelta(days=90)
 class DelegationStatus(enum.Enum):
     """Where a delegation stands. Every status but ``PENDING`` and ``ACTIVE`` is final."""
 
+    __hash__ = object.__hash__  # identity: as roles.py explains, C instead of Python
+
     PENDING = "pending"
     ACTIVE = "active"
     DECLINED = "declined"
@@ -54,6 +56,9 @@ class DelegationStatus(enum.Enum):
     def is_final(self) -> bool:
         """Whether no transition leaves this status."""
         return self not in (DelegationStatus.PENDING, DelegationStatus.ACTIVE)
+
+
+_ACTIVE = DelegationStatus.ACTIVE  # bound once: is_active runs on every delegated decision
 
 
 def check_roles(roles: object) -> frozenset[AdminRole]:
@@ -156,9 +161,7 @@ class Delegation:
 
     def is_active(self, now: datetime) -> bool:
         """Whether the delegation grants its roles at *now*."""
-        return self.status is DelegationStatus.ACTIVE and (
-            self.ends_at is None or now < self.ends_at
-        )
+        return self.status is _ACTIVE and (self.ends_at is None or now < self.ends_at)
 
     def as_of(self, now: datetime) -> Delegation:
         """This delegation with :attr:`status` as it stands at *now* (a view, same version)."""

@@ -189,6 +189,8 @@ class ContactInfo:
 class CompanyKind(enum.Enum):
     """Whether a company is a partner (reseller, advisor) or a customer."""
 
+    __hash__ = object.__hash__  # identity: as roles.py explains, C instead of Python
+
     PARTNER = "partner"
     CUSTOMER = "customer"
 

@@ -136,6 +136,8 @@ _JSON_ENCODER: Final = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True
 class LinkKind(enum.Enum):
     """What a link offers; each kind is its own signing namespace."""
 
+    __hash__ = object.__hash__  # identity: as roles.py explains, C instead of Python
+
     #: A trial of one service (``target`` is the service's SKU).
     TRIAL_INVITATION = "trial_invitation"
     #: A purchase offer (``target`` is the offer's id).

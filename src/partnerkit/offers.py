@@ -218,6 +218,8 @@ class OfferLine:
 class OfferStatus(enum.Enum):
     """Whether an offer can still be accepted."""
 
+    __hash__ = object.__hash__  # identity: as roles.py explains, C instead of Python
+
     OPEN = "open"
     WITHDRAWN = "withdrawn"
     SUPERSEDED = "superseded"
@@ -299,6 +301,8 @@ class TrialInvitation:
 
 class SubscriptionStatus(enum.Enum):
     """Where a subscription stands; a trial past its end reads as ``EXPIRED``."""
+
+    __hash__ = object.__hash__  # identity: as roles.py explains, C instead of Python
 
     TRIAL = "trial"
     ACTIVE = "active"

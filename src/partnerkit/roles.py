@@ -246,12 +246,18 @@ def effective_roles(
         or not delegation.is_active(now)
     ):
         return frozenset()
-    if access is PartnerAccess.FULL:
+    if access is _FULL:
         return delegation.roles
-    return delegation.roles & _LIMITED_ROLES
+    return _limited(delegation.roles)
 
 
 _LIMITED_ROLES = frozenset({AdminRole.PASSWORD_ADMIN})
+
+
+@functools.cache
+def _limited(roles: frozenset[AdminRole]) -> frozenset[AdminRole]:
+    """A LIMITED user's share of *roles* (32 sets at most: cached, and so hashed only once)."""
+    return roles & _LIMITED_ROLES
 
 
 @functools.cache
@@ -291,43 +297,62 @@ def decide(
     own = actor.company_id == company_id
     if permission in PARTNER_PERMISSIONS:
         if not own or not company_is_partner:
-            return _DENY[Rule.PARTNER_PERMISSION_OWN_COMPANY_ONLY]
+            return _DENY_PARTNER_OWN_ONLY
         if actor.partner_access is None:
-            return _DENY[Rule.NOT_A_PARTNER_USER]
-        return _ALLOW[Rule.PARTNER_ACCESS_GRANTS]
+            return _DENY_NOT_PARTNER_USER
+        return _ALLOW_PARTNER_ACCESS
 
     if own:
         role = actor.admin_role
         if role is not None and permission in ROLE_PERMISSIONS[role]:
-            base = _ALLOW[Rule.ROLE_GRANTS]
-        elif permission is Permission.VIEW_PROFILE:
-            return _ALLOW[Rule.EVERY_USER_VIEWS_PROFILE]
+            base = _ALLOW_ROLE
+        elif permission is _VIEW_PROFILE:
+            return _ALLOW_EVERY_USER_VIEWS
         elif (
-            permission is Permission.MANAGE_PARTNER_RELATIONSHIPS
+            permission is _MANAGE_RELATIONSHIPS
             and company_is_partner
-            and actor.partner_access is PartnerAccess.FULL
+            and actor.partner_access is _FULL
         ):
-            return _ALLOW[Rule.FULL_ACCESS_ENDS_DELEGATIONS]
+            return _ALLOW_FULL_ENDS_DELEGATIONS
         else:
-            return _DENY[Rule.ROLE_LACKS_PERMISSION if role is not None else Rule.DENY_BY_DEFAULT]
+            return _DENY_ROLE_LACKS if role is not None else _DENY_BY_DEFAULT
         if target is None or permission not in _TARGETED:
             return base
         assert role is not None  # every targeted permission comes from an admin role
         roles: Collection[AdminRole] = (role,)
     else:
-        if permission is Permission.MANAGE_PARTNER_RELATIONSHIPS:
-            return _DENY[Rule.DELEGATES_NEVER_MANAGE_RELATIONSHIPS]
+        if permission is _MANAGE_RELATIONSHIPS:
+            return _DENY_DELEGATES_NEVER_MANAGE
         roles = effective_roles(actor, company_id, delegation, now)
         if not roles:
-            return _DENY[Rule.NO_ACTIVE_DELEGATION]
-        if permission is not Permission.VIEW_PROFILE and permission not in _rights_of(roles):
-            return _DENY[Rule.DELEGATION_LACKS_PERMISSION]
-        base = _ALLOW[Rule.DELEGATION_GRANTS]
+            return _DENY_NO_DELEGATION
+        if permission is not _VIEW_PROFILE and permission not in _rights_of(roles):
+            return _DENY_DELEGATION_LACKS
+        base = _ALLOW_DELEGATION
 
     if target is None or permission not in _TARGETED:
         return base
     denied = _decide_target(actor, permission, company_id, roles, target, own)
     return base if denied is None else denied
+
+
+# The decisions and members ``decide`` uses, bound once: reading a member off an Enum class
+# costs several times a global's lookup, and ``decide`` runs on every request.
+_VIEW_PROFILE = Permission.VIEW_PROFILE
+_MANAGE_RELATIONSHIPS = Permission.MANAGE_PARTNER_RELATIONSHIPS
+_FULL = PartnerAccess.FULL
+_ALLOW_PARTNER_ACCESS = _ALLOW[Rule.PARTNER_ACCESS_GRANTS]
+_ALLOW_ROLE = _ALLOW[Rule.ROLE_GRANTS]
+_ALLOW_EVERY_USER_VIEWS = _ALLOW[Rule.EVERY_USER_VIEWS_PROFILE]
+_ALLOW_FULL_ENDS_DELEGATIONS = _ALLOW[Rule.FULL_ACCESS_ENDS_DELEGATIONS]
+_ALLOW_DELEGATION = _ALLOW[Rule.DELEGATION_GRANTS]
+_DENY_PARTNER_OWN_ONLY = _DENY[Rule.PARTNER_PERMISSION_OWN_COMPANY_ONLY]
+_DENY_NOT_PARTNER_USER = _DENY[Rule.NOT_A_PARTNER_USER]
+_DENY_ROLE_LACKS = _DENY[Rule.ROLE_LACKS_PERMISSION]
+_DENY_BY_DEFAULT = _DENY[Rule.DENY_BY_DEFAULT]
+_DENY_DELEGATES_NEVER_MANAGE = _DENY[Rule.DELEGATES_NEVER_MANAGE_RELATIONSHIPS]
+_DENY_NO_DELEGATION = _DENY[Rule.NO_ACTIVE_DELEGATION]
+_DENY_DELEGATION_LACKS = _DENY[Rule.DELEGATION_LACKS_PERMISSION]
 
 
 def _decide_target(

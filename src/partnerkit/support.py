@@ -121,6 +121,8 @@ class PasswordReset:
 class Severity(enum.Enum):
     """How urgent a service request is."""
 
+    __hash__ = object.__hash__  # identity: as roles.py explains, C instead of Python
+
     CRITICAL = "critical"
     MODERATE = "moderate"
     MINIMAL = "minimal"
@@ -128,6 +130,8 @@ class Severity(enum.Enum):
 
 class RequestStatus(enum.Enum):
     """Where a service request stands."""
+
+    __hash__ = object.__hash__  # identity: as roles.py explains, C instead of Python
 
     OPEN = "open"
     ATTENTION_NEEDED = "attention_needed"

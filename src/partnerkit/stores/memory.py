@@ -181,15 +181,6 @@ def _leave(index: _Index, key: object, ident: str) -> None:
         del index[key]
 
 
-def _ids(held: str | set[str] | None) -> tuple[str, ...] | list[str]:
-    """The row ids an index entry holds, in order."""
-    if held is None:
-        return ()
-    if type(held) is str:
-        return (held,)
-    return sorted(held)
-
-
 class _MemoryRepository(Repository[T]):
     """One table's operations; one per store, usable only by the thread whose unit of work
     is open (the store's lock makes that one thread at a time)."""
@@ -264,8 +255,19 @@ class _MemoryRepository(Repository[T]):
     def find(self, **where: object) -> list[T]:
         if self._store.owner != get_ident():
             self._store.check_open()
-        rows = self._data.rows
-        return [rows[i] for i in _ids(self._held(where))]
+        data = self._data
+        lookup = data.by_names.get(tuple(where))
+        held = (
+            lookup.index.get(lookup.key_of_where(where))
+            if lookup is not None
+            else self._held(where)  # the columns named in another order, or no such lookup
+        )
+        if held is None:
+            return []
+        rows = data.rows
+        if held.__class__ is str:
+            return [rows[held]]
+        return [rows[i] for i in sorted(held)]
 
     def count(self, **where: object) -> int:
         if self._store.owner != get_ident():

@@ -66,6 +66,15 @@ from partnerkit.roles import (
 __all__ = ["OfferCases"]
 
 
+# Members read on every redemption, bound once (a member read off its Enum class costs
+# several times a global's lookup).
+_PURCHASE_OFFER = LinkKind.PURCHASE_OFFER
+_TRIAL_INVITATION = LinkKind.TRIAL_INVITATION
+_OPEN = OfferStatus.OPEN
+_ACTIVE_SUBSCRIPTION = SubscriptionStatus.ACTIVE
+_PURCHASE = Permission.PURCHASE
+
+
 class OfferCases(PortalCore):
     """Use cases of links, trials, offers, redemption and subscriptions (F3, F4, F5)."""
 
@@ -391,9 +400,9 @@ class OfferCases(PortalCore):
         if record.revoked_at is not None:
             raise LinkRevoked()
         offer = None
-        if record.kind is LinkKind.PURCHASE_OFFER:
+        if record.kind is _PURCHASE_OFFER:
             offer = uow.purchase_offers.get(record.target)
-            if offer is None or offer.status is not OfferStatus.OPEN:
+            if offer is None or offer.status is not _OPEN:
                 raise LinkRevoked("the offer was withdrawn or superseded")
         return record, offer
 
@@ -527,10 +536,10 @@ class OfferCases(PortalCore):
             raise Forbidden(Decision(False, Rule.PARTNER_USERS_NEVER_REDEEM))
         record, offer = self._live_link(uow, claims)
         kind = record.kind
-        if kind is LinkKind.TRIAL_INVITATION and user.admin_role is None:
+        if kind is _TRIAL_INVITATION and user.admin_role is None:
             raise Forbidden(Decision(False, Rule.TRIAL_NEEDS_ADMIN_ROLE))
-        if kind is LinkKind.PURCHASE_OFFER:
-            self._require_own(user, company, Permission.PURCHASE)
+        if kind is _PURCHASE_OFFER:
+            self._require_own(user, company, _PURCHASE)
         offers_delegation = record.delegation_offer_id is not None
         if accept is True:
             if not offers_delegation:
@@ -551,7 +560,7 @@ class OfferCases(PortalCore):
         if record.max_uses is not None and record.uses >= record.max_uses:
             raise LinkExhausted()
 
-        if kind is LinkKind.TRIAL_INVITATION:
+        if kind is _TRIAL_INVITATION:
             subscriptions: tuple[Subscription, ...] = (
                 self._start_trial(uow, record, company, now),
             )
@@ -659,7 +668,7 @@ class OfferCases(PortalCore):
                     customer_id=company.id,
                     sku=line.sku,
                     licenses=count,
-                    status=SubscriptionStatus.ACTIVE,
+                    status=_ACTIVE_SUBSCRIPTION,
                     partner_id=record.partner_id,
                     advisor_id=record.advisor_id,
                     created_at=now,

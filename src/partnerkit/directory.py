@@ -195,6 +195,9 @@ class CompanyKind(enum.Enum):
     CUSTOMER = "customer"
 
 
+_PARTNER = CompanyKind.PARTNER
+
+
 def _v_company(inst: Company, _attribute: attrs.Attribute[Any], _value: object) -> None:
     if inst.kind is CompanyKind.PARTNER:
         if inst.advisor_id is None or inst.domain is not None:
@@ -229,7 +232,7 @@ class Company:
     @property
     def is_partner(self) -> bool:
         """Whether this is a partner company."""
-        return self.kind is CompanyKind.PARTNER
+        return self.kind is _PARTNER
 
 
 def _v_user(inst: User, _attribute: attrs.Attribute[Any], _value: object) -> None:

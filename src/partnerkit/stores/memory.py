@@ -302,10 +302,11 @@ class _MemoryUnitOfWork:
     customer_relations: Repository[CustomerRelation]
 
     def __init__(self, store: MemoryStore, write: bool) -> None:
+        # The store's repositories are attributes of the store's own subclass of this class
+        # (see MemoryStore.__init__): ``uow.users`` is a class dict hit, and opening a unit
+        # of work copies nothing.
         self._store = store
         self._write = write
-        # The store's repositories, as plain attributes: ``uow.users`` is a dict hit.
-        self.__dict__.update(store.repositories)
 
     def repository(self, table: Table[T]) -> Repository[T]:
         repo: Repository[T] = self._store.repositories[table.name]
@@ -360,6 +361,17 @@ class _MemoryUnitOfWork:
         keyed.sort(key=lambda pair: pair[0])
         return [r for key, r in keyed if after is None or key > after][:limit]
 
+    def search_customers(
+        self,
+        partner_id: str,
+        prefix: str,
+        limit: int,
+        after: tuple[str, str] | None = None,
+    ) -> list[Company]:
+        companies = self._store.tables["companies"].rows
+        relations = self.search_relations(partner_id, prefix, limit, after)
+        return [companies[r.customer_id] for r in relations if r.customer_id in companies]
+
     def commit(self) -> None:
         store = self._store
         store.check_writable()
@@ -411,6 +423,9 @@ class MemoryStore:
         self.repositories: dict[str, _MemoryRepository[Any]] = {
             name: _MemoryRepository(self, data) for name, data in self.tables.items()
         }
+        self._unit_of_work: type[_MemoryUnitOfWork] = type(
+            "_MemoryUnitOfWork", (_MemoryUnitOfWork,), dict(self.repositories)
+        )
         self.audit: list[AuditEvent] = []
         self.audit_head: tuple[int, str] = (0, GENESIS_HASH)
         #: The thread whose unit of work is open, whether it may write, and its undo log.
@@ -432,7 +447,7 @@ class MemoryStore:
 
     def unit_of_work(self, *, write: bool = True) -> _MemoryUnitOfWork:
         """Begin a unit of work (use it in a ``with`` block)."""
-        return _MemoryUnitOfWork(self, write)
+        return self._unit_of_work(self, write)
 
     def close(self) -> None:
         """Nothing to release; present for the ``Store`` protocol."""

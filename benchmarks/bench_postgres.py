@@ -47,7 +47,7 @@ except ImportError:  # running from a checkout without an installed package
 import psycopg
 
 from partnerkit import ContactInfo, PartnerAccess, Permission
-from partnerkit.stores.postgres import PostgresStore
+from partnerkit.stores.postgres import PostgresStore, _Slot
 from partnerkit.testing.postgres import PostgresServer
 
 THREAD_COUNTS = (1, 4, 16)
@@ -270,29 +270,75 @@ def bench(
 
 
 class StatementCounter:
-    """Counts the statements psycopg sends and the wall time spent waiting in ``execute``."""
+    """Counts the statements a ``PostgresStore`` sends, the round trips they take, and the
+    wall time spent waiting for answers.
+
+    The store sends statements in batches (``_Slot.plain`` and ``_Slot.query`` add one,
+    ``_Slot.finish`` sends a batch and waits: one round trip; ``_Slot.send_rollback`` sends
+    one without waiting); anything else goes through psycopg's cursor, one round trip each.
+    """
 
     def __init__(self) -> None:
         self.counts: collections.Counter[str] = collections.Counter()
+        self.round_trips = 0
         self.seconds = 0.0
-        self._original = psycopg.Cursor.execute
+        self._originals: list[tuple[Any, str, Any]] = []
+
+    def _wrap(self, owner: Any, name: str, make: Callable[[Any], Any]) -> None:
+        original = getattr(owner, name)
+        self._originals.append((owner, name, original))
+        setattr(owner, name, make(original))
 
     def __enter__(self) -> StatementCounter:
-        original = self._original
+        def plain(original: Any) -> Any:
+            def wrapper(slot: Any, tags: Any, sql: bytes, *rest: Any) -> Any:
+                self.counts[_describe(sql.decode())] += 1
+                return original(slot, tags, sql, *rest)
 
-        def execute(cur: Any, query: Any, params: Any = None, **kw: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return original(cur, query, params, **kw)
-            finally:
-                self.seconds += time.perf_counter() - start
+            return wrapper
+
+        def query(original: Any) -> Any:
+            def wrapper(slot: Any, tags: Any, sql: str, *rest: Any) -> Any:
+                self.counts[_describe(sql)] += 1
+                return original(slot, tags, sql, *rest)
+
+            return wrapper
+
+        def waited(original: Any) -> Any:
+            def wrapper(*args: Any, **kw: Any) -> Any:
+                start = time.perf_counter()
+                try:
+                    return original(*args, **kw)
+                finally:
+                    self.seconds += time.perf_counter() - start
+                    self.round_trips += 1
+
+            return wrapper
+
+        def rollback(original: Any) -> Any:
+            def wrapper(slot: Any) -> Any:
+                self.counts["ROLLBACK (not waited for)"] += 1
+                return original(slot)
+
+            return wrapper
+
+        def execute(original: Any) -> Any:
+            def wrapper(cur: Any, query: Any, params: Any = None, **kw: Any) -> Any:
                 self.counts[_describe(str(query))] += 1
+                return waited(original)(cur, query, params, **kw)
 
-        psycopg.Cursor.execute = execute  # type: ignore[method-assign,assignment]
+            return wrapper
+
+        self._wrap(_Slot, "plain", plain)
+        self._wrap(_Slot, "query", query)
+        self._wrap(_Slot, "finish", waited)
+        self._wrap(_Slot, "send_rollback", rollback)
+        self._wrap(psycopg.Cursor, "execute", execute)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        psycopg.Cursor.execute = self._original  # type: ignore[method-assign]
+        for owner, name, original in reversed(self._originals):
+            setattr(owner, name, original)
 
 
 def _describe(query: str) -> str:
@@ -333,8 +379,9 @@ def profile(setup: Setup, count: int) -> None:
         print(f"\n## {title}: {n} calls, one thread\n")
         print(
             f"wall {wall / n * 1e6:,.0f} µs per call; client CPU {cpu / n * 1e6:,.0f} µs; "
-            f"inside psycopg's execute {counter.seconds / n * 1e6:,.0f} µs; "
-            f"{sum(counter.counts.values()) / n:.1f} statements (round trips) per call:\n"
+            f"waiting for answers {counter.seconds / n * 1e6:,.0f} µs; "
+            f"{sum(counter.counts.values()) / n:.1f} statements in "
+            f"{counter.round_trips / n:.1f} round trips per call:\n"
         )
         for statement, times in counter.counts.most_common():
             print(f"- {times / n:.1f} x `{statement}`")

@@ -56,7 +56,7 @@ except ImportError:  # running from a checkout without an installed package
 
 from partnerkit.ports import COMPANIES, RELATIONS
 from partnerkit.records import CustomerRelation
-from partnerkit.stores._sql import prefix_range
+from partnerkit.stores._sql import customer_search, prefix_range
 from partnerkit.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
 SIZES = (10_000, 1_000_000)
@@ -289,24 +289,23 @@ def raw_name_range(conn: sqlite3.Connection, partner_id: str, prefix: str) -> li
 
 
 def raw_same_question(conn: sqlite3.Connection, partner_id: str, prefix: str) -> list[Any]:
-    """Name or domain prefix, as ``find_customers`` answers it, in one statement: the first
-    page of the names that match (by name) and of the domains that match where the name does
-    not (by domain), merged by the key that matched."""
+    """Name or domain prefix, as ``find_customers`` answers it, in one statement: the names
+    that match (by name) and the domains that match where the name does not (by domain),
+    each range read in index order and merged as it comes (``MERGE (UNION ALL)``), up to the
+    page's end, joined to the companies."""
     key = prefix.casefold()
     by_name, name_params = prefix_range("name_key", key)
     by_domain, domain_params = prefix_range("domain", key)
-    names = (
-        "SELECT * FROM (SELECT id, customer_id, name_key AS k FROM customer_relations "
-        f"WHERE partner_id = ? AND {by_name} ORDER BY name_key, id LIMIT ?)"
-    )
-    domains = (
-        "SELECT * FROM (SELECT id, customer_id, domain AS k FROM customer_relations "
-        f"WHERE partner_id = ? AND {by_domain} AND NOT ({by_name}) ORDER BY domain, id LIMIT ?)"
+    merged = (
+        "SELECT id, customer_id, name_key AS k FROM customer_relations "
+        f"WHERE partner_id = ? AND {by_name} UNION ALL "
+        "SELECT id, customer_id, domain AS k FROM customer_relations WHERE partner_id = ? "
+        f"AND {by_domain} AND NOT ({by_name}) ORDER BY k, id LIMIT ?"
     )
     return conn.execute(
-        f"SELECT {_COMPANY_COLUMNS} FROM ({names} UNION ALL {domains}) r "
-        "JOIN companies c ON c.id = r.customer_id ORDER BY r.k, r.id LIMIT ?",
-        (partner_id, *name_params, PAGE, partner_id, *domain_params, *name_params, PAGE, PAGE),
+        f"SELECT {_COMPANY_COLUMNS} FROM ({merged}) r "
+        "CROSS JOIN companies c ON c.id = r.customer_id ORDER BY r.k, r.id",
+        (partner_id, *name_params, partner_id, *domain_params, *name_params, PAGE),
     ).fetchall()
 
 
@@ -476,27 +475,14 @@ def profile(subjects: Subjects, size: int, prefix: str, calls: int = 300) -> str
 
 
 def query_plans(subjects: Subjects, size: int) -> Iterator[str]:
-    """SQLite's plan for the statements the store runs, for the record."""
+    """SQLite's plan for the statement the store runs for a page, for the record: the
+    search joined to the companies (``search_customers``, which ``find_customers`` uses)."""
     conn = subjects.conns[size]
     partner_id, _ = subjects.actors[size]
-    by_name, name_params = prefix_range("name_key", "ka")
-    by_domain, domain_params = prefix_range("domain", "ka")
-    statements = {
-        "names": (
-            f"WHERE partner_id = ? AND {by_name} AND (name_key > ? OR (name_key = ? AND id > ?)) "
-            "ORDER BY name_key, id LIMIT ?",
-            (partner_id, *name_params, "", "", "", PAGE),
-        ),
-        "domains": (
-            f"WHERE partner_id = ? AND {by_domain} AND NOT ({by_name}) "
-            "AND (domain > ? OR (domain = ? AND id > ?)) ORDER BY domain, id LIMIT ?",
-            (partner_id, *domain_params, *name_params, "", "", "", PAGE),
-        ),
-    }
-    for name, (where, params) in statements.items():
-        plan = conn.execute(
-            f"EXPLAIN QUERY PLAN SELECT id FROM customer_relations {where}", params
-        ).fetchall()
+    columns = [field.name for field in attrs.fields(Company)]
+    for name, after in (("page 1", None), ("page 2", ("kam", f"{partner_id}:cmp_0"))):
+        statement, params = customer_search(columns, partner_id, "ka", PAGE, after)
+        plan = conn.execute(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
         yield f"{name}: " + "; ".join(str(row[-1]) for row in plan)
 
 
@@ -536,7 +522,7 @@ def main(argv: list[str] | None = None) -> int:
         "per case; medians.\n"
     )
     print(text + "\n")
-    print("Query plans of the store's two range queries (1M file):")
+    print("Query plans of the store's statement for a page, prefix 'ka' (1M file):")
     for plan in plans:
         print(f"  {plan}")
     print()

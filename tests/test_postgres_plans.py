@@ -55,6 +55,14 @@ class _RecordingUnitOfWork(_PostgresUnitOfWork):
         self._log.append((sql, tuple(params)))
         return super().fetchall(sql, params)
 
+    def fetch_each(self, statements: Any) -> list[Any]:
+        self._log.extend((sql, tuple(params)) for sql, params in statements)
+        return super().fetch_each(statements)
+
+    def defer(self, sql: str, params: Any) -> None:
+        self._log.append((sql, tuple(params)))
+        super().defer(sql, params)
+
 
 class RecordingStore(PostgresStore):
     """``PostgresStore`` that keeps the statements its units of work ran."""

@@ -197,6 +197,95 @@ def test_a_read_unit_of_work_sees_one_snapshot(pg_store: PostgresStore) -> None:
         assert reader.companies.get("cmp_c") is not None
 
 
+def test_a_read_unit_of_work_opens_with_its_first_statement_and_leaves_no_transaction(
+    pg_store: PostgresStore, postgres_dsn: str
+) -> None:
+    """A read unit of work sends BEGIN with its first statement and does not wait for its
+    ROLLBACK; the server has still ended the transaction, and the connection serves the
+    next unit of work, read or write, cleanly."""
+    with pg_store.unit_of_work(write=False) as reader:
+        pid, started = reader.fetchone("SELECT pg_backend_pid(), now()", ())
+        # One transaction: now() is its start, the same for every statement in it.
+        assert reader.fetchone("SELECT pg_backend_pid(), now()", ())[1] == started
+        assert reader.companies.get("cmp_c") is None
+    with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+        deadline = time.monotonic() + 10
+        query = "SELECT state FROM pg_stat_activity WHERE pid = %s"
+        while admin.execute(query, (pid,)).fetchone() != ("idle",):
+            assert time.monotonic() < deadline, "the read transaction was never ended"
+            time.sleep(0.005)
+    with pg_store.unit_of_work(write=False) as reader:
+        pass  # asks nothing, sends nothing
+    with pg_store.unit_of_work() as writer:
+        assert writer.fetchone("SELECT pg_backend_pid()", ())[0] == pid  # the same connection
+        writer.companies.add(customer())
+        writer.commit()
+    with pg_store.unit_of_work(write=False) as reader:
+        assert reader.companies.get("cmp_c") == customer()
+
+
+def test_get_many_finds_keys_with_every_character_an_array_literal_treats_specially(
+    pg_store: PostgresStore,
+) -> None:
+    """Keys sent as one text array come back exactly, whatever characters they hold."""
+    idents = ['cmp_"q"', "cmp_\\b", "cmp_{c,d}", "cmp_ NULL", "NULL", "cmp_é", "cmp_'s"]
+    with pg_store.unit_of_work() as uow:
+        for n, ident in enumerate(idents):
+            uow.companies.add(customer(ident, f"d{n}.example"))
+        uow.commit()
+    with pg_store.unit_of_work(write=False) as uow:
+        found = uow.companies.get_many([*idents, "cmp_missing"])
+    assert sorted(found) == sorted(idents)
+    assert all(found[i].id == i for i in idents)
+
+
+def test_get_each_reads_several_tables_in_one_snapshot(pg_store: PostgresStore) -> None:
+    """``get_each`` answers as ``get`` would, table by table, from the reader's snapshot."""
+    from partnerkit.ports import COMPANIES, USERS
+
+    with pg_store.unit_of_work() as uow:
+        uow.companies.add(customer())
+        uow.users.add(user("usr_a", "ann@fabrikam.example"))
+        uow.commit()
+    with pg_store.unit_of_work(write=False) as reader:
+        first = reader.get_each((USERS, "usr_a"), (COMPANIES, "cmp_c"), (USERS, "usr_none"))
+        with pg_store.unit_of_work() as writer:
+            writer.companies.update(customer(version=2, domain="new.example"))
+            writer.commit()
+        again = reader.get_each((COMPANIES, "cmp_c"), (USERS, "usr_a"))
+    assert first == [user("usr_a", "ann@fabrikam.example"), customer(), None]
+    assert again == [customer(), user("usr_a", "ann@fabrikam.example")]
+
+
+def test_more_distinct_statements_than_one_connection_prepares_still_run(
+    pg_store: PostgresStore,
+) -> None:
+    """Past the number of statements prepared per connection, the rest run unprepared."""
+    with pg_store.unit_of_work(write=False) as uow:
+        sums = [uow.fetchone(f"SELECT %s::int + {n}", (1,))[0] for n in range(300)]
+        again = [uow.fetchone(f"SELECT %s::int + {n}", (2,))[0] for n in range(300)]
+    assert sums == [1 + n for n in range(300)]
+    assert again == [2 + n for n in range(300)]
+
+
+def test_committing_a_transaction_that_failed_is_an_error_and_keeps_nothing(
+    pg_store: PostgresStore,
+) -> None:
+    """PostgreSQL answers COMMIT of a failed transaction by rolling it back: that is an
+    error for the caller, never a silent success."""
+    with pg_store.unit_of_work() as uow:
+        uow.companies.add(customer())
+        with pytest.raises(PartnerKitError):
+            uow.fetchone("SELECT 1 / (0 * %s::int)", (1,))
+        with pytest.raises(PartnerKitError, match="nothing was committed"):
+            uow.commit()
+    with pg_store.unit_of_work(write=False) as uow:
+        assert uow.companies.get("cmp_c") is None
+    with pg_store.unit_of_work() as uow:  # the connection went back to the pool clean
+        uow.companies.add(customer())
+        uow.commit()
+
+
 def test_readers_are_not_blocked_by_an_open_writer(pg_store: PostgresStore) -> None:
     """While a writer holds the writers' lock, reads go on and see the last commit."""
     with pg_store.unit_of_work() as writer:

@@ -71,6 +71,12 @@ class SupportCases(PortalCore):
                 if rel is None:
                     raise ValidationError("after", "is not a customer of this partner")
                 cursor = (rel.search_key(key), rel.id)
+            # A store that returns the page's companies itself does it in one step (one
+            # statement on SQLite); for any other, the relations and then their companies.
+            search_customers = getattr(uow, "search_customers", None)
+            if search_customers is not None:
+                found: list[Company] = search_customers(ctx.company.id, key, size, cursor)
+                return found
             relations = uow.search_relations(ctx.company.id, key, size, cursor)
             companies = uow.companies.get_many([r.customer_id for r in relations])
             return [companies[r.customer_id] for r in relations if r.customer_id in companies]

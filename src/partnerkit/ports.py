@@ -46,6 +46,7 @@ __all__ = [
     "TRIALS",
     "USERS",
     "Clock",
+    "CustomerSearch",
     "Repository",
     "Store",
     "Table",
@@ -251,7 +252,13 @@ class Repository(Protocol[T]):
 
 
 class UnitOfWork(Protocol):
-    """One transaction: rolled back on exit unless :meth:`commit` was called."""
+    """One transaction: rolled back on exit unless :meth:`commit` was called.
+
+    A unit of work may also offer ``search_customers``, the optional capability described
+    by :class:`CustomerSearch`. It is not part of this protocol, so a store written without
+    it keeps working: ``Portal.find_customers`` uses it when the unit of work has it, and
+    otherwise :meth:`search_relations` followed by ``companies.get_many``.
+    """
 
     companies: Repository[Company]
     users: Repository[User]
@@ -309,6 +316,29 @@ class UnitOfWork(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None: ...
+
+
+class CustomerSearch(Protocol):
+    """An optional capability of a unit of work: one page of a partner's customers.
+
+    ``Portal.find_customers`` calls it when the unit of work has it (``getattr``, not this
+    protocol: a store need not name it), so that a store can answer the page in one step.
+    The built-in stores offer it; a store without it is served by ``search_relations`` and
+    ``companies.get_many``, with the same results.
+    """
+
+    def search_customers(
+        self,
+        partner_id: str,
+        prefix: str,
+        limit: int,
+        after: tuple[str, str] | None = None,
+    ) -> list[Company]:
+        """Return the companies of ``search_relations(partner_id, prefix, limit, after)``.
+
+        Exactly the companies of those relations, in the same order; a relation whose
+        company is not stored is left out (the page may then hold fewer than *limit*).
+        """
 
 
 class Store(Protocol):

@@ -515,14 +515,18 @@ def customer_search(
     missing is left out): one statement from the search to the rows a ``find_customers``
     page returns, each company read once, by key, and only for the page.
 
-    Not used by the stores yet: it answers a port method proposed for that use case
-    (``UnitOfWork.search_customers``), which would spare ``find_customers`` decoding the
+    ``SQLiteStore`` answers the optional ``search_customers`` of its units of work with it
+    (see ``partnerkit.ports.CustomerSearch``), which spares ``find_customers`` decoding the
     relations and reading the companies with a second statement.
     """
     page, params = relation_search(("id", "customer_id"), partner_id, prefix, limit, after, mark)
+    return _customer_search_sql(tuple(columns), page), params
+
+
+@functools.cache
+def _customer_search_sql(columns: tuple[str, ...], page: str) -> str:
     selected = ", ".join(f"c.{name}" for name in columns)
-    statement = (
+    return (
         f"SELECT {selected} FROM ({page}) r JOIN companies c ON c.id = r.customer_id "
         "ORDER BY r.search_key, r.id"
     )
-    return statement, params

@@ -13,6 +13,17 @@ serialization failures to transactions that already run one at a time. A *read* 
 is ``REPEATABLE READ READ ONLY``: one snapshot for all its statements, never blocked by
 writers and never failing because of them.
 
+Why the writers' lock is taken at ``BEGIN`` and not just before the audit append, although
+that would let writers overlap: version checks and unique keys would stay exact under read
+committed (a row lock and the unique index settle those), and so would the audit chain (the
+head is read under the lock, right before the append). But rules decided on counts and
+absences would not: two writers that each remove one of two global admins, or each record a
+delegation where there is none, would both see the old state and both commit, the write skew
+that read committed allows and only a serial order (or ``SERIALIZABLE`` and its retries)
+prevents. The store cannot tell those units of work from the others; the ports would have to.
+Writers of one row are serialised by that row anyway (all redemptions of one link update its
+use count), and with the lock taken late they would meet as stale versions and retries.
+
 Errors. No ``psycopg`` exception reaches a caller: serialization failures, deadlocks and lock
 timeouts are :class:`~partnerkit.errors.Conflict` (safe to retry), a unique key clash is
 ``Conflict``, a ``CHECK`` violation a :class:`~partnerkit.errors.ValidationError` on the field
@@ -22,6 +33,13 @@ retried on a fresh connection when a pooled connection turns out dead (nothing h
 yet at that point, so that is always safe). A unique clash is detected without aborting the
 transaction (``ON CONFLICT DO NOTHING``, and a guard on ``UPDATE``), so a unit of work goes on
 after a ``Conflict`` from ``add`` or ``update`` just as it does on the other stores.
+
+Round trips. A statement's caller waits for its answer, so the time of a unit of work is
+mostly round trips to the server. Each connection speaks libpq's pipeline mode directly (see
+:class:`_Slot`), so that one round trip carries a read unit of work's ``BEGIN`` with its first
+statement, a write unit of work's ``BEGIN`` with its lock, and the audit append with the
+``COMMIT``; a unit of work that ends without committing does not wait for its ``ROLLBACK``
+at all. Statements are prepared once per connection.
 
 Connections. A small pool of its own (below) rather than ``psycopg_pool``: it needs no
 background threads, so a process forked after the store was opened simply starts a pool of its
@@ -39,17 +57,20 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import select
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 try:
     import psycopg
     from psycopg import errors as pg_errors
+    from psycopg.adapt import Transformer
     from psycopg.conninfo import conninfo_to_dict
-    from psycopg.pq import TransactionStatus
+    from psycopg.pq import ConnStatus, DiagnosticField, ExecStatus, TransactionStatus
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError("PostgresStore needs psycopg 3: pip install 'partnerkit[postgres]'") from exc
 
@@ -100,14 +121,6 @@ MIGRATIONS: tuple[list[str], ...] = (_schema_v1(),)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# One round trip opens a write unit of work and takes the writers' lock (no parameters, so
-# psycopg sends both statements as one simple query).
-_BEGIN_WRITE = (
-    "BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE; "
-    "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
-)
-_BEGIN_READ = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
-
 
 def _translate(exc: psycopg.Error) -> PartnerKitError:
     """Return the partnerkit error for a ``psycopg`` one (the caller chains the cause)."""
@@ -128,26 +141,174 @@ def _translate(exc: psycopg.Error) -> PartnerKitError:
     return PartnerKitError("storage error")
 
 
-@contextlib.contextmanager
-def translate_errors() -> Iterator[None]:
-    """Turn ``psycopg`` errors into partnerkit errors, chaining the cause."""
-    try:
-        yield
-    except psycopg.Error as exc:
-        raise _translate(exc) from exc
-    except UnicodeEncodeError as exc:  # psycopg encodes text itself: lone surrogates fail
-        raise ValidationError("store", "text that is not valid Unicode cannot be stored") from exc
+class _Translating:
+    """The ``with`` block of :func:`translate_errors` (a class: cheaper than a generator)."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            return
+        if isinstance(exc, psycopg.Error):
+            raise _translate(exc) from exc
+        if isinstance(exc, UnicodeEncodeError):  # lone surrogates cannot be encoded
+            raise ValidationError(
+                "store", "text that is not valid Unicode cannot be stored"
+            ) from exc
+        if isinstance(exc, OSError):  # waiting on the connection's socket
+            raise StoreUnavailable("the database connection failed") from exc
+
+
+_TRANSLATING = _Translating()
+
+
+def translate_errors() -> _Translating:
+    """Turn ``psycopg`` errors into partnerkit errors, chaining the cause (``with`` it)."""
+    return _TRANSLATING
+
+
+# A write unit of work opens with these two statements, sent together in one round trip: it
+# begins and takes the writers' lock.
+_BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
+_LOCK_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+_BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_COMMIT = b"COMMIT"
+_ROLLBACK = b"ROLLBACK"
+
+_FATAL = ExecStatus.FATAL_ERROR
+_COMMAND_OK = ExecStatus.COMMAND_OK
+_BAD = ConnStatus.BAD
+_IDLE = TransactionStatus.IDLE
+_OPEN = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+#: Statements prepared on one connection at most; further ones are sent unnamed.
+_MAX_PREPARED = 256
+#: Tags of a batch's answers: checked only (a plain statement, a deferred write), left alone
+#: (the answers of an earlier batch read with it), a sync, and the answers wanted.
+_PLAIN, _DRAIN, _SYNC, _MAIN = "plain", "drain", "sync", "main"
+
+
+class _Unsupported(TypeError):
+    """A parameter the wire path does not encode itself (psycopg's cursor adapts it)."""
+
+
+def _text(value: str) -> bytes:
+    if "\x00" in value:
+        raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+    return value.encode()
+
+
+def _array_item(value: Any) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, int):
+        return str(int(value))
+    raise _Unsupported(type(value).__name__)
+
+
+def _encode(params: Sequence[Any]) -> list[bytes | None]:
+    """The parameters in PostgreSQL's text format; their types are the server's to infer.
+
+    The stores' codecs only ever pass text, whole numbers, NULL and lists of text (for
+    ``unnest``); anything else raises :class:`_Unsupported`.
+    """
+    out: list[bytes | None] = []
+    for value in params:
+        if value is None:
+            out.append(None)
+        elif isinstance(value, str):
+            out.append(_text(value))
+        elif isinstance(value, int):
+            out.append(b"%d" % value)
+        elif isinstance(value, list | tuple):
+            out.append(("{" + ",".join(_array_item(v) for v in value) + "}").encode())
+        else:
+            raise _Unsupported(type(value).__name__)
+    return out
+
+
+_numbered: dict[str, bytes] = {}
+
+
+def _numbered_marks(sql: str) -> bytes:
+    """*sql* with psycopg's ``%s`` marks as the protocol's ``$1, $2, ...`` (``%%`` is ``%``)."""
+    found = _numbered.get(sql)
+    if found is None:
+        count = 0
+
+        def number(mark: re.Match[str]) -> str:
+            nonlocal count
+            if mark.group() == "%%":
+                return "%"
+            count += 1
+            return f"${count}"
+
+        found = re.sub(r"%%|%s", number, sql).encode()
+        if len(_numbered) < 4096:
+            _numbered[sql] = found
+    return found
 
 
 class _Slot:
-    """A pooled connection, its reusable cursor, and the process that opened it."""
+    """A pooled connection, the process that opened it, and the short way to talk to it.
 
-    __slots__ = ("conn", "cursor", "pid")
+    The hot path does not go through psycopg's cursor: it sends each batch of statements
+    with libpq's pipeline mode (``psycopg.pq``), in one round trip, as named prepared
+    statements with text parameters, and reads the rows with psycopg's own loaders. A batch
+    may carry statements whose answer is only checked (``BEGIN``, a deferred write) ahead of
+    the one whose answer is wanted. After a unit of work ends without a commit, ``ROLLBACK``
+    is sent and its answer left unread (:attr:`pending`); the next batch on the connection
+    reads it first. Anything else (statements without parameters, which may hold several
+    statements, and parameters of other types) goes through psycopg's cursor, which
+    :attr:`cursor` settles the connection for first.
+    """
+
+    __slots__ = (
+        "_cursor",
+        "_names",
+        "_poll",
+        "conn",
+        "pending",
+        "pgconn",
+        "pid",
+        "prepared",
+        "rows",
+        "turn",
+    )
 
     def __init__(self, conn: _Connection) -> None:
         self.conn = conn
-        self.cursor: _Cursor = conn.cursor()
+        self._cursor: _Cursor = conn.cursor()
         self.pid = os.getpid()
+        self.pgconn = conn.pgconn
+        #: Loads the rows of a result as psycopg's cursor would.
+        self.rows = Transformer(conn)
+        #: The statements prepared on this connection, by their SQL.
+        self.prepared: dict[str, bytes] = {}
+        self._names = 0
+        #: A ``ROLLBACK`` was sent (in pipeline mode) and its answer is still unread.
+        self.pending = False
+        self._poll: Any = None
+        #: This connection's writer holds the process's turn (see ``PostgresStore.begin``).
+        self.turn = False
+
+    @property
+    def cursor(self) -> _Cursor:
+        """psycopg's cursor on this connection (after reading any answer still pending)."""
+        if self.pending:
+            self.settle()
+        return self._cursor
 
     def usable(self) -> bool:
         conn = self.conn
@@ -155,7 +316,7 @@ class _Slot:
             self.pid == os.getpid()
             and not conn.closed
             and not conn.broken
-            and conn.info.transaction_status is TransactionStatus.IDLE
+            and (self.pending or conn.info.transaction_status is _IDLE)
         )
 
     def close(self) -> None:
@@ -164,6 +325,128 @@ class _Slot:
         if self.pid == os.getpid():
             with contextlib.suppress(psycopg.Error, OSError):
                 self.conn.close()
+
+    # -- batches -----------------------------------------------------------------------
+
+    def start(self) -> list[Any]:
+        """Begin a batch; return its list of tags (one per answer to read)."""
+        if self.pending:
+            self.pending = False
+            return [_DRAIN, _DRAIN]  # the ROLLBACK sent before, and its sync
+        self.pgconn.enter_pipeline_mode()
+        return []
+
+    def plain(self, tags: list[Any], sql: bytes, tag: Any = _PLAIN) -> None:
+        """Add a statement without parameters, not prepared (``BEGIN``, ``COMMIT``)."""
+        self.pgconn.send_query_params(sql, None)
+        tags.append(tag)
+
+    def query(self, tags: list[Any], sql: str, params: list[bytes | None], tag: Any) -> None:
+        """Add *sql* with its encoded *params*, prepared on first use."""
+        pgconn = self.pgconn
+        name = self.prepared.get(sql)
+        if name is None:
+            if len(self.prepared) >= _MAX_PREPARED:
+                pgconn.send_query_params(_numbered_marks(sql), params)
+                tags.append(tag)
+                return
+            self._names += 1
+            name = b"partnerkit_%d" % self._names
+            pgconn.send_prepare(name, _numbered_marks(sql))
+            tags.append((sql, name))  # recorded once the server has accepted it
+        pgconn.send_query_prepared(name, params)
+        tags.append(tag)
+
+    def finish(self, tags: list[Any]) -> list[Any]:
+        """Send the batch, wait for every answer, and return them in the order of *tags*."""
+        pgconn = self.pgconn
+        pgconn.pipeline_sync()
+        tags.append(_SYNC)
+        while pgconn.flush():
+            self._wait(select.POLLIN | select.POLLOUT)
+            pgconn.consume_input()
+        results = self._collect(len(tags))
+        pgconn.exit_pipeline_mode()
+        return results
+
+    def answer(self, tags: list[Any], results: list[Any]) -> Any:
+        """Return the (last) answer tagged ``_MAIN``; raise the batch's first error, if any."""
+        mains = self.answers(tags, results)
+        return mains[-1] if mains else None
+
+    def answers(self, tags: list[Any], results: list[Any]) -> list[Any]:
+        """Return the answers tagged ``_MAIN``, in order; raise the batch's first error.
+
+        Statements the server prepared are recorded here, even when a later one failed.
+        """
+        mains = []
+        error = None
+        for tag, result in zip(tags, results, strict=True):
+            status = result.status
+            if status == _FATAL:
+                if error is None and tag is not _DRAIN:
+                    error = result
+            elif tag is _MAIN:
+                mains.append(result)
+            elif tag.__class__ is tuple and status == _COMMAND_OK:
+                self.prepared[tag[0]] = tag[1]
+        if error is not None:
+            raise self._error(error)
+        return mains
+
+    def send_rollback(self) -> None:
+        """Send ``ROLLBACK`` without waiting for its answer (see :attr:`pending`)."""
+        pgconn = self.pgconn
+        pgconn.enter_pipeline_mode()
+        pgconn.send_query_params(_ROLLBACK, None)
+        pgconn.pipeline_sync()
+        while pgconn.flush():
+            self._wait(select.POLLIN | select.POLLOUT)
+            pgconn.consume_input()
+        self.pending = True
+
+    def settle(self) -> None:
+        """Read the answer of a pending ``ROLLBACK`` and leave pipeline mode."""
+        if self.pending:
+            self.pending = False
+            tags = [_DRAIN, _DRAIN]
+            self.answer(tags, self._collect(2))
+            self.pgconn.exit_pipeline_mode()
+
+    def _collect(self, count: int) -> list[Any]:
+        pgconn = self.pgconn
+        results: list[Any] = []
+        empty = 0
+        while len(results) < count:
+            if pgconn.is_busy():
+                self._wait(select.POLLIN)
+                pgconn.consume_input()
+                continue
+            result = pgconn.get_result()
+            if result is not None:
+                results.append(result)
+                empty = 0
+                continue
+            empty += 1
+            # One empty answer ends each command; two in a row mean nothing more will come.
+            if pgconn.status == _BAD or empty > 1:
+                with contextlib.suppress(psycopg.Error, OSError):
+                    self.conn.close()
+                raise psycopg.OperationalError("the connection to the database was lost")
+        return results
+
+    def _wait(self, events: int) -> None:
+        poll = self._poll
+        if poll is None:
+            self._poll = poll = select.poll()
+        poll.register(self.pgconn.socket, events)
+        poll.poll()  # releases the GIL while the server works
+
+    def _error(self, result: Any) -> psycopg.Error:
+        if self.pgconn.status == _BAD and not result.error_field(DiagnosticField.SQLSTATE):
+            message = result.error_message.decode("utf-8", "replace").strip()
+            return psycopg.OperationalError(message or "the connection to the database was lost")
+        return pg_errors.error_from_result(result, encoding="utf-8")
 
 
 class _Pool:
@@ -462,14 +745,21 @@ class _PostgresUnitOfWork:
     """A transaction on one pooled connection of a :class:`PostgresStore`.
 
     ``uow.<table name>`` is the repository of that table, for every table of ``ports.TABLES``.
+
+    A write unit of work begins (and takes the writers' lock) on entry. A read one takes no
+    lock, so it begins with its first statement, in the same round trip (its snapshot is
+    taken by that statement either way); a read that asks nothing sends nothing.
     """
 
     def __init__(self, store: PostgresStore, write: bool) -> None:
         self._store = store
         self._write = write
         self._slot: _Slot | None = None
+        self._begun = False
         #: The chain head, read under the writers' lock (write units of work only).
         self._head: tuple[int, str] | None = None
+        #: Writes sent with the next statement (or the commit), whose answer is only checked.
+        self._deferred: list[tuple[str, list[bytes | None]]] = []
 
     def __getattr__(self, name: str) -> Any:
         # Repositories are made on first use, from statements the store built once. The
@@ -486,29 +776,124 @@ class _PostgresUnitOfWork:
         repo: Repository[T] = getattr(self, table.name)
         return repo
 
-    def _cursor(self, write: bool) -> _Cursor:
+    def _open(self, write: bool) -> _Slot:
         slot = self._slot
         if slot is None:
             raise PartnerKitError("unit of work is not open")
         if write and not self._write:
             raise PartnerKitError("read-only unit of work")
-        return slot.cursor
+        return slot
+
+    def _results(self, statements: Sequence[tuple[str, Any]], write: bool) -> list[Any] | None:
+        """Run *statements* in one round trip and return their libpq results, or ``None`` if
+        psycopg's cursor must run them (a statement without parameters, whose text may hold
+        several statements, or parameters of other types).
+        """
+        slot = self._open(write)
+        try:
+            batch = [(sql, _encode(params)) for sql, params in statements if params]
+        except _Unsupported:
+            return None
+        if len(batch) != len(statements):
+            return None
+        if not self._begun:
+            return self._store.begin_with(self, batch)
+        tags = slot.start()
+        self._send_deferred(slot, tags)
+        for sql, values in batch:
+            slot.query(tags, sql, values, _MAIN)
+        return slot.answers(tags, slot.finish(tags))
+
+    def _send_deferred(self, slot: _Slot, tags: list[Any]) -> None:
+        for sql, values in self._deferred:
+            slot.query(tags, sql, values, _PLAIN)
+        self._deferred.clear()
+
+    def _classic(self, sql: str, params: Any, write: bool) -> _Cursor:
+        """Run *sql* through psycopg's cursor, in this unit of work's transaction."""
+        slot = self._open(write)
+        if not self._begun:
+            self._store.begin_with(self, [])
+            slot = self._open(write)
+        elif self._deferred:
+            tags = slot.start()
+            self._send_deferred(slot, tags)
+            slot.answer(tags, slot.finish(tags))
+        cur = slot.cursor
+        cur.execute(sql, params)
+        return cur
 
     def execute(self, sql: str, params: Any, write: bool = False) -> int:
-        cur = self._cursor(write)
         with translate_errors():
-            cur.execute(sql, params)
-            return cur.rowcount
+            results = self._results(((sql, params),), write)
+            if results is None:
+                return self._classic(sql, params, write).rowcount
+            rowcount = results[0].command_tuples
+            return -1 if rowcount is None else int(rowcount)
 
     def fetchone(self, sql: str, params: Any) -> Any:
-        cur = self._cursor(False)
         with translate_errors():
-            return cur.execute(sql, params).fetchone()
+            results = self._results(((sql, params),), False)
+            if results is None:
+                return self._classic(sql, params, False).fetchone()
+            result = results[0]
+            if not result.ntuples:
+                return None
+            rows = self._slot.rows  # type: ignore[union-attr]
+            rows.set_pgresult(result)
+            return rows.load_row(0, tuple)
 
     def fetchall(self, sql: str, params: Any) -> list[Any]:
-        cur = self._cursor(False)
         with translate_errors():
-            return cur.execute(sql, params).fetchall()
+            results = self._results(((sql, params),), False)
+            if results is None:
+                return self._classic(sql, params, False).fetchall()
+            result = results[0]
+            rows = self._slot.rows  # type: ignore[union-attr]
+            rows.set_pgresult(result)
+            return rows.load_rows(0, result.ntuples, tuple)
+
+    def fetch_each(self, statements: Sequence[tuple[str, Any]]) -> list[Any]:
+        """The first row of each statement's answer (``None`` for none), in one round trip."""
+        with translate_errors():
+            results = self._results(statements, False)
+            if results is None:
+                return [self._classic(sql, params, False).fetchone() for sql, params in statements]
+            rows = self._slot.rows  # type: ignore[union-attr]
+            found = []
+            for result in results:
+                if result.ntuples:
+                    rows.set_pgresult(result)
+                    found.append(rows.load_row(0, tuple))
+                else:
+                    found.append(None)
+            return found
+
+    def get_each(self, *keys: tuple[Table[Any], str]) -> list[Any]:
+        """The objects with these keys, from their tables (``None`` where there is none).
+
+        The reads travel in one round trip, as one statement would: a store-side step toward
+        a ``UnitOfWork`` method that reads, say, a user and a company at once (not in the
+        ports yet, so the Portal does not call it).
+        """
+        sqls = [self._store.tables[table.name] for table, _ in keys]
+        rows = self.fetch_each(
+            [(sql.statements["get"], (ident,)) for sql, (_, ident) in zip(sqls, keys, strict=True)]
+        )
+        return [
+            None if row is None else sql.codec.decode(row)
+            for sql, row in zip(sqls, rows, strict=True)
+        ]
+
+    def defer(self, sql: str, params: Any) -> None:
+        """Send a write with the next statement or the commit, checking only that it worked.
+
+        Only for a write whose outcome the caller does not wait for: an error it meets is
+        raised by the statement (or the commit) it travels with, which then fails too.
+        """
+        self._open(True)
+        with translate_errors():
+            self._deferred.append((sql, _encode(params)))
 
     def audit_head(self) -> tuple[int, str]:
         if self._head is not None and self._slot is not None:
@@ -517,13 +902,13 @@ class _PostgresUnitOfWork:
         return (int(row[0]), str(row[1]))
 
     def append_audit(self, event: AuditEvent) -> None:
-        self._cursor(True)
+        self._open(True)
         seq, prev = self.audit_head()
         if event.seq != seq + 1 or event.prev_hash != prev:
             raise Conflict("audit event does not follow the chain head")
-        self.execute(
-            _AUDIT_APPEND, (*AUDIT_COLUMNS.encode(event), event.seq, event.hash), write=True
-        )
+        # Under the writers' lock nothing but a broken connection can refuse the event (its
+        # key follows the head it was checked against): it travels with the commit.
+        self.defer(_AUDIT_APPEND, (*AUDIT_COLUMNS.encode(event), event.seq, event.hash))
         self._head = (event.seq, event.hash)
 
     def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
@@ -575,36 +960,59 @@ class _PostgresUnitOfWork:
         return [decode(row) for _, row in keyed[:limit]]
 
     def commit(self) -> None:
-        cur = self._cursor(True)
+        slot = self._open(True)
         with translate_errors():
-            cur.execute("COMMIT")
-        slot, self._slot = self._slot, None
-        assert slot is not None
+            tags = slot.start()
+            self._send_deferred(slot, tags)
+            slot.plain(tags, _COMMIT, _MAIN)
+            done = slot.answer(tags, slot.finish(tags))
+        if done.command_status != _COMMIT:
+            # COMMIT of a transaction that failed earlier rolls it back instead.
+            raise PartnerKitError("the unit of work had failed; nothing was committed")
+        self._slot = None
+        turn, slot.turn = slot.turn, False
         self._store.pool.put(slot)
+        if turn:
+            self._store.end_turn()
 
     def rollback(self) -> None:
         slot, self._slot = self._slot, None
         self._head = None
+        self._deferred.clear()
         if slot is None:
+            return
+        turn, slot.turn = slot.turn, False
+        try:
+            self._give_back(slot)
+        finally:
+            if turn:
+                self._store.end_turn()
+
+    def _give_back(self, slot: _Slot) -> None:
+        pool = self._store.pool
+        if slot.pending:
+            pool.put(slot)  # this unit of work never sent anything
             return
         conn = slot.conn
         try:
-            if not conn.broken and conn.info.transaction_status in (
-                TransactionStatus.INTRANS,
-                TransactionStatus.INERROR,
-            ):
-                slot.cursor.execute("ROLLBACK")
+            if not conn.broken and conn.info.transaction_status in _OPEN:
+                # The server ends the transaction as soon as it reads this; nobody waits.
+                slot.send_rollback()
         except (psycopg.Error, OSError):
             # The server ends a transaction whose connection is gone; nothing is kept.
-            self._store.pool.discard(slot, flush=True)
+            pool.discard(slot, flush=True)
         else:
             if conn.broken or conn.closed:
-                self._store.pool.discard(slot, flush=True)
+                pool.discard(slot, flush=True)
             else:
-                self._store.pool.put(slot)
+                pool.put(slot)  # a connection left mid-answer is not usable: closed there
 
     def __enter__(self) -> _PostgresUnitOfWork:
-        self._slot, self._head = self._store.begin(self._write)
+        if self._write:
+            self._slot, self._head = self._store.begin(True)
+            self._begun = True
+        else:
+            self._slot = self._store.pool.get()
         return self
 
     def __exit__(
@@ -668,6 +1076,8 @@ class PostgresStore:
             self._connect_args["connect_timeout"] = max(2, round(timeout))
         self.tables = {table.name: _PostgresTableSQL(table) for table in TABLES}
         self.pool = _Pool(self._connect, min_size, max_size, timeout)
+        self._turn = threading.Lock()
+        self._turn_pid = os.getpid()
         try:
             self._migrate()
             self.pool.fill()
@@ -693,20 +1103,69 @@ class PostgresStore:
 
         Returns the connection and, for a write transaction, the audit chain's head.
         """
+        if not write:
+            return self._opened(self.pool.get(), False, [])[0], None
+        # The writers of this process queue here, so that one at a time waits at the server
+        # for the lock: sixteen sessions queued for one row cost the server more than one
+        # does. The lock is still what orders writers; after the timeout a writer goes on
+        # to it (and its lock_timeout) without a turn.
+        if self._turn_pid != os.getpid():
+            self._turn = threading.Lock()  # a parent's writer may have held it at the fork
+            self._turn_pid = os.getpid()
+        turn = self._turn.acquire(timeout=self.timeout)
+        try:
+            slot, answers = self._opened(self.pool.get(), True, [])
+        except BaseException:
+            if turn:
+                self._turn.release()
+            raise
+        slot.turn = turn
+        rows = slot.rows
+        rows.set_pgresult(answers[0])
+        seq, top = rows.load_row(0, tuple)
+        return slot, (int(seq), str(top))
+
+    def end_turn(self) -> None:
+        """Give up the writers' turn a connection took in :meth:`begin` (``slot.turn``)."""
+        self._turn.release()
+
+    def begin_with(
+        self, uow: _PostgresUnitOfWork, statements: list[tuple[str, list[bytes | None]]]
+    ) -> list[Any]:
+        """Open *uow*'s read transaction and run its first *statements* in the same round trip.
+
+        Returns their libpq results. If they fail, the unit of work has no connection any
+        more, as if it had failed to open.
+        """
+        slot, uow._slot = uow._slot, None
+        assert slot is not None
+        uow._slot, answers = self._opened(slot, False, statements)
+        uow._begun = True
+        return answers
+
+    def _opened(
+        self, slot: _Slot, write: bool, statements: list[tuple[str, list[bytes | None]]]
+    ) -> tuple[_Slot, list[Any]]:
+        """Begin a transaction on *slot*: a write one takes the writers' lock and answers the
+        head's row; a read one runs *statements* and answers their results.
+
+        A connection found dead, or a deadlock or serialization failure meeting the lock, is
+        retried on another connection: nothing has happened yet then. A lock wait beyond the
+        timeout is not retried (``Conflict``). On failure the connection goes back.
+        """
         attempt = 0
         while True:
-            slot = self.pool.get()
-            cur = slot.cursor
             try:
                 with translate_errors():
-                    if not write:
-                        cur.execute(_BEGIN_READ)
-                        return slot, None
-                    cur.execute(_BEGIN_WRITE)
-                    cur.nextset()
-                    row = cur.fetchone()
-                    assert row is not None
-                    return slot, (int(row[0]), str(row[1]))
+                    tags = slot.start()
+                    if write:
+                        slot.plain(tags, _BEGIN_WRITE)
+                        slot.query(tags, _LOCK_HEAD, [], _MAIN)
+                    else:
+                        slot.plain(tags, _BEGIN_READ)
+                        for sql, params in statements:
+                            slot.query(tags, sql, params, _MAIN)
+                    return slot, slot.answers(tags, slot.finish(tags))
             except (StoreUnavailable, Conflict) as exc:
                 dead = slot.conn.broken or slot.conn.closed
                 self._abandon(slot)
@@ -714,6 +1173,7 @@ class PostgresStore:
                 if attempt >= self.retries or lock_wait or not (dead or isinstance(exc, Conflict)):
                     raise
                 attempt += 1
+                slot = self.pool.get()
             except BaseException:
                 self._abandon(slot)
                 raise
@@ -724,8 +1184,8 @@ class PostgresStore:
             self.pool.discard(slot, flush=True)
             return
         try:
-            if conn.info.transaction_status is not TransactionStatus.IDLE:
-                slot.cursor.execute("ROLLBACK")
+            if not slot.pending and conn.info.transaction_status in _OPEN:
+                slot.send_rollback()
         except (psycopg.Error, OSError):
             self.pool.discard(slot, flush=True)
         else:

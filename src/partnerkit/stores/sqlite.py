@@ -26,7 +26,15 @@ from partnerkit.errors import Conflict, PartnerKitError, ValidationError
 from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
 from partnerkit.ports import TABLES, Repository, Table
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
-from partnerkit.stores._sql import AUDIT_COLUMNS, TableSQL, ddl, key_of, prefix_range, table_codec
+from partnerkit.stores._sql import (
+    AUDIT_COLUMNS,
+    TableSQL,
+    customer_search,
+    ddl,
+    key_of,
+    relation_search,
+    table_codec,
+)
 from partnerkit.support import Credential, ServiceRequest
 
 __all__ = ["SCHEMA_VERSION", "SQLiteStore"]
@@ -73,6 +81,20 @@ _TRANSLATED = (sqlite3.Error, OverflowError, UnicodeError)
 
 _BATCH = 500
 
+#: How many times this process has been forked from its parent (0 in the first process).
+#: A store remembers the count it was made (or last used) with: when it differs, the store
+#: is in a forked child and opens its own connections.
+_forks = 0
+
+
+def _count_fork() -> None:
+    global _forks
+    _forks += 1
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_count_fork)
+
 
 def translate(exc: Exception) -> PartnerKitError:
     """Return the partnerkit error for a ``sqlite3`` error (raise it ``from`` the cause)."""
@@ -104,10 +126,13 @@ def translate_errors() -> Iterator[None]:
 
 
 class _SQLiteRepository(Repository[T]):
+    """One table's operations for one thread of a store: made once, they run their
+    statements in whatever unit of work is open in that thread (see :class:`_Session`)."""
+
     __slots__ = ("_codec", "_find_sql", "_sql", "_table", "_uow")
 
-    def __init__(self, uow: _SQLiteUnitOfWork, sql: TableSQL) -> None:
-        self._uow = uow
+    def __init__(self, session: _Session, sql: TableSQL) -> None:
+        self._uow = session
         self._table: Table[T] = sql.table
         self._codec = sql.codec
         self._sql = sql.statements
@@ -186,6 +211,54 @@ _AUDIT_INSERT = (
 )
 
 
+class _Session:
+    """One thread's way into a :class:`SQLiteStore`: its connection, the unit of work open on
+    it, and the store's repositories for the thread, made once and reused by every unit of
+    work the thread opens (a unit of work costs what its statements cost, not a repository
+    per table it touches).
+
+    The repositories read on the open unit of work's connection and write through its
+    :meth:`_SQLiteUnitOfWork.execute` (the one path of every write statement, which refuses
+    writes in a read-only unit of work). With none open, they refuse to run.
+    """
+
+    __slots__ = ("conn", "own", "repositories", "uow")
+
+    def __init__(self, store: SQLiteStore) -> None:
+        #: This thread's own connection to a file, opened on first use.
+        self.own: sqlite3.Connection | None = None
+        #: The unit of work open in this thread, and its connection.
+        self.uow: _SQLiteUnitOfWork | None = None
+        self.conn: sqlite3.Connection | None = None
+        self.repositories: dict[str, _SQLiteRepository[Any]] = {
+            name: _SQLiteRepository(self, sql) for name, sql in store.tables.items()
+        }
+
+    def execute(self, sql: str, params: Any, *, write: bool = False) -> int:
+        uow = self.uow
+        if uow is None:
+            raise PartnerKitError("unit of work is not open")
+        return uow.execute(sql, params, write=write)
+
+    def fetchone(self, sql: str, params: Any) -> Any:
+        conn = self.conn
+        if conn is None:
+            raise PartnerKitError("unit of work is not open")
+        try:
+            return conn.execute(sql, params).fetchone()
+        except _TRANSLATED as exc:
+            raise translate(exc) from exc
+
+    def fetchall(self, sql: str, params: Any) -> list[Any]:
+        conn = self.conn
+        if conn is None:
+            raise PartnerKitError("unit of work is not open")
+        try:
+            return conn.execute(sql, params).fetchall()
+        except _TRANSLATED as exc:
+            raise translate(exc) from exc
+
+
 class _SQLiteUnitOfWork:
     """A transaction on one connection of a :class:`SQLiteStore`."""
 
@@ -207,15 +280,9 @@ class _SQLiteUnitOfWork:
         self._write = write
         self._conn: sqlite3.Connection | None = None
         self._head: tuple[int, str] | None = None
-
-    def __getattr__(self, name: str) -> _SQLiteRepository[Any]:
-        # Repositories are made on first use, from statements the store built once.
-        sql = self._store.tables.get(name)
-        if sql is None:
-            raise AttributeError(name)
-        repo: _SQLiteRepository[Any] = _SQLiteRepository(self, sql)
-        setattr(self, name, repo)
-        return repo
+        self._session = session = store._session_of_thread()
+        # The thread's repositories, as plain attributes: ``uow.users`` is a dict hit.
+        self.__dict__.update(session.repositories)
 
     def repository(self, table: Table[T]) -> Repository[T]:
         repo: Repository[T] = getattr(self, table.name)
@@ -292,45 +359,39 @@ class _SQLiteUnitOfWork:
         limit: int,
         after: tuple[str, str] | None = None,
     ) -> list[CustomerRelation]:
-        sql = self._store.tables["customer_relations"]
-        cols = ", ".join(sql.codec.fields)
-        key, ident = after if after is not None else ("", "")
-        by_name, name_bounds = prefix_range("name_key", prefix)
-        by_domain, domain_bounds = prefix_range("domain", prefix)
-        # Two index ranges, each already in order: the names that match, then the domains
-        # that match where the name does not (those are ordered by their domain).
-        named = self.fetchall(
-            f"SELECT {cols} FROM customer_relations WHERE partner_id = ? AND {by_name} "
-            "AND (name_key > ? OR (name_key = ? AND id > ?)) ORDER BY name_key, id LIMIT ?",
-            (partner_id, *name_bounds, key, key, ident, limit),
-        )
-        domained = self.fetchall(
-            f"SELECT {cols} FROM customer_relations WHERE partner_id = ? AND {by_domain} "
-            f"AND NOT ({by_name}) AND (domain > ? OR (domain = ? AND id > ?)) "
-            "ORDER BY domain, id LIMIT ?",
-            (partner_id, *domain_bounds, *name_bounds, key, key, ident, limit),
-        )
-        # Order the raw rows by (name, id) or (domain, id) and decode only the page.
-        at = sql.codec.fields.index
-        ident_at, name_at, domain_at = at("id"), at("name_key"), at("domain")
-        keyed = [((row[name_at], row[ident_at]), row) for row in named]
-        keyed += [((row[domain_at], row[ident_at]), row) for row in domained]
-        keyed.sort(key=lambda pair: pair[0])
-        decode = sql.codec.decode
-        return [decode(row) for _, row in keyed[:limit]]
+        codec = self._store.tables["customer_relations"].codec
+        # One statement: both index ranges merged in order, read only up to the page's end.
+        statement, params = relation_search(codec.fields, partner_id, prefix, limit, after)
+        decode = codec.decode
+        return [decode(row) for row in self.fetchall(statement, params)]
+
+    def search_customers(
+        self,
+        partner_id: str,
+        prefix: str,
+        limit: int,
+        after: tuple[str, str] | None = None,
+    ) -> list[Company]:
+        codec = self._store.tables["companies"].codec
+        # The same statement joined to the companies: one round trip from search to page.
+        statement, params = customer_search(codec.fields, partner_id, prefix, limit, after)
+        decode = codec.decode
+        return [decode(row) for row in self.fetchall(statement, params)]
 
     def commit(self) -> None:
         conn = self._connection(True)
-        with translate_errors():
+        try:
             conn.execute("COMMIT")
+        except _TRANSLATED as exc:
+            raise translate(exc) from exc
+        self._close()
         self._store.release(conn)
-        self._conn = self._head = None
 
     def rollback(self) -> None:
         conn = self._conn
         if conn is None:
             return
-        self._conn = self._head = None
+        self._close()
         try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
@@ -340,15 +401,29 @@ class _SQLiteUnitOfWork:
         else:
             self._store.release(conn)
 
+    def _close(self) -> None:
+        """Forget the connection: this unit of work, and the repositories, are done with it."""
+        self._conn = self._head = None
+        session = self._session
+        if session.uow is self:
+            session.uow = session.conn = None
+
     def __enter__(self) -> _SQLiteUnitOfWork:
-        conn = self._store.acquire()
+        store = self._store
+        session = store._session_of_thread()
+        if session is not self._session:  # made in one thread, opened in another
+            self._session = session
+            self.__dict__.update(session.repositories)
+        conn = store._connection_of(session)
         try:
-            with translate_errors():
-                conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
-        except BaseException:
-            self._store.release(conn)
+            conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+        except BaseException as exc:
+            store.release(conn)
+            if isinstance(exc, _TRANSLATED):
+                raise translate(exc) from exc
             raise
-        self._conn = conn
+        self._conn = session.conn = conn
+        session.uow = self
         return self
 
     def __exit__(
@@ -375,7 +450,7 @@ class SQLiteStore:
         self._memory = self.path == ":memory:"
         self._lock = threading.Lock()
         self._local = threading.local()
-        self._pid = os.getpid()
+        self._forks = _forks
         self._shared: sqlite3.Connection | None = None
         self._all: list[sqlite3.Connection] = []
         if not self._memory:
@@ -396,19 +471,30 @@ class SQLiteStore:
             self._all.append(conn)
         return conn
 
+    def _session_of_thread(self) -> _Session:
+        """Return the calling thread's :class:`_Session` (a forked child makes its own)."""
+        if self._forks != _forks:
+            self._after_fork()
+        try:
+            session: _Session = self._local.session
+        except AttributeError:
+            session = self._local.session = _Session(self)
+        return session
+
     def acquire(self) -> sqlite3.Connection:
         """Return this thread's connection (the one shared connection for ``:memory:``)."""
-        if os.getpid() != self._pid:
-            self._after_fork()
+        return self._connection_of(self._session_of_thread())
+
+    def _connection_of(self, session: _Session) -> sqlite3.Connection:
+        """Return the connection of *session*'s thread, as :meth:`acquire` does."""
         if self._memory:
             self._lock.acquire()
             if self._shared is None:
                 self._shared = self._connect_unlocked()
             return self._shared
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        conn = session.own
         if conn is None:
-            conn = self._connect()
-            self._local.conn = conn
+            conn = session.own = self._connect()
         return conn
 
     def _connect_unlocked(self) -> sqlite3.Connection:
@@ -430,12 +516,14 @@ class SQLiteStore:
             self._shared = None
             self._lock.release()
         else:
-            self._local.conn = None
+            session = self._session_of_thread()
+            if session.own is conn:
+                session.own = None
 
     def _after_fork(self) -> None:
         # A child must not use its parent's connections: forget them (closing them here
         # could disturb the parent's locks) and open its own.
-        self._pid = os.getpid()
+        self._forks = _forks
         self._local = threading.local()
         self._all = []
         self._lock = threading.Lock()

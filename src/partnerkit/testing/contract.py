@@ -28,7 +28,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar, cast
 
 import attrs
 import pytest
@@ -62,6 +62,7 @@ from partnerkit.ports import (
     TABLES,
     TRIALS,
     USERS,
+    CustomerSearch,
     Store,
     Table,
     UnitOfWork,
@@ -917,6 +918,48 @@ class RelationsContract(_Base):
             after = (page[-1].search_key("f"), page[-1].id)
         assert [r for page in pages for r in page] == self._expected(relations, "f")
         assert len(pages) == 3
+
+    @pytest.mark.parametrize("prefix", ["", "f", "fab", "fabrikam", "zo", "\U0010ffff", "x"])
+    def test_search_customers_returns_the_companies_of_search_relations(
+        self, store: Store, relations: list[CustomerRelation], prefix: str
+    ) -> None:
+        """The optional ``search_customers``, where a store offers it: the companies of
+        ``search_relations``'s page, in its order, without the relations whose company is
+        not stored, page by page. (``Portal.find_customers`` serves a store without it from
+        ``search_relations`` and ``companies.get_many``.)"""
+        with store.unit_of_work(write=False) as uow:
+            if not hasattr(uow, "search_customers"):
+                pytest.skip("this store's units of work do not offer search_customers")
+        # Every third customer has no company; the other partner's customers have theirs.
+        with store.unit_of_work() as uow:
+            for n, relation in enumerate(relations):
+                if n % 3:
+                    uow.companies.add(
+                        Company(
+                            id=relation.customer_id,
+                            kind=CompanyKind.CUSTOMER,
+                            name=f"Customer {n}",
+                            domain=f"customer{n}.example",
+                            contact=ContactInfo(email=f"it{n}@customer.example"),
+                            created_at=_T0 + timedelta(seconds=n),
+                        )
+                    )
+            uow.commit()
+        for limit in (2, 100):
+            after: tuple[str, str] | None = None
+            pages = 0
+            with store.unit_of_work(write=False) as uow:
+                search = cast(CustomerSearch, uow).search_customers
+                while page := uow.search_relations("cmp_p", prefix, limit, after):
+                    companies = uow.companies.get_many([r.customer_id for r in page])
+                    expected = [
+                        companies[r.customer_id] for r in page if r.customer_id in companies
+                    ]
+                    assert search("cmp_p", prefix, limit, after) == expected, (limit, after)
+                    after = (page[-1].search_key(prefix), page[-1].id)
+                    pages += 1
+                assert search("cmp_p", prefix, limit, after) == []
+            assert pages == len(range(0, len(self._expected(relations, prefix)), limit))
 
 
 class UnitOfWorkContract(_Base):

@@ -1,0 +1,161 @@
+"""``SQLiteStore``'s units of work share their thread's repositories and connection.
+
+A thread's repositories are made once and run in whatever unit of work is open in that
+thread; these tests hold the edges of that: a unit of work made in one thread and opened in
+another, a second unit of work that fails to open beside the first, two threads with a unit
+of work open at once, and a forked child. Every test uses a real file in ``tmp_path``.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from partnerkit import PartnerKitError
+from partnerkit.directory import Company, CompanyKind
+from partnerkit.stores.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    """A store on a new file."""
+    store = SQLiteStore(tmp_path / "portal.db")
+    yield store
+    store.close()
+
+
+def _company(n: int) -> Company:
+    return Company(
+        id=f"cmp_{n:03d}", kind=CompanyKind.CUSTOMER, name=f"Customer {n}", domain=f"c{n}.example"
+    )
+
+
+class _Thread(threading.Thread):
+    """A thread whose failure is raised again by :meth:`finish`, in the test's thread."""
+
+    def __init__(self, work: Callable[[], None]) -> None:
+        super().__init__()
+        self.work = work
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            self.work()
+        except BaseException as exc:
+            self.error = exc
+
+    def finish(self) -> None:
+        self.join(timeout=30)
+        assert not self.is_alive()
+        if self.error is not None:
+            raise self.error
+
+
+def _in_thread(work: Callable[[], None]) -> None:
+    thread = _Thread(work)
+    thread.start()
+    thread.finish()
+
+
+def test_a_unit_of_work_made_in_one_thread_runs_in_the_thread_that_opens_it(
+    store: SQLiteStore,
+) -> None:
+    """Made here, opened, used and committed in another thread: its repositories are that
+    thread's, on that thread's connection."""
+    uow = store.unit_of_work()
+
+    def work() -> None:
+        with uow:
+            uow.companies.add(_company(1))
+            assert uow.companies.get(_company(1).id) == _company(1)
+            uow.commit()
+
+    _in_thread(work)
+    with store.unit_of_work(write=False) as reader:
+        assert reader.companies.get(_company(1).id) == _company(1)
+
+
+def test_a_unit_of_work_that_cannot_open_beside_another_leaves_that_one_working(
+    store: SQLiteStore,
+) -> None:
+    """A second unit of work in the same thread fails to begin (the connection is in a
+    transaction); the first one's repositories still run in the first one, which commits."""
+    with store.unit_of_work() as first:
+        first.companies.add(_company(1))
+        with pytest.raises(PartnerKitError), store.unit_of_work(write=False):
+            pass
+        first.companies.add(_company(2))
+        assert first.companies.count(kind=CompanyKind.CUSTOMER) == 2
+        first.commit()
+    with store.unit_of_work(write=False) as reader:
+        assert set(reader.companies.get_many([_company(1).id, _company(2).id])) == {
+            _company(1).id,
+            _company(2).id,
+        }
+
+
+def test_each_thread_reads_and_writes_in_its_own_unit_of_work(store: SQLiteStore) -> None:
+    """A writer's uncommitted row is visible to its own repositories only; a reader open at
+    the same time in another thread sees the committed state, and cannot write."""
+    added = threading.Event()
+    checked = threading.Event()
+
+    def writer() -> None:
+        with store.unit_of_work() as uow:
+            uow.companies.add(_company(1))
+            added.set()
+            assert checked.wait(timeout=30)
+            assert uow.companies.get(_company(1).id) == _company(1)
+            uow.commit()
+
+    thread = _Thread(writer)
+    thread.start()
+    try:
+        assert added.wait(timeout=30)
+        with store.unit_of_work(write=False) as reader:
+            assert reader.companies.get(_company(1).id) is None
+            with pytest.raises(PartnerKitError, match="read-only"):
+                reader.companies.add(_company(2))
+            checked.set()
+            thread.join(timeout=30)  # the writer reads and commits while the reader is open
+            assert reader.companies.get(_company(1).id) is None
+    finally:
+        checked.set()
+        thread.finish()
+    with store.unit_of_work(write=False) as reader:
+        assert reader.companies.get(_company(1).id) == _company(1)
+        assert reader.companies.get(_company(2).id) is None
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_forked_child_opens_its_own_connection(store: SQLiteStore) -> None:
+    """A store used before a fork gives the child a connection of its own (not the
+    parent's), through which the child reads and writes."""
+    with store.unit_of_work() as uow:
+        uow.companies.add(_company(1))
+        uow.commit()
+    parent_conn = store.acquire()
+    store.release(parent_conn)
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child reports through its exit code
+        code = 1
+        try:
+            conn = store.acquire()
+            store.release(conn)
+            with store.unit_of_work() as uow:
+                found = uow.companies.get(_company(1).id) == _company(1)
+                uow.companies.add(_company(2))
+                uow.commit()
+            code = 0 if conn is not parent_conn and found else 2
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert store.acquire() is parent_conn
+    store.release(parent_conn)
+    with store.unit_of_work(write=False) as uow:
+        assert uow.companies.get(_company(2).id) == _company(2)

@@ -182,6 +182,25 @@ def test_customer_search_finds_what_the_memory_store_finds(
     assert results[0] == results[1]
 
 
+def test_a_prefix_ending_in_the_last_code_point_finds_only_its_own_names(
+    pg_store: PostgresStore,
+) -> None:
+    """"a" + U+10FFFF is a prefix of nothing but itself and longer text: not of "b"."""
+    with pg_store.unit_of_work() as uow:
+        for n, name in enumerate(["b", "a\U0010ffff", "a\U0010ffffz", "a"]):
+            uow.customer_relations.add(
+                CustomerRelation(
+                    id=f"rel_{n}",
+                    partner_id="cmp_p",
+                    customer_id=f"cmp_{n}",
+                    name_key=name,
+                    domain=f"d{n}.example",
+                )
+            )
+        found = uow.search_relations("cmp_p", "a\U0010ffff", 10)
+    assert [r.name_key for r in found] == ["a\U0010ffff", "a\U0010ffffz"]
+
+
 # -- units of work --------------------------------------------------------------------------
 
 

@@ -77,7 +77,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from partnerkit.audit import GENESIS_HASH, AuditEvent
 from partnerkit.errors import Conflict, PartnerKitError, StoreUnavailable, ValidationError
 from partnerkit.ports import TABLES, Repository, Table
-from partnerkit.stores._sql import AUDIT_COLUMNS, TableSQL, ddl, key_of, table_codec
+from partnerkit.stores._sql import AUDIT_COLUMNS, TableSQL, ddl, key_of, prefix_range, table_codec
 
 if TYPE_CHECKING:
     from partnerkit.ports import Store, UnitOfWork
@@ -717,18 +717,10 @@ def _storable(text: str) -> bool:
 def _prefix_range(column: str, prefix: str) -> tuple[str, tuple[str, ...]]:
     """Return a ``WHERE`` fragment that finds *prefix* on *column* as an index range.
 
-    Under the ``"C"`` collation text compares by code point; the bound just above every
-    string that starts with *prefix* bumps its last character, skipping the surrogates
-    (they cannot be stored, and no stored text holds one).
+    Under the ``"C"`` collation text compares by code point, as in SQLite: the same range
+    as :func:`partnerkit.stores._sql.prefix_range` (trailing U+10FFFF included).
     """
-    if not prefix:
-        return "TRUE", ()
-    last = ord(prefix[-1]) + 1
-    if 0xD800 <= last <= 0xDFFF:
-        last = 0xE000
-    if last > 0x10FFFF:
-        return f"{column} >= %s", (prefix,)
-    return f"{column} >= %s AND {column} < %s", (prefix, prefix[:-1] + chr(last))
+    return prefix_range(column, prefix, "%s")
 
 
 _AUDIT_NAMES = [c.name for c in AUDIT_COLUMNS.columns]

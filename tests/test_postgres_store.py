@@ -185,7 +185,7 @@ def test_customer_search_finds_what_the_memory_store_finds(
 def test_a_prefix_ending_in_the_last_code_point_finds_only_its_own_names(
     pg_store: PostgresStore,
 ) -> None:
-    """"a" + U+10FFFF is a prefix of nothing but itself and longer text: not of "b"."""
+    """ "a" + U+10FFFF is a prefix of nothing but itself and longer text: not of "b"."""
     with pg_store.unit_of_work() as uow:
         for n, name in enumerate(["b", "a\U0010ffff", "a\U0010ffffz", "a"]):
             uow.customer_relations.add(

@@ -49,7 +49,7 @@ from partnerkit.offers import (
     PurchaseOffer,
     Subscription,
 )
-from partnerkit.ports import MAX_SEARCH_LIMIT, Clock, Store, UnitOfWork
+from partnerkit.ports import COMPANIES, MAX_SEARCH_LIMIT, USERS, Clock, Store, UnitOfWork
 from partnerkit.records import CustomerRelation, LinkRecord
 from partnerkit.roles import (
     ALL_ADMIN_ROLES,
@@ -344,14 +344,20 @@ class PortalCore:
         actor_id = actor if actor.__class__ is str else getattr(actor, "id", None)
         with self.store.unit_of_work(write=False) as uow:
             users = uow.users
-            user = users.get(actor_id) if actor_id.__class__ is str else None
+            company: Company | None = None
+            if actor_id.__class__ is str and company_id.__class__ is str and _reads_each(uow):
+                # One round trip for both (the company is needed only in the actor's own).
+                user, company = uow.get_each((USERS, actor_id), (COMPANIES, company_id))  # type: ignore[attr-defined]
+            else:
+                user = users.get(actor_id) if actor_id.__class__ is str else None
             if user is None:
                 return _ACTOR_UNKNOWN
             if company_id.__class__ is not str:
                 return decide(user, permission, str(company_id))
             now = delegation = None
             if company_id == user.company_id:
-                company = uow.companies.get(company_id)
+                if company is None:
+                    company = uow.companies.get(company_id)
                 if company is None:
                     return decide(user, permission, company_id)
                 is_partner = company.kind is CompanyKind.PARTNER
@@ -524,6 +530,18 @@ def _shape(cls: type) -> _Shape | tuple[()]:
     names = [f.name for f in fields]
     getter = operator.attrgetter(*names)
     return getter, {name: i for i, name in enumerate(names)}
+
+
+_EACH_READERS: dict[type, bool] = {}
+
+
+def _reads_each(uow: object) -> bool:
+    """Whether *uow* offers the optional ``get_each`` (see ``ports.EachReader``), per class."""
+    cls = uow.__class__
+    found = _EACH_READERS.get(cls)
+    if found is None:
+        found = _EACH_READERS[cls] = callable(getattr(cls, "get_each", None))
+    return found
 
 
 def _role_label(user: User, *, own: bool) -> str | None:

@@ -47,6 +47,7 @@ __all__ = [
     "USERS",
     "Clock",
     "CustomerSearch",
+    "EachReader",
     "Repository",
     "Store",
     "Table",
@@ -323,7 +324,8 @@ class CustomerSearch(Protocol):
 
     ``Portal.find_customers`` calls it when the unit of work has it (``getattr``, not this
     protocol: a store need not name it), so that a store can answer the page in one step.
-    The built-in stores offer it; a store without it is served by ``search_relations`` and
+    ``SQLiteStore`` and ``MemoryStore`` offer it; a store without it (``PostgresStore``
+    today, or a third-party store) is served by ``search_relations`` and
     ``companies.get_many``, with the same results.
     """
 
@@ -339,6 +341,20 @@ class CustomerSearch(Protocol):
         Exactly the companies of those relations, in the same order; a relation whose
         company is not stored is left out (the page may then hold fewer than *limit*).
         """
+
+
+class EachReader(Protocol):
+    """An optional capability of a unit of work: several reads by key in one step.
+
+    ``Portal.decide`` reads the actor and the company with it when the unit of work has it,
+    so that a store with a network between it and its database (``PostgresStore``) answers
+    a decision in one round trip. A store without it is read key by key, with the same
+    results; the in-process stores do not offer it, as it would save them nothing.
+    """
+
+    def get_each(self, *keys: tuple[Table[Any], str]) -> list[Any]:
+        """Return the object of each ``(table, id)`` (``None`` where there is none), in order,
+        as ``uow.repository(table).get(id)`` would, read together."""
 
 
 class Store(Protocol):

@@ -864,9 +864,9 @@ class _PostgresUnitOfWork:
     def get_each(self, *keys: tuple[Table[Any], str]) -> list[Any]:
         """The objects with these keys, from their tables (``None`` where there is none).
 
-        The reads travel in one round trip, as one statement would: a store-side step toward
-        a ``UnitOfWork`` method that reads, say, a user and a company at once (not in the
-        ports yet, so the Portal does not call it).
+        The reads travel in one round trip, as one statement would: the optional
+        ``get_each`` of ``partnerkit.ports.EachReader``, with which ``Portal.decide`` reads
+        the actor and the company at once.
         """
         sqls = [self._store.tables[table.name] for table, _ in keys]
         rows = self.fetch_each(

@@ -94,8 +94,10 @@ class _TableData:
             held = index.get(key)
             if held is None:
                 index[key] = ident
+            elif held.__class__ is str:
+                index[key] = {held, ident}
             else:
-                _enter(index, key, ident)
+                held.add(ident)  # type: ignore[union-attr]
 
     def drop(self, ident: str) -> None:
         """Forget a row and its index entries."""

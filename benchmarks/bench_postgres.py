@@ -452,13 +452,21 @@ def main(argv: list[str] | None = None) -> int:
     )
     for line in table(results):
         print(line)
-    redeem_ok = all(results[t]["redeem"]["ratio"] <= 3.0 for t in THREAD_COUNTS)
-    decide_ok = all(
-        results[t][k]["ratio"] <= 3.0 for t in THREAD_COUNTS for k in ("decide", "decide_delegated")
-    )
+
+    def met(kind: str) -> bool:
+        return all(results[t][kind]["ratio"] <= 3.0 for t in THREAD_COUNTS)
+
+    redeem_ok, decide_ok, delegated_ok = met("redeem"), met("decide"), met("decide_delegated")
+
+    def verdict(ok: bool) -> str:
+        return "met" if ok else "NOT met"
+
+    # The goals are the first two; the delegated decision is held to the same 3x as
+    # a stricter check of our own (it reads the delegation too).
     print(
-        f"\nGoals: redeem at most 3x INSERT+COMMIT: {'met' if redeem_ok else 'NOT met'}; "
-        f"decide at most 3x SELECT by key: {'met' if decide_ok else 'NOT met'}."
+        f"\nGoals: redeem at most 3x INSERT+COMMIT: {verdict(redeem_ok)}; "
+        f"decide at most 3x SELECT by key: {verdict(decide_ok)}; "
+        f"(own check) delegated decide at most 3x: {verdict(delegated_ok)}."
     )
     return 0 if redeem_ok and decide_ok else 1
 

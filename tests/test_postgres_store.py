@@ -201,6 +201,34 @@ def test_a_prefix_ending_in_the_last_code_point_finds_only_its_own_names(
     assert [r.name_key for r in found] == ["a\U0010ffff", "a\U0010ffffz"]
 
 
+def test_opening_a_version_1_database_fills_in_the_active_delegations(empty_dsn: str) -> None:
+    """Schema version 2 adds the relation's delegation and fills it from the delegations."""
+    from partnerkit import Portal
+    from partnerkit.testing import FakeClock, build_world
+
+    store = PostgresStore(empty_dsn)
+    try:
+        world = build_world(Portal(store=store, clock=FakeClock()))
+        url = world.portal.offer_delegated_admin(world.partner_admin)
+        redemption = world.portal.redeem(url, world.customer_admin, accept_delegated_admin=True)
+        assert redemption.delegation is not None
+    finally:
+        store.close()
+    with psycopg.connect(empty_dsn, autocommit=True) as raw:
+        raw.execute("ALTER TABLE customer_relations DROP COLUMN delegation_id")
+        raw.execute("DELETE FROM schema_version WHERE version > 1")
+    reopened = PostgresStore(empty_dsn)
+    try:
+        assert reopened.schema_version() == SCHEMA_VERSION == 2
+        key = CustomerRelation.key(world.partner.id, world.customer.id)
+        with reopened.unit_of_work(write=False) as uow:
+            relation = uow.customer_relations.get(key)
+        assert relation is not None
+        assert relation.delegation_id == redemption.delegation.id
+    finally:
+        reopened.close()
+
+
 # -- units of work --------------------------------------------------------------------------
 
 

@@ -76,7 +76,9 @@ class ConsentCases(PortalCore):
                 )
             accepted = pending.accept(ctx.actor.id, ctx.now)
             uow.delegations.update(accepted)
-            self._relate(uow, accepted.partner_id, ctx.company, administers=True)
+            self._relate(
+                uow, accepted.partner_id, ctx.company, administers=True, delegation_id=accepted.id
+            )
             attempt.detail.update(_roles_of(accepted))
             self._succeed(uow, attempt)
             return accepted
@@ -106,6 +108,7 @@ class ConsentCases(PortalCore):
             ctx, current = self._customer_delegation(uow, attempt, actor, delegation_id)
             changed = move(current, ctx.actor.id, ctx.now)
             uow.delegations.update(changed)
+            self._unrelate_delegation(uow, changed)
             self._succeed(uow, attempt)
             return changed
 
@@ -121,6 +124,7 @@ class ConsentCases(PortalCore):
             attempt.company_id = current.customer_id
             ended = current.end(ctx.actor.id, ctx.now)
             uow.delegations.update(ended)
+            self._unrelate_delegation(uow, ended)
             self._succeed(uow, attempt)
             return ended
 

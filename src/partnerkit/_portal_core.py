@@ -235,7 +235,8 @@ class PortalCore:
         """The active delegation through which *actor* may act on *company_id*, if any."""
         if actor.partner_access is None or not isinstance(company_id, str):
             return None
-        return self._active_delegation(uow, actor.company_id, company_id, now)
+        delegation = self._granted_delegation(uow, actor.company_id, company_id)
+        return delegation if delegation is not None and delegation.is_active(now) else None
 
     def _context(
         self,
@@ -367,8 +368,11 @@ class PortalCore:
                 # the company is not read. No delegation, no right, whether it exists or not.
                 is_partner = False
                 if user.partner_access is not None:
-                    now = self.now()
-                    delegation = self._active_delegation(uow, user.company_id, company_id, now)
+                    delegation = self._granted_delegation(uow, user.company_id, company_id)
+                    if delegation is not None and delegation.ends_at is not None:
+                        now = self.now()  # only an end date needs the clock
+                        if not now < delegation.ends_at:
+                            delegation = None
             target = None
             if target_user_id is not None:
                 target = users.get(target_user_id) if target_user_id.__class__ is str else None
@@ -467,8 +471,10 @@ class PortalCore:
         *,
         advises: bool = False,
         administers: bool = False,
+        delegation_id: str | None = None,
     ) -> None:
-        """Record that *partner_id* advises or administers *customer* (for search)."""
+        """Record that *partner_id* advises or administers *customer* (for search), and,
+        given *delegation_id*, that this is the delegation it administers it through now."""
         assert customer.domain is not None
         key = CustomerRelation.key(partner_id, customer.id)
         relation = uow.customer_relations.get(key)
@@ -482,16 +488,48 @@ class PortalCore:
                     domain=customer.domain,
                     advises=advises,
                     administers=administers,
+                    delegation_id=delegation_id,
                 )
             )
-        elif (advises and not relation.advises) or (administers and not relation.administers):
+        elif (
+            (advises and not relation.advises)
+            or (administers and not relation.administers)
+            or (delegation_id is not None and delegation_id != relation.delegation_id)
+        ):
             uow.customer_relations.update(
                 _bump(
                     relation,
                     advises=relation.advises or advises,
                     administers=relation.administers or administers,
+                    delegation_id=delegation_id or relation.delegation_id,
                 )
             )
+
+    def _unrelate_delegation(self, uow: UnitOfWork, delegation: Delegation) -> None:
+        """Forget *delegation* as the one its partner administers its customer through."""
+        key = CustomerRelation.key(delegation.partner_id, delegation.customer_id)
+        relation = uow.customer_relations.get(key)
+        if relation is not None and relation.delegation_id == delegation.id:
+            uow.customer_relations.update(_bump(relation, delegation_id=None))
+
+    def _granted_delegation(
+        self, uow: UnitOfWork, partner_id: str, customer_id: str
+    ) -> Delegation | None:
+        """The delegation *partner_id* administers *customer_id* through, if it is active by
+        its status: found by key, through their relation. Its end date, if it has one, is
+        left to the caller to judge against the clock."""
+        relation = uow.customer_relations.get(CustomerRelation.key(partner_id, customer_id))
+        if relation is None or relation.delegation_id is None:
+            return None
+        delegation = uow.delegations.get(relation.delegation_id)
+        if (
+            delegation is None
+            or delegation.status is not _ACTIVE
+            or delegation.partner_id != partner_id
+            or delegation.customer_id != customer_id
+        ):
+            return None
+        return delegation
 
 
 V = TypeVar(

@@ -728,7 +728,9 @@ class OfferCases(PortalCore):
         )
         self._append(uow, step, "success", None)
         if accept:
-            self._relate(uow, record.partner_id, company, administers=True)
+            self._relate(
+                uow, record.partner_id, company, administers=True, delegation_id=decided.id
+            )
         return decided
 
     # -- F4: subscriptions ---------------------------------------------------------------

@@ -159,9 +159,12 @@ class Delegation:
             return DelegationStatus.EXPIRED
         return status
 
-    def is_active(self, now: datetime) -> bool:
-        """Whether the delegation grants its roles at *now*."""
-        return self.status is _ACTIVE and (self.ends_at is None or now < self.ends_at)
+    def is_active(self, now: datetime | None) -> bool:
+        """Whether the delegation grants its roles at *now* (which only a delegation with an
+        end date needs: without the time, one with an end date is not active)."""
+        return self.status is _ACTIVE and (
+            self.ends_at is None or (now is not None and now < self.ends_at)
+        )
 
     def as_of(self, now: datetime) -> Delegation:
         """This delegation with :attr:`status` as it stands at *now* (a view, same version)."""

@@ -74,6 +74,10 @@ class CustomerRelation:
     advises: bool = False
     administers: bool = False
     version: int = 1
+    #: The delegation through which the partner administers the customer, set when it is
+    #: accepted and cleared when it is revoked or ended (an end date or the clock may have
+    #: ended it since: whoever reads it judges it again). Decisions find it by this key.
+    delegation_id: str | None = None
 
     def search_key(self, prefix: str) -> str:
         """What a search for *prefix* orders this relation by: its name key when the name

@@ -231,7 +231,9 @@ def effective_roles(
     In its own company these are its own admin role (if any). In a customer, a partner user
     holds roles only through *delegation*, which must be the active, unexpired delegation
     between the actor's company and *company_id* at *now*: FULL users get the delegation's
-    roles, LIMITED users those roles intersected with ``{PASSWORD_ADMIN}``.
+    roles, LIMITED users those roles intersected with ``{PASSWORD_ADMIN}``. *now* may be
+    omitted for a delegation without an end date (its ``ends_at`` is ``None``); a grant that
+    has one, or does not say, is not active without it.
     """
     if actor.company_id == company_id:
         role = actor.admin_role
@@ -240,10 +242,12 @@ def effective_roles(
     if (
         access is None
         or delegation is None
-        or now is None
+        # Without the time only a grant that says it has no end date (``ends_at is None``,
+        # as a Delegation without one does) can be judged; any other is not active.
+        or (now is None and getattr(delegation, "ends_at", True) is not None)
         or delegation.partner_id != actor.company_id
         or delegation.customer_id != company_id
-        or not delegation.is_active(now)
+        or not delegation.is_active(now)  # type: ignore[arg-type]  # None: no end date
     ):
         return frozenset()
     if access is _FULL:

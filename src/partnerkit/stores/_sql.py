@@ -14,7 +14,7 @@ import functools
 import json
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, Protocol
 
@@ -325,6 +325,47 @@ def table_codec(table: Table[Any]) -> Codec:
 AUDIT_COLUMNS = Codec(AuditEvent)
 
 
+#: Columns added after the first schema version, by the version that adds them. The tables of
+#: version 1 are created without them, and the migration to that version adds them, so that
+#: every file and database goes through the same steps whatever version it starts from.
+ADDED_COLUMNS: Mapping[int, tuple[tuple[str, str], ...]] = {
+    2: (("customer_relations", "delegation_id"),),
+}
+
+
+def columns_added_later(table: str) -> frozenset[str]:
+    """The columns of *table* that a migration after version 1 adds."""
+    return frozenset(c for added in ADDED_COLUMNS.values() for t, c in added if t == table)
+
+
+def _sql_type(col: Column, text_key: str, integer: str) -> str:
+    sql_type = col.sql_type if col.sql_type != "BIGINT" else integer
+    return sql_type if sql_type != "TEXT" else text_key
+
+
+def add_columns(
+    version: int, tables: Mapping[str, Codec], *, text_key: str = "TEXT", integer: str = "BIGINT"
+) -> list[str]:
+    """Return the statements that add the columns of schema *version* (all nullable)."""
+    stmts = []
+    for table, name in ADDED_COLUMNS.get(version, ()):
+        col = tables[table].by_name[name]
+        if not col.nullable:
+            raise ValueError(f"{table}.{name}: a column added later must be nullable")
+        stmts.append(f"ALTER TABLE {table} ADD COLUMN {name} {_sql_type(col, text_key, integer)}")
+    return stmts
+
+
+#: Schema version 2 fills the new ``customer_relations.delegation_id`` from the delegations:
+#: the active one of each partner and customer (there is at most one).
+BACKFILL_V2 = (
+    "UPDATE customer_relations SET delegation_id = ("
+    "SELECT d.id FROM delegations d WHERE d.partner_id = customer_relations.partner_id "
+    "AND d.customer_id = customer_relations.customer_id AND d.status = 'active' "
+    "ORDER BY d.id LIMIT 1)"
+)
+
+
 def ddl(
     table: Table[Any],
     codec: Codec,
@@ -332,10 +373,14 @@ def ddl(
     text_key: str = "TEXT",
     integer: str = "BIGINT",
     suffix: str = "",
+    omit: Collection[str] = (),
 ) -> list[str]:
-    """Return the statements that create *table* and its indexes."""
+    """Return the statements that create *table* and its indexes (without the *omit*
+    columns, which a later migration adds)."""
     cols = []
     for name in codec.names():
+        if name in omit:
+            continue
         col = codec.by_name[name]
         sql_type = col.sql_type if col.sql_type != "BIGINT" else integer
         if name == "id":

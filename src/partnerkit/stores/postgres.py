@@ -77,7 +77,17 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from partnerkit.audit import GENESIS_HASH, AuditEvent
 from partnerkit.errors import Conflict, PartnerKitError, StoreUnavailable, ValidationError
 from partnerkit.ports import TABLES, Repository, Table
-from partnerkit.stores._sql import AUDIT_COLUMNS, TableSQL, ddl, key_of, prefix_range, table_codec
+from partnerkit.stores._sql import (
+    AUDIT_COLUMNS,
+    BACKFILL_V2,
+    TableSQL,
+    add_columns,
+    columns_added_later,
+    ddl,
+    key_of,
+    prefix_range,
+    table_codec,
+)
 
 if TYPE_CHECKING:
     from partnerkit.ports import Store, UnitOfWork
@@ -97,7 +107,15 @@ MIGRATION_LOCK = int.from_bytes(b"partnerk", "big")
 def _schema_v1() -> list[str]:
     stmts: list[str] = []
     for table in TABLES:
-        stmts.extend(ddl(table, table_codec(table), text_key=_TEXT, integer="BIGINT"))
+        stmts.extend(
+            ddl(
+                table,
+                table_codec(table),
+                text_key=_TEXT,
+                integer="BIGINT",
+                omit=columns_added_later(table.name),
+            )
+        )
     audit = ",\n  ".join(
         f"{c.name} {_TEXT if c.sql_type == 'TEXT' else c.sql_type}"
         f"{'' if c.nullable else ' NOT NULL'}"
@@ -116,8 +134,14 @@ def _schema_v1() -> list[str]:
     return stmts
 
 
+def _schema_v2() -> list[str]:
+    # The active delegation of a partner and a customer, on their relation (read by decisions).
+    codecs = {table.name: table_codec(table) for table in TABLES}
+    return [*add_columns(2, codecs, text_key=_TEXT, integer="BIGINT"), BACKFILL_V2]
+
+
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*.
-MIGRATIONS: tuple[list[str], ...] = (_schema_v1(),)
+MIGRATIONS: tuple[list[str], ...] = (_schema_v1(), _schema_v2())
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -28,7 +28,10 @@ from partnerkit.ports import TABLES, Repository, Table
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
+    BACKFILL_V2,
     TableSQL,
+    add_columns,
+    columns_added_later,
     customer_search,
     ddl,
     key_of,
@@ -50,7 +53,15 @@ _STRICT = " STRICT" if sqlite3.sqlite_version_info >= (3, 37) else ""
 def _schema_v1() -> list[str]:
     stmts: list[str] = []
     for table in TABLES:
-        stmts.extend(ddl(table, table_codec(table), integer="INTEGER", suffix=_STRICT))
+        stmts.extend(
+            ddl(
+                table,
+                table_codec(table),
+                integer="INTEGER",
+                suffix=_STRICT,
+                omit=columns_added_later(table.name),
+            )
+        )
     audit = ",\n  ".join(
         f"{c.name} {'INTEGER' if c.sql_type == 'BIGINT' else c.sql_type}"
         f"{'' if c.nullable or c.name == 'seq' else ' NOT NULL'}"
@@ -68,8 +79,14 @@ def _schema_v1() -> list[str]:
     return stmts
 
 
+def _schema_v2() -> list[str]:
+    # The active delegation of a partner and a customer, on their relation (read by decisions).
+    codecs = {table.name: table_codec(table) for table in TABLES}
+    return [*add_columns(2, codecs, integer="INTEGER"), BACKFILL_V2]
+
+
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*.
-MIGRATIONS: tuple[list[str], ...] = (_schema_v1(),)
+MIGRATIONS: tuple[list[str], ...] = (_schema_v1(), _schema_v2())
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 

@@ -1,0 +1,140 @@
+"""The active delegation kept on the partner's relation to the customer (schema version 2).
+
+Decisions find the delegation a partner administers a customer through by key, through
+their relation: consent sets it, revocation and the partner's end clear it, and opening a
+database of schema version 1 (without the column) fills it from the delegations. The
+decisions themselves are checked against the policy's reference model elsewhere; these
+tests pin the bookkeeping (on PostgreSQL: tests/test_postgres_store.py).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import timedelta
+from pathlib import Path
+
+import attrs
+import pytest
+
+from partnerkit import Permission, Portal
+from partnerkit.ports import Store
+from partnerkit.records import CustomerRelation
+from partnerkit.stores.memory import MemoryStore
+from partnerkit.stores.sqlite import SCHEMA_VERSION, SQLiteStore
+from partnerkit.testing import FakeClock, World, build_world
+
+
+def _pointer(store: Store, world: World) -> str | None:
+    with store.unit_of_work(write=False) as uow:
+        relation = uow.customer_relations.get(
+            CustomerRelation.key(world.partner.id, world.customer.id)
+        )
+    return None if relation is None else relation.delegation_id
+
+
+def _may_reset(world: World) -> bool:
+    decision = world.portal.decide(
+        world.partner_agent.id, Permission.RESET_PASSWORD, world.customer.id
+    )
+    return bool(decision)
+
+
+def _consent(world: World, duration: timedelta | None = None) -> str:
+    url = world.portal.offer_delegated_admin(world.partner_admin, duration=duration)
+    redemption = world.portal.redeem(url, world.customer_admin, accept_delegated_admin=True)
+    assert redemption.delegation is not None
+    return redemption.delegation.id
+
+
+@pytest.mark.parametrize("ending", ["revoke", "end"])
+def test_consent_sets_the_relation_and_revoking_or_ending_clears_it(ending: str) -> None:
+    world = build_world(Portal(store=MemoryStore(), clock=FakeClock()))
+    store = world.portal.store
+    assert _pointer(store, world) is None
+    assert not _may_reset(world)
+    first = _consent(world)
+    assert _pointer(store, world) == first
+    assert _may_reset(world)
+    if ending == "revoke":
+        world.portal.revoke_delegation(world.customer_admin, first)
+    else:
+        world.portal.end_delegation(world.partner_admin, first)
+    assert _pointer(store, world) is None
+    assert not _may_reset(world)
+    # A new consent points at the new delegation.
+    pending = world.portal.list_delegations(world.customer_admin)
+    assert all(d.id == first for d in pending)
+    second = _consent(world)
+    assert second != first
+    assert _pointer(store, world) == second
+    assert _may_reset(world)
+
+
+def test_consent_through_accept_delegation_sets_the_relation_too() -> None:
+    world = build_world(Portal(store=MemoryStore(), clock=FakeClock()))
+    url = world.portal.offer_delegated_admin(world.partner_admin)
+    pending = world.portal.redeem(url, world.customer_admin).delegation
+    assert pending is not None
+    assert _pointer(world.portal.store, world) is None
+    assert not _may_reset(world)
+    world.portal.accept_delegation(world.customer_admin, pending.id)
+    assert _pointer(world.portal.store, world) == pending.id
+    assert _may_reset(world)
+
+
+def test_a_delegation_with_an_end_date_is_judged_by_the_clock_at_each_decision() -> None:
+    clock = FakeClock()
+    world = build_world(Portal(store=MemoryStore(), clock=clock))
+    _consent(world, duration=timedelta(days=1))
+    assert _may_reset(world)
+    clock.advance(timedelta(days=1))
+    # Still pointed at, no longer active: the end date, read with the clock, decides.
+    assert _pointer(world.portal.store, world) is not None
+    assert not _may_reset(world)
+
+
+def _downgrade_sqlite(path: Path) -> None:
+    """Make the file what schema version 1 wrote: no column, version 1 recorded."""
+    raw = sqlite3.connect(path)
+    try:
+        raw.execute("ALTER TABLE customer_relations DROP COLUMN delegation_id")
+        raw.execute("DELETE FROM schema_version WHERE version > 1")
+        raw.commit()
+    finally:
+        raw.close()
+
+
+def test_opening_a_version_1_sqlite_file_fills_in_the_active_delegations(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v1.db"
+    store = SQLiteStore(path)
+    world = build_world(Portal(store=store, clock=FakeClock()))
+    active = _consent(world)
+    store.close()
+    _downgrade_sqlite(path)
+    reopened = SQLiteStore(path)
+    try:
+        assert reopened.schema_version() == SCHEMA_VERSION == 2
+        assert _pointer(reopened, world) == active
+        moved = attrs.evolve(world, portal=Portal(store=reopened, clock=world.portal.clock))
+        assert _may_reset(moved)
+    finally:
+        reopened.close()
+
+
+def test_the_backfill_leaves_relations_without_an_active_delegation_empty(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v1.db"
+    store = SQLiteStore(path)
+    world = build_world(Portal(store=store, clock=FakeClock()))
+    revoked = _consent(world)
+    world.portal.revoke_delegation(world.customer_admin, revoked)
+    store.close()
+    _downgrade_sqlite(path)
+    reopened = SQLiteStore(path)
+    try:
+        assert _pointer(reopened, world) is None
+    finally:
+        reopened.close()

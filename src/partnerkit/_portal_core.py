@@ -518,6 +518,14 @@ class PortalCore:
         """The delegation *partner_id* administers *customer_id* through, if it is active by
         its status: found by key, through their relation. Its end date, if it has one, is
         left to the caller to judge against the clock."""
+        if _reads_each(uow):
+            # A store across a network (one that reads several keys at once) answers the
+            # indexed lookup in one round trip, where the relation and then the delegation
+            # would take two; both find the same delegation (there is at most one active).
+            found = uow.delegations.find(
+                partner_id=partner_id, customer_id=customer_id, status=_ACTIVE
+            )
+            return found[0] if found else None
         relation = uow.customer_relations.get(CustomerRelation.key(partner_id, customer_id))
         if relation is None or relation.delegation_id is None:
             return None

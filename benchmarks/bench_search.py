@@ -238,7 +238,10 @@ def check_rows_match_the_portal(
     )
     url = portal.offer_delegated_admin(partner_user)
     admin = next(u for u in _users(store, customer.id))
-    portal.redeem(url, admin, accept_delegated_admin=True)
+    redemption = portal.redeem(url, admin, accept_delegated_admin=True)
+    assert redemption.delegation is not None
+    # The builder writes no delegations, so its relations name none; the search never reads
+    # that column. The probe's relation names the delegation the Portal just recorded.
     relation = CustomerRelation(
         id=CustomerRelation.key(partner_id, customer.id),
         partner_id=partner_id,
@@ -246,6 +249,7 @@ def check_rows_match_the_portal(
         name_key=customer.name.casefold(),
         domain="probe.example",
         administers=True,
+        delegation_id=redemption.delegation.id,
     )
     conn = sqlite3.connect(store.path)
     try:

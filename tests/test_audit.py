@@ -111,6 +111,11 @@ def test_the_hashed_text_is_the_canonical_json_array(
     assert event.hash == hashlib.sha256(reference.encode("ascii")).hexdigest()
 
 
+def test_the_hashed_fields_are_the_events_fields_in_their_order() -> None:
+    """``AuditEvent.chained`` builds the event from the hashed fields in order, then the hash."""
+    assert (*_HASHED, "hash") == tuple(f.name for f in attrs.fields(AuditEvent))
+
+
 def test_every_field_is_covered_by_the_hash() -> None:
     """Changing any single field of an event makes its hash wrong."""
     event = _chain(1)[0]

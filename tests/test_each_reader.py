@@ -9,54 +9,33 @@ its calls.
 
 from __future__ import annotations
 
-from types import TracebackType
 from typing import Any
 
 import pytest
 
+from _proxy_units import ProxyStore, ProxyUnit
 from partnerkit import Permission, Portal
 from partnerkit.ports import Table
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.testing import FakeClock, World, build_world
 
 
-class _EachUnit:
+class _EachUnit(ProxyUnit):
     """A real unit of work plus ``get_each``, reading key by key and noting each call."""
 
     def __init__(self, inner: Any, calls: list[tuple[str, ...]]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._calls = calls
-
-    def __enter__(self) -> _EachUnit:
-        self._inner.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._inner.__exit__(exc_type, exc, tb)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
 
     def get_each(self, *keys: tuple[Table[Any], str]) -> list[Any]:
         self._calls.append(tuple(table.name for table, _ in keys))
         return [self._inner.repository(table).get(ident) for table, ident in keys]
 
 
-class _EachStore:
+class _EachStore(ProxyStore):
     def __init__(self, inner: MemoryStore) -> None:
-        self.inner = inner
         self.calls: list[tuple[str, ...]] = []
-
-    def unit_of_work(self, *, write: bool = True) -> Any:
-        return _EachUnit(self.inner.unit_of_work(write=write), self.calls)
-
-    def close(self) -> None:
-        self.inner.close()
+        super().__init__(inner, lambda unit: _EachUnit(unit, self.calls))
 
 
 @pytest.fixture

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import pytest
 
+from _proxy_units import ProxyStore, ProxyUnit
 from delegation_kit import add_customer, add_partner, consent, make_portal
 from partnerkit import Company, Portal, User
 from partnerkit.ports import Store
@@ -36,25 +36,13 @@ NAMES = [
 PREFIXES = ["", "fab", "f", "fabr", "north", "z", "nothing"]
 
 
-class _Unit:
+class _Unit(ProxyUnit):
     """A real unit of work, minus ``search_customers`` when *hide*; notes the searches."""
 
     def __init__(self, inner: Any, hide: bool, calls: list[str]) -> None:
-        self._inner = inner
+        super().__init__(inner)
         self._hide = hide
         self._calls = calls
-
-    def __enter__(self) -> _Unit:
-        self._inner.__enter__()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self._inner.__exit__(exc_type, exc, tb)
 
     def __getattr__(self, name: str) -> Any:
         if name == "search_customers" and self._hide:
@@ -64,19 +52,13 @@ class _Unit:
         return getattr(self._inner, name)
 
 
-class _Seen:
+class _Seen(ProxyStore):
     """A store whose units of work are :class:`_Unit` over *inner*'s."""
 
     def __init__(self, inner: Store, *, hide: bool) -> None:
-        self.inner = inner
         self.hide = hide
         self.calls: list[str] = []
-
-    def unit_of_work(self, *, write: bool = True) -> Any:
-        return _Unit(self.inner.unit_of_work(write=write), self.hide, self.calls)
-
-    def close(self) -> None:
-        self.inner.close()
+        super().__init__(inner, lambda unit: _Unit(unit, hide, self.calls))
 
 
 @pytest.fixture(params=["memory", "sqlite"])

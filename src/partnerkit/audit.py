@@ -131,8 +131,8 @@ class AuditEvent:
     ) -> AuditEvent:
         """Build the event that follows *prev_hash*, computing its hash."""
         pairs = tuple(sorted([(str(k), str(v)) for k, v in detail.items()])) if detail else ()
-        correlation_id = correlation_id or current_correlation_id()
-        text = _canonical(
+        # Every field but the hash, in the order of _HASHED (which is also the class's).
+        fields = (
             seq,
             at,
             actor_id,
@@ -145,26 +145,11 @@ class AuditEvent:
             target_id,
             reason,
             pairs,
-            correlation_id,
+            correlation_id or current_correlation_id(),
             prev_hash,
         )
-        return cls(
-            seq,
-            at,
-            actor_id,
-            actor_company_id,
-            company_id,
-            delegation_id,
-            role,
-            action,
-            outcome,
-            target_id,
-            reason,
-            pairs,
-            correlation_id,
-            prev_hash,
-            hashlib.sha256(text.encode("ascii")).hexdigest(),
-        )
+        digest = hashlib.sha256(_canonical(*fields).encode("ascii")).hexdigest()
+        return cls(*fields, digest)
 
     def expected_hash(self) -> str:
         """Recompute this event's hash from its fields."""

@@ -324,8 +324,8 @@ class CustomerSearch(Protocol):
 
     ``Portal.find_customers`` calls it when the unit of work has it (``getattr``, not this
     protocol: a store need not name it), so that a store can answer the page in one step.
-    ``SQLiteStore`` and ``MemoryStore`` offer it; a store without it (``PostgresStore``
-    today, or a third-party store) is served by ``search_relations`` and
+    The built-in stores offer it (the SQL ones with one statement); a store without it, such
+    as a third-party store written before it existed, is served by ``search_relations`` and
     ``companies.get_many``, with the same results.
     """
 

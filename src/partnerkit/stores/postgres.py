@@ -83,6 +83,7 @@ from partnerkit.stores._sql import (
     TableSQL,
     add_columns,
     columns_added_later,
+    customer_search,
     ddl,
     key_of,
     prefix_range,
@@ -90,6 +91,7 @@ from partnerkit.stores._sql import (
 )
 
 if TYPE_CHECKING:
+    from partnerkit.directory import Company
     from partnerkit.ports import Store, UnitOfWork
     from partnerkit.records import CustomerRelation
 
@@ -974,6 +976,21 @@ class _PostgresUnitOfWork:
         keyed.sort(key=lambda pair: pair[0])
         decode = sql.codec.decode
         return [decode(row) for _, row in keyed[:limit]]
+
+    def search_customers(
+        self,
+        partner_id: str,
+        prefix: str,
+        limit: int,
+        after: tuple[str, str] | None = None,
+    ) -> list[Company]:
+        if limit <= 0 or not _storable(prefix):
+            return []  # no text PostgreSQL holds starts with what it cannot hold
+        codec = self._store.tables["companies"].codec
+        # The search joined to the companies: one statement from the search to the page.
+        statement, params = customer_search(codec.fields, partner_id, prefix, limit, after, "%s")
+        decode = codec.decode
+        return [decode(row) for row in self.fetchall(statement, params)]
 
     def commit(self) -> None:
         slot = self._open(True)

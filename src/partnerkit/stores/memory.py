@@ -32,30 +32,18 @@ _Index = dict[object, str | set[str]]
 
 
 class _Lookup:
-    """One declared lookup of a table: how to key a row, and the index of keys to row ids."""
+    """One declared lookup of a table: its columns and the index of keys to row ids (a row's
+    keys come from ``_TableData.keys_of``; a ``find``'s key from the values it names)."""
 
-    __slots__ = ("columns", "index", "key", "key_of_where", "unique")
+    __slots__ = ("columns", "index", "key_of_where", "unique")
 
-    def __init__(self, table: Table[Any], columns: tuple[str, ...], unique: bool) -> None:
+    def __init__(self, columns: tuple[str, ...], unique: bool) -> None:
         self.columns = columns
         self.unique = unique
-        #: The same key, from the values of a ``find`` (one C-level call).
+        #: The key, from the values of a ``find``: one C-level call, a value for one
+        #: column, a tuple for several (as ``keys_of`` makes them).
         self.key_of_where: Callable[[dict[str, object]], object] = operator.itemgetter(*columns)
         self.index: _Index = {}
-        self.key: Callable[[Any], object]
-        if not any(c in table.computed for c in columns):
-            # One C-level call: a value for one column, a tuple for several.
-            self.key = operator.attrgetter(*columns)
-        elif len(columns) == 1:
-            self.key = table.computed[columns[0]]
-        else:
-            getters = [_getter(table, c) for c in columns]
-            self.key = lambda obj: tuple([g(obj) for g in getters])
-
-
-def _getter(table: Table[Any], column: str) -> Callable[[Any], object]:
-    computed = table.computed.get(column)
-    return computed if computed is not None else operator.attrgetter(column)
 
 
 class _TableData:
@@ -77,7 +65,7 @@ class _TableData:
         #: The lookup keys each row is indexed under, in the order of ``lookups``.
         self.keys: dict[str, tuple[object, ...]] = {}
         unique = {frozenset(cols) for cols in table.unique}
-        self.lookups = [_Lookup(table, cols, frozenset(cols) in unique) for cols in table.lookups()]
+        self.lookups = [_Lookup(cols, frozenset(cols) in unique) for cols in table.lookups()]
         self.uniques = [(i, lk) for i, lk in enumerate(self.lookups) if lk.unique]
         self.by_columns = {frozenset(lk.columns): lk for lk in self.lookups}
         self.by_names = {lk.columns: lk for lk in self.lookups}

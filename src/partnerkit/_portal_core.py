@@ -455,11 +455,12 @@ class PortalCore:
     def _active_delegation(
         self, uow: UnitOfWork, partner_id: str, customer_id: str, now: datetime
     ) -> Delegation | None:
+        """The active delegation of the pair, by the delegations' own index: what a write
+        checks before another consent (decisions use ``_granted_delegation``)."""
         for delegation in uow.delegations.find(
             partner_id=partner_id, customer_id=customer_id, status=_ACTIVE
         ):
-            ends_at = delegation.ends_at  # Delegation.is_active, inline: this is per request
-            if delegation.status is _ACTIVE and (ends_at is None or now < ends_at):
+            if delegation.is_active(now):
                 return delegation
         return None
 

@@ -42,7 +42,7 @@ import tempfile
 import time
 import timeit
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -56,15 +56,16 @@ except ImportError:  # running from a checkout without an installed package
 
 from partnerkit.ports import COMPANIES, RELATIONS
 from partnerkit.records import CustomerRelation
-from partnerkit.stores._sql import customer_search, prefix_range
+from partnerkit.stores._sql import customer_search, listed_sql, prefix_range
 from partnerkit.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
 SIZES = (10_000, 1_000_000)
 PAGE = 50
 #: Bump when the builder writes different data, so that cached files are rebuilt.
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 SEED = 20240115
 CREATED_AT = datetime(2024, 1, 15, 9, 30, tzinfo=UTC)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 SYLLABLES = (
     "ka", "ro", "mi", "tel", "van", "dor", "li", "sa", "ber", "nu",
     "fa", "bri", "kam", "tor", "wen", "zu", "pe", "lo", "gra", "hes",
@@ -115,6 +116,9 @@ def customer_objects(
         domain=company.domain,
         advises=index % 2 == 0,
         administers=index % 2 == 1,
+        # Administered through a delegation without an end date (the builder writes no
+        # delegations themselves: the search reads only whether the relation names one).
+        delegation_id=f"dlg_{index:026x}" if index % 2 == 1 else None,
     )
     return company, relation
 
@@ -240,8 +244,8 @@ def check_rows_match_the_portal(
     admin = next(u for u in _users(store, customer.id))
     redemption = portal.redeem(url, admin, accept_delegated_admin=True)
     assert redemption.delegation is not None
-    # The builder writes no delegations, so its relations name none; the search never reads
-    # that column. The probe's relation names the delegation the Portal just recorded.
+    # The probe's relation names the delegation the Portal just recorded, with no end date,
+    # as the builder's administered relations do.
     relation = CustomerRelation(
         id=CustomerRelation.key(partner_id, customer.id),
         partner_id=partner_id,
@@ -300,16 +304,19 @@ def raw_same_question(conn: sqlite3.Connection, partner_id: str, prefix: str) ->
     key = prefix.casefold()
     by_name, name_params = prefix_range("name_key", key)
     by_domain, domain_params = prefix_range("domain", key)
+    # Only the customers advised, or administered through a delegation not ended at *now*.
+    listed = listed_sql("?", True)
+    now = (datetime.now(UTC) - EPOCH) // timedelta(microseconds=1)  # as the store keeps it
     merged = (
         "SELECT id, customer_id, name_key AS k FROM customer_relations "
-        f"WHERE partner_id = ? AND {by_name} UNION ALL "
+        f"WHERE partner_id = ? AND {by_name} AND {listed} UNION ALL "
         "SELECT id, customer_id, domain AS k FROM customer_relations WHERE partner_id = ? "
-        f"AND {by_domain} AND NOT ({by_name}) ORDER BY k, id LIMIT ?"
+        f"AND {by_domain} AND NOT ({by_name}) AND {listed} ORDER BY k, id LIMIT ?"
     )
     return conn.execute(
         f"SELECT {_COMPANY_COLUMNS} FROM ({merged}) r "
         "CROSS JOIN companies c ON c.id = r.customer_id ORDER BY r.k, r.id",
-        (partner_id, *name_params, partner_id, *domain_params, *name_params, PAGE),
+        (partner_id, *name_params, now, partner_id, *domain_params, *name_params, now, PAGE),
     ).fetchall()
 
 
@@ -485,7 +492,9 @@ def query_plans(subjects: Subjects, size: int) -> Iterator[str]:
     partner_id, _ = subjects.actors[size]
     columns = [field.name for field in attrs.fields(Company)]
     for name, after in (("page 1", None), ("page 2", ("kam", f"{partner_id}:cmp_0"))):
-        statement, params = customer_search(columns, partner_id, "ka", PAGE, after)
+        statement, params = customer_search(
+            columns, partner_id, "ka", PAGE, after, now=datetime.now(UTC)
+        )
         plan = conn.execute(f"EXPLAIN QUERY PLAN {statement}", params).fetchall()
         yield f"{name}: " + "; ".join(str(row[-1]) for row in plan)
 

@@ -20,6 +20,7 @@ from partnerkit.errors import Conflict, PartnerKitError, ValidationError
 from partnerkit.links import LinkKind
 from partnerkit.ports import Store
 from partnerkit.records import CustomerRelation, LinkRecord
+from partnerkit.stores._sql import ADDED_COLUMNS
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.testing.contract import StoreContract
 from partnerkit.testing.postgres import PostgresServer
@@ -165,12 +166,23 @@ def test_customer_search_finds_what_the_memory_store_finds(
     """Prefix search by name or domain, paged by cursor, agrees with MemoryStore exactly."""
     relations = [
         CustomerRelation(
-            id=f"rel_{n}", partner_id="cmp_p", customer_id=f"cmp_{n}", name_key=k, domain=d
+            id=f"rel_{n}",
+            partner_id="cmp_p",
+            customer_id=f"cmp_{n}",
+            name_key=k,
+            domain=d,
+            # Every third one is neither advised nor administered now: never found.
+            advises=n % 3 != 2,
         )
         for n, (k, d) in enumerate(rows)
     ]
     other = CustomerRelation(
-        id="rel_x", partner_id="cmp_q", customer_id="cmp_x", name_key=prefix, domain=prefix
+        id="rel_x",
+        partner_id="cmp_q",
+        customer_id="cmp_x",
+        name_key=prefix,
+        domain=prefix,
+        advises=True,
     )
     memory = MemoryStore()
     results = []
@@ -195,6 +207,7 @@ def test_a_prefix_ending_in_the_last_code_point_finds_only_its_own_names(
                     customer_id=f"cmp_{n}",
                     name_key=name,
                     domain=f"d{n}.example",
+                    advises=True,
                 )
             )
         found = uow.search_relations("cmp_p", "a\U0010ffff", 10)
@@ -202,29 +215,35 @@ def test_a_prefix_ending_in_the_last_code_point_finds_only_its_own_names(
 
 
 def test_opening_a_version_1_database_fills_in_the_active_delegations(empty_dsn: str) -> None:
-    """Schema version 2 adds the relation's delegation and fills it from the delegations."""
+    """Schema versions 2 and 3 add the relation's delegation and its end date, filled in from
+    the delegations."""
     from partnerkit import Portal
     from partnerkit.testing import FakeClock, build_world
 
     store = PostgresStore(empty_dsn)
     try:
         world = build_world(Portal(store=store, clock=FakeClock()))
-        url = world.portal.offer_delegated_admin(world.partner_admin)
+        url = world.portal.offer_delegated_admin(world.partner_admin, duration=timedelta(days=9))
         redemption = world.portal.redeem(url, world.customer_admin, accept_delegated_admin=True)
         assert redemption.delegation is not None
     finally:
         store.close()
     with psycopg.connect(empty_dsn, autocommit=True) as raw:
-        raw.execute("ALTER TABLE customer_relations DROP COLUMN delegation_id")
+        for added in ADDED_COLUMNS.values():
+            for table, column in added:
+                raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         raw.execute("DELETE FROM schema_version WHERE version > 1")
     reopened = PostgresStore(empty_dsn)
     try:
-        assert reopened.schema_version() == SCHEMA_VERSION == 2
+        assert reopened.schema_version() == SCHEMA_VERSION == 3
         key = CustomerRelation.key(world.partner.id, world.customer.id)
         with reopened.unit_of_work(write=False) as uow:
             relation = uow.customer_relations.get(key)
         assert relation is not None
         assert relation.delegation_id == redemption.delegation.id
+        # Version 3: the end date of that delegation, copied onto the relation.
+        assert redemption.delegation.ends_at is not None
+        assert relation.delegation_ends_at == redemption.delegation.ends_at
     finally:
         reopened.close()
 

@@ -19,6 +19,7 @@ import pytest
 from partnerkit import Permission, Portal
 from partnerkit.ports import Store
 from partnerkit.records import CustomerRelation
+from partnerkit.stores._sql import ADDED_COLUMNS
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 from partnerkit.testing import FakeClock, World, build_world
@@ -93,12 +94,14 @@ def test_a_delegation_with_an_end_date_is_judged_by_the_clock_at_each_decision()
     assert not _may_reset(world)
 
 
-def _downgrade_sqlite(path: Path) -> None:
-    """Make the file what schema version 1 wrote: no column, version 1 recorded."""
+def _downgrade_sqlite(path: Path, version: int = 1) -> None:
+    """Make the file what schema *version* wrote: no later column, *version* recorded."""
     raw = sqlite3.connect(path)
     try:
-        raw.execute("ALTER TABLE customer_relations DROP COLUMN delegation_id")
-        raw.execute("DELETE FROM schema_version WHERE version > 1")
+        for later in range(version + 1, SCHEMA_VERSION + 1):
+            for table, column in ADDED_COLUMNS.get(later, ()):
+                raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+        raw.execute("DELETE FROM schema_version WHERE version > ?", (version,))
         raw.commit()
     finally:
         raw.close()
@@ -115,7 +118,7 @@ def test_opening_a_version_1_sqlite_file_fills_in_the_active_delegations(
     _downgrade_sqlite(path)
     reopened = SQLiteStore(path)
     try:
-        assert reopened.schema_version() == SCHEMA_VERSION == 2
+        assert reopened.schema_version() == SCHEMA_VERSION == 3
         assert _pointer(reopened, world) == active
         moved = attrs.evolve(world, portal=Portal(store=reopened, clock=world.portal.clock))
         assert _may_reset(moved)
@@ -136,5 +139,34 @@ def test_the_backfill_leaves_relations_without_an_active_delegation_empty(
     reopened = SQLiteStore(path)
     try:
         assert _pointer(reopened, world) is None
+    finally:
+        reopened.close()
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_opening_an_older_sqlite_file_fills_in_the_end_date_of_the_delegation(
+    tmp_path: Path, version: int
+) -> None:
+    """Schema version 3 copies the end date of the delegation a relation names onto it, so
+    that a search leaves the customer out once it has passed."""
+    path = tmp_path / f"v{version}.db"
+    store = SQLiteStore(path)
+    world = build_world(Portal(store=store, clock=FakeClock()))
+    active = _consent(world, duration=timedelta(days=30))
+    store.close()
+    _downgrade_sqlite(path, version)
+    reopened = SQLiteStore(path)
+    try:
+        assert reopened.schema_version() == SCHEMA_VERSION
+        with reopened.unit_of_work(write=False) as uow:
+            relation = uow.customer_relations.get(
+                CustomerRelation.key(world.partner.id, world.customer.id)
+            )
+            delegation = uow.delegations.get(active)
+        assert relation is not None
+        assert delegation is not None
+        assert delegation.ends_at is not None
+        assert relation.delegation_id == active
+        assert relation.delegation_ends_at == delegation.ends_at
     finally:
         reopened.close()

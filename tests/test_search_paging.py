@@ -2,7 +2,8 @@
 
 The SQLite store answers a page with one statement that merges two index ranges and starts
 both at the cursor; the model is the definition in ``UnitOfWork.search_relations``: the
-partner's relations whose name key or domain starts with the prefix, ordered by
+partner's relations whose name key or domain starts with the prefix and that are listed at
+the time of the search (advised, or administered through a delegation not yet ended), ordered by
 ``(search_key(prefix), id)``, those after the cursor, at most *limit*. Keys are drawn from a
 small alphabet (with the last code point, which has no successor) so that prefixes, equal
 keys and cursors that fall before, inside or after the range are all common. The same page
@@ -11,6 +12,8 @@ to the model too.
 """
 
 from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,11 +26,19 @@ from partnerkit.stores.sqlite import SQLiteStore
 ALPHABET = "abz\U0010ffff"
 keys = st.text(alphabet=ALPHABET, max_size=3)
 partners = st.sampled_from(["cmp_p", "cmp_q"])
+#: The time of every search.
+NOW = datetime(2025, 6, 1, tzinfo=UTC)
+#: Whether the partner advises the customer, and the end date of its delegation: none, no
+#: end date, or one before, at or after the search (``NOW``) by a microsecond.
+listings = st.tuples(
+    st.booleans(),
+    st.sampled_from(["none", "open", *(NOW + timedelta(microseconds=d) for d in (-1, 0, 1))]),
+)
 
 
 @st.composite
 def relations(draw: st.DrawFn) -> list[CustomerRelation]:
-    rows = draw(st.lists(st.tuples(partners, keys, keys), max_size=25))
+    rows = draw(st.lists(st.tuples(partners, keys, keys, listings), max_size=25))
     return [
         CustomerRelation(
             id=CustomerRelation.key(partner, f"cmp_c{n:03d}"),
@@ -35,9 +46,19 @@ def relations(draw: st.DrawFn) -> list[CustomerRelation]:
             customer_id=f"cmp_c{n:03d}",
             name_key=name,
             domain=domain,
+            advises=advises,
+            administers=delegation != "none",
+            delegation_id=None if delegation == "none" else f"dlg_{n}",
+            delegation_ends_at=delegation if isinstance(delegation, datetime) else None,
         )
-        for n, (partner, name, domain) in enumerate(rows)
+        for n, (partner, name, domain, (advises, delegation)) in enumerate(rows)
     ]
+
+
+def listed(relation: CustomerRelation) -> bool:
+    """The definition, written out: advised, or a delegation with no end or one after NOW."""
+    ends = relation.delegation_ends_at
+    return relation.advises or (relation.delegation_id is not None and (ends is None or ends > NOW))
 
 
 def model(
@@ -49,6 +70,7 @@ def model(
             for r in rows
             if r.partner_id == "cmp_p"
             and (r.name_key.startswith(prefix) or r.domain.startswith(prefix))
+            and listed(r)
         ),
     )
     by_id = {r.id: r for r in rows}
@@ -95,8 +117,9 @@ def test_sqlite_and_memory_pages_are_the_model(
                     uow.companies.add(company)
                 uow.commit()
             with store.unit_of_work(write=False) as uow:
-                assert uow.search_relations("cmp_p", prefix, limit, cursor) == expected, store
-                assert uow.search_customers("cmp_p", prefix, limit, cursor) == [
+                found = uow.search_relations("cmp_p", prefix, limit, cursor, now=NOW)
+                assert found == expected, store
+                assert uow.search_customers("cmp_p", prefix, limit, cursor, now=NOW) == [
                     companies[r.customer_id] for r in expected if r.customer_id in companies
                 ], store
         finally:
@@ -112,6 +135,7 @@ def test_walking_every_page_finds_each_match_once() -> None:
             customer_id=f"cmp_c{n:03d}",
             name_key=("ab", "ba", "abz", "zab", "a")[n % 5] + str(n % 7),
             domain=("ba", "ab", "zz", "a")[n % 4] + f"{n}.example",
+            advises=n % 6 != 5,
         )
         for n in range(300)
     ]
@@ -125,7 +149,7 @@ def test_walking_every_page_finds_each_match_once() -> None:
             found: list[CustomerRelation] = []
             after = None
             with store.unit_of_work(write=False) as uow:
-                while page := uow.search_relations("cmp_p", prefix, 3, after):
+                while page := uow.search_relations("cmp_p", prefix, 3, after, now=NOW):
                     found += page
                     after = (page[-1].search_key(prefix), page[-1].id)
             assert found == model(rows, prefix, len(rows), None), prefix

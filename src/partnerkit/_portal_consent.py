@@ -76,9 +76,7 @@ class ConsentCases(PortalCore):
                 )
             accepted = pending.accept(ctx.actor.id, ctx.now)
             uow.delegations.update(accepted)
-            self._relate(
-                uow, accepted.partner_id, ctx.company, administers=True, delegation_id=accepted.id
-            )
+            self._relate(uow, accepted.partner_id, ctx.company, delegation=accepted)
             attempt.detail.update(_roles_of(accepted))
             self._succeed(uow, attempt)
             return accepted

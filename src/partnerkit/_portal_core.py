@@ -471,14 +471,15 @@ class PortalCore:
         customer: Company,
         *,
         advises: bool = False,
-        administers: bool = False,
-        delegation_id: str | None = None,
+        delegation: Delegation | None = None,
     ) -> None:
-        """Record that *partner_id* advises or administers *customer* (for search), and,
-        given *delegation_id*, that this is the delegation it administers it through now."""
+        """Record that *partner_id* advises *customer* (for search), or, given the accepted
+        *delegation*, that it administers the customer through that one now."""
         assert customer.domain is not None
         key = CustomerRelation.key(partner_id, customer.id)
         relation = uow.customer_relations.get(key)
+        delegation_id = delegation.id if delegation is not None else None
+        ends_at = delegation.ends_at if delegation is not None else None
         if relation is None:
             uow.customer_relations.add(
                 CustomerRelation(
@@ -488,30 +489,41 @@ class PortalCore:
                     name_key=customer.name.casefold(),
                     domain=customer.domain,
                     advises=advises,
-                    administers=administers,
+                    administers=delegation is not None,
                     delegation_id=delegation_id,
+                    delegation_ends_at=ends_at,
                 )
             )
-        elif (
-            (advises and not relation.advises)
-            or (administers and not relation.administers)
-            or (delegation_id is not None and delegation_id != relation.delegation_id)
+        elif (advises and not relation.advises) or (
+            delegation is not None
+            and (delegation_id != relation.delegation_id or not relation.administers)
         ):
-            uow.customer_relations.update(
-                _bump(
-                    relation,
-                    advises=relation.advises or advises,
-                    administers=relation.administers or administers,
-                    delegation_id=delegation_id or relation.delegation_id,
+            changes: dict[str, object] = {"advises": relation.advises or advises}
+            if delegation is not None:
+                changes.update(
+                    administers=True, delegation_id=delegation_id, delegation_ends_at=ends_at
                 )
-            )
+            uow.customer_relations.update(_bump(relation, **changes))
 
     def _unrelate_delegation(self, uow: UnitOfWork, delegation: Delegation) -> None:
-        """Forget *delegation* as the one its partner administers its customer through."""
+        """Forget *delegation* as the one its partner administers its customer through: the
+        partner no longer finds the customer, unless it advises it."""
         key = CustomerRelation.key(delegation.partner_id, delegation.customer_id)
         relation = uow.customer_relations.get(key)
         if relation is not None and relation.delegation_id == delegation.id:
-            uow.customer_relations.update(_bump(relation, delegation_id=None))
+            uow.customer_relations.update(
+                _bump(relation, delegation_id=None, delegation_ends_at=None)
+            )
+
+    def _unrelate_advice(self, uow: UnitOfWork, partner_id: str, customer_id: str) -> None:
+        """Record that *partner_id* may have stopped advising *customer_id* (another partner
+        took over a subscription): it advises it while it is advisor of any of them."""
+        relation = uow.customer_relations.get(CustomerRelation.key(partner_id, customer_id))
+        if relation is None or not relation.advises:
+            return
+        if any(s.partner_id == partner_id for s in uow.subscriptions.find(customer_id=customer_id)):
+            return
+        uow.customer_relations.update(_bump(relation, advises=False))
 
     def _granted_delegation(
         self, uow: UnitOfWork, partner_id: str, customer_id: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
+from typing import Any
 
 import attrs
 
@@ -15,6 +16,7 @@ from partnerkit._portal_core import (
     _check_lifetime,
     _check_max_uses,
     _Context,
+    _reads_each,
     _role_label,
     _terms_detail,
 )
@@ -53,7 +55,17 @@ from partnerkit.offers import (
     SubscriptionStatus,
     TrialInvitation,
 )
-from partnerkit.ports import UnitOfWork
+from partnerkit.ports import (
+    COMPANIES,
+    DELEGATIONS,
+    LINKS,
+    OFFERS,
+    REDEMPTIONS,
+    SUBSCRIPTIONS,
+    USERS,
+    Table,
+    UnitOfWork,
+)
 from partnerkit.records import LinkRecord, RedemptionRecord
 from partnerkit.roles import (
     AdminRole,
@@ -73,6 +85,48 @@ _TRIAL_INVITATION = LinkKind.TRIAL_INVITATION
 _OPEN = OfferStatus.OPEN
 _ACTIVE_SUBSCRIPTION = SubscriptionStatus.ACTIVE
 _PURCHASE = Permission.PURCHASE
+
+
+@attrs.frozen
+class _Known:
+    """What a redemption reads before it writes, read together by a unit of work that reads
+    several things in one step (``ports.EachReader``, ``ports.EachFinder``).
+
+    Each is what the read one by one would find: writers run one at a time, and nothing has
+    been written yet when they are read (the subscriptions of one service are not changed
+    by the writes for another).
+    """
+
+    #: ``links.get(claims.link_id)``.
+    record: LinkRecord | None
+    #: ``redemptions.get(f"{claims.link_id}:{customer_id}")``.
+    redemption: RedemptionRecord | None
+    #: ``purchase_offers.get(claims.target)`` for an offer link, else ``None``.
+    offer: PurchaseOffer | None
+    #: ``subscriptions.find(customer_id=customer_id)``; ``None`` when not read.
+    subscriptions: list[Subscription] | None
+
+
+def _subscribed(
+    uow: UnitOfWork, company: Company, sku: str, known: list[Subscription] | None
+) -> list[Subscription]:
+    """``subscriptions.find(customer_id=company.id, sku=sku)``, from the customer's
+    subscriptions when they were read already (*known*, ordered by key like ``find``)."""
+    if known is None:
+        return uow.subscriptions.find(customer_id=company.id, sku=sku)
+    return [s for s in known if s.sku == sku]
+
+
+_EACH_FINDERS: dict[type, bool] = {}
+
+
+def _finds_each(uow: object) -> bool:
+    """Whether *uow* offers the optional ``find_each`` (see ``ports.EachFinder``), per class."""
+    cls = uow.__class__
+    found = _EACH_FINDERS.get(cls)
+    if found is None:
+        found = _EACH_FINDERS[cls] = callable(getattr(cls, "find_each", None))
+    return found
 
 
 class OfferCases(PortalCore):
@@ -384,10 +438,10 @@ class OfferCases(PortalCore):
         return self._live_link(uow, claims)[0]
 
     def _live_link(
-        self, uow: UnitOfWork, claims: LinkClaims
+        self, uow: UnitOfWork, claims: LinkClaims, known: _Known | None = None
     ) -> tuple[LinkRecord, PurchaseOffer | None]:
         """The link's record (and open offer, for an offer link), or why it is dead."""
-        record = uow.links.get(claims.link_id)
+        record = uow.links.get(claims.link_id) if known is None else known.record
         if (
             record is None
             or record.kind is not claims.kind
@@ -401,7 +455,8 @@ class OfferCases(PortalCore):
             raise LinkRevoked()
         offer = None
         if record.kind is _PURCHASE_OFFER:
-            offer = uow.purchase_offers.get(record.target)
+            # Read by the claims' target, which the record's equals here.
+            offer = uow.purchase_offers.get(record.target) if known is None else known.offer
             if offer is None or offer.status is not _OPEN:
                 raise LinkRevoked("the offer was withdrawn or superseded")
         return record, offer
@@ -466,17 +521,102 @@ class OfferCases(PortalCore):
         now = self.now()
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> Redemption:
-            user = self._actor(uow, actor, attempt)
-            company = uow.companies.get(user.company_id)
+            read = self._read_redemption(uow, actor, url, now) if _reads_each(uow) else None
+            claims: LinkClaims | None = None
+            known: _Known | None = None
+            if read is not None:
+                user, company, claims, known = read
+                attempt.actor = user
+            else:
+                user = self._actor(uow, actor, attempt)
+                company = uow.companies.get(user.company_id)
             assert company is not None
             attempt.company_id = company.id
             attempt.role = _role_label(user, own=True)
-            claims = self._claims(url, now)
+            if claims is None:
+                claims = self._claims(url, now)
             return self._redeem(
-                uow, attempt, claims, user, company, now, licenses, accept_delegated_admin
+                uow,
+                attempt,
+                claims,
+                user,
+                company,
+                now,
+                licenses,
+                accept_delegated_admin,
+                known=known,
             )
 
         return self._run("link.redeem", body)
+
+    def _read_redemption(
+        self, uow: UnitOfWork, actor: User | str, url: str, now: datetime
+    ) -> tuple[User, Company | None, LinkClaims, _Known] | None:
+        """The actor, its company, the link's claims and what redeeming the link reads, read
+        together (a unit of work with ``get_each``): in one step given the actor as a
+        ``User``, whose company is read with the rest (and read again with it, should the
+        stored user be in another company), else in two, the actor first.
+
+        ``None`` where the reads one by one must run instead, to fail as they do: an actor
+        that is no key or is not stored, a link that does not verify.
+        """
+        actor_id = actor if isinstance(actor, str) else getattr(actor, "id", None)
+        if not isinstance(actor_id, str):
+            return None
+        try:
+            claims = self._claims(url, now)
+        except Exception:  # raised again by the reads one by one, after the actor's checks
+            return None
+        user: User | None
+        hint = actor.company_id if isinstance(actor, User) else None
+        if hint is not None:
+            (user, company), known = self._read_link(
+                uow, claims, hint, (USERS, actor_id), (COMPANIES, hint)
+            )
+            if user is None:
+                return None
+            if user.company_id == hint:
+                return user, company, claims, known
+        else:
+            user = uow.users.get(actor_id)
+            if user is None:
+                return None
+        (company,), known = self._read_link(
+            uow, claims, user.company_id, (COMPANIES, user.company_id)
+        )
+        return user, company, claims, known
+
+    @staticmethod
+    def _read_link(
+        uow: UnitOfWork, claims: LinkClaims, customer_id: str, *first: tuple[Table[Any], str]
+    ) -> tuple[list[Any], _Known]:
+        """Read the keys *first*, and what redeeming the link of *claims* for *customer_id*
+        reads (see :class:`_Known`), together; the customer's subscriptions only with
+        ``find_each``. Returns what *first* found, and the rest."""
+        kind = claims.kind
+        link_id = claims.link_id
+        reads: list[tuple[Table[Any], Any]] = [
+            *first,
+            (LINKS, link_id),
+            (REDEMPTIONS, f"{link_id}:{customer_id}"),
+        ]
+        offer_link = kind is _PURCHASE_OFFER
+        if offer_link:
+            reads.append((OFFERS, claims.target))
+        finds = (offer_link or kind is _TRIAL_INVITATION) and _finds_each(uow)
+        if finds:
+            reads.append((SUBSCRIPTIONS, {"customer_id": customer_id}))
+            found = uow.find_each(*reads)  # type: ignore[attr-defined]
+        else:
+            found = uow.get_each(*reads)  # type: ignore[attr-defined]
+        n = len(first)
+        known = _Known(
+            record=found[n],
+            redemption=found[n + 1],
+            offer=found[n + 2] if offer_link else None,
+            subscriptions=found[-1] if finds else None,
+        )
+        return found[:n], known
 
     def sign_up(
         self,
@@ -498,6 +638,7 @@ class OfferCases(PortalCore):
             company, admin = self._new_customer(uow, name, domain, admin_email, admin_name, None)
             attempt.company_id = company.id
             attempt.detail["signed_up"] = company.id
+            known = self._read_link(uow, claims, company.id)[1] if _reads_each(uow) else None
             result = self._redeem(
                 uow,
                 attempt,
@@ -508,6 +649,7 @@ class OfferCases(PortalCore):
                 licenses,
                 accept_delegated_admin,
                 actor_for_audit=False,
+                known=known,
             )
             return company, admin, result
 
@@ -525,6 +667,7 @@ class OfferCases(PortalCore):
         accept: bool | None,
         *,
         actor_for_audit: bool = True,
+        known: _Known | None = None,
     ) -> Redemption:
         if actor_for_audit:
             attempt.actor = user
@@ -534,7 +677,7 @@ class OfferCases(PortalCore):
             _check_bool("accept_delegated_admin", accept)
         if company.is_partner:
             raise Forbidden(Decision(False, Rule.PARTNER_USERS_NEVER_REDEEM))
-        record, offer = self._live_link(uow, claims)
+        record, offer = self._live_link(uow, claims, known)
         kind = record.kind
         if kind is _TRIAL_INVITATION and user.admin_role is None:
             raise Forbidden(Decision(False, Rule.TRIAL_NEEDS_ADMIN_ROLE))
@@ -554,18 +697,19 @@ class OfferCases(PortalCore):
         counts = self._adjusted_counts(offer, licenses) if offer is not None else {}
 
         redemption_id = f"{record.id}:{company.id}"
-        first = uow.redemptions.get(redemption_id)
+        first = uow.redemptions.get(redemption_id) if known is None else known.redemption
         if first is not None:
             return self._replay(uow, first, now)
         if record.max_uses is not None and record.uses >= record.max_uses:
             raise LinkExhausted()
 
+        subscribed = known.subscriptions if known is not None else None
         if kind is _TRIAL_INVITATION:
             subscriptions: tuple[Subscription, ...] = (
-                self._start_trial(uow, record, company, now),
+                self._start_trial(uow, record, company, now, subscribed),
             )
         elif offer is not None:
-            subscriptions = self._buy(uow, record, offer, company, counts, now)
+            subscriptions = self._buy(uow, record, offer, company, counts, now, subscribed)
         else:
             subscriptions = ()
 
@@ -603,6 +747,18 @@ class OfferCases(PortalCore):
             raise Forbidden(decision, permission)
 
     def _replay(self, uow: UnitOfWork, first: RedemptionRecord, now: datetime) -> Redemption:
+        if _reads_each(uow):
+            # The subscriptions and the delegation in one step.
+            found = uow.get_each(  # type: ignore[attr-defined]
+                *[(SUBSCRIPTIONS, i) for i in first.subscription_ids],
+                *([(DELEGATIONS, first.delegation_id)] if first.delegation_id else []),
+            )
+            delegation = found.pop() if first.delegation_id else None
+            subs = tuple(s.as_of(now) for s in found if s is not None)
+            return Redemption(
+                subscriptions=subs,
+                delegation=delegation.as_of(now) if delegation is not None else None,
+            )
         subs = tuple(
             s.as_of(now)
             for s in (uow.subscriptions.get(i) for i in first.subscription_ids)
@@ -615,10 +771,15 @@ class OfferCases(PortalCore):
         )
 
     def _start_trial(
-        self, uow: UnitOfWork, record: LinkRecord, company: Company, now: datetime
+        self,
+        uow: UnitOfWork,
+        record: LinkRecord,
+        company: Company,
+        now: datetime,
+        subscribed: list[Subscription] | None = None,
     ) -> Subscription:
         service = self.catalog.get(record.target)
-        existing = uow.subscriptions.find(customer_id=company.id, sku=service.sku)
+        existing = _subscribed(uow, company, service.sku, subscribed)
         if existing:
             if existing[0].status is SubscriptionStatus.TRIAL:
                 raise ValidationError("sku", "one trial per customer per service")
@@ -643,11 +804,12 @@ class OfferCases(PortalCore):
         company: Company,
         counts: Mapping[str, int],
         now: datetime,
+        subscribed: list[Subscription] | None = None,
     ) -> tuple[Subscription, ...]:
         bought = []
         for line in offer.lines:
             count = counts[line.sku]
-            existing = uow.subscriptions.find(customer_id=company.id, sku=line.sku)
+            existing = _subscribed(uow, company, line.sku, subscribed)
             if existing:
                 current = existing[0]
                 if current.status is not SubscriptionStatus.TRIAL:
@@ -662,6 +824,9 @@ class OfferCases(PortalCore):
                     link_id=record.id,
                 )
                 uow.subscriptions.update(sub)
+                if current.partner_id is not None and current.partner_id != record.partner_id:
+                    # Another partner's trial: its partner may advise this customer no more.
+                    self._unrelate_advice(uow, current.partner_id, company.id)
             else:
                 sub = Subscription(
                     id=new_id("sub"),
@@ -728,9 +893,7 @@ class OfferCases(PortalCore):
         )
         self._append(uow, step, "success", None)
         if accept:
-            self._relate(
-                uow, record.partner_id, company, administers=True, delegation_id=decided.id
-            )
+            self._relate(uow, record.partner_id, company, delegation=decided)
         return decided
 
     # -- F4: subscriptions ---------------------------------------------------------------

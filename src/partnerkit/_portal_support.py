@@ -55,7 +55,9 @@ class SupportCases(PortalCore):
         """Search the customers the actor's partner advises or administers.
 
         Prefix search on company name and domain, case-insensitive, ordered by name;
-        pass the last company id seen as *after* for the next page.
+        pass the last company id seen as *after* for the next page. A customer is found
+        while the partner is advisor of one of its subscriptions or holds a delegation of it
+        that has not ended (revoked, ended, or past its end date: no longer found).
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[Company]:
@@ -75,9 +77,11 @@ class SupportCases(PortalCore):
             # statement on SQLite); for any other, the relations and then their companies.
             search_customers = getattr(uow, "search_customers", None)
             if search_customers is not None:
-                found: list[Company] = search_customers(ctx.company.id, key, size, cursor)
+                found: list[Company] = search_customers(
+                    ctx.company.id, key, size, cursor, now=ctx.now
+                )
                 return found
-            relations = uow.search_relations(ctx.company.id, key, size, cursor)
+            relations = uow.search_relations(ctx.company.id, key, size, cursor, now=ctx.now)
             companies = uow.companies.get_many([r.customer_id for r in relations])
             return [companies[r.customer_id] for r in relations if r.customer_id in companies]
 

@@ -47,6 +47,7 @@ __all__ = [
     "USERS",
     "Clock",
     "CustomerSearch",
+    "EachFinder",
     "EachReader",
     "Repository",
     "Store",
@@ -292,8 +293,11 @@ class UnitOfWork(Protocol):
         prefix: str,
         limit: int,
         after: tuple[str, str] | None = None,
+        now: datetime | None = None,
     ) -> list[CustomerRelation]:
-        """Return *partner_id*'s relations whose ``name_key`` or ``domain`` starts with *prefix*.
+        """Return *partner_id*'s relations whose ``name_key`` or ``domain`` starts with *prefix*,
+        among those listed at *now* (``relation.is_listed(now)``: the partner advises the
+        customer, or holds a delegation of it that has not ended by *now*).
 
         *prefix* is already case-folded. Results are ordered by
         ``(relation.search_key(prefix), id)`` (the name when it matches, else the domain) and
@@ -335,8 +339,9 @@ class CustomerSearch(Protocol):
         prefix: str,
         limit: int,
         after: tuple[str, str] | None = None,
+        now: datetime | None = None,
     ) -> list[Company]:
-        """Return the companies of ``search_relations(partner_id, prefix, limit, after)``.
+        """Return the companies of ``search_relations(partner_id, prefix, limit, after, now)``.
 
         Exactly the companies of those relations, in the same order; a relation whose
         company is not stored is left out (the page may then hold fewer than *limit*).
@@ -355,6 +360,24 @@ class EachReader(Protocol):
     def get_each(self, *keys: tuple[Table[Any], str]) -> list[Any]:
         """Return the object of each ``(table, id)`` (``None`` where there is none), in order,
         as ``uow.repository(table).get(id)`` would, read together."""
+
+
+class EachFinder(Protocol):
+    """An optional capability of a unit of work: several reads, by key or by lookup, in one step.
+
+    ``Portal.redeem`` reads the link, its offer, an earlier redemption and the customer's
+    subscriptions with it (and the actor and its company, given the actor as a ``User``)
+    when the unit of work has it, so that ``PostgresStore`` answers them in one round trip.
+    A unit of work without it is read with ``get_each`` if it has that, and ``find`` for
+    the lookups, else read by read, with the same results. The in-process stores do not
+    offer it, as it would save them nothing.
+    """
+
+    def find_each(self, *reads: tuple[Table[Any], str | Mapping[str, object]]) -> list[Any]:
+        """Return the answer of each read, in order, read together: for ``(table, id)`` the
+        object or ``None``, as ``uow.repository(table).get(id)`` would; for ``(table,
+        where)`` the list ``uow.repository(table).find(**where)`` would return (``where``
+        must be one of the table's lookups, else ``ValueError``)."""
 
 
 class Store(Protocol):

@@ -70,14 +70,32 @@ class CustomerRelation:
     #: The customer's name, case-folded, and its domain: the search keys.
     name_key: str
     domain: str
-    #: Whether the partner is advisor of a subscription, or ever held a delegation.
+    #: Whether the partner is advisor of one of the customer's subscriptions now.
     advises: bool = False
+    #: Whether the partner ever held a delegation of the customer (kept as history: whether
+    #: it administers the customer *now* is :attr:`delegation_id` and its end date).
     administers: bool = False
     version: int = 1
     #: The delegation through which the partner administers the customer, set when it is
     #: accepted and cleared when it is revoked or ended (an end date or the clock may have
     #: ended it since: whoever reads it judges it again). Decisions find it by this key.
     delegation_id: str | None = None
+    #: That delegation's end date, if it has one (schema version 3): a search leaves the
+    #: customer out from that instant, with no job to clear :attr:`delegation_id`.
+    delegation_ends_at: datetime | None = None
+
+    def is_listed(self, now: datetime | None) -> bool:
+        """Whether the partner finds this customer in a search at *now*: it advises one of
+        its subscriptions, or administers it through a delegation that has not ended.
+
+        ``now=None`` judges no end date: a delegation with one counts as ended.
+        """
+        if self.advises:
+            return True
+        if self.delegation_id is None:
+            return False
+        ends = self.delegation_ends_at
+        return ends is None or (now is not None and now < ends)
 
     def search_key(self, prefix: str) -> str:
         """What a search for *prefix* orders this relation by: its name key when the name

@@ -330,6 +330,7 @@ AUDIT_COLUMNS = Codec(AuditEvent)
 #: every file and database goes through the same steps whatever version it starts from.
 ADDED_COLUMNS: Mapping[int, tuple[tuple[str, str], ...]] = {
     2: (("customer_relations", "delegation_id"),),
+    3: (("customer_relations", "delegation_ends_at"),),
 }
 
 
@@ -363,6 +364,15 @@ BACKFILL_V2 = (
     "SELECT d.id FROM delegations d WHERE d.partner_id = customer_relations.partner_id "
     "AND d.customer_id = customer_relations.customer_id AND d.status = 'active' "
     "ORDER BY d.id LIMIT 1)"
+)
+
+
+#: Schema version 3 fills the new ``customer_relations.delegation_ends_at`` from the
+#: delegation each relation names.
+BACKFILL_V3 = (
+    "UPDATE customer_relations SET delegation_ends_at = ("
+    "SELECT d.ends_at FROM delegations d WHERE d.id = customer_relations.delegation_id) "
+    "WHERE delegation_id IS NOT NULL"
 )
 
 
@@ -490,9 +500,11 @@ def relation_search(
     limit: int,
     after: tuple[str, str] | None = None,
     mark: str = "?",
+    now: datetime | None = None,
 ) -> tuple[str, list[Any]]:
     """Return the statement and parameters of one page of a partner's customer relations
-    whose ``name_key`` or ``domain`` starts with *prefix* (see ``UnitOfWork.search_relations``).
+    whose ``name_key`` or ``domain`` starts with *prefix* (see ``UnitOfWork.search_relations``),
+    among those listed at *now* (:meth:`CustomerRelation.is_listed`).
 
     Rows are *columns* of ``customer_relations`` followed by the key each was found by, in
     order of ``(key, id)``, after the cursor *after*. One statement, two ranges: the names
@@ -512,18 +524,32 @@ def relation_search(
     if upper is not None:
         key_range.append(upper)
     cursor = list(after) if after is not None else []
-    params = [*key_range, *cursor]
+    listed = [] if now is None else [_enc_datetime(now)]
+    params = [*key_range, *listed, *cursor]
     if prefix:
         # The domain side, for names that do not match (with the empty prefix, all do).
-        params += [*key_range, prefix, *([] if upper is None else [upper]), *cursor]
+        params += [*key_range, prefix, *([] if upper is None else [upper]), *listed, *cursor]
     params.append(limit)
-    sql = _relation_search_sql(tuple(columns), bool(prefix), upper is not None, bool(cursor), mark)
+    sql = _relation_search_sql(
+        tuple(columns), bool(prefix), upper is not None, bool(cursor), mark, now is not None
+    )
     return sql, params
+
+
+def listed_sql(mark: str, now: bool) -> str:
+    """The ``WHERE`` condition of :meth:`CustomerRelation.is_listed`, with one parameter,
+    the time (encoded), where *now* is true."""
+    ends = (
+        f"delegation_ends_at IS NULL OR delegation_ends_at > {mark}"
+        if now
+        else ("delegation_ends_at IS NULL")
+    )
+    return f"(advises = 1 OR (delegation_id IS NOT NULL AND ({ends})))"
 
 
 @functools.cache
 def _relation_search_sql(
-    columns: tuple[str, ...], prefix: bool, upper: bool, after: bool, mark: str
+    columns: tuple[str, ...], prefix: bool, upper: bool, after: bool, mark: str, now: bool
 ) -> str:
     sides = []
     for column in ("name_key", "domain") if prefix else ("name_key",):
@@ -538,6 +564,7 @@ def _relation_search_sql(
                 if upper
                 else f"NOT (name_key >= {mark})"
             )
+        where.append(listed_sql(mark, now))
         if after:
             where.append(f"({column} > {mark} OR id > {mark})")
         sides.append(
@@ -554,6 +581,7 @@ def customer_search(
     limit: int,
     after: tuple[str, str] | None = None,
     mark: str = "?",
+    now: datetime | None = None,
 ) -> tuple[str, list[Any]]:
     """Return the statement and parameters of the same page as :func:`relation_search`, as
     the *columns* of each relation's company, in the same order (a relation whose company is
@@ -564,7 +592,9 @@ def customer_search(
     (see ``partnerkit.ports.CustomerSearch``), which spares ``find_customers`` decoding the
     relations and reading the companies with a second statement.
     """
-    page, params = relation_search(("id", "customer_id"), partner_id, prefix, limit, after, mark)
+    page, params = relation_search(
+        ("id", "customer_id"), partner_id, prefix, limit, after, mark, now
+    )
     return _customer_search_sql(tuple(columns), page), params
 
 

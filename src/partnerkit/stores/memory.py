@@ -11,6 +11,7 @@ from __future__ import annotations
 import operator
 import threading
 from collections.abc import Callable, Sequence
+from datetime import datetime
 from threading import get_ident
 from types import TracebackType
 from typing import Any, TypeVar
@@ -340,13 +341,14 @@ class _MemoryUnitOfWork:
         prefix: str,
         limit: int,
         after: tuple[str, str] | None = None,
+        now: datetime | None = None,
     ) -> list[CustomerRelation]:
         self.check_open()
         relations: list[CustomerRelation] = self.customer_relations.find(partner_id=partner_id)
         keyed = [
             ((r.search_key(prefix), r.id), r)
             for r in relations
-            if r.name_key.startswith(prefix) or r.domain.startswith(prefix)
+            if (r.name_key.startswith(prefix) or r.domain.startswith(prefix)) and r.is_listed(now)
         ]
         keyed.sort(key=lambda pair: pair[0])
         return [r for key, r in keyed if after is None or key > after][:limit]
@@ -357,9 +359,10 @@ class _MemoryUnitOfWork:
         prefix: str,
         limit: int,
         after: tuple[str, str] | None = None,
+        now: datetime | None = None,
     ) -> list[Company]:
         companies = self._store.tables["companies"].rows
-        relations = self.search_relations(partner_id, prefix, limit, after)
+        relations = self.search_relations(partner_id, prefix, limit, after, now)
         return [companies[r.customer_id] for r in relations if r.customer_id in companies]
 
     def commit(self) -> None:

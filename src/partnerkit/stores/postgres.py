@@ -61,7 +61,8 @@ import re
 import select
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -80,12 +81,14 @@ from partnerkit.ports import TABLES, Repository, Table
 from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     BACKFILL_V2,
+    BACKFILL_V3,
     TableSQL,
     add_columns,
     columns_added_later,
     customer_search,
     ddl,
     key_of,
+    listed_sql,
     prefix_range,
     table_codec,
 )
@@ -142,8 +145,14 @@ def _schema_v2() -> list[str]:
     return [*add_columns(2, codecs, text_key=_TEXT, integer="BIGINT"), BACKFILL_V2]
 
 
+def _schema_v3() -> list[str]:
+    # The end date of that delegation, on the relation too (read by searches).
+    codecs = {table.name: table_codec(table) for table in TABLES}
+    return [*add_columns(3, codecs, text_key=_TEXT, integer="BIGINT"), BACKFILL_V3]
+
+
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*.
-MIGRATIONS: tuple[list[str], ...] = (_schema_v1(), _schema_v2())
+MIGRATIONS: tuple[list[str], ...] = (_schema_v1(), _schema_v2(), _schema_v3())
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -305,6 +314,7 @@ class _Slot:
         "_names",
         "_poll",
         "conn",
+        "opening",
         "pending",
         "pgconn",
         "pid",
@@ -325,6 +335,9 @@ class _Slot:
         self._names = 0
         #: A ``ROLLBACK`` was sent (in pipeline mode) and its answer is still unread.
         self.pending = False
+        #: The tags of a write transaction's opening (``BEGIN`` and the writers' lock), sent
+        #: in pipeline mode and not answered yet: the next batch reads those answers first.
+        self.opening: list[Any] | None = None
         self._poll: Any = None
         #: This connection's writer holds the process's turn (see ``PostgresStore.begin``).
         self.turn = False
@@ -342,6 +355,7 @@ class _Slot:
             self.pid == os.getpid()
             and not conn.closed
             and not conn.broken
+            and self.opening is None
             and (self.pending or conn.info.transaction_status is _IDLE)
         )
 
@@ -356,11 +370,24 @@ class _Slot:
 
     def start(self) -> list[Any]:
         """Begin a batch; return its list of tags (one per answer to read)."""
+        opening = self.opening
+        if opening is not None:
+            self.opening = None
+            return opening  # still in pipeline mode: its answers are read with this batch
         if self.pending:
             self.pending = False
             return [_DRAIN, _DRAIN]  # the ROLLBACK sent before, and its sync
         self.pgconn.enter_pipeline_mode()
         return []
+
+    def send(self, tags: list[Any]) -> None:
+        """Send the batch without waiting for its answers (the next batch reads them)."""
+        pgconn = self.pgconn
+        pgconn.pipeline_sync()
+        tags.append(_SYNC)
+        while pgconn.flush():
+            self._wait(select.POLLIN | select.POLLOUT)
+            pgconn.consume_input()
 
     def plain(self, tags: list[Any], sql: bytes, tag: Any = _PLAIN) -> None:
         """Add a statement without parameters, not prepared (``BEGIN``, ``COMMIT``)."""
@@ -385,14 +412,9 @@ class _Slot:
 
     def finish(self, tags: list[Any]) -> list[Any]:
         """Send the batch, wait for every answer, and return them in the order of *tags*."""
-        pgconn = self.pgconn
-        pgconn.pipeline_sync()
-        tags.append(_SYNC)
-        while pgconn.flush():
-            self._wait(select.POLLIN | select.POLLOUT)
-            pgconn.consume_input()
+        self.send(tags)
         results = self._collect(len(tags))
-        pgconn.exit_pipeline_mode()
+        self.pgconn.exit_pipeline_mode()
         return results
 
     def answer(self, tags: list[Any], results: list[Any]) -> Any:
@@ -764,7 +786,9 @@ class _PostgresUnitOfWork:
 
     ``uow.<table name>`` is the repository of that table, for every table of ``ports.TABLES``.
 
-    A write unit of work begins (and takes the writers' lock) on entry. A read one takes no
+    A write unit of work begins (and takes the writers' lock) on entry: it sends ``BEGIN``
+    and the lock then, and reads their answers with its first statement's, in the same round
+    trip (the server runs that statement after the lock either way). A read one takes no
     lock, so it begins with its first statement, in the same round trip (its snapshot is
     taken by that statement either way); a read that asks nothing sends nothing.
     """
@@ -816,11 +840,37 @@ class _PostgresUnitOfWork:
             return None
         if not self._begun:
             return self._store.begin_with(self, batch)
+        return self._batch(slot, batch)
+
+    def _batch(self, slot: _Slot, batch: list[tuple[str, list[bytes | None]]]) -> list[Any]:
+        """Run *batch* (encoded) with any deferred writes, in one round trip; return the
+        results of *batch*. The first batch of a write unit of work also reads the answers
+        of its opening, and takes the chain head from them."""
+        if slot.opening is not None:
+            answers = self._store.finish_opening(self, batch)
+            self._take_head(answers[0])
+            return answers[1:]
         tags = slot.start()
         self._send_deferred(slot, tags)
         for sql, values in batch:
             slot.query(tags, sql, values, _MAIN)
         return slot.answers(tags, slot.finish(tags))
+
+    def _take_head(self, result: Any) -> None:
+        rows = self._slot.rows  # type: ignore[union-attr]
+        rows.set_pgresult(result)
+        seq, top = rows.load_row(0, tuple)
+        self._head = (int(seq), str(top))
+
+    def _opened_now(self) -> _Slot:
+        """The connection, once the answers of this writer's opening are read (a round trip
+        of their own, when no statement came to carry them)."""
+        slot = self._open(False)
+        if slot.opening is not None:
+            with translate_errors():
+                self._batch(slot, [])
+            slot = self._open(False)
+        return slot
 
     def _send_deferred(self, slot: _Slot, tags: list[Any]) -> None:
         for sql, values in self._deferred:
@@ -833,10 +883,9 @@ class _PostgresUnitOfWork:
         if not self._begun:
             self._store.begin_with(self, [])
             slot = self._open(write)
-        elif self._deferred:
-            tags = slot.start()
-            self._send_deferred(slot, tags)
-            slot.answer(tags, slot.finish(tags))
+        elif self._deferred or slot.opening is not None:
+            self._batch(slot, [])
+            slot = self._open(write)
         cur = slot.cursor
         cur.execute(sql, params)
         return cur
@@ -903,17 +952,57 @@ class _PostgresUnitOfWork:
             for sql, row in zip(sqls, rows, strict=True)
         ]
 
+    def find_each(self, *reads: tuple[Table[Any], str | Mapping[str, object]]) -> list[Any]:
+        """The answer of each read by key (the object or ``None``) or by lookup (the list
+        ``find`` returns), in order.
+
+        The reads travel in one round trip: the optional ``find_each`` of
+        ``partnerkit.ports.EachFinder``, with which ``Portal.redeem`` reads what a
+        redemption needs at once.
+        """
+        statements: list[tuple[str, Any]] = []
+        for table, key in reads:
+            if isinstance(key, str):
+                statements.append((self._store.tables[table.name].statements["get"], (key,)))
+            else:
+                select, _, params = getattr(self, table.name)._sql_of(dict(key))
+                statements.append((select, params))
+        with translate_errors():
+            results = self._results(statements, False)
+            if results is None:
+                answers = [
+                    self._classic(sql, params, False).fetchall() for sql, params in statements
+                ]
+            else:
+                rows = self._slot.rows  # type: ignore[union-attr]
+                answers = []
+                for result in results:
+                    rows.set_pgresult(result)
+                    answers.append(rows.load_rows(0, result.ntuples, tuple))
+        found: list[Any] = []
+        for (table, key), got in zip(reads, answers, strict=True):
+            decode = self._store.tables[table.name].codec.decode
+            if isinstance(key, str):
+                found.append(decode(got[0]) if got else None)
+            else:
+                found.append([decode(row) for row in got])
+        return found
+
     def defer(self, sql: str, params: Any) -> None:
         """Send a write with the next statement or the commit, checking only that it worked.
 
         Only for a write whose outcome the caller does not wait for: an error it meets is
         raised by the statement (or the commit) it travels with, which then fails too.
         """
-        self._open(True)
+        if self._open(True).opening is not None:
+            self._opened_now()  # a deferred write never travels with the opening
         with translate_errors():
             self._deferred.append((sql, _encode(params)))
 
     def audit_head(self) -> tuple[int, str]:
+        slot = self._slot
+        if slot is not None and slot.opening is not None:
+            self._opened_now()  # the head comes with the opening's answers
         if self._head is not None and self._slot is not None:
             return self._head
         row = self.fetchone("SELECT seq, hash FROM audit_head WHERE id = 1", ())
@@ -948,6 +1037,7 @@ class _PostgresUnitOfWork:
         prefix: str,
         limit: int,
         after: tuple[str, str] | None = None,
+        now: datetime | None = None,
     ) -> list[CustomerRelation]:
         if limit <= 0 or not _storable(prefix):
             return []  # no text PostgreSQL holds starts with what it cannot hold
@@ -955,18 +1045,21 @@ class _PostgresUnitOfWork:
         key, ident = after if after is not None else ("", "")
         by_name, name_bounds = _prefix_range("name_key", prefix)
         by_domain, domain_bounds = _prefix_range("domain", prefix)
+        listed = listed_sql("%s", now is not None)
+        when = [] if now is None else [sql.codec.encode_value("delegation_ends_at", now)]
         # Two index ranges, each already in order: the names that match, then the domains
         # that match where the name does not (those are ordered by their domain).
         named = self.fetchall(
             f"SELECT {sql.columns} FROM customer_relations WHERE partner_id = %s "
-            f"AND {by_name} AND (name_key, id) > (%s, %s) ORDER BY name_key, id LIMIT %s",
-            (partner_id, *name_bounds, key, ident, limit),
+            f"AND {by_name} AND {listed} AND (name_key, id) > (%s, %s) "
+            "ORDER BY name_key, id LIMIT %s",
+            (partner_id, *name_bounds, *when, key, ident, limit),
         )
         domained = self.fetchall(
             f"SELECT {sql.columns} FROM customer_relations WHERE partner_id = %s "
-            f"AND {by_domain} AND NOT ({by_name}) AND (domain, id) > (%s, %s) "
+            f"AND {by_domain} AND NOT ({by_name}) AND {listed} AND (domain, id) > (%s, %s) "
             "ORDER BY domain, id LIMIT %s",
-            (partner_id, *domain_bounds, *name_bounds, key, ident, limit),
+            (partner_id, *domain_bounds, *name_bounds, *when, key, ident, limit),
         )
         # Order the raw rows by (name, id) or (domain, id) and decode only the page.
         at = sql.codec.fields.index
@@ -983,17 +1076,22 @@ class _PostgresUnitOfWork:
         prefix: str,
         limit: int,
         after: tuple[str, str] | None = None,
+        now: datetime | None = None,
     ) -> list[Company]:
         if limit <= 0 or not _storable(prefix):
             return []  # no text PostgreSQL holds starts with what it cannot hold
         codec = self._store.tables["companies"].codec
         # The search joined to the companies: one statement from the search to the page.
-        statement, params = customer_search(codec.fields, partner_id, prefix, limit, after, "%s")
+        statement, params = customer_search(
+            codec.fields, partner_id, prefix, limit, after, "%s", now
+        )
         decode = codec.decode
         return [decode(row) for row in self.fetchall(statement, params)]
 
     def commit(self) -> None:
         slot = self._open(True)
+        if slot.opening is not None:
+            slot = self._opened_now()
         with translate_errors():
             tags = slot.start()
             self._send_deferred(slot, tags)
@@ -1009,17 +1107,33 @@ class _PostgresUnitOfWork:
             self._store.end_turn()
 
     def rollback(self) -> None:
+        self._end()
+
+    def _end(self, *, report: bool = False) -> None:
+        """Roll back and give the connection back. The answers of an opening no statement
+        came to read are read first; with *report*, a ``Conflict`` they hold (the writers'
+        lock could not be had) is raised once the connection is back."""
         slot, self._slot = self._slot, None
         self._head = None
         self._deferred.clear()
         if slot is None:
             return
         turn, slot.turn = slot.turn, False
+        refused = None
         try:
+            if slot.opening is not None:
+                try:
+                    with translate_errors():
+                        tags = slot.start()
+                        slot.answers(tags, slot.finish(tags))
+                except PartnerKitError as exc:
+                    refused = exc
             self._give_back(slot)
         finally:
             if turn:
                 self._store.end_turn()
+        if report and isinstance(refused, Conflict):
+            raise refused
 
     def _give_back(self, slot: _Slot) -> None:
         pool = self._store.pool
@@ -1054,7 +1168,8 @@ class _PostgresUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.rollback()
+        # A writer that leaves without a statement still learns if it never got the lock.
+        self._end(report=exc is None)
 
 
 class PostgresStore:
@@ -1132,9 +1247,11 @@ class PostgresStore:
         return conn
 
     def begin(self, write: bool) -> tuple[_Slot, tuple[int, str] | None]:
-        """Take a connection and open a transaction on it (a write one holds the writers' lock).
+        """Take a connection and open a transaction on it (a write one asks for the writers'
+        lock at once, and its first statement reads the answer: see :meth:`finish_opening`).
 
-        Returns the connection and, for a write transaction, the audit chain's head.
+        Returns the connection and, when it is known already, the audit chain's head
+        (``None`` here: it comes with the opening's answers).
         """
         if not write:
             return self._opened(self.pool.get(), False, [])[0], None
@@ -1147,16 +1264,73 @@ class PostgresStore:
             self._turn_pid = os.getpid()
         turn = self._turn.acquire(timeout=self.timeout)
         try:
-            slot, answers = self._opened(self.pool.get(), True, [])
+            slot = self._send_opening(self.pool.get())
         except BaseException:
             if turn:
                 self._turn.release()
             raise
         slot.turn = turn
-        rows = slot.rows
-        rows.set_pgresult(answers[0])
-        seq, top = rows.load_row(0, tuple)
-        return slot, (int(seq), str(top))
+        return slot, None
+
+    def _send_opening(self, slot: _Slot) -> _Slot:
+        """Send ``BEGIN`` and the writers' lock on *slot*, without waiting for the answers
+        (``slot.opening``). A connection that cannot be written to is closed and another
+        tried; nothing has happened yet then."""
+        attempt = 0
+        while True:
+            try:
+                with translate_errors():
+                    tags = slot.start()
+                    slot.plain(tags, _BEGIN_WRITE)
+                    slot.query(tags, _LOCK_HEAD, [], _MAIN)
+                    slot.send(tags)
+                slot.opening = tags
+                return slot
+            except StoreUnavailable:
+                self.pool.discard(slot, flush=True)
+                if attempt >= self.retries:
+                    raise
+                attempt += 1
+                slot = self.pool.get()
+            except BaseException:
+                self.pool.discard(slot)  # a connection left mid-batch is not usable
+                raise
+
+    def finish_opening(
+        self, uow: _PostgresUnitOfWork, statements: list[tuple[str, list[bytes | None]]]
+    ) -> list[Any]:
+        """Read the answers of *uow*'s opening (sent by :meth:`begin`) with those of its
+        first *statements*, which travel in the same round trip; return the head's row and
+        then their results.
+
+        As in :meth:`_opened`, a connection found dead, or a deadlock or serialization
+        failure, is retried on another connection, where the transaction is opened again
+        with the statements: the one that failed is gone, and nothing of it was committed.
+        """
+        slot = uow._slot
+        assert slot is not None
+        try:
+            with translate_errors():
+                tags = slot.start()
+                for sql, params in statements:
+                    slot.query(tags, sql, params, _MAIN)
+                return slot.answers(tags, slot.finish(tags))
+        except (StoreUnavailable, Conflict) as exc:
+            dead = slot.conn.broken or slot.conn.closed
+            lock_wait = isinstance(exc.__cause__, pg_errors.LockNotAvailable)
+            if self.retries < 1 or lock_wait or not (dead or isinstance(exc, Conflict)):
+                raise  # the unit of work keeps the connection, and rolls it back
+        turn, slot.turn = slot.turn, False
+        uow._slot = None
+        self._abandon(slot)
+        try:
+            uow._slot, answers = self._opened(self.pool.get(), True, statements, attempt=1)
+        except BaseException:
+            if turn:
+                self.end_turn()
+            raise
+        uow._slot.turn = turn
+        return answers
 
     def end_turn(self) -> None:
         """Give up the writers' turn a connection took in :meth:`begin` (``slot.turn``)."""
@@ -1177,16 +1351,22 @@ class PostgresStore:
         return answers
 
     def _opened(
-        self, slot: _Slot, write: bool, statements: list[tuple[str, list[bytes | None]]]
+        self,
+        slot: _Slot,
+        write: bool,
+        statements: list[tuple[str, list[bytes | None]]],
+        *,
+        attempt: int = 0,
     ) -> tuple[_Slot, list[Any]]:
-        """Begin a transaction on *slot*: a write one takes the writers' lock and answers the
-        head's row; a read one runs *statements* and answers their results.
+        """Begin a transaction on *slot* and run *statements* in it, in one round trip; a
+        write one takes the writers' lock first. Answers their results, after the head's row
+        for a write one.
 
-        A connection found dead, or a deadlock or serialization failure meeting the lock, is
-        retried on another connection: nothing has happened yet then. A lock wait beyond the
-        timeout is not retried (``Conflict``). On failure the connection goes back.
+        A connection found dead, or a deadlock or serialization failure, is retried on
+        another connection: nothing has been committed, and the failed transaction is gone
+        (*attempt* counts the tries made already). A lock wait beyond the timeout is not
+        retried (``Conflict``). On failure the connection goes back.
         """
-        attempt = 0
         while True:
             try:
                 with translate_errors():
@@ -1196,8 +1376,8 @@ class PostgresStore:
                         slot.query(tags, _LOCK_HEAD, [], _MAIN)
                     else:
                         slot.plain(tags, _BEGIN_READ)
-                        for sql, params in statements:
-                            slot.query(tags, sql, params, _MAIN)
+                    for sql, params in statements:
+                        slot.query(tags, sql, params, _MAIN)
                     return slot, slot.answers(tags, slot.finish(tags))
             except (StoreUnavailable, Conflict) as exc:
                 dead = slot.conn.broken or slot.conn.closed

@@ -15,6 +15,7 @@ import os
 import sqlite3
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     BACKFILL_V2,
+    BACKFILL_V3,
     TableSQL,
     add_columns,
     columns_added_later,
@@ -85,8 +87,14 @@ def _schema_v2() -> list[str]:
     return [*add_columns(2, codecs, integer="INTEGER"), BACKFILL_V2]
 
 
+def _schema_v3() -> list[str]:
+    # The end date of that delegation, on the relation too (read by searches).
+    codecs = {table.name: table_codec(table) for table in TABLES}
+    return [*add_columns(3, codecs, integer="INTEGER"), BACKFILL_V3]
+
+
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*.
-MIGRATIONS: tuple[list[str], ...] = (_schema_v1(), _schema_v2())
+MIGRATIONS: tuple[list[str], ...] = (_schema_v1(), _schema_v2(), _schema_v3())
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -375,10 +383,11 @@ class _SQLiteUnitOfWork:
         prefix: str,
         limit: int,
         after: tuple[str, str] | None = None,
+        now: datetime | None = None,
     ) -> list[CustomerRelation]:
         codec = self._store.tables["customer_relations"].codec
         # One statement: both index ranges merged in order, read only up to the page's end.
-        statement, params = relation_search(codec.fields, partner_id, prefix, limit, after)
+        statement, params = relation_search(codec.fields, partner_id, prefix, limit, after, now=now)
         decode = codec.decode
         return [decode(row) for row in self.fetchall(statement, params)]
 
@@ -388,10 +397,11 @@ class _SQLiteUnitOfWork:
         prefix: str,
         limit: int,
         after: tuple[str, str] | None = None,
+        now: datetime | None = None,
     ) -> list[Company]:
         codec = self._store.tables["companies"].codec
         # The same statement joined to the companies: one round trip from search to page.
-        statement, params = customer_search(codec.fields, partner_id, prefix, limit, after)
+        statement, params = customer_search(codec.fields, partner_id, prefix, limit, after, now=now)
         decode = codec.decode
         return [decode(row) for row in self.fetchall(statement, params)]
 

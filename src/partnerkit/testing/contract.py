@@ -316,6 +316,8 @@ def _make_relation(n: int) -> CustomerRelation:
         domain=f"c{n}.example",
         advises=n % 2 == 0,
         administers=n % 3 == 0,
+        delegation_id=_ident("dlg", n) if n % 3 == 0 else None,
+        delegation_ends_at=_T0 + timedelta(days=n + 1) if n % 3 == 0 and n % 2 else None,
     )
 
 
@@ -822,14 +824,43 @@ class CompaniesContract(_Base):
             assert uow.companies.find(kind=CompanyKind.PARTNER) == partners
 
 
-def _relation(partner_id: str, n: int, name_key: str, domain: str) -> CustomerRelation:
+#: The time the contract's searches are made at.
+_SEARCH_AT = _T0 + timedelta(days=10)
+#: How a relation of the search tests is listed, or not, at ``_SEARCH_AT``: its
+#: ``(advises, administers, delegation_id, delegation_ends_at)``.
+_LISTED = (
+    (True, False, None, None),  # an advisor
+    (False, True, "dlg_1", None),  # a delegation without an end date
+    (False, True, "dlg_2", _SEARCH_AT + timedelta(microseconds=1)),  # one that ends later
+    (True, True, "dlg_3", _SEARCH_AT - timedelta(days=1)),  # an advisor, delegation ended
+)
+_UNLISTED = (
+    (False, True, "dlg_4", _SEARCH_AT),  # a delegation that ends at that very instant
+    (False, True, "dlg_5", _SEARCH_AT - timedelta(days=1)),  # one that ended before
+    (False, True, None, None),  # a delegation revoked or ended: cleared
+    (False, False, None, None),  # nothing at all
+)
+
+
+def _relation(
+    partner_id: str,
+    n: int,
+    name_key: str,
+    domain: str,
+    state: tuple[bool, bool, str | None, datetime | None] = _LISTED[0],
+) -> CustomerRelation:
     customer_id = f"cmp_c{n:03d}"
+    advises, administers, delegation_id, ends_at = state
     return CustomerRelation(
         id=CustomerRelation.key(partner_id, customer_id),
         partner_id=partner_id,
         customer_id=customer_id,
         name_key=name_key,
         domain=domain,
+        advises=advises,
+        administers=administers,
+        delegation_id=delegation_id,
+        delegation_ends_at=ends_at,
     )
 
 
@@ -850,7 +881,16 @@ class RelationsContract(_Base):
             ("\U0010ffffmax", "max.example"),
             ("fabulous", "f.example"),
         ]
-        rows = [_relation("cmp_p", n, k, d) for n, (k, d) in enumerate(names)]
+        # Every one listed at the search's time, each in one of the ways a relation can be;
+        # and, under the same names, relations that are not (the partner neither advises
+        # those customers nor holds a delegation of them that has not ended).
+        rows = [
+            _relation("cmp_p", n, k, d, _LISTED[n % len(_LISTED)]) for n, (k, d) in enumerate(names)
+        ]
+        rows += [
+            _relation("cmp_p", 20 + n, k, f"x{d}", _UNLISTED[n % len(_UNLISTED)])
+            for n, (k, d) in enumerate(names)
+        ]
         rows += [_relation("cmp_q", 50 + n, k, d) for n, (k, d) in enumerate(names[:3])]
         with store.unit_of_work() as uow:
             for row in reversed(rows):
@@ -866,14 +906,17 @@ class RelationsContract(_Base):
         after: tuple[str, str] | None = None,
     ) -> list[CustomerRelation]:
         with store.unit_of_work(write=False) as uow:
-            return uow.search_relations("cmp_p", prefix, limit, after)
+            return uow.search_relations("cmp_p", prefix, limit, after, now=_SEARCH_AT)
 
-    def _expected(self, rows: list[CustomerRelation], prefix: str) -> list[CustomerRelation]:
+    def _expected(
+        self, rows: list[CustomerRelation], prefix: str, now: datetime | None = _SEARCH_AT
+    ) -> list[CustomerRelation]:
         hits = [
             r
             for r in rows
             if r.partner_id == "cmp_p"
             and (r.name_key.startswith(prefix) or r.domain.startswith(prefix))
+            and r.is_listed(now)
         ]
         return sorted(hits, key=lambda r: (r.search_key(prefix), r.id))
 
@@ -902,6 +945,22 @@ class RelationsContract(_Base):
         found = self._search(store, "")
         assert found == self._expected(relations, "")
         assert len(found) == 9
+
+    @pytest.mark.parametrize("prefix", ["", "f", "x", "fabrikam"])
+    def test_only_customers_advised_or_administered_at_the_time_are_found(
+        self, store: Store, relations: list[CustomerRelation], prefix: str
+    ) -> None:
+        """A relation is found while its partner advises the customer or holds a delegation
+        of it whose end date, if any, is after *now*; never one cleared on revocation or one
+        whose delegation has ended by the clock. With no time given, a delegation with an end
+        date counts as ended."""
+        with store.unit_of_work(write=False) as uow:
+            for now in (None, _T0, _SEARCH_AT, _SEARCH_AT + timedelta(days=365)):
+                expected = self._expected(relations, prefix, now)
+                assert uow.search_relations("cmp_p", prefix, 100, None, now=now) == expected
+        unlisted = [r for r in relations if not r.is_listed(_SEARCH_AT)]
+        assert unlisted
+        assert not set(unlisted) & set(self._search(store, prefix))
 
     def test_pages_walk_the_results_once_each(
         self, store: Store, relations: list[CustomerRelation]
@@ -950,15 +1009,16 @@ class RelationsContract(_Base):
             pages = 0
             with store.unit_of_work(write=False) as uow:
                 search = cast(CustomerSearch, uow).search_customers
-                while page := uow.search_relations("cmp_p", prefix, limit, after):
+                at = _SEARCH_AT
+                while page := uow.search_relations("cmp_p", prefix, limit, after, now=at):
                     companies = uow.companies.get_many([r.customer_id for r in page])
                     expected = [
                         companies[r.customer_id] for r in page if r.customer_id in companies
                     ]
-                    assert search("cmp_p", prefix, limit, after) == expected, (limit, after)
+                    assert search("cmp_p", prefix, limit, after, now=at) == expected, after
                     after = (page[-1].search_key(prefix), page[-1].id)
                     pages += 1
-                assert search("cmp_p", prefix, limit, after) == []
+                assert search("cmp_p", prefix, limit, after, now=at) == []
             assert pages == len(range(0, len(self._expected(relations, prefix)), limit))
 
 

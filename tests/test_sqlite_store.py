@@ -18,6 +18,7 @@ from partnerkit import Conflict, PartnerKitError, Portal, ValidationError
 from partnerkit.links import LinkKind
 from partnerkit.ports import TABLES
 from partnerkit.records import LinkRecord
+from partnerkit.roles import AdminRole
 from partnerkit.stores import sqlite as sqlite_module
 from partnerkit.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 from partnerkit.testing import FakeClock, build_world, snapshot
@@ -250,3 +251,55 @@ def test_in_memory_databases_are_private_to_their_store() -> None:
     finally:
         first.close()
         second.close()
+
+
+def _frames_of_one_update(path: Path, store: SQLiteStore, change: dict[str, object]) -> int:
+    """WAL frames (pages) one committed update of the customer's plain user writes."""
+    world = build_world(Portal(store=store, clock=FakeClock()))
+    with store.unit_of_work(write=False) as uow:
+        user = uow.users.get(world.customer_user.id)
+    assert user is not None
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        raw.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        with store.unit_of_work() as uow:
+            uow.users.update(attrs.evolve(user, version=user.version + 1, **change))
+            uow.commit()
+        page_size = raw.execute("PRAGMA page_size").fetchone()[0]
+    finally:
+        raw.close()
+    wal = Path(f"{path}-wal").stat().st_size
+    frames, rest = divmod(wal - 32, 24 + page_size)
+    assert rest == 0
+    return frames
+
+
+def test_an_update_that_keeps_its_indexed_columns_writes_only_the_row(
+    path: Path, store: SQLiteStore
+) -> None:
+    """SQLite rewrites an index entry whenever a statement assigns its column, to the same
+    value or not: an update that changes no indexed column assigns none (one page, the
+    row's, where assigning every column wrote one page per index of ``users``)."""
+    assert _frames_of_one_update(path, store, {"display_name": "Dee Renamed"}) == 1
+
+
+def test_an_update_that_changes_an_indexed_column_moves_its_index_entries(
+    store: SQLiteStore,
+) -> None:
+    """When an indexed column changes, every column is assigned: lookups find the new
+    value and no longer the old one, and a stale version is still a ``Conflict``."""
+    world = build_world(Portal(store=store, clock=FakeClock()))
+    with store.unit_of_work(write=False) as uow:
+        user = uow.users.get(world.customer_user.id)
+    assert user is not None
+    promoted = attrs.evolve(user, admin_role=AdminRole.BILLING_ADMIN, version=user.version + 1)
+    with store.unit_of_work() as uow:
+        uow.users.update(promoted)
+        uow.commit()
+    with store.unit_of_work(write=False) as uow:
+        assert uow.users.find(company_id=user.company_id, admin_role=AdminRole.BILLING_ADMIN) == [
+            promoted
+        ]
+        assert user not in uow.users.find(company_id=user.company_id, admin_role=None)
+    with store.unit_of_work() as uow, pytest.raises(Conflict):
+        uow.users.update(attrs.evolve(user, display_name="Stale", version=user.version + 1))

@@ -463,6 +463,47 @@ class TableSQL:
             )
 
 
+@attrs.frozen
+class UpdatePlan:
+    """Two ways to write an object back over its stored row, for a store whose engine
+    rewrites an index entry whenever its column is assigned, changed or not (SQLite).
+
+    *narrow* assigns only the columns that no index covers, and holds the row to the
+    object's values of the others in its ``WHERE``: when none of those changed, the row's
+    indexes are not touched at all. *full* assigns every column but the key. Each takes
+    ``row[i] for i in assigned``, then the key and the stored version, then (for *narrow*)
+    ``row[i] for i in held``, where *row* is the object's full row (``Codec.names`` order).
+    """
+
+    narrow: str
+    assigned: tuple[int, ...]
+    held: tuple[int, ...]
+    full: str
+    all_but_key: tuple[int, ...]
+
+    @classmethod
+    def of(cls, table: Table[Any], codec: Codec) -> UpdatePlan:
+        """The plan for *table*."""
+        names = codec.names()
+        indexed = {"id", *(c for group in table.lookups() for c in group)}
+        assigned = tuple(i for i, n in enumerate(names) if n not in indexed)
+        held = tuple(i for i, n in enumerate(names) if n in indexed and n != "id")
+        all_but_key = tuple(i for i, n in enumerate(names) if n != "id")
+        where = "WHERE id = ? AND version = ?"
+        held_where = "".join(f" AND {names[i]} IS ?" for i in held)
+        return cls(
+            narrow=f"UPDATE {table.name} SET {_assign(names, assigned)} {where}{held_where}",
+            assigned=assigned,
+            held=held,
+            full=f"UPDATE {table.name} SET {_assign(names, all_but_key)} {where}",
+            all_but_key=all_but_key,
+        )
+
+
+def _assign(names: Sequence[str], indices: Sequence[int]) -> str:
+    return ", ".join(f"{names[i]} = ?" for i in indices)
+
+
 def prefix_range(column: str, prefix: str, mark: str = "?") -> tuple[str, tuple[str, ...]]:
     """Return a ``WHERE`` fragment matching *prefix* on *column* as an index range.
 

@@ -32,6 +32,7 @@ from partnerkit.stores._sql import (
     BACKFILL_V2,
     BACKFILL_V3,
     TableSQL,
+    UpdatePlan,
     add_columns,
     columns_added_later,
     customer_search,
@@ -150,11 +151,22 @@ def translate_errors() -> Iterator[None]:
         raise translate(exc) from exc
 
 
+_PLANS: dict[str, UpdatePlan] = {}
+
+
+def _update_plan(sql: TableSQL) -> UpdatePlan:
+    """The update plan of *sql*'s table (the same for every store: made once per table)."""
+    plan = _PLANS.get(sql.table.name)
+    if plan is None:
+        plan = _PLANS[sql.table.name] = UpdatePlan.of(sql.table, sql.codec)
+    return plan
+
+
 class _SQLiteRepository(Repository[T]):
     """One table's operations for one thread of a store: made once, they run their
     statements in whatever unit of work is open in that thread (see :class:`_Session`)."""
 
-    __slots__ = ("_codec", "_find_sql", "_sql", "_table", "_uow")
+    __slots__ = ("_codec", "_find_sql", "_sql", "_table", "_uow", "_update")
 
     def __init__(self, session: _Session, sql: TableSQL) -> None:
         self._uow = session
@@ -162,6 +174,7 @@ class _SQLiteRepository(Repository[T]):
         self._codec = sql.codec
         self._sql = sql.statements
         self._find_sql = sql.lookups
+        self._update = _update_plan(sql)
 
     def get(self, ident: str) -> T | None:
         row = self._uow.fetchone(self._sql["get"], (ident,))
@@ -190,9 +203,19 @@ class _SQLiteRepository(Repository[T]):
         ident, version = key_of(obj)
         if self._table.validate is not None:
             self._table.validate(obj)
-        n = self._uow.execute(
-            self._sql["update"], (*self._row(obj), ident, version - 1), write=True
-        )
+        row = self._row(obj)
+        plan = self._update
+        execute = self._uow.execute
+        # SQLite rewrites the entry of every index whose column a statement assigns, even
+        # to the same value: each is a page more in the WAL and the commit's sync. So the
+        # columns of the indexes are first held to their values rather than assigned, and
+        # only when one of them changed (or the version is stale) is every column assigned.
+        keys = (ident, version - 1)
+        if plan.held:
+            params = [*[row[i] for i in plan.assigned], *keys, *[row[i] for i in plan.held]]
+            if execute(plan.narrow, params, write=True) == 1:
+                return
+        n = execute(plan.full, [*[row[i] for i in plan.all_but_key], *keys], write=True)
         if n != 1:
             raise Conflict(f"stale {self._table.noun}: a concurrent change won")
 

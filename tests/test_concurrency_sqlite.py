@@ -25,11 +25,12 @@ class UncheckedSQLiteStore(SQLiteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         for sql in self.tables.values():
-            checked = sql.statements["update"]
-            # Keep the parameter count; only drop the condition on the stored version.
-            unchecked = checked.replace("AND version = ?", "AND ? IS NOT NULL")
-            assert unchecked != checked, "the update statement changed shape; adapt this test"
-            sql.statements["update"] = unchecked
+            for name in ("update_narrow", "update_full"):
+                checked = sql.statements[name]
+                # Keep the parameter count; only drop the condition on the stored version.
+                unchecked = checked.replace("AND version = ?", "AND ? IS NOT NULL")
+                assert unchecked != checked, "the update statement changed shape; adapt this"
+                sql.statements[name] = unchecked
 
 
 @pytest.fixture

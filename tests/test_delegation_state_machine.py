@@ -562,6 +562,23 @@ class DelegationLifecycle(RuleBasedStateMachine):
                 assert bool(decision) == expected, (who, customer, permission, decision)
 
     @invariant()
+    def the_partner_finds_exactly_the_customers_it_administers_now(self) -> None:
+        """SPEC F6: a search lists the customers with an active, unexpired delegation (no
+        subscription is advised here), by the clock at the search; none after revocation,
+        decline, end, lapse or the end date."""
+        searchers = [
+            self.partner_user(who)
+            for who in PARTNER_ACTORS
+            if self.access[self.partner_user(who).id]
+        ]
+        if not searchers:
+            return
+        found = {c.id for c in self.portal.find_customers(searchers[0], "")}
+        assert found == {
+            self.customers[name].company.id for name in CUSTOMERS if self.active_of(name)
+        }
+
+    @invariant()
     def final_states_stay_final_and_terms_never_change(self) -> None:
         """What each customer's global admin lists agrees with the model; a delegation once seen
         final keeps that status; roles and duration stay those of the offer."""

@@ -273,9 +273,10 @@ class UncheckedSQLiteStore(SQLiteStore):
     def __init__(self, path: Path) -> None:
         super().__init__(path)
         for sql in self.tables.values():
-            checked = sql.statements["update"]
-            sql.statements["update"] = checked.replace("AND version = ?", "AND ? IS NOT NULL")
-            assert sql.statements["update"] != checked, "the update changed shape; adapt this"
+            for name in ("update_narrow", "update_full"):
+                checked = sql.statements[name]
+                sql.statements[name] = checked.replace("AND version = ?", "AND ? IS NOT NULL")
+                assert sql.statements[name] != checked, "the update changed shape; adapt this"
 
 
 def unchecked_postgres_store(dsn: str, *, unlocked: bool = False) -> Store:

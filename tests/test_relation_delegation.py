@@ -170,3 +170,43 @@ def test_opening_an_older_sqlite_file_fills_in_the_end_date_of_the_delegation(
         assert relation.delegation_ends_at == delegation.ends_at
     finally:
         reopened.close()
+
+
+def test_version_3_repairs_what_version_2_chose_and_who_advises(tmp_path: Path) -> None:
+    """A file at version 2 may name, on a relation, a delegation past its end date where a
+    later one is active (version 2's backfill took the least id), and may mark as advisor a
+    partner whose trial another partner converted: opening it names the later delegation,
+    with its end date, and marks advisors from the subscriptions."""
+    path = tmp_path / "v2.db"
+    clock = FakeClock()
+    store = SQLiteStore(path)
+    world = build_world(Portal(store=store, clock=clock))
+    first = _consent(world, duration=timedelta(days=1))
+    clock.advance(days=2)
+    second = _consent(world, duration=timedelta(days=30))
+    store.close()
+    _downgrade_sqlite(path, 2)
+    raw = sqlite3.connect(path)
+    try:
+        # What version 2 could have left: the first delegation named, and a stale advisor.
+        raw.execute(
+            "UPDATE customer_relations SET delegation_id = ?, advises = 1 WHERE id = ?",
+            (first, CustomerRelation.key(world.partner.id, world.customer.id)),
+        )
+        raw.commit()
+    finally:
+        raw.close()
+    reopened = SQLiteStore(path)
+    try:
+        with reopened.unit_of_work(write=False) as uow:
+            relation = uow.customer_relations.get(
+                CustomerRelation.key(world.partner.id, world.customer.id)
+            )
+            later = uow.delegations.get(second)
+        assert relation is not None
+        assert later is not None
+        assert relation.delegation_id == second
+        assert relation.delegation_ends_at == later.ends_at
+        assert relation.advises is False  # the partner advises no subscription here
+    finally:
+        reopened.close()

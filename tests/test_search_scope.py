@@ -17,7 +17,7 @@ import pytest
 
 from delegation_kit import CustomerCast, PartnerCast, add_customer, add_partner, consent
 from delegation_kit import make_portal as _make_portal
-from partnerkit import OfferLine, Portal
+from partnerkit import OfferLine, Permission, Portal
 from partnerkit.ports import Store
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.stores.sqlite import SQLiteStore
@@ -146,4 +146,56 @@ def test_a_partner_that_still_advises_another_subscription_stays_listed(
     offer, _ = portal.create_purchase_offer(other.full, [OfferLine("EXCHANGE", 10)])
     portal.redeem(offer, customer.admin)
     assert _finds(portal, other, customer)
+    assert _finds(portal, partner, customer)
+
+
+def test_consent_given_with_accept_delegation_lists_until_the_end_date(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast, clock: FakeClock
+) -> None:
+    pending = consent(portal, partner.admin, customer, duration=timedelta(days=3), accept=None)
+    assert not _finds(portal, partner, customer)
+    accepted = portal.accept_delegation(customer.admin, pending.id)
+    assert accepted.ends_at is not None
+    assert _finds(portal, partner, customer)
+    clock.set(accepted.ends_at)
+    assert not _finds(portal, partner, customer)
+
+
+def _may_reset(portal: Portal, partner: PartnerCast, customer: CustomerCast) -> bool:
+    return bool(portal.decide(partner.full, Permission.RESET_PASSWORD, customer.company.id))
+
+
+def test_a_delegation_accepted_after_one_ended_by_the_clock_takes_its_place(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast, clock: FakeClock
+) -> None:
+    """The first, past its end date, is still stored as active; the second, accepted on the
+    same relation, lists the customer and grants rights until its own end date, on every
+    store (those that find the delegation by index as much as those that follow the
+    relation)."""
+    first = consent(portal, partner.admin, customer, duration=timedelta(days=1))
+    assert first.ends_at is not None
+    clock.set(first.ends_at + timedelta(hours=1))
+    assert not _finds(portal, partner, customer)
+    assert not _may_reset(portal, partner, customer)
+    second = consent(portal, partner.admin, customer, duration=timedelta(days=30))
+    assert second.ends_at is not None
+    assert _finds(portal, partner, customer)
+    assert _may_reset(portal, partner, customer)
+    clock.set(second.ends_at - timedelta(microseconds=1))
+    assert _finds(portal, partner, customer)
+    assert _may_reset(portal, partner, customer)
+    clock.set(second.ends_at)
+    assert not _finds(portal, partner, customer)
+    assert not _may_reset(portal, partner, customer)
+
+
+def test_an_advised_customer_outlives_the_end_date_of_a_later_delegation(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast, clock: FakeClock
+) -> None:
+    url = portal.create_trial_invitation(partner.full, "EXCHANGE", include_delegated_admin=False)
+    portal.redeem(url, customer.admin)
+    delegation = consent(portal, partner.admin, customer, duration=timedelta(days=1))
+    assert delegation.ends_at is not None
+    clock.set(delegation.ends_at)
+    assert not _may_reset(portal, partner, customer)
     assert _finds(portal, partner, customer)

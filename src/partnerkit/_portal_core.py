@@ -534,11 +534,14 @@ class PortalCore:
         if _reads_each(uow):
             # A store across a network (one that reads several keys at once) answers the
             # indexed lookup in one round trip, where the relation and then the delegation
-            # would take two; both find the same delegation (there is at most one active).
+            # would take two. Several may be stored as active: one past its end date, and
+            # the one accepted after it ended. The one accepted last is the one the
+            # relation names, and it ends last (or never): it was accepted after the other
+            # ended.
             found = uow.delegations.find(
                 partner_id=partner_id, customer_id=customer_id, status=_ACTIVE
             )
-            return found[0] if found else None
+            return max(found, key=_lasting) if found else None
         relation = uow.customer_relations.get(CustomerRelation.key(partner_id, customer_id))
         if relation is None or relation.delegation_id is None:
             return None
@@ -552,6 +555,14 @@ class PortalCore:
             return None
         return delegation
 
+
+def _lasting(delegation: Delegation) -> tuple[bool, datetime]:
+    """Orders delegations by how long they last: no end date last, then by end date."""
+    ends = delegation.ends_at
+    return (ends is None, ends if ends is not None else _NEVER)
+
+
+_NEVER = datetime.max.replace(tzinfo=UTC)
 
 V = TypeVar(
     "V", Company, User, LinkRecord, CustomerRelation, Subscription, Delegation, PurchaseOffer

@@ -358,21 +358,30 @@ def add_columns(
 
 
 #: Schema version 2 fills the new ``customer_relations.delegation_id`` from the delegations:
-#: the active one of each partner and customer (there is at most one).
+#: the active one of each partner and customer. Several may be stored as active (one past
+#: its end date, and the one accepted after it ended): the one that lasts longest (no end
+#: date, else the latest) is the one accepted last. (Version 2 as first released took the
+#: least id; version 3 runs this again to repair what that chose.)
 BACKFILL_V2 = (
     "UPDATE customer_relations SET delegation_id = ("
     "SELECT d.id FROM delegations d WHERE d.partner_id = customer_relations.partner_id "
     "AND d.customer_id = customer_relations.customer_id AND d.status = 'active' "
-    "ORDER BY d.id LIMIT 1)"
+    "ORDER BY (d.ends_at IS NULL) DESC, d.ends_at DESC, d.id LIMIT 1)"
 )
 
 
-#: Schema version 3 fills the new ``customer_relations.delegation_ends_at`` from the
-#: delegation each relation names.
+#: Schema version 3 names the right delegation on each relation again (see
+#: :data:`BACKFILL_V2`), fills the new ``customer_relations.delegation_ends_at`` from it,
+#: and sets ``advises`` from the subscriptions: before version 3, a partner whose trial
+#: another partner converted stayed marked as advisor.
 BACKFILL_V3 = (
+    BACKFILL_V2,
     "UPDATE customer_relations SET delegation_ends_at = ("
     "SELECT d.ends_at FROM delegations d WHERE d.id = customer_relations.delegation_id) "
-    "WHERE delegation_id IS NOT NULL"
+    "WHERE delegation_id IS NOT NULL",
+    "UPDATE customer_relations SET advises = CASE WHEN EXISTS (SELECT 1 FROM subscriptions s "
+    "WHERE s.customer_id = customer_relations.customer_id "
+    "AND s.partner_id = customer_relations.partner_id) THEN 1 ELSE 0 END",
 )
 
 

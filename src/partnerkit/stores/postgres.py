@@ -37,9 +37,11 @@ after a ``Conflict`` from ``add`` or ``update`` just as it does on the other sto
 Round trips. A statement's caller waits for its answer, so the time of a unit of work is
 mostly round trips to the server. Each connection speaks libpq's pipeline mode directly (see
 :class:`_Slot`), so that one round trip carries a read unit of work's ``BEGIN`` with its first
-statement, a write unit of work's ``BEGIN`` with its lock, and the audit append with the
-``COMMIT``; a unit of work that ends without committing does not wait for its ``ROLLBACK``
-at all. Statements are prepared once per connection.
+statement, a write unit of work's ``BEGIN`` and lock (sent on entry, not waited for) with the
+answers of its first statement, and the audit append with the ``COMMIT``; a unit of work that
+ends without committing does not wait for its ``ROLLBACK`` at all. Statements are prepared
+once per connection. ``find_each`` reads several keys and lookups in one round trip (the
+optional ``ports.EachFinder``, with which ``Portal.redeem`` makes all its reads at once).
 
 Connections. A small pool of its own (below) rather than ``psycopg_pool``: it needs no
 background threads, so a process forked after the store was opened simply starts a pool of its
@@ -148,7 +150,7 @@ def _schema_v2() -> list[str]:
 def _schema_v3() -> list[str]:
     # The end date of that delegation, on the relation too (read by searches).
     codecs = {table.name: table_codec(table) for table in TABLES}
-    return [*add_columns(3, codecs, text_key=_TEXT, integer="BIGINT"), BACKFILL_V3]
+    return [*add_columns(3, codecs, text_key=_TEXT, integer="BIGINT"), *BACKFILL_V3]
 
 
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*.
@@ -304,9 +306,11 @@ class _Slot:
     may carry statements whose answer is only checked (``BEGIN``, a deferred write) ahead of
     the one whose answer is wanted. After a unit of work ends without a commit, ``ROLLBACK``
     is sent and its answer left unread (:attr:`pending`); the next batch on the connection
-    reads it first. Anything else (statements without parameters, which may hold several
-    statements, and parameters of other types) goes through psycopg's cursor, which
-    :attr:`cursor` settles the connection for first.
+    reads it first. A write transaction's opening is sent the same way (:attr:`opening`), and
+    its answers are read with the next batch, which continues the same pipeline. Anything
+    else (statements without parameters, which may hold several statements, and parameters
+    of other types) goes through psycopg's cursor, which :attr:`cursor` settles the
+    connection for first.
     """
 
     __slots__ = (

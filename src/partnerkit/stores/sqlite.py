@@ -91,7 +91,7 @@ def _schema_v2() -> list[str]:
 def _schema_v3() -> list[str]:
     # The end date of that delegation, on the relation too (read by searches).
     codecs = {table.name: table_codec(table) for table in TABLES}
-    return [*add_columns(3, codecs, integer="INTEGER"), BACKFILL_V3]
+    return [*add_columns(3, codecs, integer="INTEGER"), *BACKFILL_V3]
 
 
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*.
@@ -151,17 +151,6 @@ def translate_errors() -> Iterator[None]:
         raise translate(exc) from exc
 
 
-_PLANS: dict[str, UpdatePlan] = {}
-
-
-def _update_plan(sql: TableSQL) -> UpdatePlan:
-    """The update plan of *sql*'s table (the same for every store: made once per table)."""
-    plan = _PLANS.get(sql.table.name)
-    if plan is None:
-        plan = _PLANS[sql.table.name] = UpdatePlan.of(sql.table, sql.codec)
-    return plan
-
-
 class _SQLiteRepository(Repository[T]):
     """One table's operations for one thread of a store: made once, they run their
     statements in whatever unit of work is open in that thread (see :class:`_Session`)."""
@@ -174,7 +163,7 @@ class _SQLiteRepository(Repository[T]):
         self._codec = sql.codec
         self._sql = sql.statements
         self._find_sql = sql.lookups
-        self._update = _update_plan(sql)
+        self._update = UpdatePlan.of(sql.table, sql.codec)
 
     def get(self, ident: str) -> T | None:
         row = self._uow.fetchone(self._sql["get"], (ident,))
@@ -213,9 +202,10 @@ class _SQLiteRepository(Repository[T]):
         keys = (ident, version - 1)
         if plan.held:
             params = [*[row[i] for i in plan.assigned], *keys, *[row[i] for i in plan.held]]
-            if execute(plan.narrow, params, write=True) == 1:
+            if execute(self._sql["update_narrow"], params, write=True) == 1:
                 return
-        n = execute(plan.full, [*[row[i] for i in plan.all_but_key], *keys], write=True)
+        params = [*[row[i] for i in plan.all_but_key], *keys]
+        n = execute(self._sql["update_full"], params, write=True)
         if n != 1:
             raise Conflict(f"stale {self._table.noun}: a concurrent change won")
 
@@ -497,6 +487,11 @@ class SQLiteStore:
         self.path = os.fspath(path)
         self.timeout = timeout
         self.tables = {table.name: TableSQL(table) for table in TABLES}
+        for sql in self.tables.values():
+            # The statements of SQLite's updates (see UpdatePlan), beside the others.
+            plan = UpdatePlan.of(sql.table, sql.codec)
+            sql.statements["update_narrow"] = plan.narrow
+            sql.statements["update_full"] = plan.full
         self._memory = self.path == ":memory:"
         self._lock = threading.Lock()
         self._local = threading.local()

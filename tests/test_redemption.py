@@ -26,6 +26,7 @@ from _money import (
 )
 from partnerkit import (
     AdminRole,
+    Catalog,
     ContactInfo,
     DelegationStatus,
     Forbidden,
@@ -33,9 +34,11 @@ from partnerkit import (
     LinkExhausted,
     LinkExpired,
     LinkRevoked,
+    NotFound,
     OfferLine,
     Permission,
     Rule,
+    Service,
     SubscriptionStatus,
     User,
     ValidationError,
@@ -409,12 +412,79 @@ def test_a_global_admin_can_consent_to_delegation_while_redeeming(m: Money) -> N
 
 
 def test_declining_the_delegation_keeps_the_purchase(mm: Money) -> None:
-    """``False`` declines the delegation; the customer still gets what it bought."""
+    """``False`` from a global admin declines the delegation; the customer still gets what
+    it bought."""
     url, _ = mm.portal.create_purchase_offer(mm.partner_admin, [OfferLine("INTUNE", 50)], True)
-    result = mm.portal.redeem(url, mm.billing, accept_delegated_admin=False)
+    result = mm.portal.redeem(url, mm.admin, accept_delegated_admin=False)
     assert result.delegation is not None
     assert result.delegation.status is DelegationStatus.DECLINED
+    assert result.delegation.decided_by == mm.admin.id
     assert [s.licenses for s in result.subscriptions] == [50]
+
+
+def test_only_a_global_admin_declines_anyone_else_leaves_the_delegation_pending(
+    mm: Money,
+) -> None:
+    """SPEC F2: the global admin is the only role that accepts or declines. A billing admin
+    who buys with ``False`` keeps the purchase and leaves the delegation pending; the global
+    admin then consents through the same link (or ``accept_delegation``), once."""
+    url, _ = mm.portal.create_purchase_offer(mm.partner_admin, [OfferLine("INTUNE", 50)], True)
+    bought = mm.portal.redeem(url, mm.billing, accept_delegated_admin=False)
+    assert bought.delegation is not None
+    assert bought.delegation.status is DelegationStatus.PENDING
+    assert [s.licenses for s in bought.subscriptions] == [50]
+    consented = mm.portal.redeem(url, mm.admin, accept_delegated_admin=True)
+    assert consented.subscriptions == bought.subscriptions
+    assert consented.delegation is not None
+    assert consented.delegation.id == bought.delegation.id
+    assert consented.delegation.status is DelegationStatus.ACTIVE
+    assert consented.delegation.decided_by == mm.admin.id
+    events = [e for e in mm.portal.audit_trail(mm.admin) if e.action == "delegation.accept"]
+    assert [(e.actor_id, e.delegation_id) for e in events] == [(mm.admin.id, bought.delegation.id)]
+    # Once: the same call again replays the active delegation and records nothing.
+    trail = mm.portal.audit_trail(mm.admin)
+    again = mm.portal.redeem(url, mm.admin, accept_delegated_admin=True)
+    assert again == consented
+    assert mm.portal.audit_trail(mm.admin) == trail
+
+
+def test_anyone_who_records_a_delegation_link_cannot_decline_it(mm: Money) -> None:
+    """Any user of the customer may redeem a standalone delegation link, to record it for
+    its global admins; ``False`` from one who is not a global admin records it pending too,
+    and a global admin may still accept it."""
+    url = mm.portal.offer_delegated_admin(mm.partner_admin)
+    recorded = mm.portal.redeem(url, mm.password_admin, accept_delegated_admin=False)
+    assert recorded.delegation is not None
+    assert recorded.delegation.status is DelegationStatus.PENDING
+    accepted = mm.portal.accept_delegation(mm.admin, recorded.delegation.id)
+    assert accepted.status is DelegationStatus.ACTIVE
+
+
+def test_an_offer_is_held_to_the_catalogue_of_the_day_it_is_redeemed(mm: Money) -> None:
+    """The catalogue may change after an offer is made: a count no longer within its
+    service's bounds is refused (the customer may adjust it), and a service no longer sold
+    is not found; nothing is written."""
+    url, _ = mm.portal.create_purchase_offer(mm.partner_admin, [OfferLine("EXCHANGE", 900)])
+    shrunk = Catalog(
+        [
+            Service(sku="EXCHANGE", name="Exchange Online", min_licenses=1, max_licenses=100),
+            Service(sku="INTUNE", name="Intune", min_licenses=5, max_licenses=500),
+        ]
+    )
+    mm.portal.catalog = shrunk
+    before = state(mm.store)
+    with pytest.raises(ValidationError) as info:
+        mm.portal.redeem(url, mm.billing)
+    assert info.value.field == "licenses[EXCHANGE]"
+    assert_unchanged_but_audited(mm, before, "failed")
+    (sub,) = mm.portal.redeem(url, mm.billing, licenses={"EXCHANGE": 100}).subscriptions
+    assert sub.licenses == 100
+    other, _ = mm.portal.create_purchase_offer(mm.partner_admin, [OfferLine("INTUNE", 5)])
+    mm.portal.catalog = Catalog([shrunk.get("EXCHANGE")])
+    before = state(mm.store)
+    with pytest.raises(NotFound):
+        mm.portal.redeem(other, mm.billing)
+    assert_unchanged_but_audited(mm, before, "failed")
 
 
 def test_without_an_answer_the_delegation_waits_for_a_global_admin(mm: Money) -> None:
@@ -547,6 +617,12 @@ def test_a_new_customer_signs_up_through_a_trial_link(m: Money) -> None:
     assert result.delegation.status is DelegationStatus.ACTIVE
     assert result.delegation.decided_by == admin.id
     assert m.portal.list_subscriptions(admin) == [trial]
+    # SPEC F7: who acted. The new global admin signed up, and gave the consent.
+    events = [e for e in m.portal.audit_trail(admin) if e.company_id == company.id]
+    assert [e.action for e in events] == ["delegation.offer", "delegation.accept", "link.sign_up"]
+    assert {(e.actor_id, e.actor_company_id, e.role) for e in events} == {
+        (admin.id, company.id, "global_admin")
+    }
 
 
 def test_a_sign_up_through_an_offer_takes_adjusted_counts(mm: Money) -> None:

@@ -18,11 +18,13 @@ from partnerkit._portal_core import (
     _Context,
     _reads_each,
     _role_label,
+    _roles_of,
     _terms_detail,
 )
 from partnerkit.consent import (
     Delegation,
     DelegationOffer,
+    DelegationStatus,
     check_duration,
     check_roles,
 )
@@ -85,6 +87,15 @@ _TRIAL_INVITATION = LinkKind.TRIAL_INVITATION
 _OPEN = OfferStatus.OPEN
 _ACTIVE_SUBSCRIPTION = SubscriptionStatus.ACTIVE
 _PURCHASE = Permission.PURCHASE
+_MANAGE_RELATIONSHIPS = Permission.MANAGE_PARTNER_RELATIONSHIPS
+_PENDING = DelegationStatus.PENDING
+
+
+def _may_decide(user: User, company: Company) -> bool:
+    """Whether *user* may accept or decline delegated administration of its own *company*."""
+    return bool(
+        decide(user, _MANAGE_RELATIONSHIPS, company.id, company_is_partner=company.is_partner)
+    )
 
 
 @attrs.frozen
@@ -638,19 +649,27 @@ class OfferCases(PortalCore):
             company, admin = self._new_customer(uow, name, domain, admin_email, admin_name, None)
             attempt.company_id = company.id
             attempt.detail["signed_up"] = company.id
+            attempt.role = _role_label(admin, own=True)
             known = self._read_link(uow, claims, company.id)[1] if _reads_each(uow) else None
-            result = self._redeem(
-                uow,
-                attempt,
-                claims,
-                admin,
-                company,
-                now,
-                licenses,
-                accept_delegated_admin,
-                actor_for_audit=False,
-                known=known,
-            )
+            try:
+                # The new global admin is who acts (and who consents, if it does), as the
+                # events of this unit of work record it.
+                result = self._redeem(
+                    uow,
+                    attempt,
+                    claims,
+                    admin,
+                    company,
+                    now,
+                    licenses,
+                    accept_delegated_admin,
+                    known=known,
+                )
+            except BaseException:
+                # Nothing of it is kept: no failure is recorded for a user who does not exist.
+                attempt.actor = None
+                attempt.role = None
+                raise
             return company, admin, result
 
         return self._run("link.sign_up", body)
@@ -689,7 +708,11 @@ class OfferCases(PortalCore):
                 raise ValidationError(
                     "accept_delegated_admin", "this link offers no delegated administration"
                 )
-            self._require_own(user, company, Permission.MANAGE_PARTNER_RELATIONSHIPS)
+            self._require_own(user, company, _MANAGE_RELATIONSHIPS)
+        elif accept is False and offers_delegation and not _may_decide(user, company):
+            # Only a global admin of the customer accepts or declines (SPEC F2): anyone else
+            # who buys through the link leaves the delegation pending, for them to decide.
+            accept = None
 
         # Bad input is refused even when the redemption turns out to be a replay.
         if licenses is not None and offer is None:
@@ -699,9 +722,22 @@ class OfferCases(PortalCore):
         redemption_id = f"{record.id}:{company.id}"
         first = uow.redemptions.get(redemption_id) if known is None else known.redemption
         if first is not None:
-            return self._replay(uow, first, now)
+            replayed = self._replay(uow, first, now)
+            pending = replayed.delegation
+            if accept is True and pending is not None and pending.status is _PENDING:
+                # The same link again, now with the consent of a global admin (the first
+                # redemption was by someone who could not give it).
+                return attrs.evolve(
+                    replayed, delegation=self._consent_later(uow, attempt, pending, user, now)
+                )
+            return replayed
         if record.max_uses is not None and record.uses >= record.max_uses:
             raise LinkExhausted()
+        if offer is not None:
+            # As offered or adjusted, every count within its service's bounds now: the
+            # catalogue may have changed since the offer was made.
+            for sku, count in counts.items():
+                self.catalog.get(sku).check(count, f"licenses[{sku}]")
 
         subscribed = known.subscriptions if known is not None else None
         if kind is _TRIAL_INVITATION:
@@ -739,6 +775,31 @@ class OfferCases(PortalCore):
         )
         self._succeed(uow, attempt)
         return Redemption(subscriptions=subscriptions, delegation=delegation)
+
+    def _consent_later(
+        self,
+        uow: UnitOfWork,
+        attempt: _Attempt,
+        pending: Delegation,
+        user: User,
+        now: datetime,
+    ) -> Delegation:
+        """Accept *pending*, the delegation a redemption of the same link left pending, as
+        ``accept_delegation`` would (the caller checked that *user* may): the active one of
+        the partner and customer instead, if there is one already."""
+        active = self._active_delegation(uow, pending.partner_id, pending.customer_id, now)
+        if active is not None:
+            return active
+        accepted = pending.accept(user.id, now)
+        uow.delegations.update(accepted)
+        company = uow.companies.get(pending.customer_id)
+        assert company is not None
+        self._relate(uow, accepted.partner_id, company, delegation=accepted)
+        step = attrs.evolve(attempt, action="delegation.accept", detail=_roles_of(accepted))
+        step.target_id = accepted.id
+        step.delegation_id = accepted.id
+        self._succeed(uow, step)
+        return accepted
 
     @staticmethod
     def _require_own(user: User, company: Company, permission: Permission) -> None:

@@ -331,13 +331,32 @@ class DelegationLifecycle(RuleBasedStateMachine):
             return multiple()
         result = self.portal.redeem(link.url, user, accept_delegated_admin=accept).delegation
         assert result is not None
+        if accept is False and by is not AdminRole.GLOBAL_ADMIN:
+            # Only a global admin declines (SPEC F2): from anyone else, it stays pending.
+            accept = None
         key = (link.url, customer)
+        active = self.active_of(customer)
         if key in self.redeemed:
+            first = self.model[self.redeemed[key]]
+            if accept is True and first.status_at(now) is DelegationStatus.PENDING:
+                # The same link again, with a global admin's consent: the delegation the
+                # first redemption left pending is accepted (or the one in force returned).
+                if active is not None:
+                    assert result.id == active.id
+                    self.expect_events()
+                    return multiple()
+                assert (result.id, result.status) == (first.id, DelegationStatus.ACTIVE)
+                first.stored = DelegationStatus.ACTIVE
+                if first.duration is not None:
+                    first.ends_at = now + first.duration
+                assert result.ends_at == first.ends_at
+                [event] = self.expect_events(("delegation.accept", "success"))
+                assert (event.delegation_id, event.actor_id) == (first.id, user.id)
+                return multiple()
             assert result.id == self.redeemed[key]
             assert result.status is self.model[result.id].status_at(now)
             self.expect_events()
             return multiple()
-        active = self.active_of(customer)
         if accept is True and active is not None:
             # Never a second active delegation: the one in force is returned.
             assert result.id == active.id

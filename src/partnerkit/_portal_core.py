@@ -7,6 +7,7 @@ The use cases themselves live in the ``_portal_*`` modules, one per feature; the
 from __future__ import annotations
 
 import operator
+import reprlib
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -172,16 +173,23 @@ class PortalCore:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _record_failure(self, attempt: _Attempt, outcome: Outcome, reason: str) -> None:
-        try:
-            with self.store.unit_of_work() as uow:
-                self._append(uow, attempt, outcome, reason)
-                uow.commit()
-        except Conflict:
-            # The attempt's own error is what the caller must see; a busy store must not
-            # replace it. The denial is retried once, then given up.
-            with self.store.unit_of_work() as uow:
-                self._append(uow, attempt, outcome, reason)
-                uow.commit()
+        """Record a denied or failed attempt, in a unit of work of its own.
+
+        The ids it names may be whatever the caller passed: they are recorded as
+        :func:`_shown` shows them, so that no input can make the record itself fail.
+        """
+        _clean(attempt)
+        for tries_left in (1, 0):
+            try:
+                with self.store.unit_of_work() as uow:
+                    self._append(uow, attempt, outcome, reason)
+                    uow.commit()
+                return
+            except Conflict:
+                # The attempt's own error is what the caller must see; a busy store must not
+                # replace it. The record is retried once, then given up.
+                if not tries_left:
+                    return
 
     def _append(
         self,
@@ -244,14 +252,23 @@ class PortalCore:
         attempt: _Attempt,
         actor: User | str,
         company_id: str | None,
+        field: str = "company_id",
+        *,
+        required: bool = False,
     ) -> _Context:
+        """The actor, re-read, in *company_id* (``None``: its own company, unless the id is
+        *required*). A company id that is not a string is a ``ValidationError`` on *field*,
+        the name the caller passed it by."""
         user = self._actor(uow, actor, attempt)
-        cid = user.company_id if company_id is None else company_id
+        cid = user.company_id if company_id is None and not required else company_id
+        if not isinstance(cid, str):
+            attempt.company_id = _shown(cid)
+            raise ValidationError(field, "must be a company id (a string)")
         attempt.company_id = cid
         own = cid == user.company_id
         now = self.now()
         delegation = None if own else self._delegation(uow, user, cid, now)
-        company = uow.companies.get(cid) if isinstance(cid, str) else None
+        company = uow.companies.get(cid)
         if company is None or (not own and delegation is None):
             # Whether a company the actor has no rights in exists is not the actor's to know.
             attempt.role = _role_label(user, own=own)
@@ -630,6 +647,46 @@ def _roles_detail(
         "admin_role": admin_role.value if admin_role is not None else "none",
         "partner_access": partner_access.value if partner_access is not None else "none",
     }
+
+
+#: Ids as the audit and errors show them: cut to this many characters.
+MAX_SHOWN_ID = 64
+_SHOWN_REPR = reprlib.Repr()  # bounded: a huge list is not rendered in full
+_SHOWN_REPR.maxlevel = 2
+_SHOWN_REPR.maxstring = _SHOWN_REPR.maxother = MAX_SHOWN_ID
+
+
+def _shown(value: object) -> str:
+    """How an id a caller passed is recorded: at most 64 printable characters.
+
+    A string is cut to 64 characters; anything else is shown by a short ``repr``. Control
+    characters and lone surrogates (which a store may refuse) are escaped. Never raises,
+    whatever *value* is.
+    """
+    try:
+        if isinstance(value, str):
+            text = str.__str__(value)[:MAX_SHOWN_ID]  # a plain str, even of a subclass
+        else:
+            text = _SHOWN_REPR.repr(value)[:MAX_SHOWN_ID]
+        if text.isprintable():
+            return text
+        return text.encode("unicode_escape").decode("ascii")[:MAX_SHOWN_ID]
+    except Exception:  # a repr that fails: the type is all that is shown
+        return f"<{type(value).__name__}>"[:MAX_SHOWN_ID]
+
+
+def _clean(attempt: _Attempt) -> None:
+    """Make what *attempt* records safe to store, whatever the caller passed (see
+    :func:`_shown`); the details keep their length but are escaped the same way."""
+    if attempt.company_id is not None:
+        attempt.company_id = _shown(attempt.company_id)
+    if attempt.target_id is not None:
+        attempt.target_id = _shown(attempt.target_id)
+    if attempt.delegation_id is not None:
+        attempt.delegation_id = _shown(attempt.delegation_id)
+    for key, value in attempt.detail.items():
+        if isinstance(value, str) and not value.isprintable():
+            attempt.detail[key] = value.encode("unicode_escape").decode("ascii")
 
 
 def _reason(exc: PartnerKitError) -> str:

@@ -14,6 +14,7 @@ from partnerkit._portal_core import (
     _Context,
     _role_label,
     _roles_detail,
+    _shown,
 )
 from partnerkit.audit import AuditEvent, verify_chain
 from partnerkit.directory import (
@@ -143,6 +144,13 @@ class DirectoryCases(PortalCore):
                 raise ValidationError("contact", "nothing to change")
             company = _bump(ctx.company, **changes)
             uow.companies.update(company)
+            if company.name != ctx.company.name and not company.is_partner:
+                # The partners' searches find a customer by the name copied into each of
+                # their relations with it (their search key): it changes with the name.
+                name_key = company.name.casefold()
+                for relation in uow.customer_relations.find(customer_id=company.id):
+                    if relation.name_key != name_key:
+                        uow.customer_relations.update(_bump(relation, name_key=name_key))
             attempt.detail["changed"] = ",".join(sorted(changes))
             self._succeed(uow, attempt)
             return company
@@ -279,6 +287,10 @@ class DirectoryCases(PortalCore):
             target = self._target(uow, ctx, attempt, user_id)
             self._require(ctx, Permission.MANAGE_USERS, target)
             self._keep_a_global_admin(uow, target, "user_id")
+            # A password a reset set goes with its user, in the same unit of work.
+            credential = uow.credentials.get(target.id)
+            if credential is not None:
+                uow.credentials.remove(credential)
             uow.users.remove(target)
             self._succeed(uow, attempt)
 
@@ -295,6 +307,9 @@ class DirectoryCases(PortalCore):
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[AuditEvent]:
             user = self._actor(uow, actor, attempt)
             cid = user.company_id if company_id is None else company_id
+            if not isinstance(cid, str):
+                attempt.company_id = _shown(cid)
+                raise ValidationError("company_id", "must be a company id (a string)")
             attempt.company_id = cid
             attempt.role = _role_label(user, own=cid == user.company_id)
             if cid != user.company_id or user.admin_role is not AdminRole.GLOBAL_ADMIN:

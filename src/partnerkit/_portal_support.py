@@ -18,6 +18,7 @@ from partnerkit.directory import (
 )
 from partnerkit.errors import (
     NotFound,
+    PartnerKitError,
     ValidationError,
 )
 from partnerkit.ports import UnitOfWork
@@ -98,12 +99,16 @@ class SupportCases(PortalCore):
         # and only for an actor the policy allows now, so that a denied actor cannot make
         # the portal spend a password hash on each attempt.
         hashed = None
-        if self.decide(actor, Permission.RESET_PASSWORD, customer_id, user_id):
+        try:
+            allowed = bool(self.decide(actor, Permission.RESET_PASSWORD, customer_id, user_id))
+        except PartnerKitError:
+            allowed = False  # an id a store refuses: the use case meets it again, and audits it
+        if allowed:
             hashed = self.password_hasher.hash(temporary)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> PasswordReset:
             attempt.target_id = str(user_id)[:64]
-            ctx = self._context(uow, attempt, actor, customer_id)
+            ctx = self._context(uow, attempt, actor, customer_id, "customer_id", required=True)
             self._require(ctx, Permission.RESET_PASSWORD)
             target = self._target(uow, ctx, attempt, user_id)
             self._require(ctx, Permission.RESET_PASSWORD, target)
@@ -134,10 +139,16 @@ class SupportCases(PortalCore):
         return self._run("user.reset_password", body)
 
     def verify_password(self, user_id: str, password: str) -> bool:
-        """Check a password against the hash a reset stored (for a portal's sign-in)."""
+        """Check a password against the hash a reset stored (for a portal's sign-in).
+
+        ``False`` unless the user still exists: a removed user's password verifies no more.
+        """
+        if not isinstance(user_id, str) or not isinstance(password, str):
+            return False
         with self.store.unit_of_work(write=False) as uow:
-            credential = uow.credentials.get(user_id) if isinstance(user_id, str) else None
-        if credential is None or not isinstance(password, str):
+            user = uow.users.get(user_id)
+            credential = uow.credentials.get(user_id) if user is not None else None
+        if user is None or credential is None or credential.company_id != user.company_id:
             return False
         return PasswordHasher.verify(password, credential.password_hash)
 
@@ -154,7 +165,7 @@ class SupportCases(PortalCore):
         level = check_severity(severity)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> ServiceRequest:
-            ctx = self._context(uow, attempt, actor, customer_id)
+            ctx = self._context(uow, attempt, actor, customer_id, "customer_id", required=True)
             self._require(ctx, Permission.MANAGE_SERVICE_REQUESTS)
             request = ServiceRequest(
                 id=new_id("srq"),
@@ -183,7 +194,7 @@ class SupportCases(PortalCore):
         """Return a customer's service requests (needs ``MANAGE_SERVICE_REQUESTS`` there)."""
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[ServiceRequest]:
-            ctx = self._context(uow, attempt, actor, customer_id)
+            ctx = self._context(uow, attempt, actor, customer_id, "customer_id")
             self._require(ctx, Permission.MANAGE_SERVICE_REQUESTS)
             return uow.service_requests.find(customer_id=ctx.company.id)
 

@@ -12,6 +12,7 @@ import base64
 import enum
 import hmac
 import os
+import re
 import secrets
 from datetime import datetime
 from typing import Any
@@ -138,15 +139,27 @@ class RequestStatus(enum.Enum):
     CLOSED = "closed"
 
 
+#: Control characters (C0, DEL and C1): none in a title, which is one line.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+#: The same but for line feed, carriage return and tab, which a description may hold.
+_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
 def _v_title(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise ValidationError(attribute.name, "must be 1 to 200 characters")
+    if _CONTROL.search(value):
+        raise ValidationError(attribute.name, "must not contain control characters")
     _check_unicode(attribute.name, value)
 
 
 def _v_description(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, str) or len(value) > 10_000:
         raise ValidationError(attribute.name, "must be text of at most 10,000 characters")
+    if _CONTROL_BUT_LINES.search(value):
+        raise ValidationError(
+            attribute.name, "must not contain control characters but line breaks and tabs"
+        )
     _check_unicode(attribute.name, value)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from partnerkit.testing.postgres import PostgresNotFound, PostgresServer, PostgresStartError
 
 if TYPE_CHECKING:
+    from partnerkit.ports import Store
     from partnerkit.stores.postgres import PostgresStore
 
 #: The database most tests share, emptied before each of them.
@@ -114,3 +116,18 @@ def pg_store(fresh_dsn: str) -> Iterator[PostgresStore]:
     store = PostgresStore(fresh_dsn)
     yield store
     store.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    """Each built-in store in turn: a ``MemoryStore``, a ``SQLiteStore`` on a file, and a
+    ``PostgresStore`` on a fresh database (``pg_store``)."""
+    from partnerkit.stores.memory import MemoryStore
+    from partnerkit.stores.sqlite import SQLiteStore
+
+    if request.param == "postgres":
+        yield request.getfixturevalue("pg_store")
+        return
+    made: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
+    yield made
+    made.close()

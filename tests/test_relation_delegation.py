@@ -16,7 +16,7 @@ from pathlib import Path
 import attrs
 import pytest
 
-from partnerkit import Permission, Portal
+from partnerkit import Delegation, Permission, Portal
 from partnerkit.ports import Store
 from partnerkit.records import CustomerRelation
 from partnerkit.stores._sql import ADDED_COLUMNS
@@ -31,6 +31,17 @@ def _pointer(store: Store, world: World) -> str | None:
             CustomerRelation.key(world.partner.id, world.customer.id)
         )
     return None if relation is None else relation.delegation_id
+
+
+def _stored(
+    store: Store, world: World, delegation_id: str
+) -> tuple[CustomerRelation | None, Delegation | None]:
+    """The partner's relation to the customer, and the delegation *delegation_id*."""
+    with store.unit_of_work(write=False) as uow:
+        relation = uow.customer_relations.get(
+            CustomerRelation.key(world.partner.id, world.customer.id)
+        )
+        return relation, uow.delegations.get(delegation_id)
 
 
 def _may_reset(world: World) -> bool:
@@ -158,11 +169,7 @@ def test_opening_an_older_sqlite_file_fills_in_the_end_date_of_the_delegation(
     reopened = SQLiteStore(path)
     try:
         assert reopened.schema_version() == SCHEMA_VERSION
-        with reopened.unit_of_work(write=False) as uow:
-            relation = uow.customer_relations.get(
-                CustomerRelation.key(world.partner.id, world.customer.id)
-            )
-            delegation = uow.delegations.get(active)
+        relation, delegation = _stored(reopened, world, active)
         assert relation is not None
         assert delegation is not None
         assert delegation.ends_at is not None
@@ -198,11 +205,7 @@ def test_version_3_repairs_what_version_2_chose_and_who_advises(tmp_path: Path) 
         raw.close()
     reopened = SQLiteStore(path)
     try:
-        with reopened.unit_of_work(write=False) as uow:
-            relation = uow.customer_relations.get(
-                CustomerRelation.key(world.partner.id, world.customer.id)
-            )
-            later = uow.delegations.get(second)
+        relation, later = _stored(reopened, world, second)
         assert relation is not None
         assert later is not None
         assert relation.delegation_id == second

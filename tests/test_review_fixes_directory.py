@@ -14,7 +14,7 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -33,21 +33,16 @@ from partnerkit import (
 )
 from partnerkit.audit import AuditEvent
 from partnerkit.ports import Store
-from partnerkit.stores.memory import MemoryStore
 from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.testing import FakeClock, sample_catalog, snapshot
 
 pytest_plugins = ["pg_fixtures"]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "postgres":
-        yield request.getfixturevalue("pg_store")
-        return
-    made: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
-    yield made
-    made.close()
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Each built-in store in turn (``any_store`` in tests/pg_fixtures.py)."""
+    return any_store
 
 
 @pytest.fixture

@@ -9,9 +9,7 @@ partner advises it. The same on every built-in store, through the Portal.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -19,21 +17,15 @@ from delegation_kit import CustomerCast, PartnerCast, add_customer, add_partner,
 from delegation_kit import make_portal as _make_portal
 from partnerkit import OfferLine, Permission, Portal
 from partnerkit.ports import Store
-from partnerkit.stores.memory import MemoryStore
-from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.testing import FakeClock, sample_catalog
 
 pytest_plugins = ["pg_fixtures"]
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "postgres":
-        yield request.getfixturevalue("pg_store")
-        return
-    made: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
-    yield made
-    made.close()
+@pytest.fixture
+def store(any_store: Store) -> Store:
+    """Each built-in store in turn (``any_store`` in tests/pg_fixtures.py)."""
+    return any_store
 
 
 @pytest.fixture

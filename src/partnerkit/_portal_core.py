@@ -619,16 +619,23 @@ def _shape(cls: type) -> _Shape | tuple[()]:
     return getter, {name: i for i, name in enumerate(names)}
 
 
-_EACH_READERS: dict[type, bool] = {}
+def _capability(name: str) -> Callable[[object], bool]:
+    """Return a test of whether a unit of work offers the optional method *name* (see
+    ``ports.EachReader`` and its kin), answered once per class of unit of work."""
+    known: dict[type, bool] = {}
+
+    def offers(uow: object) -> bool:
+        cls = uow.__class__
+        found = known.get(cls)
+        if found is None:
+            found = known[cls] = callable(getattr(cls, name, None))
+        return found
+
+    return offers
 
 
-def _reads_each(uow: object) -> bool:
-    """Whether *uow* offers the optional ``get_each`` (see ``ports.EachReader``), per class."""
-    cls = uow.__class__
-    found = _EACH_READERS.get(cls)
-    if found is None:
-        found = _EACH_READERS[cls] = callable(getattr(cls, "get_each", None))
-    return found
+#: Whether a unit of work offers ``get_each`` (``ports.EachReader``).
+_reads_each = _capability("get_each")
 
 
 def _role_label(user: User, *, own: bool) -> str | None:

@@ -12,6 +12,7 @@ from partnerkit._portal_core import (
     PortalCore,
     _Attempt,
     _bump,
+    _capability,
     _check_bool,
     _check_lifetime,
     _check_max_uses,
@@ -128,16 +129,8 @@ def _subscribed(
     return [s for s in known if s.sku == sku]
 
 
-_EACH_FINDERS: dict[type, bool] = {}
-
-
-def _finds_each(uow: object) -> bool:
-    """Whether *uow* offers the optional ``find_each`` (see ``ports.EachFinder``), per class."""
-    cls = uow.__class__
-    found = _EACH_FINDERS.get(cls)
-    if found is None:
-        found = _EACH_FINDERS[cls] = callable(getattr(cls, "find_each", None))
-    return found
+#: Whether a unit of work offers ``find_each`` (``ports.EachFinder``).
+_finds_each = _capability("find_each")
 
 
 class OfferCases(PortalCore):

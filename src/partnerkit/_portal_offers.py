@@ -728,9 +728,13 @@ class OfferCases(PortalCore):
             raise LinkExhausted()
         if offer is not None:
             # As offered or adjusted, every count within its service's bounds now: the
-            # catalogue may have changed since the offer was made.
+            # catalogue may have changed since the offer was made. (The counts are whole
+            # numbers already; the service's own check words the refusal.)
+            catalog = self.catalog
             for sku, count in counts.items():
-                self.catalog.get(sku).check(count, f"licenses[{sku}]")
+                service = catalog.get(sku)
+                if not service.min_licenses <= count <= service.max_licenses:
+                    service.check(count, f"licenses[{sku}]")
 
         subscribed = known.subscriptions if known is not None else None
         if kind is _TRIAL_INVITATION:
@@ -863,7 +867,12 @@ class OfferCases(PortalCore):
         bought = []
         for line in offer.lines:
             count = counts[line.sku]
-            existing = _subscribed(uow, company, line.sku, subscribed)
+            sku = line.sku
+            existing = (
+                uow.subscriptions.find(customer_id=company.id, sku=sku)
+                if subscribed is None
+                else [s for s in subscribed if s.sku == sku]
+            )
             if existing:
                 current = existing[0]
                 if current.status is not SubscriptionStatus.TRIAL:

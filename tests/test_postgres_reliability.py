@@ -308,3 +308,64 @@ def test_without_the_version_check_the_same_threads_lose_updates(fresh_dsn: str)
         store.close()
     assert conflicts == 0
     assert final.version < len(acknowledged) + 1, "no update was lost; the race never happened"
+
+
+def test_a_writer_refused_the_lock_at_its_first_statement_is_over(
+    fresh_dsn: str,
+) -> None:
+    """A write unit of work sends its lock with ``BEGIN`` and reads the answer with its first
+    statement. When the lock is not had in time, that statement raises ``Conflict``, and so
+    does everything the unit of work is asked after it (its commit too): it cannot go on,
+    and the caller must start again, as on SQLite, whose writer is refused as it opens. Its
+    connection and the writers' turn are given back at once."""
+    store = PostgresStore(fresh_dsn, timeout=0.2)
+    holder = psycopg.connect(fresh_dsn)
+    try:
+        holder.execute("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE")
+        with store.unit_of_work() as uow:
+            with pytest.raises(Conflict, match="busy") as first:
+                uow.companies.add(customer())
+            assert isinstance(first.value.__cause__, psycopg.errors.LockNotAvailable)
+            with pytest.raises(Conflict, match="busy"):
+                uow.companies.get("cmp_c")
+            with pytest.raises(Conflict, match="busy"):
+                uow.commit()
+            assert not store._turn.locked()
+        holder.rollback()
+        with store.unit_of_work() as uow:
+            assert uow.companies.get("cmp_c") is None
+            uow.companies.add(customer())
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.companies.get("cmp_c") == customer()
+    finally:
+        holder.close()
+        store.close()
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_has_a_turn_and_a_pool_of_its_own_before_any_call(
+    pg_store: PostgresStore,
+) -> None:
+    """The writers' turn and the pool are replaced in the child as it starts, while it has
+    one thread: not lazily by whichever of its threads comes first, two of which could
+    then replace them twice and release each other's turn."""
+    with pg_store.unit_of_work(write=False) as uow:
+        uow.companies.get("cmp_c")  # a connection in the pool
+    assert pg_store.pool._idle
+    parents = pg_store._turn
+    parents.acquire()  # as a parent's writer holding its turn at the fork
+    try:
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - the child reports through its exit status
+            ok = (
+                pg_store._turn is not parents
+                and not pg_store._turn.locked()
+                and not pg_store.pool._idle
+                and pg_store.pool._size == 0
+            )
+            os._exit(0 if ok else 1)
+        _, status = os.waitpid(pid, 0)
+    finally:
+        parents.release()
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -63,6 +63,7 @@ import re
 import select
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from types import TracebackType
@@ -107,6 +108,19 @@ _Connection = psycopg.Connection[tuple[Any, ...]]
 _Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 _TEXT = 'TEXT COLLATE "C"'
+
+#: Every open store of this process, for the fork hook below.
+_STORES: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    # Runs in the child right after fork, while it has one thread: each store's per-process
+    # state is replaced before two of the child's threads could both replace it.
+    for store in list(_STORES):
+        store._after_fork()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 #: The key of the advisory lock that serialises schema migrations: the bytes ``partnerk``.
 MIGRATION_LOCK = int.from_bytes(b"partnerk", "big")
 
@@ -806,6 +820,13 @@ class _PostgresUnitOfWork:
         self._head: tuple[int, str] | None = None
         #: Writes sent with the next statement (or the commit), whose answer is only checked.
         self._deferred: list[tuple[str, list[bytes | None]]] = []
+        #: Why this unit of work was ended early (the writers' lock was refused), if it was.
+        self._refused: Conflict | None = None
+
+    def _refuse(self, why: Conflict) -> None:
+        """End this unit of work now: *why* is raised by everything it is asked later."""
+        self._refused = why
+        self._end()
 
     def __getattr__(self, name: str) -> Any:
         # Repositories are made on first use, from statements the store built once. The
@@ -825,6 +846,8 @@ class _PostgresUnitOfWork:
     def _open(self, write: bool) -> _Slot:
         slot = self._slot
         if slot is None:
+            if self._refused is not None:
+                raise Conflict(str(self._refused)) from self._refused
             raise PartnerKitError("unit of work is not open")
         if write and not self._write:
             raise PartnerKitError("read-only unit of work")
@@ -1132,6 +1155,10 @@ class _PostgresUnitOfWork:
                         slot.answers(tags, slot.finish(tags))
                 except PartnerKitError as exc:
                     refused = exc
+                except BaseException:
+                    # Interrupted mid-answer: the connection is of no further use.
+                    self._store.pool.discard(slot)
+                    raise
             self._give_back(slot)
         finally:
             if turn:
@@ -1230,6 +1257,7 @@ class PostgresStore:
         self.pool = _Pool(self._connect, min_size, max_size, timeout)
         self._turn = threading.Lock()
         self._turn_pid = os.getpid()
+        _STORES.add(self)
         try:
             self._migrate()
             self.pool.fill()
@@ -1321,8 +1349,15 @@ class PostgresStore:
                 return slot.answers(tags, slot.finish(tags))
         except (StoreUnavailable, Conflict) as exc:
             dead = slot.conn.broken or slot.conn.closed
-            lock_wait = isinstance(exc.__cause__, pg_errors.LockNotAvailable)
-            if self.retries < 1 or lock_wait or not (dead or isinstance(exc, Conflict)):
+            if isinstance(exc, Conflict) and isinstance(exc.__cause__, pg_errors.LockNotAvailable):
+                # The writers' lock was not had in time: nothing of the unit of work ran, and
+                # it cannot go on (its transaction is aborted). As on SQLite, where such a
+                # writer is refused as it opens, it is over: the connection goes back now,
+                # and each later statement and its commit raise this Conflict, which is
+                # safe to retry from the start.
+                uow._refuse(exc)
+                raise
+            if self.retries < 1 or not (dead or isinstance(exc, Conflict)):
                 raise  # the unit of work keeps the connection, and rolls it back
         turn, slot.turn = slot.turn, False
         uow._slot = None
@@ -1335,6 +1370,14 @@ class PostgresStore:
             raise
         uow._slot.turn = turn
         return answers
+
+    def _after_fork(self) -> None:
+        """In a forked child, before any of its threads runs: a turn and a pool of its own
+        (a parent's writer may have held the turn at the fork, and its connections are the
+        parent's)."""
+        self._turn = threading.Lock()
+        self._turn_pid = os.getpid()
+        self.pool._after_fork()
 
     def end_turn(self) -> None:
         """Give up the writers' turn a connection took in :meth:`begin` (``slot.turn``)."""

@@ -216,7 +216,7 @@ def test_a_prefix_ending_in_the_last_code_point_finds_only_its_own_names(
 
 def test_opening_a_version_1_database_fills_in_the_active_delegations(empty_dsn: str) -> None:
     """Schema versions 2 and 3 add the relation's delegation and its end date, filled in from
-    the delegations."""
+    the delegations, and version 3 gives the relation its customer's current name."""
     from partnerkit import Portal
     from partnerkit.testing import FakeClock, build_world
 
@@ -233,6 +233,8 @@ def test_opening_a_version_1_database_fills_in_the_active_delegations(empty_dsn:
             for table, column in added:
                 raw.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
         raw.execute("DELETE FROM schema_version WHERE version > 1")
+        # A rename by a version before 3, which left the relation's search name as it was.
+        raw.execute("UPDATE companies SET name = 'Northwind' WHERE id = %s", (world.customer.id,))
     reopened = PostgresStore(empty_dsn)
     try:
         assert reopened.schema_version() == SCHEMA_VERSION == 3
@@ -244,6 +246,7 @@ def test_opening_a_version_1_database_fills_in_the_active_delegations(empty_dsn:
         # Version 3: the end date of that delegation, copied onto the relation.
         assert redemption.delegation.ends_at is not None
         assert relation.delegation_ends_at == redemption.delegation.ends_at
+        assert relation.name_key == "northwind"  # version 3: the customer's name now
     finally:
         reopened.close()
 

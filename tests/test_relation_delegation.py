@@ -213,3 +213,51 @@ def test_version_3_repairs_what_version_2_chose_and_who_advises(tmp_path: Path) 
         assert relation.advises is False  # the partner advises no subscription here
     finally:
         reopened.close()
+
+
+def test_version_3_gives_relations_the_names_of_customers_renamed_before_it(
+    tmp_path: Path,
+) -> None:
+    """Before version 3 a relation kept the search name its customer had when it was made;
+    opening an older file gives each the case-folded name of its customer now (Python's
+    ``casefold``, which SQL's ``lower`` is not: a name it folds differently is left as it
+    is when it is right)."""
+    path = tmp_path / "v2.db"
+    store = SQLiteStore(path)
+    world = build_world(Portal(store=store, clock=FakeClock()))
+    _consent(world)
+    other, other_admin = world.portal.register_customer(
+        name="Straße AG", domain="strasse.example", admin_email="a@strasse.example"
+    )
+    url = world.portal.offer_delegated_admin(world.partner_admin)
+    world.portal.redeem(url, other_admin, accept_delegated_admin=True)
+    key = CustomerRelation.key(world.partner.id, world.customer.id)
+    other_key = CustomerRelation.key(world.partner.id, other.id)
+    with store.unit_of_work(write=False) as uow:
+        before = {k: uow.customer_relations.get(k) for k in (key, other_key)}
+    store.close()
+    _downgrade_sqlite(path, 2)
+    raw = sqlite3.connect(path)
+    try:  # a rename by a version before 3: the company only
+        raw.execute(
+            "UPDATE companies SET name = 'Northwind Traders' WHERE id = ?", (world.customer.id,)
+        )
+        raw.commit()
+    finally:
+        raw.close()
+    reopened = SQLiteStore(path)
+    try:
+        with reopened.unit_of_work(write=False) as uow:
+            renamed = uow.customer_relations.get(key)
+            untouched = uow.customer_relations.get(other_key)
+        assert renamed is not None
+        assert before[key] is not None
+        assert renamed.name_key == "northwind traders"
+        assert renamed.version == before[key].version + 1
+        assert untouched == before[other_key]  # "straße ag" is right: casefold says so
+        found = Portal(store=reopened, clock=world.portal.clock).find_customers(
+            world.partner_admin, "northwind"
+        )
+        assert [c.id for c in found] == [world.customer.id]
+    finally:
+        reopened.close()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from delegation_kit import CustomerCast, PartnerCast, add_customer, add_partner, consent
@@ -483,3 +484,21 @@ def test_a_description_keeps_its_line_breaks_and_tabs(
     )
     [stored] = portal.list_service_requests(customer.admin, customer.company.id)
     assert stored.description == request.description == text
+
+
+def test_a_request_stored_before_the_rule_can_still_be_updated_and_closed(
+    portal: Portal, store: Store, customer: CustomerCast
+) -> None:
+    """The rule is checked where a request is written, so a request an earlier version
+    stored with a tab in its title and a bell in its description is read, updated and
+    closed as before (its text unchanged)."""
+    kim = customer.admin
+    made = portal.create_service_request(kim, customer.company.id, title="Mail down")
+    with store.unit_of_work() as uow:
+        old = attrs.evolve(made, title="Mail\tdown", description="bell\x07", version=2)
+        uow.service_requests.update(old)
+        uow.commit()
+    changed = portal.update_service_request(kim, made.id, severity="critical")
+    closed = portal.update_service_request(kim, made.id, status="closed")
+    assert (changed.title, changed.description) == ("Mail\tdown", "bell\x07")
+    assert closed.status.value == "closed"

@@ -34,6 +34,7 @@ from partnerkit.support import (
     ServiceRequest,
     Severity,
     check_request_status,
+    check_request_text,
     check_severity,
     new_temporary_password,
 )
@@ -180,6 +181,7 @@ class SupportCases(PortalCore):
                 created_at=ctx.now,
                 updated_at=ctx.now,
             )
+            check_request_text(request.title, request.description)
             uow.service_requests.add(request)
             attempt.target_id = request.id
             attempt.detail["severity"] = level.value

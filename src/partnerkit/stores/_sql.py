@@ -385,6 +385,37 @@ BACKFILL_V3 = (
 )
 
 
+#: The relations whose search name may be stale: of customers renamed before version 3
+#: (before it, a relation kept the case-folded name the customer had when it was made). SQL's
+#: ``lower`` is not Python's ``casefold``, so this only narrows the rows down (every renamed
+#: one is among them) and :func:`rekey_renamed` compares them exactly.
+_MAYBE_RENAMED = (
+    "SELECT r.id, r.name_key, c.name FROM customer_relations r "
+    "JOIN companies c ON c.id = r.customer_id WHERE r.name_key <> lower(c.name)"
+)
+
+
+def rekey_renamed(
+    fetchall: Callable[[str], Sequence[Sequence[Any]]],
+    executemany: Callable[[str, list[tuple[Any, ...]]], None],
+    mark: str = "?",
+) -> int:
+    """Give every relation the search name of its customer's current name (a step of the
+    migration to version 3, run inside it); return how many changed."""
+    stale = [
+        (name.casefold(), ident)
+        for ident, name_key, name in fetchall(_MAYBE_RENAMED)
+        if name.casefold() != name_key
+    ]
+    if stale:
+        executemany(
+            f"UPDATE customer_relations SET name_key = {mark}, version = version + 1 "
+            f"WHERE id = {mark}",
+            stale,
+        )
+    return len(stale)
+
+
 def ddl(
     table: Table[Any],
     codec: Codec,

@@ -93,6 +93,7 @@ from partnerkit.stores._sql import (
     key_of,
     listed_sql,
     prefix_range,
+    rekey_renamed,
     table_codec,
 )
 
@@ -161,14 +162,23 @@ def _schema_v2() -> list[str]:
     return [*add_columns(2, codecs, text_key=_TEXT, integer="BIGINT"), BACKFILL_V2]
 
 
-def _schema_v3() -> list[str]:
+def _schema_v3() -> list[str | Callable[[_Cursor], None]]:
     # The end date of that delegation, on the relation too (read by searches).
     codecs = {table.name: table_codec(table) for table in TABLES}
-    return [*add_columns(3, codecs, text_key=_TEXT, integer="BIGINT"), *BACKFILL_V3]
+    return [*add_columns(3, codecs, text_key=_TEXT, integer="BIGINT"), *BACKFILL_V3, _rekey]
 
 
-#: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*.
-MIGRATIONS: tuple[list[str], ...] = (_schema_v1(), _schema_v2(), _schema_v3())
+def _rekey(cur: _Cursor) -> None:
+    def fetchall(sql: str) -> list[tuple[Any, ...]]:
+        return cur.execute(sql).fetchall()
+
+    rekey_renamed(fetchall, cur.executemany, "%s")
+
+
+#: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,
+#: and steps that need Python (called with the migration's cursor).
+_Step = str | Callable[[_Cursor], None]
+MIGRATIONS: tuple[list[_Step], ...] = ([*_schema_v1()], [*_schema_v2()], _schema_v3())
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -1476,7 +1486,10 @@ class PostgresStore:
                         )
                     for version in range(current, SCHEMA_VERSION):
                         for stmt in MIGRATIONS[version]:
-                            cur.execute(stmt)
+                            if callable(stmt):
+                                stmt(cur)
+                            else:
+                                cur.execute(stmt)
                         cur.execute(
                             "INSERT INTO schema_version (version) VALUES (%s)", (version + 1,)
                         )

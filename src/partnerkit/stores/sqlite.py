@@ -14,7 +14,7 @@ import contextlib
 import os
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -38,6 +38,7 @@ from partnerkit.stores._sql import (
     customer_search,
     ddl,
     key_of,
+    rekey_renamed,
     relation_search,
     table_codec,
 )
@@ -88,14 +89,23 @@ def _schema_v2() -> list[str]:
     return [*add_columns(2, codecs, integer="INTEGER"), BACKFILL_V2]
 
 
-def _schema_v3() -> list[str]:
+def _schema_v3() -> list[str | Callable[[sqlite3.Connection], None]]:
     # The end date of that delegation, on the relation too (read by searches).
     codecs = {table.name: table_codec(table) for table in TABLES}
-    return [*add_columns(3, codecs, integer="INTEGER"), *BACKFILL_V3]
+    return [*add_columns(3, codecs, integer="INTEGER"), *BACKFILL_V3, _rekey_renamed]
 
 
-#: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*.
-MIGRATIONS: tuple[list[str], ...] = (_schema_v1(), _schema_v2(), _schema_v3())
+def _rekey_renamed(conn: sqlite3.Connection) -> None:
+    def executemany(sql: str, rows: list[tuple[Any, ...]]) -> None:
+        conn.executemany(sql, rows)
+
+    rekey_renamed(lambda sql: conn.execute(sql).fetchall(), executemany)
+
+
+#: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,
+#: and steps that need Python (called with the connection).
+_Step = str | Callable[[sqlite3.Connection], None]
+MIGRATIONS: tuple[list[_Step], ...] = ([*_schema_v1()], [*_schema_v2()], _schema_v3())
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -593,7 +603,10 @@ class SQLiteStore:
                         )
                     for version in range(current, SCHEMA_VERSION):
                         for stmt in MIGRATIONS[version]:
-                            conn.execute(stmt)
+                            if callable(stmt):
+                                stmt(conn)
+                            else:
+                                conn.execute(stmt)
                         conn.execute(
                             "INSERT INTO schema_version (version) VALUES (?)", (version + 1,)
                         )

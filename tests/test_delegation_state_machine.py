@@ -338,6 +338,13 @@ class DelegationLifecycle(RuleBasedStateMachine):
         active = self.active_of(customer)
         if key in self.redeemed:
             first = self.model[self.redeemed[key]]
+            if accept is False and first.status_at(now) is DelegationStatus.PENDING:
+                # The same link again, with a global admin's refusal: declined.
+                assert (result.id, result.status) == (first.id, DelegationStatus.DECLINED)
+                first.stored = DelegationStatus.DECLINED
+                [event] = self.expect_events(("delegation.decline", "success"))
+                assert (event.delegation_id, event.actor_id) == (first.id, user.id)
+                return multiple()
             if accept is True and first.status_at(now) is DelegationStatus.PENDING:
                 # The same link again, with a global admin's consent: the delegation the
                 # first redemption left pending is accepted (or the one in force returned).

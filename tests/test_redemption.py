@@ -448,6 +448,28 @@ def test_only_a_global_admin_declines_anyone_else_leaves_the_delegation_pending(
     assert mm.portal.audit_trail(mm.admin) == trail
 
 
+def test_a_global_admin_declines_through_the_link_what_a_purchase_left_pending(
+    mm: Money,
+) -> None:
+    """The billing admin buys (the delegation waits); the global admin answers ``False``
+    through the same link: declined, once, and the purchase stands."""
+    url, _ = mm.portal.create_purchase_offer(mm.partner_admin, [OfferLine("INTUNE", 50)], True)
+    bought = mm.portal.redeem(url, mm.billing, accept_delegated_admin=False)
+    assert bought.delegation is not None
+    refused = mm.portal.redeem(url, mm.admin, accept_delegated_admin=False)
+    assert refused.subscriptions == bought.subscriptions
+    assert refused.delegation is not None
+    assert (refused.delegation.id, refused.delegation.status) == (
+        bought.delegation.id,
+        DelegationStatus.DECLINED,
+    )
+    assert refused.delegation.decided_by == mm.admin.id
+    trail = mm.portal.audit_trail(mm.admin)
+    assert [e.action for e in trail].count("delegation.decline") == 1
+    assert mm.portal.redeem(url, mm.admin, accept_delegated_admin=False) == refused
+    assert mm.portal.audit_trail(mm.admin) == trail
+
+
 def test_anyone_who_records_a_delegation_link_cannot_decline_it(mm: Money) -> None:
     """Any user of the customer may redeem a standalone delegation link, to record it for
     its global admins; ``False`` from one who is not a global admin records it pending too,

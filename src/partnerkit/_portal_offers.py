@@ -717,12 +717,12 @@ class OfferCases(PortalCore):
         if first is not None:
             replayed = self._replay(uow, first, now)
             pending = replayed.delegation
-            if accept is True and pending is not None and pending.status is _PENDING:
-                # The same link again, now with the consent of a global admin (the first
-                # redemption was by someone who could not give it).
-                return attrs.evolve(
-                    replayed, delegation=self._consent_later(uow, attempt, pending, user, now)
-                )
+            if accept is not None and pending is not None and pending.status is _PENDING:
+                # The same link again, now with the answer of a global admin (the first
+                # redemption was by someone who could not give it; anyone else's False
+                # became None above).
+                answered = self._answer_later(uow, attempt, pending, user, now, accept)
+                return attrs.evolve(replayed, delegation=answered)
             return replayed
         if record.max_uses is not None and record.uses >= record.max_uses:
             raise LinkExhausted()
@@ -773,30 +773,37 @@ class OfferCases(PortalCore):
         self._succeed(uow, attempt)
         return Redemption(subscriptions=subscriptions, delegation=delegation)
 
-    def _consent_later(
+    def _answer_later(
         self,
         uow: UnitOfWork,
         attempt: _Attempt,
         pending: Delegation,
         user: User,
         now: datetime,
+        accept: bool,
     ) -> Delegation:
-        """Accept *pending*, the delegation a redemption of the same link left pending, as
-        ``accept_delegation`` would (the caller checked that *user* may): the active one of
-        the partner and customer instead, if there is one already."""
-        active = self._active_delegation(uow, pending.partner_id, pending.customer_id, now)
-        if active is not None:
-            return active
-        accepted = pending.accept(user.id, now)
-        uow.delegations.update(accepted)
-        company = uow.companies.get(pending.customer_id)
-        assert company is not None
-        self._relate(uow, accepted.partner_id, company, delegation=accepted)
-        step = attrs.evolve(attempt, action="delegation.accept", detail=_roles_of(accepted))
-        step.target_id = accepted.id
-        step.delegation_id = accepted.id
+        """Accept or decline *pending*, the delegation a redemption of the same link left
+        pending, as ``accept_delegation`` or ``decline_delegation`` would (the caller checked
+        that *user* may): when accepting, the active one of the partner and customer instead,
+        if there is one already."""
+        if accept:
+            active = self._active_delegation(uow, pending.partner_id, pending.customer_id, now)
+            if active is not None:
+                return active
+            decided = pending.accept(user.id, now)
+        else:
+            decided = pending.decline(user.id, now)
+        uow.delegations.update(decided)
+        if accept:
+            company = uow.companies.get(pending.customer_id)
+            assert company is not None
+            self._relate(uow, decided.partner_id, company, delegation=decided)
+        action = "delegation.accept" if accept else "delegation.decline"
+        step = attrs.evolve(attempt, action=action, detail=_roles_of(decided) if accept else {})
+        step.target_id = decided.id
+        step.delegation_id = decided.id
         self._succeed(uow, step)
-        return accepted
+        return decided
 
     @staticmethod
     def _require_own(user: User, company: Company, permission: Permission) -> None:

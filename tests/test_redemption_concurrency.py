@@ -19,6 +19,7 @@ from _money import Money, money_world, new_customer, subscriptions_of
 from partnerkit import (
     AdminRole,
     Conflict,
+    DelegationStatus,
     LinkExhausted,
     OfferLine,
     Redemption,
@@ -78,9 +79,11 @@ def successful_redeems(m: Money) -> int:
 
 
 def test_sixteen_threads_redeeming_one_offer_for_one_customer_buy_once(m: Money) -> None:
-    """Every thread gets the same Redemption (or a typed ``Conflict``); the customer has one
-    subscription per line, one redemption record, the link one use, and the audit trail one
-    successful redemption."""
+    """Every thread gets the same purchase and the same delegation (or a typed
+    ``Conflict``); the customer has one subscription per line, one redemption record, the
+    link one use, and the audit trail one successful redemption. The delegation waits when
+    the billing admin came first (only a global admin declines), and the global admin's
+    first answer after that declines it, once."""
     url, offer = m.portal.create_purchase_offer(
         m.partner_admin, [OfferLine("INTUNE", 50), OfferLine("PROJECT", 3)], True
     )
@@ -96,7 +99,15 @@ def test_sixteen_threads_redeeming_one_offer_for_one_customer_buy_once(m: Money)
     others = [o for o in outcomes if not isinstance(o, Redemption)]
     assert results, f"no thread succeeded: {others!r}"
     assert all(isinstance(o, Conflict) for o in others), others
-    assert all(r == results[0] for r in results)
+    assert all(r.subscriptions == results[0].subscriptions for r in results)
+    delegations = [r.delegation for r in results]
+    assert all(d is not None for d in delegations)
+    assert len({d.id for d in delegations if d is not None}) == 1
+    statuses = {d.status for d in delegations if d is not None}
+    assert statuses <= {DelegationStatus.PENDING, DelegationStatus.DECLINED}
+    with m.store.unit_of_work(write=False) as uow:
+        events = [e.action for e in uow.audit_events()]
+    assert events.count("delegation.decline") == (DelegationStatus.DECLINED in statuses)
     assert [s.sku for s in results[0].subscriptions] == ["INTUNE", "PROJECT"]
     assert len(subscriptions_of(m.store, m.customer.id)) == 2
     assert redemption_records(m, m.customer.id) == 1

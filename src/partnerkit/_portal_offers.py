@@ -874,12 +874,7 @@ class OfferCases(PortalCore):
         bought = []
         for line in offer.lines:
             count = counts[line.sku]
-            sku = line.sku
-            existing = (
-                uow.subscriptions.find(customer_id=company.id, sku=sku)
-                if subscribed is None
-                else [s for s in subscribed if s.sku == sku]
-            )
+            existing = _subscribed(uow, company, line.sku, subscribed)
             if existing:
                 current = existing[0]
                 if current.status is not SubscriptionStatus.TRIAL:

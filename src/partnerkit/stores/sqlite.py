@@ -167,13 +167,13 @@ class _SQLiteRepository(Repository[T]):
 
     __slots__ = ("_codec", "_find_sql", "_sql", "_table", "_uow", "_update")
 
-    def __init__(self, session: _Session, sql: TableSQL) -> None:
+    def __init__(self, session: _Session, sql: TableSQL, plan: UpdatePlan) -> None:
         self._uow = session
         self._table: Table[T] = sql.table
         self._codec = sql.codec
         self._sql = sql.statements
         self._find_sql = sql.lookups
-        self._update = UpdatePlan.of(sql.table, sql.codec)
+        self._update = plan
 
     def get(self, ident: str) -> T | None:
         row = self._uow.fetchone(self._sql["get"], (ident,))
@@ -279,7 +279,8 @@ class _Session:
         self.uow: _SQLiteUnitOfWork | None = None
         self.conn: sqlite3.Connection | None = None
         self.repositories: dict[str, _SQLiteRepository[Any]] = {
-            name: _SQLiteRepository(self, sql) for name, sql in store.tables.items()
+            name: _SQLiteRepository(self, sql, store.update_plans[name])
+            for name, sql in store.tables.items()
         }
 
     def execute(self, sql: str, params: Any, *, write: bool = False) -> int:
@@ -497,11 +498,14 @@ class SQLiteStore:
         self.path = os.fspath(path)
         self.timeout = timeout
         self.tables = {table.name: TableSQL(table) for table in TABLES}
-        for sql in self.tables.values():
-            # The statements of SQLite's updates (see UpdatePlan), beside the others.
-            plan = UpdatePlan.of(sql.table, sql.codec)
-            sql.statements["update_narrow"] = plan.narrow
-            sql.statements["update_full"] = plan.full
+        #: How each table's rows are updated (see UpdatePlan), made once per store; its
+        #: statements stand beside the table's others.
+        self.update_plans = {
+            name: UpdatePlan.of(sql.table, sql.codec) for name, sql in self.tables.items()
+        }
+        for name, sql in self.tables.items():
+            sql.statements["update_narrow"] = self.update_plans[name].narrow
+            sql.statements["update_full"] = self.update_plans[name].full
         self._memory = self.path == ":memory:"
         self._lock = threading.Lock()
         self._local = threading.local()

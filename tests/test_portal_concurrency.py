@@ -288,11 +288,12 @@ def unchecked_postgres_store(dsn: str, *, unlocked: bool = False) -> Store:
         def __init__(self) -> None:
             super().__init__(dsn, max_size=THREADS)
             for sql in self.tables.values():
-                checked = sql.guarded_update
-                sql.guarded_update = checked.replace(
-                    "AND version = %s", "AND %s::bigint IS NOT NULL"
-                )
-                assert sql.guarded_update != checked, "the update changed shape; adapt this"
+                # The update as run at once, and as checked later (the Portal's way).
+                for name in ("guarded_update", "checked_update"):
+                    checked = getattr(sql, name)
+                    unchecked = checked.replace("AND version = %s", "AND %s::bigint IS NOT NULL")
+                    assert unchecked != checked, "the update changed shape; adapt this"
+                    setattr(sql, name, unchecked)
 
         def begin(self, write: bool) -> Any:
             if not unlocked:

@@ -43,25 +43,18 @@ class _RecordingUnitOfWork(_PostgresUnitOfWork):
         super().__init__(store, write)
         self._log = store.statements
 
-    def execute(self, sql: str, params: Any, write: bool = False) -> int:
-        self._log.append((sql, tuple(params)))
-        return super().execute(sql, params, write)
-
-    def fetchone(self, sql: str, params: Any) -> Any:
-        self._log.append((sql, tuple(params)))
-        return super().fetchone(sql, params)
-
-    def fetchall(self, sql: str, params: Any) -> list[Any]:
-        self._log.append((sql, tuple(params)))
-        return super().fetchall(sql, params)
-
-    def fetch_each(self, statements: Any) -> list[Any]:
+    def _results(self, statements: Any, write: bool) -> Any:
+        # Every statement run at once (alone, or several in one round trip) comes here.
         self._log.extend((sql, tuple(params)) for sql, params in statements)
-        return super().fetch_each(statements)
+        return super()._results(statements, write)
 
     def defer(self, sql: str, params: Any) -> None:
         self._log.append((sql, tuple(params)))
         super().defer(sql, params)
+
+    def write_later(self, sql: str, params: Any, check: Any) -> bool:
+        self._log.append((sql, tuple(params)))
+        return super().write_later(sql, params, check)
 
 
 class RecordingStore(PostgresStore):

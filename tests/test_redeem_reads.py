@@ -81,7 +81,8 @@ def _shape(call: Callable[[], Any]) -> Outcome:
 
 def _script(store: Store) -> tuple[list[Outcome], list[tuple[Any, ...]]]:
     """Redeem links of every kind, again, by the wrong people and past their end; return
-    the outcomes and the audit trail (action, outcome, reason, role of each event)."""
+    the outcomes and the audit trail (action, outcome, reason, role of each event), ending
+    with the partner's relations and what its search finds."""
     m = money_world(store)
     portal, partner = m.portal, m.partner_admin
     offer, _ = portal.create_purchase_offer(
@@ -151,7 +152,29 @@ def _script(store: Store) -> tuple[list[Outcome], list[tuple[Any, ...]]]:
     outcomes = [_shape(step) for step in steps]
     with store.unit_of_work(write=False) as uow:
         trail = [(e.action, e.outcome, e.reason, e.role) for e in uow.audit_events()]
+        # The relations a redemption records (read with the link where it can be), by the
+        # customer's name: the ids differ from one world to the next.
+        relations = uow.customer_relations.find(partner_id=partner.company_id)
+        names = {r.customer_id: uow.companies.get(r.customer_id) for r in relations}
+        trail += sorted(
+            (
+                "relation",
+                _stem(names[r.customer_id].name),  # type: ignore[union-attr]
+                r.advises,
+                r.administers,
+                r.delegation_id is not None,
+                r.delegation_ends_at,
+                r.version,
+            )
+            for r in relations
+        )
+    trail.append(("found", *(_stem(c.name) for c in portal.find_customers(partner, ""))))
     return outcomes, trail
+
+
+def _stem(name: str) -> str:
+    """A customer's name without the number ``new_customer`` gives it (one per world)."""
+    return name.rstrip("0123456789").rstrip()
 
 
 def _needs_postgres() -> None:
@@ -182,18 +205,17 @@ def test_redemptions_read_together_go_as_redemptions_read_one_by_one(
     assert any(o[0] == "raised" for o in outcomes)
     # Each redemption by a known actor of a verified link read together, the actor given as
     # a User in one step: the actor, its company, the link, an earlier redemption, the offer
-    # of an offer link, and with find_each the customer's subscriptions of a trial or offer.
+    # of an offer link, and with find_each the customer's subscriptions of a trial or offer
+    # and its relations.
     name = "find_each" if unit is _FindEachUnit else "get_each"
+    lookups = ("subscriptions", "customer_relations") if unit is _FindEachUnit else ()
     offer_step = (name, "users", "companies", "links", "redemptions", "purchase_offers")
-    if unit is _FindEachUnit:
-        offer_step += ("subscriptions",)
-    assert offer_step in store.calls
+    assert (*offer_step, *lookups) in store.calls
     trial_step = (name, "users", "companies", "links", "redemptions")
-    trial_step += ("subscriptions",) if unit is _FindEachUnit else ()
-    assert trial_step in store.calls
+    assert (*trial_step, *lookups) in store.calls
     # Given by id, the actor is read first; its company then comes with the rest.
     by_id = (name, "companies", "links", "redemptions", "purchase_offers")
-    assert ((*by_id, "subscriptions") if unit is _FindEachUnit else by_id) in store.calls
+    assert (*by_id, *lookups) in store.calls
     # A replay reads its subscriptions (and delegation) together.
     assert ("get_each", "subscriptions", "delegations") in store.calls
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import operator
 import reprlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -157,6 +157,10 @@ class PortalCore:
             attempt = _Attempt(action, correlation_id)
             try:
                 with self.store.unit_of_work(write=write) as uow:
+                    if write and _checks_later(uow):
+                        # No use case goes on after a Conflict (this loop runs it again),
+                        # so its writes may be checked by its next statement or commit.
+                        uow.check_writes_later()  # type: ignore[attr-defined]
                     return body(uow, attempt)
             except Conflict:
                 # A concurrent change won (or the store was busy): the unit of work was
@@ -489,12 +493,18 @@ class PortalCore:
         *,
         advises: bool = False,
         delegation: Delegation | None = None,
+        known: Sequence[CustomerRelation] | None = None,
     ) -> None:
         """Record that *partner_id* advises *customer* (for search), or, given the accepted
-        *delegation*, that it administers the customer through that one now."""
+        *delegation*, that it administers the customer through that one now. *known*: the
+        customer's relations, when the caller read them in this unit of work and has not
+        written them since."""
         assert customer.domain is not None
         key = CustomerRelation.key(partner_id, customer.id)
-        relation = uow.customer_relations.get(key)
+        if known is None:
+            relation = uow.customer_relations.get(key)
+        else:
+            relation = next((r for r in known if r.id == key), None)
         delegation_id = delegation.id if delegation is not None else None
         ends_at = delegation.ends_at if delegation is not None else None
         if relation is None:
@@ -636,6 +646,8 @@ def _capability(name: str) -> Callable[[object], bool]:
 
 #: Whether a unit of work offers ``get_each`` (``ports.EachReader``).
 _reads_each = _capability("get_each")
+#: Whether a unit of work offers ``check_writes_later`` (``ports.LaterChecks``).
+_checks_later = _capability("check_writes_later")
 
 
 def _role_label(user: User, *, own: bool) -> str | None:

@@ -64,12 +64,13 @@ from partnerkit.ports import (
     LINKS,
     OFFERS,
     REDEMPTIONS,
+    RELATIONS,
     SUBSCRIPTIONS,
     USERS,
     Table,
     UnitOfWork,
 )
-from partnerkit.records import LinkRecord, RedemptionRecord
+from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.roles import (
     AdminRole,
     Decision,
@@ -90,6 +91,7 @@ _ACTIVE_SUBSCRIPTION = SubscriptionStatus.ACTIVE
 _PURCHASE = Permission.PURCHASE
 _MANAGE_RELATIONSHIPS = Permission.MANAGE_PARTNER_RELATIONSHIPS
 _PENDING = DelegationStatus.PENDING
+_ACTIVE = DelegationStatus.ACTIVE
 
 
 def _may_decide(user: User, company: Company) -> bool:
@@ -117,6 +119,9 @@ class _Known:
     offer: PurchaseOffer | None
     #: ``subscriptions.find(customer_id=customer_id)``; ``None`` when not read.
     subscriptions: list[Subscription] | None
+    #: ``customer_relations.find(customer_id=customer_id)`` (one a partner: few), read with
+    #: the subscriptions; ``None`` when not read.
+    relations: list[CustomerRelation] | None = None
 
 
 def _subscribed(
@@ -609,7 +614,11 @@ class OfferCases(PortalCore):
             reads.append((OFFERS, claims.target))
         finds = (offer_link or kind is _TRIAL_INVITATION) and _finds_each(uow)
         if finds:
+            # A purchase or a trial records that the link's partner advises the customer:
+            # its relation is among the customer's, read now rather than by key later
+            # (the key needs the link's partner, known once the link is read).
             reads.append((SUBSCRIPTIONS, {"customer_id": customer_id}))
+            reads.append((RELATIONS, {"customer_id": customer_id}))
             found = uow.find_each(*reads)  # type: ignore[attr-defined]
         else:
             found = uow.get_each(*reads)  # type: ignore[attr-defined]
@@ -618,7 +627,8 @@ class OfferCases(PortalCore):
             record=found[n],
             redemption=found[n + 1],
             offer=found[n + 2] if offer_link else None,
-            subscriptions=found[-1] if finds else None,
+            subscriptions=found[-2] if finds else None,
+            relations=found[-1] if finds else None,
         )
         return found[:n], known
 
@@ -762,7 +772,14 @@ class OfferCases(PortalCore):
             )
         )
         if subscriptions:
-            self._relate(uow, record.partner_id, company, advises=True)
+            # The relation as read with the link, unless an accepted delegation of this
+            # redemption may have written it since (``_offered_delegation``).
+            related = (
+                known.relations
+                if known is not None and (delegation is None or delegation.status is not _ACTIVE)
+                else None
+            )
+            self._relate(uow, record.partner_id, company, advises=True, known=related)
         attempt.detail.update(
             partner_id=record.partner_id,
             subscriptions=";".join(

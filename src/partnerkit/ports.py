@@ -49,6 +49,7 @@ __all__ = [
     "CustomerSearch",
     "EachFinder",
     "EachReader",
+    "LaterChecks",
     "Repository",
     "Store",
     "Table",
@@ -378,6 +379,26 @@ class EachFinder(Protocol):
         object or ``None``, as ``uow.repository(table).get(id)`` would; for ``(table,
         where)`` the list ``uow.repository(table).find(**where)`` would return (``where``
         must be one of the table's lookups, else ``ValueError``)."""
+
+
+class LaterChecks(Protocol):
+    """An optional capability of a write unit of work: writes answered later.
+
+    By the port's rule, ``add``, ``update`` and ``remove`` report a clash or a stale version
+    as they return. After ``check_writes_later()``, ``add`` and ``update`` may return before
+    the store has checked them: a write that fails raises its ``Conflict`` (or the error it
+    meets) from a later call on the same unit of work, at the latest from ``commit``, and
+    nothing of the unit of work is committed then. Reads after a write still see it.
+
+    The Portal turns it on in every write unit of work when the unit of work has it: none of
+    its use cases goes on after a ``Conflict``, it retries the whole unit of work. A store
+    across a network (``PostgresStore``) then sends the writes with the next statement or the
+    commit, instead of waiting for each one's answer; the in-process stores do not offer it,
+    as it would save them nothing.
+    """
+
+    def check_writes_later(self) -> None:
+        """Let this unit of work's ``add`` and ``update`` be checked by a later call."""
 
 
 class Store(Protocol):

@@ -23,6 +23,7 @@ table's own test class (:class:`UsersContract`, :class:`CompaniesContract`).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -79,6 +80,7 @@ __all__ = [
     "ChecksContract",
     "CompaniesContract",
     "ConcurrencyContract",
+    "LaterChecksContract",
     "PortalContract",
     "RelationsContract",
     "RepositoryContract",
@@ -603,7 +605,8 @@ class RepositoryContract(_Base):
         with pytest.raises(Conflict), store.unit_of_work() as uow:
             uow.repository(sample.table).remove(sample.make(0))
 
-    def _holders(self, sample: TableSample[Any], group: tuple[str, ...]) -> tuple[Any, Any]:
+    @staticmethod
+    def _holders(sample: TableSample[Any], group: tuple[str, ...]) -> tuple[Any, Any]:
         """Two sample rows that both have values in every column of *group*."""
         table = sample.table
         rows = (sample.make(n) for n in range(16))
@@ -1020,6 +1023,143 @@ class RelationsContract(_Base):
                     pages += 1
                 assert search("cmp_p", prefix, limit, after, now=at) == []
             assert pages == len(range(0, len(self._expected(relations, prefix)), limit))
+
+
+class LaterChecksContract(_Base):
+    """The optional ``check_writes_later`` of a write unit of work (``ports.LaterChecks``).
+
+    A store whose units of work do not offer it skips these (the Portal then runs with the
+    port's rule: each write checked as it returns). Each test runs over every table of
+    :data:`TABLE_SAMPLES`.
+    """
+
+    @pytest.fixture
+    def later(self, store: Store) -> Store:
+        """The store, if its write units of work offer ``check_writes_later``."""
+        with store.unit_of_work() as uow:
+            if not callable(getattr(uow, "check_writes_later", None)):
+                pytest.skip("this store's units of work do not offer check_writes_later")
+        return store
+
+    def test_writes_checked_later_are_read_back_and_committed(self, later: Store) -> None:
+        """Reads after an ``add`` or ``update`` checked later see it, and the commit keeps
+        exactly those rows."""
+        for sample in TABLE_SAMPLES:
+            row, fresh = sample.make(0), sample.make(1)
+            _add(later, sample, row)
+            changed = _bump(sample.change(row))
+            with later.unit_of_work() as uow:
+                uow.check_writes_later()  # type: ignore[attr-defined]
+                repo = uow.repository(sample.table)
+                repo.add(fresh)
+                repo.update(changed)
+                assert repo.get(fresh.id) == fresh, sample.table.name
+                assert repo.get(row.id) == changed, sample.table.name
+                uow.commit()
+            assert _get(later, sample.table, fresh.id) == fresh, sample.table.name
+            assert _get(later, sample.table, row.id) == changed, sample.table.name
+
+    def test_an_add_of_a_key_taken_fails_by_the_commit_and_commits_nothing(
+        self, later: Store
+    ) -> None:
+        """A clash on the key, reported later: ``Conflict`` at the latest from ``commit``,
+        and none of the unit of work's writes are kept, those before it included."""
+        for sample in TABLE_SAMPLES:
+            row, fresh = sample.make(0), sample.make(1)
+            _add(later, sample, row)
+            taken = attrs.evolve(sample.make(2), id=row.id)
+            with pytest.raises(Conflict):
+                _write_later(later, sample, ("add", fresh), ("add", taken))
+            assert _get(later, sample.table, fresh.id) is None, sample.table.name
+            assert _get(later, sample.table, row.id) == row, sample.table.name
+
+    def test_a_clash_on_a_unique_key_fails_by_the_commit_and_commits_nothing(
+        self, later: Store
+    ) -> None:
+        """Another row's values of a unique group, added or updated to, reported later: a
+        ``Conflict`` by the commit; nothing of the unit of work is kept."""
+        for sample in TABLE_SAMPLES:
+            for group in sample.table.unique:
+                holder, other = RepositoryContract._holders(sample, group)
+                fresh = next(
+                    row
+                    for row in (sample.make(n) for n in range(16))
+                    if row.id not in (holder.id, other.id)
+                )
+                rival = sample.twin(group, holder, other)
+                # A new row with the holder's values, then the other row updated to them.
+                for how, stored, clash in (
+                    ("add", (holder,), rival),
+                    ("update", (holder, other), _bump(rival)),
+                ):
+                    _add(later, sample, *stored)
+                    with pytest.raises(Conflict):
+                        _write_later(later, sample, ("add", fresh), (how, clash))
+                    assert _get(later, sample.table, fresh.id) is None, (group, how)
+                    for row in stored:
+                        assert _get(later, sample.table, row.id) == row, (group, how)
+                    _remove(later, sample, *stored)
+
+    def test_an_update_of_a_stale_version_fails_by_the_commit_and_commits_nothing(
+        self, later: Store
+    ) -> None:
+        """An update whose version is not the stored one plus one (the same, one skipped, an
+        older one) or of a row that is not there, reported later: ``Conflict`` by the
+        commit; nothing of it is kept."""
+        for sample, step in itertools.product(TABLE_SAMPLES, (0, 2, -1)):
+            first, fresh, missing = sample.make(0), sample.make(1), sample.make(2)
+            _add(later, sample, first)
+            row = _bump(first)  # stored at version 2: a version before it exists
+            with later.unit_of_work() as uow:
+                uow.repository(sample.table).update(row)
+                uow.commit()
+            stale = attrs.evolve(sample.change(row), version=row.version + step)
+            for target in (stale, _bump(missing)):
+                with pytest.raises(Conflict):
+                    _write_later(later, sample, ("add", fresh), ("update", target))
+                assert _get(later, sample.table, fresh.id) is None, sample.table.name
+                assert _get(later, sample.table, missing.id) is None, sample.table.name
+                assert _get(later, sample.table, row.id) == row, sample.table.name
+            _remove(later, sample, row)
+
+    def test_a_unit_of_work_that_failed_a_later_check_raises_conflict_from_then_on(
+        self, later: Store
+    ) -> None:
+        """Once a write checked later is found to fail, the unit of work is over: each
+        later call raises ``Conflict``, and nothing is committed."""
+        sample = TABLE_SAMPLES[0]
+        row = sample.make(0)
+        _add(later, sample, row)
+        with later.unit_of_work() as uow:
+            uow.check_writes_later()  # type: ignore[attr-defined]
+            repo = uow.repository(sample.table)
+            repo.add(attrs.evolve(sample.make(1), id=row.id))
+            with contextlib.suppress(Conflict):  # here, or at the latest by the commit
+                repo.get(row.id)
+            with pytest.raises(Conflict):
+                uow.commit()
+            with pytest.raises(Conflict):
+                repo.get(row.id)
+        assert _get(later, sample.table, row.id) == row
+
+
+def _write_later(store: Store, sample: TableSample[Any], *writes: tuple[str, Any]) -> None:
+    """Make *writes* (``("add" | "update", row)``) checked later, in one unit of work, and
+    commit it."""
+    with store.unit_of_work() as uow:
+        uow.check_writes_later()  # type: ignore[attr-defined]
+        repo = uow.repository(sample.table)
+        for how, row in writes:
+            getattr(repo, how)(row)
+        uow.commit()
+
+
+def _remove(store: Store, sample: TableSample[Any], *rows: Any) -> None:
+    with store.unit_of_work() as uow:
+        repo = uow.repository(sample.table)
+        for row in rows:
+            repo.remove(row)
+        uow.commit()
 
 
 class UnitOfWorkContract(_Base):
@@ -1546,6 +1686,7 @@ class StoreContract(
     CompaniesContract,
     RelationsContract,
     UnitOfWorkContract,
+    LaterChecksContract,
     AuditContract,
     RoundTripContract,
     ConcurrencyContract,

@@ -299,23 +299,21 @@ def raw_name_range(conn: sqlite3.Connection, partner_id: str, prefix: str) -> li
 def raw_same_question(conn: sqlite3.Connection, partner_id: str, prefix: str) -> list[Any]:
     """Name or domain prefix, as ``find_customers`` answers it, in one statement: the names
     that match (by name) and the domains that match where the name does not (by domain),
-    each range read in index order and merged as it comes (``MERGE (UNION ALL)``), up to the
-    page's end, joined to the companies."""
+    each range read in index order and joined to the companies as it is read, merged as it
+    comes (``MERGE (UNION ALL)``), up to the page's end."""
     key = prefix.casefold()
-    by_name, name_params = prefix_range("name_key", key)
-    by_domain, domain_params = prefix_range("domain", key)
+    by_name, name_params = prefix_range("r.name_key", key)
+    by_domain, domain_params = prefix_range("r.domain", key)
     # Only the customers advised, or administered through a delegation not ended at *now*.
-    listed = listed_sql("?", True)
+    listed = listed_sql("?", True, "r.")
     now = (datetime.now(UTC) - EPOCH) // timedelta(microseconds=1)  # as the store keeps it
-    merged = (
-        "SELECT id, customer_id, name_key AS k FROM customer_relations "
-        f"WHERE partner_id = ? AND {by_name} AND {listed} UNION ALL "
-        "SELECT id, customer_id, domain AS k FROM customer_relations WHERE partner_id = ? "
-        f"AND {by_domain} AND NOT ({by_name}) AND {listed} ORDER BY k, id LIMIT ?"
-    )
+    joined = "customer_relations r JOIN companies c ON c.id = r.customer_id"
     return conn.execute(
-        f"SELECT {_COMPANY_COLUMNS} FROM ({merged}) r "
-        "CROSS JOIN companies c ON c.id = r.customer_id ORDER BY r.k, r.id",
+        f"SELECT {_COMPANY_COLUMNS}, r.name_key AS k, r.id AS rid FROM {joined} "
+        f"WHERE r.partner_id = ? AND {by_name} AND {listed} UNION ALL "
+        f"SELECT {_COMPANY_COLUMNS}, r.domain AS k, r.id AS rid FROM {joined} "
+        f"WHERE r.partner_id = ? AND {by_domain} AND NOT ({by_name}) AND {listed} "
+        "ORDER BY k, rid LIMIT ?",
         (partner_id, *name_params, now, partner_id, *domain_params, *name_params, now, PAGE),
     ).fetchall()
 

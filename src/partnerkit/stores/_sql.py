@@ -596,6 +596,21 @@ def relation_search(
     matches, at 10,000 customers or a million. A cursor moves the start of both ranges, so
     a deep page costs what the first one does.
     """
+    params, upper = _search_params(partner_id, prefix, limit, after, now)
+    sql = _relation_search_sql(
+        tuple(columns), bool(prefix), upper, after is not None, mark, now is not None
+    )
+    return sql, params
+
+
+def _search_params(
+    partner_id: str,
+    prefix: str,
+    limit: int,
+    after: tuple[str, str] | None,
+    now: datetime | None,
+) -> tuple[list[Any], bool]:
+    """The parameters of a search statement, and whether its ranges have an upper bound."""
     upper = _successor(prefix) if prefix else None
     # Every key on the page is at least the prefix and, after a cursor, its key.
     low = prefix if after is None else max(prefix, after[0])
@@ -611,48 +626,64 @@ def relation_search(
         # The domain side, for names that do not match (with the empty prefix, all do).
         params += [*key_range, prefix, *([] if upper is None else [upper]), *listed, *cursor]
     params.append(limit)
-    sql = _relation_search_sql(
-        tuple(columns), bool(prefix), upper is not None, bool(cursor), mark, now is not None
-    )
-    return sql, params
+    return params, upper is not None
 
 
-def listed_sql(mark: str, now: bool) -> str:
+def listed_sql(mark: str, now: bool, table: str = "") -> str:
     """The ``WHERE`` condition of :meth:`CustomerRelation.is_listed`, with one parameter,
-    the time (encoded), where *now* is true."""
+    the time (encoded), where *now* is true; *table* qualifies the columns (``"r."``)."""
     ends = (
-        f"delegation_ends_at IS NULL OR delegation_ends_at > {mark}"
+        f"{table}delegation_ends_at IS NULL OR {table}delegation_ends_at > {mark}"
         if now
-        else ("delegation_ends_at IS NULL")
+        else (f"{table}delegation_ends_at IS NULL")
     )
-    return f"(advises = 1 OR (delegation_id IS NOT NULL AND ({ends})))"
+    return f"({table}advises = 1 OR ({table}delegation_id IS NOT NULL AND ({ends})))"
 
 
 @functools.cache
 def _relation_search_sql(
-    columns: tuple[str, ...], prefix: bool, upper: bool, after: bool, mark: str, now: bool
+    columns: tuple[str, ...],
+    prefix: bool,
+    upper: bool,
+    after: bool,
+    mark: str,
+    now: bool,
+    companies: tuple[str, ...] = (),
 ) -> str:
+    """The statement of :func:`relation_search`; with *companies*, of :func:`customer_search`
+    (those columns of each relation's company, ``NULL`` where it has none, then the key and
+    the relation's id): each side joins its own rows to the companies as it reads them, so
+    the merge and the limit stay as they are, with no sort of the page after them."""
+    r = "r." if companies else ""
+    if companies:
+        selected = ", ".join(f"c.{name}" for name in companies)
+        source = "customer_relations r LEFT JOIN companies c ON c.id = r.customer_id"
+        order = "search_key, relation_id"
+    else:
+        selected = ", ".join(columns)
+        source = "customer_relations"
+        order = "search_key, id"
     sides = []
     for column in ("name_key", "domain") if prefix else ("name_key",):
-        where = [f"partner_id = {mark}"]
+        where = [f"{r}partner_id = {mark}"]
         if prefix or after:
-            where.append(f"{column} >= {mark}")
+            where.append(f"{r}{column} >= {mark}")
         if upper:
-            where.append(f"{column} < {mark}")
+            where.append(f"{r}{column} < {mark}")
         if column == "domain":
             where.append(
-                f"NOT (name_key >= {mark} AND name_key < {mark})"
+                f"NOT ({r}name_key >= {mark} AND {r}name_key < {mark})"
                 if upper
-                else f"NOT (name_key >= {mark})"
+                else f"NOT ({r}name_key >= {mark})"
             )
-        where.append(listed_sql(mark, now))
+        where.append(listed_sql(mark, now, r))
         if after:
-            where.append(f"({column} > {mark} OR id > {mark})")
-        sides.append(
-            f"SELECT {', '.join(columns)}, {column} AS search_key FROM customer_relations "
-            f"WHERE {' AND '.join(where)}"
-        )
-    return f"{' UNION ALL '.join(sides)} ORDER BY search_key, id LIMIT {mark}"
+            where.append(f"({r}{column} > {mark} OR {r}id > {mark})")
+        key = f"{r}{column} AS search_key"
+        if companies:
+            key += f", {r}id AS relation_id"
+        sides.append(f"SELECT {selected}, {key} FROM {source} WHERE {' AND '.join(where)}")
+    return f"{' UNION ALL '.join(sides)} ORDER BY {order} LIMIT {mark}"
 
 
 def customer_search(
@@ -665,24 +696,18 @@ def customer_search(
     now: datetime | None = None,
 ) -> tuple[str, list[Any]]:
     """Return the statement and parameters of the same page as :func:`relation_search`, as
-    the *columns* of each relation's company, in the same order (a relation whose company is
-    missing is left out): one statement from the search to the rows a ``find_customers``
-    page returns, each company read once, by key, and only for the page.
+    the *columns* of each relation's company, in the same order, followed by two columns
+    to leave out (the key and the relation's id). A relation whose company is missing
+    gives a row of ``NULL`` company columns, for the caller to leave out (so that the page
+    is that of :func:`relation_search`): one statement from the search to the rows a
+    ``find_customers`` page returns, each company read once, by key, and only for the page.
 
     ``SQLiteStore`` answers the optional ``search_customers`` of its units of work with it
     (see ``partnerkit.ports.CustomerSearch``), which spares ``find_customers`` decoding the
     relations and reading the companies with a second statement.
     """
-    page, params = relation_search(
-        ("id", "customer_id"), partner_id, prefix, limit, after, mark, now
+    params, upper = _search_params(partner_id, prefix, limit, after, now)
+    sql = _relation_search_sql(
+        (), bool(prefix), upper, after is not None, mark, now is not None, tuple(columns)
     )
-    return _customer_search_sql(tuple(columns), page), params
-
-
-@functools.cache
-def _customer_search_sql(columns: tuple[str, ...], page: str) -> str:
-    selected = ", ".join(f"c.{name}" for name in columns)
-    return (
-        f"SELECT {selected} FROM ({page}) r JOIN companies c ON c.id = r.customer_id "
-        "ORDER BY r.search_key, r.id"
-    )
+    return sql, params

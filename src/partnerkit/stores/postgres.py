@@ -1217,7 +1217,8 @@ class _PostgresUnitOfWork:
             codec.fields, partner_id, prefix, limit, after, "%s", now
         )
         decode = codec.decode
-        return [decode(row) for row in self.fetchall(statement, params)]
+        # A row without a company id is a relation whose company is missing: left out.
+        return [decode(row) for row in self.fetchall(statement, params) if row[0] is not None]
 
     def commit(self) -> None:
         slot = self._open(True)

@@ -427,7 +427,8 @@ class _SQLiteUnitOfWork:
         # The same statement joined to the companies: one round trip from search to page.
         statement, params = customer_search(codec.fields, partner_id, prefix, limit, after, now=now)
         decode = codec.decode
-        return [decode(row) for row in self.fetchall(statement, params)]
+        # A row without a company id is a relation whose company is missing: left out.
+        return [decode(row) for row in self.fetchall(statement, params) if row[0] is not None]
 
     def commit(self) -> None:
         conn = self._connection(True)

@@ -116,6 +116,59 @@ def test_a_unique_clash_on_update_is_a_conflict_and_the_unit_of_work_goes_on(
         assert uow.companies.get("cmp_d") == customer("cmp_d", "e.example", version=2)
 
 
+def _overflowing_link() -> LinkRecord:
+    """A link whose use count no BIGINT holds: the server refuses it, not partnerkit."""
+    return LinkRecord(
+        id="lnk_big",
+        kind=LinkKind.PURCHASE_OFFER,
+        partner_id="cmp_p",
+        advisor_id="ADV-1",
+        target="off_1",
+        includes_delegated_admin=False,
+        delegation_offer_id=None,
+        created_by="usr_p",
+        created_at=datetime(2024, 1, 1, tzinfo=UTC),
+        expires_at=datetime(2024, 2, 1, tzinfo=UTC),
+        uses=2**63,
+    )
+
+
+@pytest.mark.parametrize("later", [False, True], ids=["checked-at-once", "checked-later"])
+def test_a_writer_whose_transaction_failed_on_the_server_is_over(
+    pg_store: PostgresStore, later: bool
+) -> None:
+    """A write the server refuses aborts the transaction there: the unit of work ends with
+    it. Its commit, and every later statement, raise, and nothing of it is stored (before,
+    a commit answered with ROLLBACK left the connection outside any transaction, and what
+    the unit of work sent next was committed on its own)."""
+    with pg_store.unit_of_work() as uow:
+        if later:
+            uow.check_writes_later()
+        uow.companies.add(customer())
+        if later:
+            uow.links.add(_overflowing_link())  # sent with the commit
+        else:
+            with pytest.raises(ValidationError):
+                uow.links.add(_overflowing_link())
+        with pytest.raises(PartnerKitError):
+            uow.commit()
+        with pytest.raises(PartnerKitError):
+            uow.users.add(user("usr_a", "ann@fabrikam.example"))
+        with pytest.raises(PartnerKitError):
+            uow.commit()
+        with pytest.raises(PartnerKitError):
+            uow.companies.get("cmp_c")
+    with pg_store.unit_of_work(write=False) as uow:
+        assert uow.companies.get("cmp_c") is None
+        assert uow.users.get("usr_a") is None
+        assert uow.links.get("lnk_big") is None
+    with pg_store.unit_of_work() as uow:  # the connection and the writers' turn came back
+        uow.companies.add(customer())
+        uow.commit()
+    with pg_store.unit_of_work(write=False) as uow:
+        assert uow.companies.get("cmp_c") == customer()
+
+
 # -- lookups --------------------------------------------------------------------------------
 
 

@@ -242,6 +242,8 @@ _BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
 _LOCK_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
 _BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _COMMIT = b"COMMIT"
+#: What a write unit of work whose transaction failed answers from then on.
+_FAILED = "the unit of work had failed; nothing was committed"
 _ROLLBACK = b"ROLLBACK"
 
 _FATAL = ExecStatus.FATAL_ERROR
@@ -895,9 +897,9 @@ class _PostgresUnitOfWork:
         #: ``add`` and ``update`` are checked by a later call (``check_writes_later``).
         self.later = False
         #: Why this unit of work was ended early (the writers' lock was refused), if it was.
-        self._refused: Conflict | None = None
+        self._refused: PartnerKitError | None = None
 
-    def _refuse(self, why: Conflict) -> None:
+    def _refuse(self, why: PartnerKitError) -> None:
         """End this unit of work now: *why* is raised by everything it is asked later."""
         self._refused = why
         self._end()
@@ -920,8 +922,11 @@ class _PostgresUnitOfWork:
     def _open(self, write: bool) -> _Slot:
         slot = self._slot
         if slot is None:
-            if self._refused is not None:
-                raise Conflict(str(self._refused)) from self._refused
+            refused = self._refused
+            if refused is not None:
+                if isinstance(refused, Conflict):
+                    raise Conflict(str(refused)) from refused
+                raise PartnerKitError(_FAILED) from refused  # the cause says what failed
             raise PartnerKitError("unit of work is not open")
         if write and not self._write:
             raise PartnerKitError("read-only unit of work")
@@ -960,6 +965,14 @@ class _PostgresUnitOfWork:
         except _WriteRefused as exc:
             self._refuse(exc)  # its transaction failed on the server: nothing more of it
             raise
+        except psycopg.Error as exc:
+            if not self._write:
+                raise
+            # Any error aborts a transaction on the server: a writer is over, so that
+            # nothing it sends later runs (or, after its failed commit, commits alone).
+            failed = _translate(exc)
+            self._refuse(failed)
+            raise failed from exc
 
     def _take_head(self, result: Any) -> None:
         rows = self._slot.rows  # type: ignore[union-attr]
@@ -1233,9 +1246,17 @@ class _PostgresUnitOfWork:
             except _WriteRefused as exc:
                 self._refuse(exc)  # the COMMIT after the failed write was not run
                 raise
+            except psycopg.Error as exc:
+                failed = _translate(exc)
+                self._refuse(failed)  # nothing was committed; nothing may run after it
+                raise failed from exc
         if done.command_status != _COMMIT:
-            # COMMIT of a transaction that failed earlier rolls it back instead.
-            raise PartnerKitError("the unit of work had failed; nothing was committed")
+            # COMMIT of a transaction that failed earlier rolls it back instead. The
+            # connection is out of any transaction now: the unit of work must end here, or
+            # what it sent later would run, and commit, on its own.
+            failed = PartnerKitError(_FAILED)
+            self._refuse(failed)
+            raise failed
         self._slot = None
         turn, slot.turn = slot.turn, False
         self._store.pool.put(slot)

@@ -544,6 +544,25 @@ def _assign(names: Sequence[str], indices: Sequence[int]) -> str:
     return ", ".join(f"{names[i]} = ?" for i in indices)
 
 
+def never_stored(value: object) -> bool:
+    """Whether *value* is text that no stored key or lookup value can equal: one with a NUL
+    or a lone surrogate. Ids, keys and the values of lookups are validated text (no control
+    characters, valid Unicode), and PostgreSQL and SQLite cannot even take such a parameter.
+    A read by it finds nothing, on every store, as on ``MemoryStore``; the SQL stores answer
+    so without asking the database, which would refuse the parameter."""
+    if not isinstance(value, str):
+        return False
+    if "\x00" in value:
+        return True
+    if value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
 def prefix_range(column: str, prefix: str, mark: str = "?") -> tuple[str, tuple[str, ...]]:
     """Return a ``WHERE`` fragment matching *prefix* on *column* as an index range.
 

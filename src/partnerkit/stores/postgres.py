@@ -92,6 +92,7 @@ from partnerkit.stores._sql import (
     ddl,
     key_of,
     listed_sql,
+    never_stored,
     prefix_range,
     rekey_renamed,
     table_codec,
@@ -700,10 +701,16 @@ class _PostgresRepository(Repository[T]):
         self._clash = sql.clash_positions
 
     def get(self, ident: str) -> T | None:
-        row = self._uow.fetchone(self._sql["get"], (ident,))
+        try:
+            row = self._uow.fetchone(self._sql["get"], (ident,))
+        except ValidationError:
+            if self._uow._slot is not None and never_stored(ident):
+                return None  # no stored key is such text; PostgreSQL cannot take it
+            raise
         return None if row is None else self._codec.decode(row)
 
     def get_many(self, idents: Sequence[str]) -> dict[str, T]:
+        idents = [i for i in idents if not never_stored(i)]
         if not idents:
             return {}
         rows = self._uow.fetchall(
@@ -751,13 +758,23 @@ class _PostgresRepository(Repository[T]):
 
     def find(self, **where: object) -> list[T]:
         select, _, params = self._sql_of(where)
-        rows = self._uow.fetchall(select, params)
+        try:
+            rows = self._uow.fetchall(select, params)
+        except ValidationError:
+            if self._uow._slot is not None and _never_read(where):
+                return []  # no row holds such text; PostgreSQL cannot take it
+            raise
         decode = self._codec.decode
         return [decode(r) for r in rows]
 
     def count(self, **where: object) -> int:
         _, count, params = self._sql_of(where)
-        row = self._uow.fetchone(count, params)
+        try:
+            row = self._uow.fetchone(count, params)
+        except ValidationError:
+            if self._uow._slot is not None and _never_read(where):
+                return 0
+            raise
         assert row is not None
         return int(row[0])
 
@@ -840,6 +857,13 @@ class _PostgresTableSQL(TableSQL):
             )
             self._finds[key] = found
         return found
+
+
+def _never_read(key: object) -> bool:
+    """Whether a read by *key* (a key, or a lookup's values) can find nothing stored."""
+    if isinstance(key, Mapping):
+        return any(never_stored(value) for value in key.values())
+    return never_stored(key)
 
 
 def _storable(text: str) -> bool:
@@ -1061,6 +1085,9 @@ class _PostgresUnitOfWork:
         ``get_each`` of ``partnerkit.ports.EachReader``, with which ``Portal.decide`` reads
         the actor and the company at once.
         """
+        return self._each(keys, self._get_each)
+
+    def _get_each(self, keys: Sequence[tuple[Table[Any], str]]) -> list[Any]:
         sqls = [self._store.tables[table.name] for table, _ in keys]
         rows = self.fetch_each(
             [(sql.statements["get"], (ident,)) for sql, (_, ident) in zip(sqls, keys, strict=True)]
@@ -1078,6 +1105,26 @@ class _PostgresUnitOfWork:
         ``partnerkit.ports.EachFinder``, with which ``Portal.redeem`` reads what a
         redemption needs at once.
         """
+        return self._each(reads, self._find_each)
+
+    def _each(
+        self, reads: Sequence[tuple[Table[Any], Any]], run: Callable[[Any], list[Any]]
+    ) -> list[Any]:
+        """*run* the *reads*; those by a key or lookup value no row can hold (text PostgreSQL
+        refuses as a parameter: see ``never_stored``) answer ``None`` or ``[]`` instead."""
+        try:
+            return run(reads)
+        except ValidationError:
+            held = [not _never_read(key) for _, key in reads]
+            if self._slot is None or all(held):
+                raise
+        answers = iter(run([read for read, ok in zip(reads, held, strict=True) if ok]))
+        return [
+            next(answers) if ok else (None if isinstance(key, str) else [])
+            for (_, key), ok in zip(reads, held, strict=True)
+        ]
+
+    def _find_each(self, reads: Sequence[tuple[Table[Any], Any]]) -> list[Any]:
         statements: list[tuple[str, Any]] = []
         for table, key in reads:
             if isinstance(key, str):

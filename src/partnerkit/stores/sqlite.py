@@ -38,6 +38,7 @@ from partnerkit.stores._sql import (
     customer_search,
     ddl,
     key_of,
+    never_stored,
     rekey_renamed,
     relation_search,
     table_codec,
@@ -176,13 +177,18 @@ class _SQLiteRepository(Repository[T]):
         self._update = plan
 
     def get(self, ident: str) -> T | None:
-        row = self._uow.fetchone(self._sql["get"], (ident,))
+        try:
+            row = self._uow.fetchone(self._sql["get"], (ident,))
+        except ValidationError:
+            if self._uow.conn is not None and never_stored(ident):
+                return None  # no stored key is such text; SQLite cannot take it
+            raise
         return None if row is None else self._codec.decode(row)
 
     def get_many(self, idents: Sequence[str]) -> dict[str, T]:
         found: dict[str, T] = {}
         decode = self._codec.decode
-        unique = list(dict.fromkeys(idents))
+        unique = [i for i in dict.fromkeys(idents) if not never_stored(i)]
         for start in range(0, len(unique), _BATCH):  # SQLite binds at most 999 values
             batch = unique[start : start + _BATCH]
             marks = ", ".join("?" * len(batch))
@@ -226,15 +232,30 @@ class _SQLiteRepository(Repository[T]):
 
     def find(self, **where: object) -> list[T]:
         group, select, _ = self._lookup(where)
-        rows = self._uow.fetchall(select, self._params(group, where))
+        try:
+            rows = self._uow.fetchall(select, self._params(group, where))
+        except ValidationError:
+            if self._unmatched(where):
+                return []
+            raise
         decode = self._codec.decode
         return [decode(r) for r in rows]
 
     def count(self, **where: object) -> int:
         group, _, count = self._lookup(where)
-        row = self._uow.fetchone(count, self._params(group, where))
+        try:
+            row = self._uow.fetchone(count, self._params(group, where))
+        except ValidationError:
+            if self._unmatched(where):
+                return 0
+            raise
         assert row is not None
         return int(row[0])
+
+    def _unmatched(self, where: dict[str, object]) -> bool:
+        """Whether a lookup value is text no row holds, which SQLite refused (the read then
+        finds nothing, as on every store)."""
+        return self._uow.conn is not None and any(never_stored(v) for v in where.values())
 
     def _lookup(self, where: dict[str, object]) -> tuple[tuple[str, ...], str, str]:
         entry = self._find_sql.get(frozenset(where))

@@ -492,6 +492,40 @@ class RepositoryContract(_Base):
         """Looking up a key nobody stored gives ``None``, not an error."""
         assert _get(store, sample.table, "nobody_here") is None
 
+    @pytest.mark.parametrize(
+        "unheld", ["a\x00b", "\x00", "a\ud800b"], ids=["nul", "only-nul", "surrogate"]
+    )
+    def test_a_read_by_text_no_row_can_hold_finds_nothing(
+        self, store: Store, sample: TableSample[Any], unheld: str
+    ) -> None:
+        """Keys and lookup values are validated text (no control characters, valid Unicode):
+        a read by text with a NUL or a lone surrogate finds nothing, as a read by a key that
+        is not there does, also on a store whose database cannot take it as a parameter.
+        (The Portal passes on whatever ids its callers give.)"""
+        row = sample.make(0)
+        _add(store, sample, row)
+        table = sample.table
+        lookups = []
+        for group in table.lookups():
+            values = {c: table.value(row, c) for c in group}
+            for column in group:
+                if type(values[column]) is str:  # not an enum member: any text may be asked
+                    lookups.append({**values, column: unheld})
+        with store.unit_of_work(write=False) as uow:
+            repo = uow.repository(table)
+            assert repo.get(unheld) is None
+            assert repo.get_many([unheld, row.id]) == {row.id: row}
+            for where in lookups:
+                assert repo.find(**where) == [], where
+                assert repo.count(**where) == 0, where
+            get_each = getattr(uow, "get_each", None)
+            if get_each is not None:  # the optional reads answer alike
+                assert get_each((table, unheld), (table, row.id)) == [None, row]
+            find_each = getattr(uow, "find_each", None)
+            if find_each is not None:
+                reads = [(table, unheld), (table, row.id), *((table, w) for w in lookups)]
+                assert find_each(*reads) == [None, row, *([] for _ in lookups)]
+
     def test_an_added_row_is_read_back_equal_after_commit(
         self, store: Store, sample: TableSample[Any]
     ) -> None:

@@ -88,7 +88,6 @@ from partnerkit.stores._sql import (
     TableSQL,
     add_columns,
     columns_added_later,
-    customer_search,
     ddl,
     key_of,
     listed_sql,
@@ -243,8 +242,13 @@ _BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
 _LOCK_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
 _BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _COMMIT = b"COMMIT"
-#: What a write unit of work whose transaction failed answers from then on.
+#: What a write unit of work answers when its COMMIT finds its transaction failed.
 _FAILED = "the unit of work had failed; nothing was committed"
+#: What a write unit of work whose connection was lost during its COMMIT answers from then on.
+_UNKNOWN = (
+    "the unit of work is over: the connection was lost during its commit, "
+    "which may or may not have been committed"
+)
 _ROLLBACK = b"ROLLBACK"
 
 _FATAL = ExecStatus.FATAL_ERROR
@@ -710,6 +714,7 @@ class _PostgresRepository(Repository[T]):
         return None if row is None else self._codec.decode(row)
 
     def get_many(self, idents: Sequence[str]) -> dict[str, T]:
+        self._uow._open(False)  # a finished unit of work refuses, whatever the ids
         idents = [i for i in idents if not never_stored(i)]
         if not idents:
             return {}
@@ -920,7 +925,10 @@ class _PostgresUnitOfWork:
         self._deferred: list[tuple[str, list[bytes | None], Any]] = []
         #: ``add`` and ``update`` are checked by a later call (``check_writes_later``).
         self.later = False
-        #: Why this unit of work was ended early (the writers' lock was refused), if it was.
+        #: The connection was lost during the commit: whether it committed is not known.
+        self._unknown = False
+        #: Why this unit of work was ended early (the writers' lock was refused, or its
+        #: transaction failed on the server), if it was.
         self._refused: PartnerKitError | None = None
 
     def _refuse(self, why: PartnerKitError) -> None:
@@ -950,7 +958,8 @@ class _PostgresUnitOfWork:
             if refused is not None:
                 if isinstance(refused, Conflict):
                     raise Conflict(str(refused)) from refused
-                raise PartnerKitError(_FAILED) from refused  # the cause says what failed
+                # The cause says what failed.
+                raise PartnerKitError(_UNKNOWN if self._unknown else _FAILED) from refused
             raise PartnerKitError("unit of work is not open")
         if write and not self._write:
             raise PartnerKitError("read-only unit of work")
@@ -977,7 +986,12 @@ class _PostgresUnitOfWork:
         results of *batch*. The first batch of a write unit of work also reads the answers
         of its opening, and takes the chain head from them."""
         if slot.opening is not None:
-            answers = self._store.finish_opening(self, batch)
+            try:
+                answers = self._store.finish_opening(self, batch)
+            except PartnerKitError as exc:
+                if self._slot is not None:
+                    self._refuse(exc)  # its transaction failed on the server: it is over
+                raise
             self._take_head(answers[0])
             return answers[1:]
         tags = slot.start()
@@ -1132,18 +1146,7 @@ class _PostgresUnitOfWork:
             else:
                 select, _, params = getattr(self, table.name)._sql_of(dict(key))
                 statements.append((select, params))
-        with translate_errors():
-            results = self._results(statements, False)
-            if results is None:
-                answers = [
-                    self._classic(sql, params, False).fetchall() for sql, params in statements
-                ]
-            else:
-                rows = self._slot.rows  # type: ignore[union-attr]
-                answers = []
-                for result in results:
-                    rows.set_pgresult(result)
-                    answers.append(rows.load_rows(0, result.ntuples, tuple))
+        answers = self._all_rows(statements)
         found: list[Any] = []
         for (table, key), got in zip(reads, answers, strict=True):
             decode = self._store.tables[table.name].codec.decode
@@ -1210,6 +1213,9 @@ class _PostgresUnitOfWork:
         self._head = (event.seq, event.hash)
 
     def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
+        if never_stored(company_id):
+            self._open(False)  # refuses in a finished unit of work
+            return []  # no event names a company by text no row holds
         if company_id is None:
             rows = self.fetchall(f"{_AUDIT_SELECT} ORDER BY seq", ())
         else:
@@ -1230,36 +1236,10 @@ class _PostgresUnitOfWork:
         after: tuple[str, str] | None = None,
         now: datetime | None = None,
     ) -> list[CustomerRelation]:
-        if limit <= 0 or not _storable(prefix):
-            return []  # no text PostgreSQL holds starts with what it cannot hold
         sql = self._store.tables["customer_relations"]
-        key, ident = after if after is not None else ("", "")
-        by_name, name_bounds = _prefix_range("name_key", prefix)
-        by_domain, domain_bounds = _prefix_range("domain", prefix)
-        listed = listed_sql("%s", now is not None)
-        when = [] if now is None else [sql.codec.encode_value("delegation_ends_at", now)]
-        # Two index ranges, each already in order: the names that match, then the domains
-        # that match where the name does not (those are ordered by their domain).
-        named = self.fetchall(
-            f"SELECT {sql.columns} FROM customer_relations WHERE partner_id = %s "
-            f"AND {by_name} AND {listed} AND (name_key, id) > (%s, %s) "
-            "ORDER BY name_key, id LIMIT %s",
-            (partner_id, *name_bounds, *when, key, ident, limit),
-        )
-        domained = self.fetchall(
-            f"SELECT {sql.columns} FROM customer_relations WHERE partner_id = %s "
-            f"AND {by_domain} AND NOT ({by_name}) AND {listed} AND (domain, id) > (%s, %s) "
-            "ORDER BY domain, id LIMIT %s",
-            (partner_id, *domain_bounds, *name_bounds, *when, key, ident, limit),
-        )
-        # Order the raw rows by (name, id) or (domain, id) and decode only the page.
-        at = sql.codec.fields.index
-        ident_at, name_at, domain_at = at("id"), at("name_key"), at("domain")
-        keyed = [((row[name_at], row[ident_at]), row) for row in named]
-        keyed += [((row[domain_at], row[ident_at]), row) for row in domained]
-        keyed.sort(key=lambda pair: pair[0])
+        rows = self._search(partner_id, prefix, limit, after, now, sql.columns, joined=False)
         decode = sql.codec.decode
-        return [decode(row) for _, row in keyed[:limit]]
+        return [decode(row) for row in rows]
 
     def search_customers(
         self,
@@ -1269,16 +1249,81 @@ class _PostgresUnitOfWork:
         after: tuple[str, str] | None = None,
         now: datetime | None = None,
     ) -> list[Company]:
-        if limit <= 0 or not _storable(prefix):
-            return []  # no text PostgreSQL holds starts with what it cannot hold
         codec = self._store.tables["companies"].codec
-        # The search joined to the companies: one statement from the search to the page.
-        statement, params = customer_search(
-            codec.fields, partner_id, prefix, limit, after, "%s", now
-        )
+        selected = ", ".join(f"c.{name}" for name in codec.fields)
+        rows = self._search(partner_id, prefix, limit, after, now, selected, joined=True)
         decode = codec.decode
         # A row without a company id is a relation whose company is missing: left out.
-        return [decode(row) for row in self.fetchall(statement, params) if row[0] is not None]
+        return [decode(row) for row in rows if row[0] is not None]
+
+    def _search(
+        self,
+        partner_id: str,
+        prefix: str,
+        limit: int,
+        after: tuple[str, str] | None,
+        now: datetime | None,
+        selected: str,
+        *,
+        joined: bool,
+    ) -> list[tuple[Any, ...]]:
+        """The rows of one page of the customer search (see ``search_relations``): the
+        *selected* columns of each relation (*joined*: of its company, ``NULL`` where it has
+        none), then its key and id, in order of ``(key, id)``.
+
+        Two statements in one round trip, each an index range already in order with its own
+        ``LIMIT`` (the names that match, and the domains that match where the name does
+        not), and *joined* to the companies only for the rows it keeps; the page is merged
+        here. (One ``UNION ALL`` under a single ``LIMIT`` is what SQLite wants; PostgreSQL's
+        planner then joins every match, by hash or after a sort of all of them.)
+        """
+        self._open(False)
+        key, ident = after if after is not None else ("", "")
+        if (
+            limit <= 0
+            or not _storable(prefix)
+            or _never_read({"p": partner_id, "k": key, "i": ident})
+        ):
+            return []  # no text PostgreSQL holds starts with, or is, what it cannot hold
+        r, source = "", "customer_relations"
+        if joined:
+            r, source = "r.", "customer_relations r LEFT JOIN companies c ON c.id = r.customer_id"
+        by_name, name_bounds = _prefix_range(f"{r}name_key", prefix)
+        by_domain, domain_bounds = _prefix_range(f"{r}domain", prefix)
+        listed = listed_sql("%s", now is not None, r)
+        codec = self._store.tables["customer_relations"].codec
+        when = [] if now is None else [codec.encode_value("delegation_ends_at", now)]
+        sides = []
+        for column, where, bounds in (
+            ("name_key", by_name, name_bounds),
+            ("domain", f"{by_domain} AND NOT ({by_name})", (*domain_bounds, *name_bounds)),
+        ):
+            sides.append(
+                (
+                    f"SELECT {selected}, {r}{column}, {r}id FROM {source} "
+                    f"WHERE {r}partner_id = %s AND {where} AND {listed} "
+                    f"AND ({r}{column}, {r}id) > (%s, %s) ORDER BY {r}{column}, {r}id LIMIT %s",
+                    (partner_id, *bounds, *when, key, ident, limit),
+                )
+            )
+        named, domained = self._all_rows(sides)
+        # Merge the two ranges by (key, id): Python orders text by code point, as "C" does.
+        page = named + domained
+        page.sort(key=lambda row: (row[-2], row[-1]))
+        return page[:limit]
+
+    def _all_rows(self, statements: Sequence[tuple[str, Any]]) -> list[list[tuple[Any, ...]]]:
+        """Every row of each statement's answer, in one round trip."""
+        with translate_errors():
+            results = self._results(statements, False)
+            if results is None:
+                return [self._classic(sql, params, False).fetchall() for sql, params in statements]
+            rows = self._slot.rows  # type: ignore[union-attr]
+            answers = []
+            for result in results:
+                rows.set_pgresult(result)
+                answers.append(rows.load_rows(0, result.ntuples, tuple))
+            return answers
 
     def commit(self) -> None:
         slot = self._open(True)
@@ -1295,7 +1340,10 @@ class _PostgresUnitOfWork:
                 raise
             except psycopg.Error as exc:
                 failed = _translate(exc)
-                self._refuse(failed)  # nothing was committed; nothing may run after it
+                # A lost connection leaves the commit's outcome unknown; anything else
+                # failed before it. Either way nothing may run after it.
+                self._unknown = isinstance(failed, StoreUnavailable)
+                self._refuse(failed)
                 raise failed from exc
         if done.command_status != _COMMIT:
             # COMMIT of a transaction that failed earlier rolls it back instead. The

@@ -186,6 +186,8 @@ class _SQLiteRepository(Repository[T]):
         return None if row is None else self._codec.decode(row)
 
     def get_many(self, idents: Sequence[str]) -> dict[str, T]:
+        if self._uow.conn is None:  # a finished unit of work refuses, whatever the ids
+            raise PartnerKitError("unit of work is not open")
         found: dict[str, T] = {}
         decode = self._codec.decode
         unique = [i for i in dict.fromkeys(idents) if not never_stored(i)]
@@ -411,6 +413,9 @@ class _SQLiteUnitOfWork:
         self._head = (event.seq, event.hash)
 
     def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
+        if never_stored(company_id):
+            self._connection(False)  # refuses in a finished unit of work
+            return []  # no event names a company by text no row holds
         if company_id is None:
             rows = self.fetchall(f"{_AUDIT_SELECT} ORDER BY seq", ())
         else:
@@ -430,6 +435,8 @@ class _SQLiteUnitOfWork:
         after: tuple[str, str] | None = None,
         now: datetime | None = None,
     ) -> list[CustomerRelation]:
+        if self._unheld(partner_id, prefix, after):
+            return []
         codec = self._store.tables["customer_relations"].codec
         # One statement: both index ranges merged in order, read only up to the page's end.
         statement, params = relation_search(codec.fields, partner_id, prefix, limit, after, now=now)
@@ -444,12 +451,20 @@ class _SQLiteUnitOfWork:
         after: tuple[str, str] | None = None,
         now: datetime | None = None,
     ) -> list[Company]:
+        if self._unheld(partner_id, prefix, after):
+            return []
         codec = self._store.tables["companies"].codec
         # The same statement joined to the companies: one round trip from search to page.
         statement, params = customer_search(codec.fields, partner_id, prefix, limit, after, now=now)
         decode = codec.decode
         # A row without a company id is a relation whose company is missing: left out.
         return [decode(row) for row in self.fetchall(statement, params) if row[0] is not None]
+
+    def _unheld(self, partner_id: str, prefix: str, after: tuple[str, str] | None) -> bool:
+        """Whether a search asks by text no row holds (SQLite could not take a lone
+        surrogate as a parameter): it finds nothing, as on every store."""
+        self._connection(False)  # refuses in a finished unit of work
+        return any(never_stored(v) for v in (partner_id, prefix, *(after or ())))
 
     def commit(self) -> None:
         conn = self._connection(True)

@@ -24,6 +24,7 @@ table's own test class (:class:`UsersContract`, :class:`CompaniesContract`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping
@@ -1318,6 +1319,20 @@ class UnitOfWorkContract(_Base):
             users.get("usr_x")
         with pytest.raises(PartnerKitError):
             users.add(_make_user(0))
+        # Also by text no row holds, which a store may answer without asking its database.
+        for unheld in ("a\x00", "a\ud800"):
+            reads: list[Callable[[], object]] = [
+                functools.partial(users.get, unheld),
+                functools.partial(users.get_many, [unheld]),
+                functools.partial(users.find, company_id=unheld),
+                functools.partial(users.count, company_id=unheld),
+                functools.partial(uow.audit_events, unheld),
+                functools.partial(uow.search_relations, unheld, "", 5),
+                functools.partial(uow.search_relations, "cmp_p", unheld, 5),
+            ]
+            for read in reads:
+                with pytest.raises(PartnerKitError):
+                    read()
         assert _get(store, USERS, _make_user(0).id) is None
 
     def test_a_unit_of_work_takes_no_writes_after_commit(self, store: Store) -> None:

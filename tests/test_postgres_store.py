@@ -408,6 +408,23 @@ def test_committing_a_transaction_that_failed_is_an_error_and_keeps_nothing(
         uow.commit()
 
 
+def test_a_writer_whose_first_statement_fails_is_over_at_once(pg_store: PostgresStore) -> None:
+    """The first statement travels with the writer's opening; when the server refuses it,
+    the transaction is aborted there and the unit of work is over, as after any later
+    statement: each later call says so, and the next writer gets the lock at once."""
+    with pg_store.unit_of_work() as uow:
+        with pytest.raises(ValidationError):
+            uow.fetchone("SELECT 1 / (0 * %s::int)", (1,))
+        for call in (lambda: uow.companies.get("cmp_c"), uow.commit):
+            with pytest.raises(PartnerKitError, match="had failed"):
+                call()
+    started = time.monotonic()
+    with pg_store.unit_of_work() as uow:
+        uow.companies.add(customer())
+        uow.commit()
+    assert time.monotonic() - started < pg_store.timeout / 2
+
+
 def test_readers_are_not_blocked_by_an_open_writer(pg_store: PostgresStore) -> None:
     """While a writer holds the writers' lock, reads go on and see the last commit."""
     with pg_store.unit_of_work() as writer:

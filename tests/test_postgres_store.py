@@ -116,23 +116,6 @@ def test_a_unique_clash_on_update_is_a_conflict_and_the_unit_of_work_goes_on(
         assert uow.companies.get("cmp_d") == customer("cmp_d", "e.example", version=2)
 
 
-def _overflowing_link() -> LinkRecord:
-    """A link whose use count no BIGINT holds: the server refuses it, not partnerkit."""
-    return LinkRecord(
-        id="lnk_big",
-        kind=LinkKind.PURCHASE_OFFER,
-        partner_id="cmp_p",
-        advisor_id="ADV-1",
-        target="off_1",
-        includes_delegated_admin=False,
-        delegation_offer_id=None,
-        created_by="usr_p",
-        created_at=datetime(2024, 1, 1, tzinfo=UTC),
-        expires_at=datetime(2024, 2, 1, tzinfo=UTC),
-        uses=2**63,
-    )
-
-
 @pytest.mark.parametrize("later", [False, True], ids=["checked-at-once", "checked-later"])
 def test_a_writer_whose_transaction_failed_on_the_server_is_over(
     pg_store: PostgresStore, later: bool
@@ -146,10 +129,10 @@ def test_a_writer_whose_transaction_failed_on_the_server_is_over(
             uow.check_writes_later()
         uow.companies.add(customer())
         if later:
-            uow.links.add(_overflowing_link())  # sent with the commit
+            uow.links.add(link("lnk_big", uses=2**63))  # no BIGINT holds it: sent with the commit
         else:
             with pytest.raises(ValidationError):
-                uow.links.add(_overflowing_link())
+                uow.links.add(link("lnk_big", uses=2**63))
         with pytest.raises(PartnerKitError):
             uow.commit()
         with pytest.raises(PartnerKitError):

@@ -1078,19 +1078,7 @@ class _PostgresUnitOfWork:
 
     def fetch_each(self, statements: Sequence[tuple[str, Any]]) -> list[Any]:
         """The first row of each statement's answer (``None`` for none), in one round trip."""
-        with translate_errors():
-            results = self._results(statements, False)
-            if results is None:
-                return [self._classic(sql, params, False).fetchone() for sql, params in statements]
-            rows = self._slot.rows  # type: ignore[union-attr]
-            found = []
-            for result in results:
-                if result.ntuples:
-                    rows.set_pgresult(result)
-                    found.append(rows.load_row(0, tuple))
-                else:
-                    found.append(None)
-            return found
+        return [rows[0] if rows else None for rows in self._all_rows(statements)]
 
     def get_each(self, *keys: tuple[Table[Any], str]) -> list[Any]:
         """The objects with these keys, from their tables (``None`` where there is none).

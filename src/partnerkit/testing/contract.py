@@ -27,7 +27,7 @@ import contextlib
 import functools
 import itertools
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
@@ -391,10 +391,15 @@ def _bump(obj: T, **changes: Any) -> T:
 
 
 def _add(store: Store, sample: TableSample[Any], *rows: Any) -> None:
+    _each_row(store, sample, "add", rows)
+
+
+def _each_row(store: Store, sample: TableSample[Any], how: str, rows: Sequence[Any]) -> None:
+    """``add`` or ``remove`` each of *rows*, in one unit of work, and commit it."""
     with store.unit_of_work() as uow:
-        repo = uow.repository(sample.table)
+        method = getattr(uow.repository(sample.table), how)
         for row in rows:
-            repo.add(row)
+            method(row)
         uow.commit()
 
 
@@ -1190,11 +1195,7 @@ def _write_later(store: Store, sample: TableSample[Any], *writes: tuple[str, Any
 
 
 def _remove(store: Store, sample: TableSample[Any], *rows: Any) -> None:
-    with store.unit_of_work() as uow:
-        repo = uow.repository(sample.table)
-        for row in rows:
-            repo.remove(row)
-        uow.commit()
+    _each_row(store, sample, "remove", rows)
 
 
 class UnitOfWorkContract(_Base):

@@ -435,13 +435,11 @@ class _SQLiteUnitOfWork:
         after: tuple[str, str] | None = None,
         now: datetime | None = None,
     ) -> list[CustomerRelation]:
-        if self._unheld(partner_id, prefix, after):
-            return []
         codec = self._store.tables["customer_relations"].codec
         # One statement: both index ranges merged in order, read only up to the page's end.
         statement, params = relation_search(codec.fields, partner_id, prefix, limit, after, now=now)
         decode = codec.decode
-        return [decode(row) for row in self.fetchall(statement, params)]
+        return [decode(row) for row in self._search(statement, params)]
 
     def search_customers(
         self,
@@ -451,20 +449,22 @@ class _SQLiteUnitOfWork:
         after: tuple[str, str] | None = None,
         now: datetime | None = None,
     ) -> list[Company]:
-        if self._unheld(partner_id, prefix, after):
-            return []
         codec = self._store.tables["companies"].codec
         # The same statement joined to the companies: one round trip from search to page.
         statement, params = customer_search(codec.fields, partner_id, prefix, limit, after, now=now)
         decode = codec.decode
         # A row without a company id is a relation whose company is missing: left out.
-        return [decode(row) for row in self.fetchall(statement, params) if row[0] is not None]
+        return [decode(row) for row in self._search(statement, params) if row[0] is not None]
 
-    def _unheld(self, partner_id: str, prefix: str, after: tuple[str, str] | None) -> bool:
-        """Whether a search asks by text no row holds (SQLite could not take a lone
-        surrogate as a parameter): it finds nothing, as on every store."""
-        self._connection(False)  # refuses in a finished unit of work
-        return any(never_stored(v) for v in (partner_id, prefix, *(after or ())))
+    def _search(self, statement: str, params: list[Any]) -> list[Any]:
+        """The rows of a search; none when it asks by text no row holds (SQLite cannot take
+        a lone surrogate as a parameter), as on every store."""
+        try:
+            return self.fetchall(statement, params)
+        except ValidationError:
+            if self._conn is not None and any(never_stored(v) for v in params):
+                return []
+            raise
 
     def commit(self) -> None:
         conn = self._connection(True)

@@ -274,7 +274,7 @@ class StatementCounter:
     wall time spent waiting for answers.
 
     The store sends statements in batches (``_Slot.plain`` and ``_Slot.query`` add one,
-    ``_Slot.finish`` sends a batch and waits: one round trip; ``_Slot.send_rollback`` sends
+    ``_Slot.receive`` waits for a batch sent: one round trip; ``_Slot.send_rollback`` sends
     one without waiting); anything else goes through psycopg's cursor, one round trip each.
     """
 
@@ -331,7 +331,7 @@ class StatementCounter:
 
         self._wrap(_Slot, "plain", plain)
         self._wrap(_Slot, "query", query)
-        self._wrap(_Slot, "finish", waited)
+        self._wrap(_Slot, "receive", waited)
         self._wrap(_Slot, "send_rollback", rollback)
         self._wrap(psycopg.Cursor, "execute", execute)
         return self

@@ -55,7 +55,7 @@ def _selects(batch: list[str]) -> list[str]:
 @pytest.fixture
 def batches(monkeypatch: pytest.MonkeyPatch) -> Batches:
     seen = Batches()
-    plain, query, finish = _Slot.plain, _Slot.query, _Slot.finish
+    plain, query, receive = _Slot.plain, _Slot.query, _Slot.receive
 
     def noted_plain(slot: _Slot, tags: list[Any], sql: bytes, *rest: Any) -> None:
         seen.note(sql.decode())
@@ -65,13 +65,13 @@ def batches(monkeypatch: pytest.MonkeyPatch) -> Batches:
         seen.note(sql)
         query(slot, tags, sql, *rest)
 
-    def noted_finish(slot: _Slot, tags: list[Any]) -> list[Any]:
+    def noted_receive(slot: _Slot, tags: list[Any]) -> list[Any]:
         seen.waited()
-        return finish(slot, tags)
+        return receive(slot, tags)
 
     monkeypatch.setattr(_Slot, "plain", noted_plain)
     monkeypatch.setattr(_Slot, "query", noted_query)
-    monkeypatch.setattr(_Slot, "finish", noted_finish)
+    monkeypatch.setattr(_Slot, "receive", noted_receive)
     return seen
 
 

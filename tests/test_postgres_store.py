@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib.util import find_spec
+from typing import Any
 
 import attrs
 import pytest
@@ -34,6 +35,7 @@ from partnerkit.stores.postgres import (
     SCHEMA_VERSION,
     PostgresStore,
     StoreUnavailable,
+    _Slot,
 )
 
 pytest_plugins = ["pg_fixtures"]
@@ -406,6 +408,29 @@ def test_a_writer_whose_first_statement_fails_is_over_at_once(pg_store: Postgres
         uow.companies.add(customer())
         uow.commit()
     assert time.monotonic() - started < pg_store.timeout / 2
+
+
+def test_a_writer_gives_up_its_turn_in_the_process_once_its_commit_is_sent(
+    pg_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While the server syncs a commit (holding the writers' lock until it is durable), the
+    next writer of the process may already send its opening and queue at the server: the
+    commit's answer is awaited with the process's turn free. The commit still counts."""
+    states: list[bool] = []
+    receive = _Slot.receive
+
+    def noted(slot: _Slot, tags: list[Any]) -> list[Any]:
+        states.append(pg_store._turn.locked())
+        return receive(slot, tags)
+
+    with pg_store.unit_of_work() as uow:
+        uow.companies.add(customer())
+        monkeypatch.setattr(_Slot, "receive", noted)
+        uow.commit()
+    assert states == [False]
+    monkeypatch.undo()
+    with pg_store.unit_of_work(write=False) as uow:
+        assert uow.companies.get("cmp_c") == customer()
 
 
 def test_readers_are_not_blocked_by_an_open_writer(pg_store: PostgresStore) -> None:

@@ -480,6 +480,10 @@ class _Slot:
     def finish(self, tags: list[Any]) -> list[Any]:
         """Send the batch, wait for every answer, and return them in the order of *tags*."""
         self.send(tags)
+        return self.receive(tags)
+
+    def receive(self, tags: list[Any]) -> list[Any]:
+        """Wait for every answer of a batch sent, and return them in the order of *tags*."""
         results = self._collect(len(tags))
         self.pgconn.exit_pipeline_mode()
         return results
@@ -1322,7 +1326,15 @@ class _PostgresUnitOfWork:
             self._send_deferred(slot, tags)
             slot.plain(tags, _COMMIT, _MAIN)
             try:
-                done = slot.answer(tags, slot.finish(tags))
+                slot.send(tags)
+                # The COMMIT is on its way; the server holds the writers' lock until it has
+                # synced it. The next writer of this process may send its opening now: it
+                # waits at the server, and gets the lock the moment the commit is durable,
+                # instead of after this answer has come back and been read here.
+                turn, slot.turn = slot.turn, False
+                if turn:
+                    self._store.end_turn()
+                done = slot.answer(tags, slot.receive(tags))
             except _WriteRefused as exc:
                 self._refuse(exc)  # the COMMIT after the failed write was not run
                 raise
@@ -1341,10 +1353,7 @@ class _PostgresUnitOfWork:
             self._refuse(failed)
             raise failed
         self._slot = None
-        turn, slot.turn = slot.turn, False
         self._store.pool.put(slot)
-        if turn:
-            self._store.end_turn()
 
     def rollback(self) -> None:
         self._end()
@@ -1501,9 +1510,10 @@ class PostgresStore:
         if not write:
             return self._opened(self.pool.get(), False, [])[0], None
         # The writers of this process queue here, so that one at a time waits at the server
-        # for the lock: sixteen sessions queued for one row cost the server more than one
-        # does. The lock is still what orders writers; after the timeout a writer goes on
-        # to it (and its lock_timeout) without a turn.
+        # for the lock (while the one before it syncs its commit: see ``commit``): sixteen
+        # sessions queued for one row cost the server more than one does. The lock is still
+        # what orders writers; after the timeout a writer goes on to it (and its
+        # lock_timeout) without a turn.
         if self._turn_pid != os.getpid():
             self._turn = threading.Lock()  # a parent's writer may have held it at the fork
             self._turn_pid = os.getpid()

@@ -1082,7 +1082,20 @@ class _PostgresUnitOfWork:
 
     def fetch_each(self, statements: Sequence[tuple[str, Any]]) -> list[Any]:
         """The first row of each statement's answer (``None`` for none), in one round trip."""
-        return [rows[0] if rows else None for rows in self._all_rows(statements)]
+        # Not through _all_rows: a decision's one round trip, loading only the row it needs.
+        with translate_errors():
+            results = self._results(statements, False)
+            if results is None:
+                return [self._classic(sql, params, False).fetchone() for sql, params in statements]
+            rows = self._slot.rows  # type: ignore[union-attr]
+            found = []
+            for result in results:
+                if result.ntuples:
+                    rows.set_pgresult(result)
+                    found.append(rows.load_row(0, tuple))
+                else:
+                    found.append(None)
+            return found
 
     def get_each(self, *keys: tuple[Table[Any], str]) -> list[Any]:
         """The objects with these keys, from their tables (``None`` where there is none).
@@ -1091,7 +1104,10 @@ class _PostgresUnitOfWork:
         ``get_each`` of ``partnerkit.ports.EachReader``, with which ``Portal.decide`` reads
         the actor and the company at once.
         """
-        return self._each(keys, self._get_each)
+        try:
+            return self._get_each(keys)
+        except ValidationError as exc:
+            return self._each(keys, self._get_each, exc)
 
     def _get_each(self, keys: Sequence[tuple[Table[Any], str]]) -> list[Any]:
         sqls = [self._store.tables[table.name] for table, _ in keys]
@@ -1111,19 +1127,24 @@ class _PostgresUnitOfWork:
         ``partnerkit.ports.EachFinder``, with which ``Portal.redeem`` reads what a
         redemption needs at once.
         """
-        return self._each(reads, self._find_each)
+        try:
+            return self._find_each(reads)
+        except ValidationError as exc:
+            return self._each(reads, self._find_each, exc)
 
     def _each(
-        self, reads: Sequence[tuple[Table[Any], Any]], run: Callable[[Any], list[Any]]
+        self,
+        reads: Sequence[tuple[Table[Any], Any]],
+        run: Callable[[Any], list[Any]],
+        error: ValidationError,
     ) -> list[Any]:
-        """*run* the *reads*; those by a key or lookup value no row can hold (text PostgreSQL
-        refuses as a parameter: see ``never_stored``) answer ``None`` or ``[]`` instead."""
-        try:
-            return run(reads)
-        except ValidationError:
-            held = [not _never_read(key) for _, key in reads]
-            if self._slot is None or all(held):
-                raise
+        """After *run* of the *reads* raised *error*: the reads by a key or lookup value no
+        row can hold (text PostgreSQL refuses as a parameter: see ``never_stored``) answer
+        ``None`` or ``[]``, and the others are *run* again; without such reads, *error* is
+        raised again."""
+        held = [not _never_read(key) for _, key in reads]
+        if self._slot is None or all(held):
+            raise error
         answers = iter(run([read for read, ok in zip(reads, held, strict=True) if ok]))
         return [
             next(answers) if ok else (None if isinstance(key, str) else [])

@@ -3,7 +3,8 @@
 - A company id that is not a string is a ``ValidationError`` naming the argument, recorded
   in the audit as a failed attempt (it used to escape as a ``TypeError`` and go unrecorded);
   whatever id a caller passes is recorded cut to 64 printable characters.
-- A failure record that meets a busy store twice is given up: the caller sees its own error.
+- A failure record that meets a busy store twice, or a store that is down, is given up: the
+  caller sees its own error, with a note that the attempt went unrecorded.
 - Removing a user removes the password a reset set for it, and ``verify_password`` answers
   ``False`` for a user who no longer exists.
 - Renaming a customer renames it in its partners' searches.
@@ -29,6 +30,7 @@ from partnerkit import (
     NotFound,
     PartnerKitError,
     Portal,
+    StoreUnavailable,
     User,
     ValidationError,
 )
@@ -257,14 +259,53 @@ def test_a_failure_record_on_a_busy_store_gives_way_to_the_callers_error(
         holder = sqlite3.connect(path, isolation_level=None)
         try:
             holder.execute("BEGIN IMMEDIATE")
-            with pytest.raises(Forbidden):
+            with pytest.raises(Forbidden) as raised:
                 portal.profile(customer.admin, other.company.id)
         finally:
             holder.rollback()
             holder.close()
+        # ... and says that the attempt went unrecorded, and why.
+        (note,) = raised.value.__notes__
+        assert "not in the audit trail" in note and "Conflict" in note
         # Free again: the next denial is recorded as usual.
         with pytest.raises(Forbidden):
             portal.profile(customer.admin, other.company.id)
+        assert [e.outcome for e in _events(portal)[before:]] == ["denied"]
+    finally:
+        store.close()
+
+
+def test_a_failure_record_on_a_store_that_is_down_gives_way_to_the_callers_error(
+    tmp_path: Path,
+) -> None:
+    """A store that fails to open the record's unit of work (``StoreUnavailable``) does not
+    replace the denial either (it used to): the caller gets its ``Forbidden``, noted as
+    unrecorded; once the store is back, denials are recorded again."""
+    store = SQLiteStore(tmp_path / "down.db")
+    try:
+        portal = _make_portal(store)
+        customer = add_customer(portal, "Fabrikam", "fabrikam.example", roles=())
+        other = add_customer(portal, "Tailspin", "tailspin.example", roles=())
+        before = len(_events(portal))
+        original = store.unit_of_work
+
+        def unit_of_work(*, write: bool = True) -> Any:
+            if write:
+                raise StoreUnavailable("the database went away")
+            return original(write=write)
+
+        store.unit_of_work = unit_of_work  # type: ignore[method-assign]
+        try:
+            with pytest.raises(Forbidden) as raised:
+                portal.profile(customer.admin, other.company.id)
+        finally:
+            del store.unit_of_work
+        (note,) = raised.value.__notes__
+        assert "not in the audit trail" in note and "the database went away" in note
+        assert len(_events(portal)) == before
+        with pytest.raises(Forbidden) as again:
+            portal.profile(customer.admin, other.company.id)
+        assert not getattr(again.value, "__notes__", None)
         assert [e.outcome for e in _events(portal)[before:]] == ["denied"]
     finally:
         store.close()

@@ -168,19 +168,25 @@ class PortalCore:
                 if not tries_left:
                     raise
             except Forbidden as exc:
-                self._record_failure(attempt, "denied", exc.decision.reason)
+                self._record_failure(attempt, "denied", exc.decision.reason, exc)
                 raise
             except (ValidationError, NotFound, InvalidLink) as exc:
                 if attempt.actor is not None:
-                    self._record_failure(attempt, "failed", _reason(exc))
+                    self._record_failure(attempt, "failed", _reason(exc), exc)
                 raise
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _record_failure(self, attempt: _Attempt, outcome: Outcome, reason: str) -> None:
+    def _record_failure(
+        self, attempt: _Attempt, outcome: Outcome, reason: str, error: PartnerKitError
+    ) -> None:
         """Record a denied or failed attempt, in a unit of work of its own.
 
         The ids it names may be whatever the caller passed: they are recorded as
         :func:`_shown` shows them, so that no input can make the record itself fail.
+
+        The attempt's own *error* is what the caller must see, whatever happens here: a busy
+        store (``Conflict``, retried once) or one that is down (``StoreUnavailable``) does
+        not replace it. Should the record be lost, a note on *error* says so and why.
         """
         _clean(attempt)
         for tries_left in (1, 0):
@@ -189,11 +195,13 @@ class PortalCore:
                     self._append(uow, attempt, outcome, reason)
                     uow.commit()
                 return
-            except Conflict:
-                # The attempt's own error is what the caller must see; a busy store must not
-                # replace it. The record is retried once, then given up.
+            except Conflict as exc:
                 if not tries_left:
+                    error.add_note(_not_recorded(exc))
                     return
+            except PartnerKitError as exc:
+                error.add_note(_not_recorded(exc))
+                return
 
     def _append(
         self,
@@ -706,6 +714,10 @@ def _clean(attempt: _Attempt) -> None:
     for key, value in attempt.detail.items():
         if isinstance(value, str) and not value.isprintable():
             attempt.detail[key] = value.encode("unicode_escape").decode("ascii")
+
+
+def _not_recorded(exc: PartnerKitError) -> str:
+    return f"partnerkit: this attempt is not in the audit trail ({type(exc).__name__}: {exc})"
 
 
 def _reason(exc: PartnerKitError) -> str:

@@ -4,7 +4,8 @@ Each codec compiles one decode and one encode function for its class. These test
 to what the columns say: every row a Portal wrote to a SQLite file, of every table, decodes to
 an object that its class's own ``__init__`` (validators and all) accepts unchanged, and that
 encodes back to the very row; nested values that are not in the shape this code writes still
-go through the class's ``__init__``; unknown enum values fail as the enum does.
+go through the class's ``__init__``; unknown enum values fail as the enum does; a JSON column
+shares the value of a text it read before only when its values are immutable.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 from delegation_kit import add_customer, add_partner, consent, make_portal
 from partnerkit import AdminRole, Company, CompanyKind, ContactInfo, ValidationError
 from partnerkit.ports import TABLES
+from partnerkit.stores import _sql
 from partnerkit.stores._sql import AUDIT_COLUMNS, Codec, prefix_range
 from partnerkit.stores.sqlite import SQLiteStore
 
@@ -84,6 +86,63 @@ def test_nested_values_in_another_shape_go_through_init() -> None:
         codec.decode([*row[:3], json.dumps({"email": "not an address"}), *row[4:]])
     with pytest.raises(KeyError):
         codec.decode([*row[:3], json.dumps({"email": "a@b.example", "fax": "1"}), *row[4:]])
+
+
+@attrs.frozen
+class _Tagged:
+    """A frozen class with a mutable field: its JSON values must never be shared."""
+
+    tags: dict[str, int]
+
+
+@attrs.frozen
+class _Holder:
+    id: str
+    contact: ContactInfo | None
+    tagged: _Tagged | None
+    names: tuple[str, ...]
+    counts: list[int]
+    version: int = 1
+
+
+def test_json_columns_share_a_value_only_when_it_is_immutable() -> None:
+    """A text read again gives the very value read before (it is immutable, so nothing can
+    tell), within a bounded memory; a column whose values could be changed decodes afresh
+    every time, so that changing one row's value never changes another's."""
+    codec = Codec(_Holder)
+    contact = ContactInfo(email="a@contoso.example")
+    row = [
+        "h1",
+        codec.by_name["contact"].encode(contact),
+        codec.by_name["tagged"].encode(_Tagged({"a": 1})),
+        codec.by_name["names"].encode(("x", "y")),
+        codec.by_name["counts"].encode([1, 2]),
+        1,
+    ]
+    first, second = codec.decode(row), codec.decode(row)
+    assert first == second
+    assert first.contact == contact
+    assert first.names == ("x", "y")
+    assert first.contact is second.contact
+    assert first.names is second.names
+    assert first.tagged == second.tagged
+    assert first.tagged is not second.tagged
+    assert first.counts == second.counts
+    assert first.counts is not second.counts
+    first.tagged.tags["a"] = 99
+    assert codec.decode(row).tagged == _Tagged({"a": 1})
+    # More texts than it keeps: every value is still the text's own.
+    encode = codec.by_name["contact"].encode
+    for i in range(_sql._REMEMBERED * 2 + 3):
+        text = encode(ContactInfo(email=f"u{i}@contoso.example"))
+        assert codec.decode([row[0], text, *row[2:]]).contact == ContactInfo(
+            email=f"u{i}@contoso.example"
+        )
+    # A text that fails is not remembered: it fails again.
+    bad = json.dumps({"email": "not an address"})
+    for _ in range(2):
+        with pytest.raises(ValidationError):
+            codec.decode([row[0], bad, *row[2:]])
 
 
 def test_an_unknown_enum_value_fails_as_the_enum_does() -> None:

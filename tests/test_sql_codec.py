@@ -19,7 +19,7 @@ import attrs
 import pytest
 
 from delegation_kit import add_customer, add_partner, consent, make_portal
-from partnerkit import AdminRole, Company, CompanyKind, ContactInfo, ValidationError
+from partnerkit import AdminRole, Company, CompanyKind, ContactInfo, OfferLine, ValidationError
 from partnerkit.ports import TABLES
 from partnerkit.stores import _sql
 from partnerkit.stores._sql import AUDIT_COLUMNS, Codec, prefix_range
@@ -143,6 +143,34 @@ def test_json_columns_share_a_value_only_when_it_is_immutable() -> None:
     for _ in range(2):
         with pytest.raises(ValidationError):
             codec.decode([row[0], bad, *row[2:]])
+
+
+def test_json_columns_write_the_text_of_the_general_encoder() -> None:
+    """Each JSON column writes its values with a writer made for its type (tuples of text
+    go to the encoder as they are); the text is byte for byte that of the general path,
+    ``json.dumps(_jsonable(value), sort_keys=True, separators=(",", ":"))``, which the
+    stores have always written."""
+    samples: dict[str, list[object]] = {
+        "contact": [ContactInfo(email="a@contoso.example", phone="+1 555 0100")],
+        "subscription_ids": [(), ("sub_1",), ('sub_\u00e9"1', "sub_2")],
+        "lines": [(OfferLine("INTUNE", 25), OfferLine("EXCHANGE", 1))],
+        "roles": [frozenset(AdminRole), frozenset({AdminRole.PASSWORD_ADMIN})],
+        "detail": [
+            (),
+            (("kind", "purchase_offer"), ("name", 'Caf\u00e9 "Zo\u00eb" \\ \U0001f600')),
+        ],
+    }
+    checked = set()
+    for codec in [*(Codec(table.cls) for table in TABLES), AUDIT_COLUMNS]:
+        for column in codec.columns:
+            if column.name not in samples:
+                continue
+            for value in samples[column.name]:
+                general = json.dumps(_sql._jsonable(value), sort_keys=True, separators=(",", ":"))
+                assert column.encode(value) == general
+                checked.add(column.name)
+    assert checked == set(samples)
+    assert _sql._json_writer(tuple[tuple[str, str], ...]) is None
 
 
 def test_an_unknown_enum_value_fails_as_the_enum_does() -> None:

@@ -134,10 +134,6 @@ def _set_named(obj: Any, value: Any, *, name: str) -> None:
     _set(obj, name, value)
 
 
-def _dumps(value: Any) -> str:
-    return _JSON_ENCODE(_jsonable(value))
-
-
 #: Values JSON takes as they are (``bool`` is its own class, so it is listed too).
 _JSON_ATOMS = frozenset({str, int, float, bool, type(None)})
 # One encoder, made once (json.dumps with options builds a new one on every call); the same
@@ -188,7 +184,32 @@ def _column(name: str, hint: Any) -> Column:
         return reader(json.loads(value))
 
     from_text = _remembered(read_text) if _immutable(hint) else read_text
-    return Column(name, "TEXT", nullable, _opt(_dumps), _opt(from_text), from_text)
+    return Column(name, "TEXT", nullable, _opt(_json_text(hint)), _opt(from_text), from_text)
+
+
+def _json_text(hint: Any) -> Encoder:
+    """Return the function that writes a value of type *hint* as its JSON text: that of
+    :func:`_jsonable`'s form, without walking a value that JSON takes as it is."""
+    write = _json_writer(hint)
+    if write is None:
+        return _JSON_ENCODE
+    return lambda value: _JSON_ENCODE(write(value))
+
+
+@functools.cache
+def _json_writer(hint: Any) -> Encoder | None:
+    """Return the function that turns a value of type *hint* into what JSON takes (as
+    :func:`_jsonable` does), or ``None`` where the value is that already: text, numbers,
+    and tuples of those (the encoder writes a tuple as an array). Built once per type."""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if hint in _JSON_ATOMS or (origin is Literal and all(a.__class__ in _JSON_ATOMS for a in args)):
+        return None
+    if origin is tuple:
+        items = [_json_writer(a) for a in args if a is not Ellipsis]
+        if all(item is None for item in items):
+            return None
+    return _jsonable
 
 
 #: How many texts each JSON column remembers the value of (see :func:`_remembered`).

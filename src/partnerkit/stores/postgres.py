@@ -325,8 +325,15 @@ def _encode(params: Sequence[Any]) -> list[bytes | None]:
     """
     out: list[bytes | None] = []
     for value in params:
-        if value is None:
+        kind = value.__class__
+        if kind is str:  # the common case first, inline
+            if "\x00" in value:
+                raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
+            out.append(value.encode())
+        elif value is None:
             out.append(None)
+        elif kind is int:
+            out.append(b"%d" % value)
         elif isinstance(value, str):
             out.append(_text(value))
         elif isinstance(value, int):

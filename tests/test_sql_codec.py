@@ -95,6 +95,13 @@ class _Tagged:
     tags: dict[str, int]
 
 
+@attrs.define
+class _Checked:
+    """A mutable class whose setting runs a validator (refusing the probe's ``None``)."""
+
+    name: str = attrs.field(validator=attrs.validators.instance_of(str))
+
+
 @attrs.frozen
 class _Holder:
     id: str
@@ -102,6 +109,7 @@ class _Holder:
     tagged: _Tagged | None
     names: tuple[str, ...]
     counts: list[int]
+    checked: _Checked | None = None
     version: int = 1
 
 
@@ -117,6 +125,7 @@ def test_json_columns_share_a_value_only_when_it_is_immutable() -> None:
         codec.by_name["tagged"].encode(_Tagged({"a": 1})),
         codec.by_name["names"].encode(("x", "y")),
         codec.by_name["counts"].encode([1, 2]),
+        codec.by_name["checked"].encode(_Checked("a")),
         1,
     ]
     first, second = codec.decode(row), codec.decode(row)
@@ -129,6 +138,10 @@ def test_json_columns_share_a_value_only_when_it_is_immutable() -> None:
     assert first.tagged is not second.tagged
     assert first.counts == second.counts
     assert first.counts is not second.counts
+    assert first.checked == second.checked
+    assert first.checked is not second.checked
+    assert _sql._json_writer(_Checked) is _sql._jsonable
+    assert not _sql._immutable(_Checked)
     first.tagged.tags["a"] = 99
     assert codec.decode(row).tagged == _Tagged({"a": 1})
     # More texts than it keeps: every value is still the text's own.

@@ -264,12 +264,15 @@ def _immutable(hint: Any) -> bool:
 
 
 def _frozen(cls: type[Any]) -> bool:
-    """Whether instances of the attrs class *cls* refuse to have a field set."""
+    """Whether instances of the attrs class *cls* refuse to have a field set (anything
+    else it may do, such as a validator run on setting, counts as not frozen)."""
     probe = _new(cls)
     try:
         setattr(probe, attrs.fields(cls)[0].name, None)
     except attrs.exceptions.FrozenInstanceError:
         return True
+    except Exception:  # not known to be frozen: its values are never shared
+        return False
     return False
 
 

@@ -26,7 +26,7 @@ from partnerkit.directory import (
     ContactInfo,
     User,
     check_email,
-    check_name,
+    check_new_name,
     email_key,
     new_id,
     normalize_domain,
@@ -439,6 +439,7 @@ class PortalCore:
             raise ValidationError("domain", "must be a string")
         if contact is not None and not isinstance(contact, ContactInfo):
             raise ValidationError("contact", "must be a ContactInfo")
+        check_new_name("name", name)
         now = self.now()
         company = Company(
             id=new_id("cmp"),
@@ -465,7 +466,7 @@ class PortalCore:
     ) -> User:
         check_email("admin_email", admin_email)
         display = admin_email.split("@", 1)[0] if admin_name is None else admin_name
-        check_name("admin_name", display)
+        check_new_name("admin_name", display)
         self._check_email_free(uow, admin_email, "admin_email")
         return User(
             id=new_id("usr"),

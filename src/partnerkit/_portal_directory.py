@@ -22,6 +22,7 @@ from partnerkit.directory import (
     CompanyKind,
     ContactInfo,
     User,
+    check_new_name,
     new_advisor_id,
     new_id,
 )
@@ -62,6 +63,7 @@ class DirectoryCases(PortalCore):
             raise ValidationError("contact", "must be a ContactInfo")
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[Company, User]:
+            check_new_name("name", name)
             now = self.now()
             company = Company(
                 id=new_id("cmp"),
@@ -139,6 +141,7 @@ class DirectoryCases(PortalCore):
                     raise ValidationError("contact", "must be a ContactInfo")
                 changes["contact"] = contact
             if name is not None:
+                check_new_name("name", name)
                 changes["name"] = name
             if not changes:
                 raise ValidationError("contact", "nothing to change")
@@ -187,6 +190,7 @@ class DirectoryCases(PortalCore):
         def body(uow: UnitOfWork, attempt: _Attempt) -> User:
             ctx = self._context(uow, attempt, actor, company_id)
             self._require(ctx, Permission.MANAGE_USERS)
+            check_new_name("display_name", display_name)
             user = User(
                 id=new_id("usr"),
                 company_id=ctx.company.id,

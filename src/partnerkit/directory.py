@@ -97,6 +97,29 @@ def check_name(field: str, value: object) -> None:
         raise ValidationError(field, "must not start or end with white space")
 
 
+#: What a name given now may not hold, beyond what :func:`check_name` refuses: C1 control
+#: characters, and the bidirectional embedding, override and isolate characters, with which
+#: a name can display as another (a partner's customer list shows "Contoso" for a name
+#: stored as something else). Right-to-left names need none of them.
+_UNSAFE_IN_NEW_NAME = re.compile("[\x80-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def check_new_name(field: str, value: object) -> None:
+    """Validate a name a caller gives now (a company's name, a user's display name): as
+    :func:`check_name`, and without C1 control characters or bidirectional formatting
+    characters (a ``ValidationError`` naming *field*).
+
+    Checked where a name is written, not by the classes: a name stored before the rule
+    existed still reads, and its company or user can still be changed.
+    """
+    check_name(field, value)
+    assert isinstance(value, str)
+    if _UNSAFE_IN_NEW_NAME.search(value):
+        raise ValidationError(
+            field, "must not contain control characters or bidirectional formatting characters"
+        )
+
+
 def check_email(field: str, value: object) -> None:
     """Validate the syntax of an e-mail address."""
     _text(field, value, max_len=MAX_EMAIL)

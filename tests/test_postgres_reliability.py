@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from importlib.util import find_spec
@@ -11,7 +12,8 @@ import attrs
 import pytest
 
 from partnerkit.directory import Company, CompanyKind
-from partnerkit.errors import Conflict
+from partnerkit.errors import Conflict, PartnerKitError, ValidationError
+from partnerkit.records import CustomerRelation
 
 if find_spec("psycopg") is None and not os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"):
     pytest.skip("psycopg is not installed (partnerkit[postgres])", allow_module_level=True)
@@ -79,6 +81,58 @@ def test_a_connection_lost_mid_transaction_fails_typed_keeps_nothing_and_the_nex
         uow.commit()
     with pg_store.unit_of_work(write=False) as uow:
         assert uow.companies.get("cmp_c") == customer()
+
+
+def test_a_connection_lost_before_the_commit_leaves_its_outcome_unknown(
+    pg_store: PostgresStore, postgres_dsn: str
+) -> None:
+    """The session ends while the unit of work holds uncommitted writes: the commit is a
+    ``StoreUnavailable``, and every later call says the outcome is unknown (the client
+    cannot tell whether a ``COMMIT`` reached the server before the connection broke)."""
+    with pg_store.unit_of_work() as uow:
+        uow.check_writes_later()  # type: ignore[attr-defined]
+        pid = int(uow.fetchone("SELECT pg_backend_pid()", ())[0])  # type: ignore[attr-defined]
+        uow.companies.add(customer())
+        terminate(postgres_dsn, pid)
+        with pytest.raises(StoreUnavailable):
+            uow.commit()
+        with pytest.raises(PartnerKitError, match="may or may not have been committed"):
+            uow.commit()
+
+
+def test_a_commit_the_server_refuses_is_not_taken_for_a_lost_connection(
+    pg_store: PostgresStore,
+) -> None:
+    """A write checked at the commit that the server refuses with an error of its own
+    (here ``program_limit_exceeded``: a key too large for its index row), which psycopg
+    files under ``OperationalError`` like a broken connection: a ``ValidationError`` on
+    ``"store"``, and every later call says that nothing was committed, not that the outcome
+    is unknown; the connection goes on serving (found in review: it said the connection was
+    lost and the commit's outcome unknown)."""
+    rng = random.Random(1)  # noqa: S311 - incompressible text for an index row, not a secret
+    huge = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(4000))
+    relation = CustomerRelation(
+        id="cmp_p:cmp_c",
+        partner_id="cmp_p",
+        customer_id="cmp_c",
+        name_key=huge,
+        domain="c.example",
+        advises=True,
+    )
+    with pg_store.unit_of_work() as uow:
+        uow.check_writes_later()  # type: ignore[attr-defined]
+        uow.customer_relations.add(relation)
+        with pytest.raises(ValidationError) as first:
+            uow.commit()
+        assert first.value.field == "store"
+        assert isinstance(first.value.__cause__, psycopg.errors.ProgramLimitExceeded)
+        with pytest.raises(PartnerKitError, match="nothing was committed"):
+            uow.commit()
+    with pg_store.unit_of_work(write=False) as uow:
+        assert uow.customer_relations.get(relation.id) is None
+    with pg_store.unit_of_work() as uow:
+        uow.companies.add(customer())
+        uow.commit()
 
 
 def test_idle_connections_killed_by_the_server_are_replaced_unnoticed(
@@ -150,6 +204,52 @@ def test_a_child_forked_after_opening_gets_its_own_connection(pg_store: Postgres
     assert backend_pid(pg_store) == parent_backend
     with pg_store.unit_of_work(write=False) as uow:
         assert uow.companies.get("cmp_c") == customer()
+
+
+def test_a_unit_of_work_open_at_a_fork_is_the_parents_alone(pg_store: PostgresStore) -> None:
+    """Forked while a write unit of work is open, the child inherits that unit of work and
+    its connection. Everything the child asks of it raises, and leaving it in the child
+    sends nothing: neither a ``ROLLBACK`` that would end the parent's transaction nor the
+    writers' turn (found in review: the child rolled the parent's transaction back on the
+    parent's connection, and freeing the turn raised ``RuntimeError``). The parent's unit of
+    work goes on and commits."""
+    read_end, write_end = os.pipe()
+    with pg_store.unit_of_work() as uow:
+        uow.companies.add(customer())
+        child = os.fork()
+        if child == 0:  # pragma: no cover - runs in the child, which never returns to pytest
+            code = 1
+            try:
+                os.close(read_end)
+                outcome = []
+                for step in (
+                    lambda: uow.companies.get("cmp_c"),
+                    lambda: uow.companies.add(customer("cmp_d", "d.example")),
+                    uow.commit,
+                ):
+                    try:
+                        step()
+                        outcome.append("ran")
+                    except PartnerKitError as exc:
+                        outcome.append(type(exc).__name__)
+                uow.__exit__(None, None, None)
+                outcome.append("left")
+                os.write(write_end, " ".join(outcome).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write_end)
+        with os.fdopen(read_end) as pipe:
+            reported = pipe.read()
+        _, status = os.waitpid(child, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+        assert reported == "PartnerKitError PartnerKitError PartnerKitError left"
+        uow.companies.add(customer("cmp_e", "e.example"))
+        uow.commit()
+    with pg_store.unit_of_work(write=False) as uow:
+        assert uow.companies.get("cmp_c") == customer()
+        assert uow.companies.get("cmp_d") is None
+        assert uow.companies.get("cmp_e") == customer("cmp_e", "e.example")
 
 
 # -- locks ----------------------------------------------------------------------------------

@@ -302,10 +302,11 @@ class UnitOfWork(Protocol):
 
         *prefix* is already case-folded. Results are ordered by
         ``(relation.search_key(prefix), id)`` (the name when it matches, else the domain) and
-        start after the cursor *after*, such a pair; at most *limit* of them. Each store
-        answers from an index on ``(partner_id, name_key)`` and one on
-        ``(partner_id, domain)``, each read as one range: no sort of all matches, and no scan
-        of other partners' relations.
+        start after the cursor *after*, such a pair (one holding text no store keeps, a NUL
+        or a lone surrogate, is a ``ValidationError`` on ``"after"``: no page gave it); at
+        most *limit* of them. Each store answers from an index on ``(partner_id, name_key)``
+        and one on ``(partner_id, domain)``, each read as one range: no sort of all matches,
+        and no scan of other partners' relations.
         """
 
     def commit(self) -> None:

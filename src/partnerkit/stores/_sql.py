@@ -21,12 +21,14 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from partnerkit.audit import AuditEvent
+from partnerkit.errors import ValidationError
 from partnerkit.ports import Table
 
 __all__ = [
     "AUDIT_COLUMNS",
     "Codec",
     "TableSQL",
+    "check_search_cursor",
     "customer_search",
     "ddl",
     "key_of",
@@ -649,6 +651,15 @@ def never_stored(value: object) -> bool:
     return False
 
 
+def check_search_cursor(after: tuple[str, str] | None) -> None:
+    """Refuse a search cursor that no stored relation can have given: one holding text no
+    store keeps (see :func:`never_stored`). Every store refuses it alike, ``MemoryStore``
+    too (a cursor is a bound of a range, so unlike a key it cannot simply find nothing, and
+    the SQL stores cannot take it as a parameter)."""
+    if after is not None and any(never_stored(part) for part in after):
+        raise ValidationError("after", "is not the cursor of a stored relation")
+
+
 def prefix_range(column: str, prefix: str, mark: str = "?") -> tuple[str, tuple[str, ...]]:
     """Return a ``WHERE`` fragment matching *prefix* on *column* as an index range.
 
@@ -716,6 +727,7 @@ def _search_params(
     now: datetime | None,
 ) -> tuple[list[Any], bool]:
     """The parameters of a search statement, and whether its ranges have an upper bound."""
+    check_search_cursor(after)
     upper = _successor(prefix) if prefix else None
     # Every key on the page is at least the prefix and, after a cursor, its key.
     low = prefix if after is None else max(prefix, after[0])

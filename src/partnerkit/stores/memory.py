@@ -23,6 +23,7 @@ from partnerkit.errors import Conflict, PartnerKitError
 from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
 from partnerkit.ports import TABLES, Repository, Table
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
+from partnerkit.stores._sql import check_search_cursor
 from partnerkit.support import Credential, ServiceRequest
 
 __all__ = ["MemoryStore"]
@@ -344,6 +345,7 @@ class _MemoryUnitOfWork:
         now: datetime | None = None,
     ) -> list[CustomerRelation]:
         self.check_open()
+        check_search_cursor(after)
         relations: list[CustomerRelation] = self.customer_relations.find(partner_id=partner_id)
         keyed = [
             ((r.search_key(prefix), r.id), r)

@@ -87,6 +87,7 @@ from partnerkit.stores._sql import (
     BACKFILL_V3,
     TableSQL,
     add_columns,
+    check_search_cursor,
     columns_added_later,
     ddl,
     key_of,
@@ -114,9 +115,15 @@ _TEXT = 'TEXT COLLATE "C"'
 _STORES: weakref.WeakSet[PostgresStore] = weakref.WeakSet()
 
 
+#: This process's id, kept current by :func:`_after_fork_in_child` (a list: read on every
+#: statement, where ``os.getpid()`` would be a system call).
+_PROCESS = [os.getpid()]
+
+
 def _after_fork_in_child() -> None:
     # Runs in the child right after fork, while it has one thread: each store's per-process
     # state is replaced before two of the child's threads could both replace it.
+    _PROCESS[0] = os.getpid()
     for store in list(_STORES):
         store._after_fork()
 
@@ -197,9 +204,25 @@ def _translate(exc: psycopg.Error) -> PartnerKitError:
         return PartnerKitError("storage integrity error")
     if isinstance(exc, psycopg.DataError):
         return ValidationError("store", "a value cannot be stored in PostgreSQL")
+    if isinstance(exc, pg_errors.ProgramLimitExceeded):
+        # An answer, not a failure of the connection: a value too large for an index row.
+        return ValidationError("store", "a value is too large for PostgreSQL to store")
     if isinstance(exc, psycopg.OperationalError):
-        return StoreUnavailable("the database connection failed")
+        if _connection_broke(exc):
+            return StoreUnavailable("the database connection failed")
+        # The server answered with an error of its own (out of resources, a cancelled
+        # statement, ...): the connection itself is fine.
+        return StoreUnavailable(f"the database refused the statement (SQLSTATE {exc.sqlstate})")
     return PartnerKitError("storage error")
+
+
+def _connection_broke(exc: psycopg.Error) -> bool:
+    """Whether *exc* means the session ended (no answer from the server, a connection
+    error, or the server ending the session) rather than the server refusing a statement,
+    which it answers with an error code of its own while the session goes on. Only the
+    former can leave a ``COMMIT`` with an unknown outcome."""
+    state = exc.sqlstate
+    return state is None or state.startswith(("08", "57P"))
 
 
 class _Translating:
@@ -244,6 +267,11 @@ _BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _COMMIT = b"COMMIT"
 #: What a write unit of work answers when its COMMIT finds its transaction failed.
 _FAILED = "the unit of work had failed; nothing was committed"
+#: What a unit of work opened before a fork answers in the child.
+_FORKED = (
+    "this unit of work was opened before the process forked; its connection and transaction "
+    "belong to the parent: open a unit of work in this process"
+)
 #: What a write unit of work whose connection was lost during its COMMIT answers from then on.
 _UNKNOWN = (
     "the unit of work is over: the connection was lost during its commit, "
@@ -974,6 +1002,9 @@ class _PostgresUnitOfWork:
             raise PartnerKitError("unit of work is not open")
         if write and not self._write:
             raise PartnerKitError("read-only unit of work")
+        if slot.pid != _PROCESS[0]:
+            # Opened before a fork: its connection and transaction are the parent's.
+            raise PartnerKitError(_FORKED)
         return slot
 
     def _results(self, statements: Sequence[tuple[str, Any]], write: bool) -> list[Any] | None:
@@ -1215,6 +1246,8 @@ class _PostgresUnitOfWork:
 
     def audit_head(self) -> tuple[int, str]:
         slot = self._slot
+        if slot is not None and slot.pid != _PROCESS[0]:
+            self._open(False)  # raises: the unit of work is the parent's
         if slot is not None and slot.opening is not None:
             self._opened_now()  # the head comes with the opening's answers
         if self._head is not None and self._slot is not None:
@@ -1298,6 +1331,7 @@ class _PostgresUnitOfWork:
         planner then joins every match, by hash or after a sort of all of them.)
         """
         self._open(False)
+        check_search_cursor(after)
         key, ident = after if after is not None else ("", "")
         if (
             limit <= 0
@@ -1368,9 +1402,10 @@ class _PostgresUnitOfWork:
                 raise
             except psycopg.Error as exc:
                 failed = _translate(exc)
-                # A lost connection leaves the commit's outcome unknown; anything else
-                # failed before it. Either way nothing may run after it.
-                self._unknown = isinstance(failed, StoreUnavailable)
+                # A lost connection leaves the commit's outcome unknown; anything else (an
+                # error the server answered with) failed before it. Either way nothing may
+                # run after it.
+                self._unknown = _connection_broke(exc)
                 self._refuse(failed)
                 raise failed from exc
         if done.command_status != _COMMIT:
@@ -1394,6 +1429,11 @@ class _PostgresUnitOfWork:
         self._head = None
         self._deferred.clear()
         if slot is None:
+            return
+        if slot.pid != _PROCESS[0]:
+            # Left in a child forked while it was open: its connection, its transaction
+            # and its turn are the parent's. Nothing is sent, nothing is given up.
+            self._store.pool.put(slot)
             return
         turn, slot.turn = slot.turn, False
         refused = None

@@ -14,6 +14,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -117,6 +118,11 @@ _TRANSLATED = (sqlite3.Error, OverflowError, UnicodeError)
 
 
 _BATCH = 500
+#: What a unit of work open when the process forked answers in the child.
+_FORKED = (
+    "this unit of work was open when the process forked; its transaction belongs to the "
+    "parent: open a unit of work in this process"
+)
 
 #: How many times this process has been forked from its parent (0 in the first process).
 #: A store remembers the count it was made (or last used) with: when it differs, the store
@@ -124,9 +130,24 @@ _BATCH = 500
 _forks = 0
 
 
+#: Every session (a thread's way into a store) of this process, so that a forked child can
+#: end the units of work that were open in its parent at the fork.
+_SESSIONS: weakref.WeakSet[_Session] = weakref.WeakSet()
+
+
 def _count_fork() -> None:
     global _forks
     _forks += 1
+    # A unit of work open at the fork is the parent's: its transaction holds the parent's
+    # locks, on the parent's connection. In the child it answers every call with an error
+    # and ends without a statement (a ROLLBACK or COMMIT here would act on the parent's
+    # file state).
+    for session in list(_SESSIONS):
+        uow = session.uow
+        if uow is not None:
+            uow._forked = True
+            uow._conn = uow._head = None
+        session.uow = session.conn = None
 
 
 if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
@@ -293,7 +314,7 @@ class _Session:
     writes in a read-only unit of work). With none open, they refuse to run.
     """
 
-    __slots__ = ("conn", "own", "repositories", "uow")
+    __slots__ = ("__weakref__", "conn", "own", "repositories", "uow")
 
     def __init__(self, store: SQLiteStore) -> None:
         #: This thread's own connection to a file, opened on first use.
@@ -305,6 +326,7 @@ class _Session:
             name: _SQLiteRepository(self, sql, store.update_plans[name])
             for name, sql in store.tables.items()
         }
+        _SESSIONS.add(self)
 
     def execute(self, sql: str, params: Any, *, write: bool = False) -> int:
         uow = self.uow
@@ -352,6 +374,8 @@ class _SQLiteUnitOfWork:
         self._write = write
         self._conn: sqlite3.Connection | None = None
         self._head: tuple[int, str] | None = None
+        #: Whether the process forked while this unit of work was open (``_count_fork``).
+        self._forked = False
         self._session = session = store._session_of_thread()
         # The thread's repositories, as plain attributes: ``uow.users`` is a dict hit.
         self.__dict__.update(session.repositories)
@@ -363,6 +387,8 @@ class _SQLiteUnitOfWork:
     def _connection(self, write: bool) -> sqlite3.Connection:
         conn = self._conn
         if conn is None:
+            if self._forked:
+                raise PartnerKitError(_FORKED)
             raise PartnerKitError("unit of work is not open")
         if write and not self._write:
             raise PartnerKitError("read-only unit of work")

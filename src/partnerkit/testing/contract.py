@@ -1021,6 +1021,30 @@ class RelationsContract(_Base):
         assert [r for page in pages for r in page] == self._expected(relations, "f")
         assert len(pages) == 3
 
+    @pytest.mark.parametrize(
+        "after",
+        [("fab\x00", "cmp_1"), ("fab\ud800", "cmp_1"), ("fabrikam", "cmp\x00"), ("f", "\udfff")],
+        ids=["nul-key", "surrogate-key", "nul-id", "surrogate-id"],
+    )
+    def test_a_cursor_no_stored_relation_can_give_is_refused(
+        self, store: Store, relations: list[CustomerRelation], after: tuple[str, str]
+    ) -> None:
+        """A cursor holding text no store keeps (a NUL, a lone surrogate) cannot come from a
+        page: it is a ``ValidationError`` on ``after``, from ``search_relations`` and from
+        ``search_customers`` where a store offers it, on every store alike (a cursor bounds
+        a range, so it cannot just find nothing as such a key does)."""
+        with store.unit_of_work(write=False) as uow:
+            searches: list[Callable[..., object]] = [uow.search_relations]
+            if hasattr(uow, "search_customers"):
+                searches.append(cast(CustomerSearch, uow).search_customers)
+            for search in searches:
+                with pytest.raises(ValidationError) as raised:
+                    search("cmp_p", "f", 10, after, now=_SEARCH_AT)
+                assert raised.value.field == "after"
+            # The unit of work goes on: a storable cursor still pages as before.
+            page = uow.search_relations("cmp_p", "f", 10, ("fab", ""), now=_SEARCH_AT)
+        assert page == [r for r in self._expected(relations, "f") if r.search_key("f") >= "fab"]
+
     @pytest.mark.parametrize("prefix", ["", "f", "fab", "fabrikam", "zo", "\U0010ffff", "x"])
     def test_search_customers_returns_the_companies_of_search_relations(
         self, store: Store, relations: list[CustomerRelation], prefix: str

@@ -88,6 +88,11 @@ def target_within_limits(
         return False  # nobody resets their own password through the admin path
     if target.access is not None and not (own and actor.role == "global_admin"):
         return False  # privileged partner users: only their own global admin
+    if not own and target.role == "global_admin":
+        # Section 3 / F5: delegates never manage the customer's partner relationships, which
+        # its global admins hold; F2: no right is granted that is not held. So no delegate
+        # resets, changes or removes a customer's global admin.
+        return False
     limits = RESETS if permission == "reset_password" else MANAGES
     return any(target.role in limits.get(role, frozenset()) for role in roles)
 

@@ -589,3 +589,32 @@ def test_through_the_portal_a_user_management_admin_creates_only_plain_users(
                 partner_access=access,
             )
         assert info.value.decision.reason == "only-global-admin-assigns-roles"
+
+
+def test_a_delegate_never_gives_global_admin_nor_touches_a_customers_global_admin() -> None:
+    """Through a delegation of every role, a FULL user acts as the customer's global admin,
+    but never gives ``GLOBAL_ADMIN`` (it carries the partner relationships, which no
+    delegate holds) and never changes, resets or removes a customer's global admin; the
+    customer's own global admin does all of it."""
+    full = Person("usr_f", "cmp_p", None, FULL)
+    grant = Grant("cmp_p", "cmp_c", frozenset(AdminRole))
+    plain = Person("usr_c", "cmp_c", None, None)
+    chief = Person("usr_g", "cmp_c", GA, None)
+    own_chief = Person("usr_o", "cmp_c", GA, None)
+
+    def assign(actor: Person, target: Person, role: AdminRole | None) -> tuple[bool, str]:
+        return _assign(actor, target, role, company="cmp_c", is_partner=False, delegation=grant)
+
+    assert assign(full, plain, GA) == (False, "delegates-never-grant-global-admin")
+    assert assign(full, plain, AdminRole.BILLING_ADMIN) == (True, "global-admin-assigns-roles")
+    assert assign(full, chief, None) == (
+        False,
+        "delegates-never-act-on-the-customers-global-admins",
+    )
+    assert assign(own_chief, plain, GA)[0]
+    assert assign(own_chief, chief, None)[0]
+    for permission in (Permission.RESET_PASSWORD, Permission.MANAGE_USERS):
+        on_chief = decide(full, permission, "cmp_c", target=chief, delegation=grant, now=NOW)
+        assert on_chief.reason == "delegates-never-act-on-the-customers-global-admins"
+        assert decide(full, permission, "cmp_c", target=plain, delegation=grant, now=NOW)
+        assert decide(own_chief, permission, "cmp_c", target=chief)

@@ -171,15 +171,16 @@ def test_the_sqlite_file_holds_the_scrypt_hash_and_never_the_password(
     with its parameters and none of the temporary passwords, not even of refused resets."""
     support = sqlite_support
     portal, cust = support.portal, support.customer
+    billing = cust.by_role[AdminRole.BILLING_ADMIN]
     resets = [
         portal.reset_password(support.partner.full, cust.company.id, cust.by_role[role].id)
-        for role in (None, AdminRole.PASSWORD_ADMIN, AdminRole.GLOBAL_ADMIN)
+        for role in (None, AdminRole.PASSWORD_ADMIN, AdminRole.BILLING_ADMIN)
     ]
     with pytest.raises(Forbidden):
-        portal.reset_password(support.partner.limited, cust.company.id, cust.admin.id)
+        portal.reset_password(support.partner.limited, cust.company.id, billing.id)
     assert len(issued) == 4
     with support.store.unit_of_work(write=False) as uow:
-        credential = uow.credentials.get(cust.admin.id)
+        credential = uow.credentials.get(billing.id)
     assert credential is not None
     assert credential.password_hash.startswith("scrypt$1024$8$1$")
     assert PasswordHasher.verify(resets[-1].temporary_password, credential.password_hash)
@@ -198,11 +199,12 @@ def test_the_password_never_enters_audit_reprs_errors_or_logs(
     nor any log record carries a temporary password."""
     portal, cust = support.portal, support.customer
     caplog.set_level(logging.DEBUG)
-    reset = portal.reset_password(support.partner.full, cust.company.id, cust.admin.id)
+    billing = cust.by_role[AdminRole.BILLING_ADMIN]
+    reset = portal.reset_password(support.partner.full, cust.company.id, billing.id)
     with pytest.raises(Forbidden) as refused:
-        portal.reset_password(support.partner.limited, cust.company.id, cust.admin.id)
+        portal.reset_password(support.partner.limited, cust.company.id, billing.id)
     with support.store.unit_of_work(write=False) as uow:
-        credential = uow.credentials.get(cust.admin.id)
+        credential = uow.credentials.get(billing.id)
         trail = repr(uow.audit_events())
     texts = [
         trail,

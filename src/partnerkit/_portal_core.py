@@ -50,7 +50,16 @@ from partnerkit.offers import (
     PurchaseOffer,
     Subscription,
 )
-from partnerkit.ports import COMPANIES, MAX_SEARCH_LIMIT, USERS, Clock, Store, UnitOfWork
+from partnerkit.ports import (
+    COMPANIES,
+    DELEGATIONS,
+    MAX_SEARCH_LIMIT,
+    RELATIONS,
+    USERS,
+    Clock,
+    Store,
+    UnitOfWork,
+)
 from partnerkit.records import CustomerRelation, LinkRecord
 from partnerkit.roles import (
     ALL_ADMIN_ROLES,
@@ -567,18 +576,25 @@ class PortalCore:
         """The delegation *partner_id* administers *customer_id* through, if it is active by
         its status: found by key, through their relation. Its end date, if it has one, is
         left to the caller to judge against the clock."""
-        if _reads_each(uow):
-            # A store across a network (one that reads several keys at once) answers the
-            # indexed lookup in one round trip, where the relation and then the delegation
-            # would take two. Several may be stored as active: one past its end date, and
-            # the one accepted after it ended. The one accepted last is the one the
-            # relation names, and it ends last (or never): it was accepted after the other
-            # ended.
-            found = uow.delegations.find(
-                partner_id=partner_id, customer_id=customer_id, status=_ACTIVE
+        key = CustomerRelation.key(partner_id, customer_id)
+        if _finds_each(uow):
+            # A store across a network (one that reads several keys and lookups at once)
+            # reads the relation and the pair's active delegations in one round trip, where
+            # the relation and then its delegation would take two. Several may be stored as
+            # active (one past its end date, and the one accepted after it ended); the one
+            # that counts is the one the relation names, as below: not an older one the
+            # clock, set back, would find unexpired after the newer one was revoked.
+            relation, found = uow.find_each(  # type: ignore[attr-defined]
+                (RELATIONS, key),
+                (
+                    DELEGATIONS,
+                    {"partner_id": partner_id, "customer_id": customer_id, "status": _ACTIVE},
+                ),
             )
-            return max(found, key=_lasting) if found else None
-        relation = uow.customer_relations.get(CustomerRelation.key(partner_id, customer_id))
+            if relation is None or relation.delegation_id is None:
+                return None
+            return next((d for d in found if d.id == relation.delegation_id), None)
+        relation = uow.customer_relations.get(key)
         if relation is None or relation.delegation_id is None:
             return None
         delegation = uow.delegations.get(relation.delegation_id)
@@ -591,14 +607,6 @@ class PortalCore:
             return None
         return delegation
 
-
-def _lasting(delegation: Delegation) -> tuple[bool, datetime]:
-    """Orders delegations by how long they last: no end date last, then by end date."""
-    ends = delegation.ends_at
-    return (ends is None, ends if ends is not None else _NEVER)
-
-
-_NEVER = datetime.max.replace(tzinfo=UTC)
 
 V = TypeVar(
     "V", Company, User, LinkRecord, CustomerRelation, Subscription, Delegation, PurchaseOffer
@@ -655,6 +663,7 @@ def _capability(name: str) -> Callable[[object], bool]:
 
 #: Whether a unit of work offers ``get_each`` (``ports.EachReader``).
 _reads_each = _capability("get_each")
+_finds_each = _capability("find_each")
 #: Whether a unit of work offers ``check_writes_later`` (``ports.LaterChecks``).
 _checks_later = _capability("check_writes_later")
 

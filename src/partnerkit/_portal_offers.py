@@ -12,11 +12,11 @@ from partnerkit._portal_core import (
     PortalCore,
     _Attempt,
     _bump,
-    _capability,
     _check_bool,
     _check_lifetime,
     _check_max_uses,
     _Context,
+    _finds_each,
     _reads_each,
     _role_label,
     _roles_of,
@@ -132,10 +132,6 @@ def _subscribed(
     if known is None:
         return uow.subscriptions.find(customer_id=company.id, sku=sku)
     return [s for s in known if s.sku == sku]
-
-
-#: Whether a unit of work offers ``find_each`` (``ports.EachFinder``).
-_finds_each = _capability("find_each")
 
 
 class OfferCases(PortalCore):
@@ -737,14 +733,11 @@ class OfferCases(PortalCore):
         if record.max_uses is not None and record.uses >= record.max_uses:
             raise LinkExhausted()
         if offer is not None:
-            # As offered or adjusted, every count within its service's bounds now: the
-            # catalogue may have changed since the offer was made. (The counts are whole
-            # numbers already; the service's own check words the refusal.)
+            # As offered or adjusted, every count a whole number within its service's bounds
+            # now: the catalogue may have changed since the offer was made.
             catalog = self.catalog
             for sku, count in counts.items():
-                service = catalog.get(sku)
-                if not service.min_licenses <= count <= service.max_licenses:
-                    service.check(count, f"licenses[{sku}]")
+                catalog.get(sku).check(count, f"licenses[{sku}]")
 
         subscribed = known.subscriptions if known is not None else None
         if kind is _TRIAL_INVITATION:

@@ -739,15 +739,24 @@ def code_from_url(url: str) -> str:
     """The code in ``url``'s query parameter ``code``; it is not verified here.
 
     Raises:
-        InvalidLink: no code, more than one, a code that cannot be one, non-ASCII input, or
-            a URL longer than twice :data:`MAX_CODE_LENGTH`.
+        InvalidLink: no code, more than one, a code that cannot be one, non-ASCII input,
+            white space or control characters anywhere (URL parsers drop some of them
+            silently, which would let an altered link verify), or a URL longer than twice
+            :data:`MAX_CODE_LENGTH`.
     """
-    if type(url) is not str or len(url) > _MAX_URL_LENGTH or not url.isascii():
+    if (
+        type(url) is not str
+        or len(url) > _MAX_URL_LENGTH
+        or not url.isascii()
+        or not url.isprintable()
+        or " " in url
+    ):
         _invalid()
     base, mark, query = url.partition("?")
     if (
         mark
         and "[" not in base
+        and "#" not in base  # else the "?" is in the fragment: there is no query at all
         and "#" not in query
         and "%" not in query
         and "+" not in query

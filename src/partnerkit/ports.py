@@ -26,7 +26,13 @@ from partnerkit.audit import AuditEvent
 from partnerkit.consent import Delegation, DelegationOffer
 from partnerkit.directory import Company, User, email_key
 from partnerkit.errors import ValidationError
-from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation, check_licenses
+from partnerkit.offers import (
+    OfferLine,
+    PurchaseOffer,
+    Subscription,
+    TrialInvitation,
+    check_licenses,
+)
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.support import Credential, ServiceRequest
 
@@ -127,6 +133,17 @@ def _valid_subscription(subscription: Subscription) -> None:
     check_licenses(subscription.licenses)
 
 
+def _valid_offer(offer: PurchaseOffer) -> None:
+    # Its lines are a JSON column, which SQL cannot CHECK: the count of each is checked here.
+    lines = offer.lines
+    if type(lines) is not tuple or not lines:
+        raise ValidationError("lines", "must be a non-empty tuple of OfferLine")
+    for line in lines:
+        if type(line) is not OfferLine:
+            raise ValidationError("lines", "must be a non-empty tuple of OfferLine")
+        check_licenses(line.licenses, field=f"licenses[{line.sku}]")
+
+
 LINKS: Table[LinkRecord] = Table(
     name="links",
     cls=LinkRecord,
@@ -155,6 +172,7 @@ OFFERS: Table[PurchaseOffer] = Table(
     noun="purchase offer",
     unique=(("quote_id",), ("link_id",)),
     indexes=(("partner_id",),),
+    validate=_valid_offer,
 )
 SUBSCRIPTIONS: Table[Subscription] = Table(
     name="subscriptions",

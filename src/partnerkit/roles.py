@@ -152,6 +152,8 @@ class Rule(enum.Enum):
     NO_SELF_RESET = "no-self-password-reset-through-admin-path"
     TARGET_IN_OTHER_COMPANY = "target-in-other-company"
     PRIVILEGED_TARGET = "privileged-partner-user-needs-own-global-admin"
+    CUSTOMER_GLOBAL_ADMIN_NOT_DELEGATED = "delegates-never-act-on-the-customers-global-admins"
+    DELEGATES_NEVER_GRANT_GLOBAL_ADMIN = "delegates-never-grant-global-admin"
     TARGET_OUTSIDE_ROLE_LIMITS = "target-role-outside-actor-limits"
     ONLY_GLOBAL_ADMIN_ASSIGNS = "only-global-admin-assigns-roles"
     NO_ESCALATION = "cannot-grant-partner-access-not-held"
@@ -381,8 +383,15 @@ def _decide_target(
     for role in roles:
         allowed = limits.get(role)
         if allowed is not None and target_role in allowed:
-            return None
-    return _DENY[Rule.TARGET_OUTSIDE_ROLE_LIMITS]
+            break
+    else:
+        return _DENY[Rule.TARGET_OUTSIDE_ROLE_LIMITS]
+    if not own and target_role is AdminRole.GLOBAL_ADMIN:
+        # A customer's global admins hold what no delegate does: its partner relationships
+        # (they accept, decline and revoke delegations). Resetting one's password, changing
+        # or removing one would hand the partner that right, or take it from the customer.
+        return _DENY[Rule.CUSTOMER_GLOBAL_ADMIN_NOT_DELEGATED]
+    return None
 
 
 def decide_assignment(
@@ -400,9 +409,13 @@ def decide_assignment(
 
     Only a global admin (own, or effective through a delegation) assigns admin roles; partner
     access is assigned only in the actor's own partner company, by a global admin who holds
-    at least that access. Every admin role lies within a global admin's own rights, so
-    *admin_role* never escalates. Whether partner access fits the company at all (customers
-    never hold it) is a validation question, answered by the caller before this one.
+    at least that access. Every admin role lies within a global admin's own rights, so in
+    its own company *admin_role* never escalates. Through a delegation it would: the
+    delegate acts as the customer's global admin but never holds its partner relationships,
+    which ``GLOBAL_ADMIN`` carries, so a delegate never gives that role (nor changes a
+    customer's global admin: see the target rules). Whether partner access fits the company
+    at all (customers never hold it) is a validation question, answered by the caller
+    before this one.
     """
     allowed = decide(
         actor,
@@ -417,8 +430,10 @@ def decide_assignment(
         if allowed.rule in (Rule.ROLE_LACKS_PERMISSION, Rule.DENY_BY_DEFAULT):
             return _DENY[Rule.ONLY_GLOBAL_ADMIN_ASSIGNS]
         return allowed
+    own = actor.company_id == company_id
+    if not own and admin_role is AdminRole.GLOBAL_ADMIN:
+        return _DENY[Rule.DELEGATES_NEVER_GRANT_GLOBAL_ADMIN]
     if partner_access is not None or target.partner_access is not None:
-        own = actor.company_id == company_id
         if not own or not company_is_partner:
             return _DENY[Rule.NO_ESCALATION]
         if _PARTNER_ACCESS_RANK[actor.partner_access] < _PARTNER_ACCESS_RANK[partner_access]:

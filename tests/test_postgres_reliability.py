@@ -11,6 +11,7 @@ from importlib.util import find_spec
 import attrs
 import pytest
 
+from _forking import in_child
 from partnerkit.directory import Company, CompanyKind
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError
 from partnerkit.records import CustomerRelation
@@ -179,27 +180,16 @@ def test_a_server_that_is_gone_is_store_unavailable_not_a_hang(
 def test_a_child_forked_after_opening_gets_its_own_connection(pg_store: PostgresStore) -> None:
     """The child talks to the server on a session of its own; the parent's survives intact."""
     parent_backend = backend_pid(pg_store)
-    read_end, write_end = os.pipe()
-    child = os.fork()
-    if child == 0:  # pragma: no cover - runs in the child, which never returns to pytest
-        code = 1
-        try:
-            os.close(read_end)
-            with pg_store.unit_of_work() as uow:
-                backend = int(uow.fetchone("SELECT pg_backend_pid()", ())[0])
-                uow.companies.add(customer())
-                uow.commit()
-            pg_store.close()
-            os.write(write_end, str(backend).encode())
-            code = 0
-        finally:
-            os._exit(code)
-    os.close(write_end)
-    with os.fdopen(read_end) as pipe:
-        reported = pipe.read()
-    _, status = os.waitpid(child, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    assert int(reported) != parent_backend
+
+    def child() -> str:
+        with pg_store.unit_of_work() as uow:
+            backend = int(uow.fetchone("SELECT pg_backend_pid()", ())[0])
+            uow.companies.add(customer())
+            uow.commit()
+        pg_store.close()
+        return str(backend)
+
+    assert int(in_child(child)) != parent_backend
     # The parent's pooled connection was neither used nor closed by the child.
     assert backend_pid(pg_store) == parent_backend
     with pg_store.unit_of_work(write=False) as uow:
@@ -213,37 +203,25 @@ def test_a_unit_of_work_open_at_a_fork_is_the_parents_alone(pg_store: PostgresSt
     writers' turn (found in review: the child rolled the parent's transaction back on the
     parent's connection, and freeing the turn raised ``RuntimeError``). The parent's unit of
     work goes on and commits."""
-    read_end, write_end = os.pipe()
     with pg_store.unit_of_work() as uow:
         uow.companies.add(customer())
-        child = os.fork()
-        if child == 0:  # pragma: no cover - runs in the child, which never returns to pytest
-            code = 1
-            try:
-                os.close(read_end)
-                outcome = []
-                for step in (
-                    lambda: uow.companies.get("cmp_c"),
-                    lambda: uow.companies.add(customer("cmp_d", "d.example")),
-                    uow.commit,
-                ):
-                    try:
-                        step()
-                        outcome.append("ran")
-                    except PartnerKitError as exc:
-                        outcome.append(type(exc).__name__)
-                uow.__exit__(None, None, None)
-                outcome.append("left")
-                os.write(write_end, " ".join(outcome).encode())
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        with os.fdopen(read_end) as pipe:
-            reported = pipe.read()
-        _, status = os.waitpid(child, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
-        assert reported == "PartnerKitError PartnerKitError PartnerKitError left"
+
+        def child() -> str:
+            outcome = []
+            for step in (
+                lambda: uow.companies.get("cmp_c"),
+                lambda: uow.companies.add(customer("cmp_d", "d.example")),
+                uow.commit,
+            ):
+                try:
+                    step()
+                    outcome.append("ran")
+                except PartnerKitError as exc:
+                    outcome.append(type(exc).__name__)
+            uow.__exit__(None, None, None)
+            return " ".join([*outcome, "left"])
+
+        assert in_child(child) == "PartnerKitError PartnerKitError PartnerKitError left"
         uow.companies.add(customer("cmp_e", "e.example"))
         uow.commit()
     with pg_store.unit_of_work(write=False) as uow:

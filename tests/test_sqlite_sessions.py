@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from _forking import in_child
 from partnerkit import PartnerKitError
 from partnerkit.directory import Company, CompanyKind
 from partnerkit.stores.sqlite import SQLiteStore
@@ -167,38 +168,28 @@ def test_a_unit_of_work_open_at_a_fork_is_the_parents_alone(store: SQLiteStore) 
     sends nothing (found in review: the child ran statements and committed on the parent's
     connection, appending to the parent's write-ahead log under the parent's lock); the
     parent goes on and commits, and the child's write is nowhere."""
-    read_end, write_end = os.pipe()
     with store.unit_of_work() as uow:
         uow.companies.add(_company(1))
-        pid = os.fork()
-        if pid == 0:  # pragma: no cover - the child reports through the pipe
-            code = 1
-            try:
-                os.close(read_end)
-                outcome = []
-                for step in (
-                    lambda: uow.companies.get(_company(1).id),
-                    lambda: uow.companies.add(_company(2)),
-                    uow.commit,
-                ):
-                    try:
-                        step()
-                        outcome.append("ran")
-                    except PartnerKitError as exc:
-                        outcome.append("forked" if "forked" in str(exc) else type(exc).__name__)
-                uow.__exit__(None, None, None)
-                # A unit of work of the child's own works.
-                with store.unit_of_work(write=False) as own:
-                    outcome.append(str(own.companies.get(_company(1).id)))
-                os.write(write_end, " ".join(outcome).encode())
-                code = 0
-            finally:
-                os._exit(code)
-        os.close(write_end)
-        with os.fdopen(read_end) as pipe:
-            reported = pipe.read()
-        _, status = os.waitpid(pid, 0)
-        assert os.waitstatus_to_exitcode(status) == 0
+
+        def child() -> str:
+            outcome = []
+            for step in (
+                lambda: uow.companies.get(_company(1).id),
+                lambda: uow.companies.add(_company(2)),
+                uow.commit,
+            ):
+                try:
+                    step()
+                    outcome.append("ran")
+                except PartnerKitError as exc:
+                    outcome.append("forked" if "forked" in str(exc) else type(exc).__name__)
+            uow.__exit__(None, None, None)
+            # A unit of work of the child's own works.
+            with store.unit_of_work(write=False) as own:
+                outcome.append(str(own.companies.get(_company(1).id)))
+            return " ".join(outcome)
+
+        reported = in_child(child)
         assert reported.split(" ", 3)[:3] == ["PartnerKitError", "PartnerKitError", "forked"]
         assert reported.endswith("None")  # the parent's write is not committed yet
         uow.companies.add(_company(3))

@@ -247,7 +247,7 @@ def test_demo_shows_a_temporary_password_once_and_keeps_only_its_hash(demo: Demo
     assert re.search(r"temporary password: \*{16,} \(shown to lee alone\)", step)
     assert "password=***>" in step
     assert "the portal's sign-in accepts it: True" in step
-    assert "ana's temporary password works no more: False" in step
+    assert "ana's temporary password still works: no" in step
     files = sorted(demo.db.parent.glob(demo.db.name + "*"))
     assert files
     for file in files:

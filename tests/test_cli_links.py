@@ -361,6 +361,14 @@ def test_link_new_issues_a_trial_invitation_with_a_catalogue_file(
         (["--actor", "nobody@contoso.example", "--delegated-admin"], "no user"),
         (["--actor", "ana@contoso.example", "--trial", "NOPE"], "not found"),
         (["--actor", "ana@contoso.example", "--delegated-admin", "--days", "0"], "duration"),
+        (
+            ["--actor", "ana@contoso.example", "--delegated-admin", "--days", "99999999999"],
+            "--days",
+        ),
+        (
+            ["--actor", "ana@contoso.example", "--delegated-admin", "--expires-in-days", "9" * 11],
+            "--expires-in-days",
+        ),
     ],
 )
 def test_link_new_refuses_what_the_portal_refuses(

@@ -532,8 +532,10 @@ class DelegationLifecycle(RuleBasedStateMachine):
         actor = self.partner_user(by)
         victim = self.customer_user(customer, victim_role)
         roles = self.effective(actor, customer)
+        # A delegate never resets a customer's global admin (they hold its partner
+        # relationships, which no delegate does): the rest of GLOBAL_ADMIN's reach.
         resets = {
-            AdminRole.GLOBAL_ADMIN: {None, *AdminRole},
+            AdminRole.GLOBAL_ADMIN: {None, *AdminRole} - {AdminRole.GLOBAL_ADMIN},
             AdminRole.PASSWORD_ADMIN: {None, AdminRole.PASSWORD_ADMIN},
             AdminRole.USER_MANAGEMENT_ADMIN: {
                 None,

@@ -15,12 +15,15 @@
 - A purchase offer's licence counts are checked by every store, as a subscription's are;
   and a stored count that is not a whole number fails a redemption as a ``ValidationError``
   (it raised ``TypeError``).
+- A clock in another zone than UTC made the trail fail to verify on the SQL stores; and a
+  trail edited behind the store's back could raise ``TypeError``, ``ValueError`` or
+  ``JSONDecodeError`` instead of ``AuditChainBroken``.
 """
 
 from __future__ import annotations
 
 import sqlite3
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -37,6 +40,7 @@ from partnerkit import (
     Portal,
     ValidationError,
 )
+from partnerkit.audit import AuditChainBroken
 from partnerkit.ports import Store
 from partnerkit.roles import Rule
 from partnerkit.stores.sqlite import SQLiteStore
@@ -253,5 +257,91 @@ def test_a_stored_count_that_is_not_a_whole_number_fails_a_redemption_typed(
         with store.unit_of_work(write=False) as uow:
             last = uow.audit_events()[-1]
         assert (last.action, last.outcome) == ("link.redeem", "failed")
+    finally:
+        store.close()
+
+
+# -- the audit trail ---------------------------------------------------------------------------
+
+
+def test_a_clock_in_another_zone_keeps_the_trail_verifiable(any_store: Store) -> None:
+    """A clock that gives aware times with another offset (a portal's local zone): events
+    are recorded in UTC, so the SQL stores, which keep times as UTC, read back the very text
+    each hash covers (the trail failed to verify on SQLite and PostgreSQL)."""
+    plus_two = timezone(timedelta(hours=2))
+    portal = _make_portal(
+        any_store, lambda: datetime(2024, 1, 15, 11, 30, tzinfo=plus_two), sample_catalog()
+    )
+    add_partner(portal, "Contoso", "contoso")
+    with any_store.unit_of_work(write=False) as uow:
+        events = uow.audit_events()
+    assert events
+    assert {e.at for e in events} == {datetime(2024, 1, 15, 9, 30, tzinfo=UTC)}
+    assert all(e.at.tzinfo is UTC for e in events)
+    assert portal.verify_audit_trail() == len(events)
+
+
+_TAMPERING = {
+    "head-row-deleted": "DELETE FROM audit_head",
+    "head-seq-text": "UPDATE audit_head SET seq = 'x'",
+    "at-text": "UPDATE audit_events SET at = 'yesterday' WHERE seq = 2",
+    "detail-not-json": "UPDATE audit_events SET detail = 'not json' WHERE seq = 2",
+    "detail-bad-shape": """UPDATE audit_events SET detail = '[["a"]]' WHERE seq = 2""",
+    "actor-a-number": "UPDATE audit_events SET actor_id = 7 WHERE seq = 2",
+}
+
+
+@pytest.mark.parametrize("statement", list(_TAMPERING.values()), ids=list(_TAMPERING))
+def test_a_trail_edited_behind_the_store_is_audit_chain_broken(
+    tmp_path: Path, statement: str
+) -> None:
+    """Rows a SQLite file's audit tables should never hold (they predate STRICT tables):
+    ``verify_audit_trail`` raises ``AuditChainBroken``, never a ``TypeError`` or a
+    ``JSONDecodeError``; a missing head stops every write the same way."""
+    path = tmp_path / "audit.db"
+    store = SQLiteStore(path)
+    try:
+        portal = _make_portal(store, FakeClock(), sample_catalog())
+        add_customer(portal, "Fabrikam", "fabrikam.example", roles=(None,))
+        assert portal.verify_audit_trail() >= 2
+        raw = sqlite3.connect(path)
+        with raw:
+            assert raw.execute(statement).rowcount == 1
+        raw.close()
+        with pytest.raises(AuditChainBroken):
+            portal.verify_audit_trail()
+        if "audit_head" in statement:
+            with pytest.raises(AuditChainBroken):
+                portal.register_customer(
+                    name="Later", domain="later.example", admin_email="a@later.example"
+                )
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [_TAMPERING["head-row-deleted"], _TAMPERING["detail-not-json"]],
+    ids=["head-row-deleted", "detail-not-json"],
+)
+def test_a_postgres_trail_edited_behind_the_store_is_audit_chain_broken(
+    fresh_dsn: str, statement: str
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    from partnerkit.stores.postgres import PostgresStore
+
+    store = PostgresStore(fresh_dsn)
+    try:
+        portal = _make_portal(store, FakeClock(), sample_catalog())
+        add_customer(portal, "Fabrikam", "fabrikam.example", roles=(None,))
+        with psycopg.connect(fresh_dsn, autocommit=True) as raw:
+            assert raw.execute(statement).rowcount == 1
+        with pytest.raises(AuditChainBroken):
+            portal.verify_audit_trail()
+        if "audit_head" in statement:
+            with pytest.raises(AuditChainBroken):
+                portal.register_customer(
+                    name="Later", domain="later.example", admin_email="a@later.example"
+                )
     finally:
         store.close()

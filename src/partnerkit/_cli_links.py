@@ -280,7 +280,7 @@ def _link_new(args: argparse.Namespace) -> int:
         if not found:
             _error(f"no user with e-mail {args.actor!r}")
             return EXIT_USAGE
-        expires = None if args.expires_in_days is None else timedelta(days=args.expires_in_days)
+        expires = _days("--expires-in-days", args.expires_in_days)
         if args.trial:
             url = portal.create_trial_invitation(
                 found[0],
@@ -293,7 +293,7 @@ def _link_new(args: argparse.Namespace) -> int:
             url = portal.offer_delegated_admin(
                 found[0],
                 roles=None if not args.role else {AdminRole(r) for r in args.role},
-                duration=None if args.days is None else timedelta(days=args.days),
+                duration=_days("--days", args.days),
                 expires_in=expires,
                 max_uses=args.max_uses,
             )
@@ -312,3 +312,14 @@ def _report(as_json: bool, status: str, message: str) -> None:
     else:
         print(f"status: {status}")
         _error(message)
+
+
+def _days(option: str, days: int | None) -> timedelta | None:
+    """*days* as a ``timedelta``; a number no ``timedelta`` holds is a usage error, as an
+    out-of-range one is (the use case words that one)."""
+    if days is None:
+        return None
+    try:
+        return timedelta(days=days)
+    except OverflowError:
+        raise ValidationError(option, "is far too large a number of days") from None

@@ -155,8 +155,10 @@ class PortalCore:
             return datetime.now(UTC)
         now = clock()
         if now.utcoffset() is None:
-            raise ValidationError("clock", "must return an aware UTC datetime")
-        return now
+            raise ValidationError("clock", "must return an aware datetime")
+        # Kept as UTC, as every store gives times back: an event's hash covers its time as
+        # text, which another zone's offset would change once stored and read again.
+        return now if now.tzinfo is UTC else now.astimezone(UTC)
 
     def _run(
         self, action: str, body: Callable[[UnitOfWork, _Attempt], R], *, write: bool = True

@@ -31,5 +31,6 @@ class Portal(DirectoryCases, OfferCases, ConsentCases, SupportCases):
             ``rotate()`` and ``remove()`` act on a running Portal.
         catalog: the services partners may offer.
         base_url: the page links point to; the signed code goes into its ``code`` parameter.
-        clock: returns the current aware UTC time; the real clock by default.
+        clock: returns the current time as an aware datetime (taken as UTC: one in another
+            zone is converted); the real clock by default.
     """

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 import attrs
 
-from partnerkit.audit import AuditEvent
+from partnerkit.audit import AuditChainBroken, AuditEvent
 from partnerkit.errors import ValidationError
 from partnerkit.ports import Table
 
@@ -28,9 +28,11 @@ __all__ = [
     "AUDIT_COLUMNS",
     "Codec",
     "TableSQL",
+    "chain_head",
     "check_search_cursor",
     "customer_search",
     "ddl",
+    "decode_events",
     "key_of",
     "prefix_range",
     "relation_search",
@@ -649,6 +651,29 @@ def never_stored(value: object) -> bool:
     except UnicodeEncodeError:
         return True
     return False
+
+
+def chain_head(row: Sequence[Any] | None) -> tuple[int, str]:
+    """The audit chain's head from its row, or ``AuditChainBroken`` when the row is missing
+    or holds what no store writes there (it was edited behind the store's back)."""
+    if row is None or len(row) != 2 or type(row[0]) is not int or type(row[1]) is not str:
+        raise AuditChainBroken(0, "the chain head is missing or malformed")
+    return row[0], row[1]
+
+
+def decode_events(rows: Sequence[Sequence[Any]]) -> list[AuditEvent]:
+    """The audit events of *rows*, or ``AuditChainBroken`` at the first row that cannot be
+    an event (edited behind the store's back: a time that is not one, details that are not
+    the pairs written, ...)."""
+    decode = AUDIT_COLUMNS.decode
+    events = []
+    for row in rows:
+        try:
+            events.append(decode(row))
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            seq = row[0] if type(row[0]) is int else 0
+            raise AuditChainBroken(seq, "a stored event cannot be read") from exc
+    return events
 
 
 def check_search_cursor(after: tuple[str, str] | None) -> None:

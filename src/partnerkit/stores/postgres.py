@@ -87,9 +87,11 @@ from partnerkit.stores._sql import (
     BACKFILL_V3,
     TableSQL,
     add_columns,
+    chain_head,
     check_search_cursor,
     columns_added_later,
     ddl,
+    decode_events,
     key_of,
     listed_sql,
     never_stored,
@@ -1057,8 +1059,7 @@ class _PostgresUnitOfWork:
     def _take_head(self, result: Any) -> None:
         rows = self._slot.rows  # type: ignore[union-attr]
         rows.set_pgresult(result)
-        seq, top = rows.load_row(0, tuple)
-        self._head = (int(seq), str(top))
+        self._head = chain_head(rows.load_row(0, tuple) if result.ntuples else None)
 
     def _opened_now(self) -> _Slot:
         """The connection, once the answers of this writer's opening are read (a round trip
@@ -1252,8 +1253,7 @@ class _PostgresUnitOfWork:
             self._opened_now()  # the head comes with the opening's answers
         if self._head is not None and self._slot is not None:
             return self._head
-        row = self.fetchone("SELECT seq, hash FROM audit_head WHERE id = 1", ())
-        return (int(row[0]), str(row[1]))
+        return chain_head(self.fetchone("SELECT seq, hash FROM audit_head WHERE id = 1", ()))
 
     def append_audit(self, event: AuditEvent) -> None:
         self._open(True)
@@ -1278,8 +1278,7 @@ class _PostgresUnitOfWork:
                 "AND company_id IS DISTINCT FROM %s ORDER BY seq",
                 (company_id, company_id, company_id),
             )
-        decode = AUDIT_COLUMNS.decode
-        return [decode(r) for r in rows]
+        return decode_events(rows)
 
     def search_relations(
         self,

@@ -35,9 +35,11 @@ from partnerkit.stores._sql import (
     TableSQL,
     UpdatePlan,
     add_columns,
+    chain_head,
     columns_added_later,
     customer_search,
     ddl,
+    decode_events,
     key_of,
     never_stored,
     rekey_renamed,
@@ -423,7 +425,7 @@ class _SQLiteUnitOfWork:
         head = self._head
         if head is None:
             row = self.fetchone("SELECT seq, hash FROM audit_head WHERE id = 1", ())
-            head = self._head = (int(row[0]), str(row[1]))
+            head = self._head = chain_head(row)
         return head
 
     def append_audit(self, event: AuditEvent) -> None:
@@ -450,8 +452,7 @@ class _SQLiteUnitOfWork:
                 f"{_AUDIT_SELECT} WHERE actor_company_id = ? ORDER BY seq",
                 (company_id, company_id),
             )
-        decode = AUDIT_COLUMNS.decode
-        return [decode(r) for r in rows]
+        return decode_events(rows)
 
     def search_relations(
         self,

@@ -1596,6 +1596,47 @@ class ConcurrencyContract(_Base):
         assert final.version == 1 + len(acked) == 41
         assert sorted(acked) == list(range(2, 42))
 
+    def test_threads_appending_to_the_audit_chain_keep_one_chain(self, store: Store) -> None:
+        """Four threads, released together, each append events in write units of work of
+        their own, each chained to the head it reads, retrying on ``Conflict``: the events
+        are numbered 1 to their count with no gap or repeat, and the chain verifies (a store
+        whose head another writer could move between its read and the commit would fork
+        the chain)."""
+        barrier = threading.Barrier(4)
+        errors: list[BaseException] = []
+
+        def worker(k: int) -> None:
+            try:
+                for n in range(5):
+                    barrier.wait()
+                    while True:
+                        try:
+                            with store.unit_of_work() as uow:
+                                seq, prev = uow.audit_head()
+                                event = _event(seq + 1, prev, action=f"test.thread{k}.{n}")
+                                uow.append_audit(event)
+                                uow.commit()
+                            break
+                        except Conflict:
+                            continue
+            except BaseException as exc:  # reported to the main thread
+                errors.append(exc)
+                barrier.abort()
+
+        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert errors == []
+        with store.unit_of_work(write=False) as uow:
+            events, head = uow.audit_events(), uow.audit_head()
+        assert [e.seq for e in events] == list(range(1, 21))
+        assert sorted(e.action for e in events) == sorted(
+            f"test.thread{k}.{n}" for k in range(4) for n in range(5)
+        )
+        assert verify_chain(events, head) == 20
+
 
 class PortalContract(_Base):
     """The Portal's use cases behave the same on this store."""

@@ -36,6 +36,7 @@ from partnerkit import (
     Forbidden,
     InvalidLink,
     OfferLine,
+    PartnerKitError,
     Permission,
     Portal,
     ValidationError,
@@ -345,3 +346,34 @@ def test_a_postgres_trail_edited_behind_the_store_is_audit_chain_broken(
         _chain_broken(portal, statement)
     finally:
         store.close()
+
+
+# -- from the review of the session's own change --------------------------------------------
+
+
+def test_a_finished_unit_of_work_refuses_a_search_before_judging_its_cursor(
+    any_store: Store,
+) -> None:
+    """Every store says first that the unit of work is over, as for any read (SQLite judged
+    the cursor first)."""
+    uow = any_store.unit_of_work(write=False)
+    with uow:
+        pass
+    for after in (("a\x00", "id"), ("a", "id")):
+        with pytest.raises(PartnerKitError) as raised:
+            uow.search_relations("cmp_x", "", 10, after=after)
+        assert not isinstance(raised.value, ValidationError)
+
+
+def test_a_clock_time_with_no_utc_equivalent_is_a_validation_error(any_store: Store) -> None:
+    """An aware time at the very start of the calendar in a zone ahead of UTC has no UTC
+    time: the clock's ``ValidationError``, not a raw ``OverflowError``; nothing written."""
+    early = datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+    portal = _make_portal(any_store, lambda: early, sample_catalog())
+    with pytest.raises(ValidationError) as raised:
+        portal.register_customer(
+            name="Fabrikam", domain="fabrikam.example", admin_email="a@fabrikam.example"
+        )
+    assert raised.value.field == "clock"
+    with any_store.unit_of_work(write=False) as uow:
+        assert uow.audit_events() == []

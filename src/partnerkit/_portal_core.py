@@ -158,7 +158,12 @@ class PortalCore:
             raise ValidationError("clock", "must return an aware datetime")
         # Kept as UTC, as every store gives times back: an event's hash covers its time as
         # text, which another zone's offset would change once stored and read again.
-        return now if now.tzinfo is UTC else now.astimezone(UTC)
+        if now.tzinfo is UTC:
+            return now
+        try:
+            return now.astimezone(UTC)
+        except OverflowError:
+            raise ValidationError("clock", "returned a time out of range in UTC") from None
 
     def _run(
         self, action: str, body: Callable[[UnitOfWork, _Attempt], R], *, write: bool = True

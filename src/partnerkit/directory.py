@@ -106,8 +106,11 @@ _UNSAFE_IN_NEW_NAME = re.compile("[\x80-\x9f\u202a-\u202e\u2066-\u2069]")
 
 def check_new_name(field: str, value: object) -> None:
     """Validate a name a caller gives now (a company's name, a user's display name): as
-    :func:`check_name`, and without C1 control characters or bidirectional formatting
-    characters (a ``ValidationError`` naming *field*).
+    :func:`check_name`, and without C1 control characters or the bidirectional embedding,
+    override and isolate characters (a ``ValidationError`` naming *field*). The
+    directional marks (U+200E, U+200F, U+061C) stay allowed: right-to-left text uses them
+    to place numbers and punctuation, and each acts as one letter of its direction, not as
+    a control over the text that follows it.
 
     Checked where a name is written, not by the classes: a name stored before the rule
     existed still reads, and its company or user can still be changed.
@@ -116,7 +119,9 @@ def check_new_name(field: str, value: object) -> None:
     assert isinstance(value, str)
     if _UNSAFE_IN_NEW_NAME.search(value):
         raise ValidationError(
-            field, "must not contain control characters or bidirectional formatting characters"
+            field,
+            "must not contain control characters or bidirectional embedding, override or "
+            "isolate characters",
         )
 
 

@@ -462,6 +462,7 @@ class _SQLiteUnitOfWork:
         after: tuple[str, str] | None = None,
         now: datetime | None = None,
     ) -> list[CustomerRelation]:
+        self._conn or self._connection(False)  # a finished unit of work refuses first
         codec = self._store.tables["customer_relations"].codec
         # One statement: both index ranges merged in order, read only up to the page's end.
         statement, params = relation_search(codec.fields, partner_id, prefix, limit, after, now=now)
@@ -476,6 +477,7 @@ class _SQLiteUnitOfWork:
         after: tuple[str, str] | None = None,
         now: datetime | None = None,
     ) -> list[Company]:
+        self._conn or self._connection(False)  # a finished unit of work refuses first
         codec = self._store.tables["companies"].codec
         # The same statement joined to the companies: one round trip from search to page.
         statement, params = customer_search(codec.fields, partner_id, prefix, limit, after, now=now)

@@ -1553,6 +1553,15 @@ class RoundTripContract(_Base):
         round_trip()
 
 
+def _in_threads(worker: Callable[[int], None], count: int) -> None:
+    """Run ``worker(k)`` in *count* threads at once (k from 0) and wait for them all."""
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+
 class ConcurrencyContract(_Base):
     """A store is safe to share between threads."""
 
@@ -1585,11 +1594,7 @@ class ConcurrencyContract(_Base):
                     acked.append(new.version)
                 done += 1
 
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _in_threads(worker, 4)
         assert errors == []
         final = _get(store, USERS, user.id)
         assert final is not None
@@ -1623,11 +1628,7 @@ class ConcurrencyContract(_Base):
                 errors.append(exc)
                 barrier.abort()
 
-        threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
+        _in_threads(worker, 4)
         assert errors == []
         with store.unit_of_work(write=False) as uow:
             events, head = uow.audit_events(), uow.audit_head()

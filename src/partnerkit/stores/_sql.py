@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from partnerkit.audit import AuditChainBroken, AuditEvent
-from partnerkit.errors import ValidationError
+from partnerkit.errors import PartnerKitError, ValidationError
 from partnerkit.ports import Table
 
 __all__ = [
@@ -34,6 +34,7 @@ __all__ = [
     "ddl",
     "decode_events",
     "key_of",
+    "migrate_forward",
     "prefix_range",
     "relation_search",
     "table_codec",
@@ -426,6 +427,32 @@ ADDED_COLUMNS: Mapping[int, tuple[tuple[str, str], ...]] = {
     2: (("customer_relations", "delegation_id"),),
     3: (("customer_relations", "delegation_ends_at"),),
 }
+
+
+def migrate_forward(
+    current: int,
+    migrations: Sequence[Sequence[str | Callable[[Any], None]]],
+    target: Any,
+    execute: Callable[[str], object],
+    record: Callable[[int], object],
+) -> None:
+    """Bring a schema at version *current* up to ``len(migrations)``, inside the caller's
+    transaction: each version's steps (a statement for *execute*, or a function called with
+    *target*), then *record* of the version reached. A schema newer than every migration
+    here is refused: an older partnerkit must not write to it."""
+    newest = len(migrations)
+    if current > newest:
+        raise PartnerKitError(
+            f"the database schema is version {current}, newer than this "
+            f"partnerkit knows ({newest}); upgrade partnerkit"
+        )
+    for version in range(current, newest):
+        for step in migrations[version]:
+            if callable(step):
+                step(target)
+            else:
+                execute(step)
+        record(version + 1)
 
 
 def columns_added_later(table: str) -> frozenset[str]:

@@ -94,6 +94,7 @@ from partnerkit.stores._sql import (
     decode_events,
     key_of,
     listed_sql,
+    migrate_forward,
     never_stored,
     prefix_range,
     rekey_renamed,
@@ -1758,21 +1759,15 @@ class PostgresStore:
                     if row is None or row[0] is None:
                         cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                     row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
-                    current = int(row[0] or 0) if row is not None else 0
-                    if current > SCHEMA_VERSION:
-                        raise PartnerKitError(
-                            f"the database schema is version {current}, newer than this "
-                            f"partnerkit knows ({SCHEMA_VERSION}); upgrade partnerkit"
-                        )
-                    for version in range(current, SCHEMA_VERSION):
-                        for stmt in MIGRATIONS[version]:
-                            if callable(stmt):
-                                stmt(cur)
-                            else:
-                                cur.execute(stmt)
-                        cur.execute(
-                            "INSERT INTO schema_version (version) VALUES (%s)", (version + 1,)
-                        )
+                    migrate_forward(
+                        int(row[0] or 0) if row is not None else 0,
+                        MIGRATIONS,
+                        cur,
+                        cur.execute,
+                        lambda version: cur.execute(
+                            "INSERT INTO schema_version (version) VALUES (%s)", (version,)
+                        ),
+                    )
                     cur.execute("COMMIT")
                 except BaseException:
                     if not slot.conn.broken:

@@ -41,6 +41,7 @@ from partnerkit.stores._sql import (
     ddl,
     decode_events,
     key_of,
+    migrate_forward,
     never_stored,
     rekey_renamed,
     relation_search,
@@ -665,21 +666,15 @@ class SQLiteStore:
                         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
                     )
                     row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-                    current = int(row[0] or 0)
-                    if current > SCHEMA_VERSION:
-                        raise PartnerKitError(
-                            f"the database schema is version {current}, newer than this "
-                            f"partnerkit knows ({SCHEMA_VERSION}); upgrade partnerkit"
-                        )
-                    for version in range(current, SCHEMA_VERSION):
-                        for stmt in MIGRATIONS[version]:
-                            if callable(stmt):
-                                stmt(conn)
-                            else:
-                                conn.execute(stmt)
-                        conn.execute(
-                            "INSERT INTO schema_version (version) VALUES (?)", (version + 1,)
-                        )
+                    migrate_forward(
+                        int(row[0] or 0),
+                        MIGRATIONS,
+                        conn,
+                        conn.execute,
+                        lambda version: conn.execute(
+                            "INSERT INTO schema_version (version) VALUES (?)", (version,)
+                        ),
+                    )
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")

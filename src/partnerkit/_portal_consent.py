@@ -10,6 +10,7 @@ from partnerkit._portal_core import (
     _Attempt,
     _Context,
     _roles_of,
+    _shown,
 )
 from partnerkit.consent import (
     Delegation,
@@ -53,14 +54,14 @@ class ConsentCases(PortalCore):
         customer_id: str | None = None,
         partner_id: str | None = None,
     ) -> Delegation:
-        attempt.target_id = str(delegation_id)[:64]
+        attempt.target_id = _shown(delegation_id)
         found = uow.delegations.get(delegation_id) if isinstance(delegation_id, str) else None
         if (
             found is None
             or (customer_id is not None and found.customer_id != customer_id)
             or (partner_id is not None and found.partner_id != partner_id)
         ):
-            raise NotFound("delegation", str(delegation_id)[:64])
+            raise NotFound("delegation", _shown(delegation_id))
         attempt.delegation_id = found.id
         return found
 

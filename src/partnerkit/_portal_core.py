@@ -255,11 +255,11 @@ class PortalCore:
     # -- reading actors and deciding ---------------------------------------------------
 
     def _actor(self, uow: UnitOfWork, actor: User | str, attempt: _Attempt | None) -> User:
-        actor_id = actor if isinstance(actor, str) else getattr(actor, "id", None)
+        actor_id = _plain(actor if isinstance(actor, str) else getattr(actor, "id", None))
         user = uow.users.get(actor_id) if isinstance(actor_id, str) else None
         if user is None:
             if attempt is not None:
-                attempt.detail["unknown_actor"] = str(actor_id)[:64]
+                attempt.detail["unknown_actor"] = _shown(actor_id)
             raise Forbidden(_ACTOR_UNKNOWN)
         if attempt is not None:
             attempt.actor = user
@@ -288,7 +288,7 @@ class PortalCore:
         *required*). A company id that is not a string is a ``ValidationError`` on *field*,
         the name the caller passed it by."""
         user = self._actor(uow, actor, attempt)
-        cid = user.company_id if company_id is None and not required else company_id
+        cid = _plain(user.company_id if company_id is None and not required else company_id)
         if not isinstance(cid, str):
             attempt.company_id = _shown(cid)
             raise ValidationError(field, "must be a company id (a string)")
@@ -367,10 +367,10 @@ class PortalCore:
         return decision
 
     def _target(self, uow: UnitOfWork, ctx: _Context, attempt: _Attempt, user_id: str) -> User:
-        attempt.target_id = str(user_id)[:64]
+        attempt.target_id = _shown(user_id)
         user = uow.users.get(user_id) if isinstance(user_id, str) else None
         if user is None or user.company_id != ctx.company.id:
-            raise NotFound("user", str(user_id)[:64])
+            raise NotFound("user", _shown(user_id))
         return user
 
     def decide(
@@ -388,6 +388,7 @@ class PortalCore:
         if permission.__class__ is not Permission:
             raise ValidationError("permission", "must be a Permission")
         actor_id = actor if actor.__class__ is str else getattr(actor, "id", None)
+        company_id = _plain(company_id)
         with self.store.unit_of_work(write=False) as uow:
             users = uow.users
             company: Company | None = None
@@ -698,6 +699,19 @@ MAX_SHOWN_ID = 64
 _SHOWN_REPR = reprlib.Repr()  # bounded: a huge list is not rendered in full
 _SHOWN_REPR.maxlevel = 2
 _SHOWN_REPR.maxstring = _SHOWN_REPR.maxother = MAX_SHOWN_ID
+
+
+def _plain(value: Any) -> Any:
+    """An id as a plain ``str`` when it is a ``str`` of a subclass, else as it is.
+
+    A subclass's own ``__eq__`` and ``__hash__`` answer every comparison it takes part in,
+    even with a plain string on the left: an id compared with the actor's company, or looked
+    up in a dict, would match whatever the subclass says. Ids are compared and looked up only
+    once made plain.
+    """
+    if value.__class__ is str or not isinstance(value, str):
+        return value
+    return str.__str__(value)
 
 
 def _shown(value: object) -> str:

@@ -12,6 +12,7 @@ from partnerkit._portal_core import (
     _Attempt,
     _bump,
     _Context,
+    _plain,
     _role_label,
     _roles_detail,
     _shown,
@@ -228,7 +229,7 @@ class DirectoryCases(PortalCore):
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> User:
-            attempt.target_id = str(user_id)[:64]
+            attempt.target_id = _shown(user_id)
             ctx = self._context(uow, attempt, actor, company_id)
             self._require(ctx, Permission.ASSIGN_ROLES)
             target = self._target(uow, ctx, attempt, user_id)
@@ -285,7 +286,7 @@ class DirectoryCases(PortalCore):
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> None:
-            attempt.target_id = str(user_id)[:64]
+            attempt.target_id = _shown(user_id)
             ctx = self._context(uow, attempt, actor, company_id)
             self._require(ctx, Permission.MANAGE_USERS)
             target = self._target(uow, ctx, attempt, user_id)
@@ -310,7 +311,7 @@ class DirectoryCases(PortalCore):
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[AuditEvent]:
             user = self._actor(uow, actor, attempt)
-            cid = user.company_id if company_id is None else company_id
+            cid = _plain(user.company_id if company_id is None else company_id)
             if not isinstance(cid, str):
                 attempt.company_id = _shown(cid)
                 raise ValidationError("company_id", "must be a company id (a string)")

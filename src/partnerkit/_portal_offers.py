@@ -20,8 +20,10 @@ from partnerkit._portal_core import (
     _reads_each,
     _role_label,
     _roles_of,
+    _shown,
     _terms_detail,
 )
+from partnerkit._time import later
 from partnerkit.consent import (
     Delegation,
     DelegationOffer,
@@ -155,6 +157,7 @@ class OfferCases(PortalCore):
         lifetime = _check_lifetime(expires_in)
         uses = _check_max_uses(max_uses)
         issued = ctx.now.replace(microsecond=0)
+        expires = later(issued, lifetime, "expires_in", "the link")
         advisor_id = ctx.company.advisor_id
         assert advisor_id is not None
         code, claims = self.keyring.issue(
@@ -164,7 +167,7 @@ class OfferCases(PortalCore):
             target=target,
             includes_delegated_admin=delegation_offer_id is not None,
             issued_at=issued,
-            expires_at=issued + lifetime,
+            expires_at=expires,
         )
         record = LinkRecord(
             id=claims.link_id,
@@ -391,10 +394,10 @@ class OfferCases(PortalCore):
     def _own_offer(
         self, uow: UnitOfWork, ctx: _Context, attempt: _Attempt, offer_id: str
     ) -> PurchaseOffer:
-        attempt.target_id = str(offer_id)[:64]
+        attempt.target_id = _shown(offer_id)
         offer = uow.purchase_offers.get(offer_id) if isinstance(offer_id, str) else None
         if offer is None or offer.partner_id != ctx.company.id:
-            raise NotFound("purchase offer", str(offer_id)[:64])
+            raise NotFound("purchase offer", _shown(offer_id))
         return offer
 
     def offer_delegated_admin(
@@ -492,10 +495,10 @@ class OfferCases(PortalCore):
                 and ctx.actor.partner_access is None
             ):
                 raise Forbidden(Decision(False, Rule.REVOKE_LINK_NEEDS_GLOBAL_ADMIN_OR_ACCESS))
-            attempt.target_id = str(link_id)[:64]
+            attempt.target_id = _shown(link_id)
             record = uow.links.get(link_id) if isinstance(link_id, str) else None
             if record is None or record.partner_id != ctx.company.id:
-                raise NotFound("link", str(link_id)[:64])
+                raise NotFound("link", _shown(link_id))
             if record.revoked_at is not None:
                 return
             uow.links.update(_bump(record, revoked_at=ctx.now, revoked_by=ctx.actor.id))
@@ -928,7 +931,7 @@ class OfferCases(PortalCore):
             raise ValidationError("licenses", "must be a mapping of sku to licence count")
         for sku, count in licenses.items():
             if sku not in counts:
-                raise ValidationError("licenses", f"the offer has no line for {str(sku)[:64]}")
+                raise ValidationError("licenses", f"the offer has no line for {_shown(sku)}")
             counts[sku] = self.catalog.get(sku).check(count, f"licenses[{sku}]")
         return counts
 
@@ -992,7 +995,7 @@ class OfferCases(PortalCore):
                 actor,
                 sub.customer_id if sub is not None else None,
                 Permission.MANAGE_SUBSCRIPTIONS,
-                NotFound("subscription", str(subscription_id)[:64]),
+                NotFound("subscription", _shown(subscription_id)),
                 known_to=sub.partner_id if sub is not None else None,
             )
             assert sub is not None

@@ -10,6 +10,7 @@ from partnerkit._portal_core import (
     _bump,
     _check_limit,
     _check_prefix,
+    _shown,
 )
 from partnerkit.directory import (
     Company,
@@ -108,7 +109,7 @@ class SupportCases(PortalCore):
             hashed = self.password_hasher.hash(temporary)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> PasswordReset:
-            attempt.target_id = str(user_id)[:64]
+            attempt.target_id = _shown(user_id)
             ctx = self._context(uow, attempt, actor, customer_id, "customer_id", required=True)
             self._require(ctx, Permission.RESET_PASSWORD)
             target = self._target(uow, ctx, attempt, user_id)
@@ -163,11 +164,13 @@ class SupportCases(PortalCore):
         description: str = "",
     ) -> ServiceRequest:
         """Open a service request for a customer (own, or on its behalf by delegation)."""
-        level = check_severity(severity)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> ServiceRequest:
             ctx = self._context(uow, attempt, actor, customer_id, "customer_id", required=True)
             self._require(ctx, Permission.MANAGE_SERVICE_REQUESTS)
+            # Checked once the actor is known to have the right: the failure is audited,
+            # and someone without it learns nothing but that.
+            level = check_severity(severity)
             request = ServiceRequest(
                 id=new_id("srq"),
                 customer_id=ctx.company.id,
@@ -211,8 +214,6 @@ class SupportCases(PortalCore):
         severity: Severity | str | None = None,
     ) -> ServiceRequest:
         """Change a service request's status and/or severity."""
-        new_status = None if status is None else check_request_status(status)
-        new_severity = None if severity is None else check_severity(severity)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> ServiceRequest:
             request = uow.service_requests.get(request_id) if isinstance(request_id, str) else None
@@ -222,9 +223,12 @@ class SupportCases(PortalCore):
                 actor,
                 request.customer_id if request is not None else None,
                 Permission.MANAGE_SERVICE_REQUESTS,
-                NotFound("service request", str(request_id)[:64]),
+                NotFound("service request", _shown(request_id)),
             )
             assert request is not None
+            # Checked once the actor is known to have the right, as a failure it audits.
+            new_status = None if status is None else check_request_status(status)
+            new_severity = None if severity is None else check_severity(severity)
             changed = request.change(ctx.now, status=new_status, severity=new_severity)
             uow.service_requests.update(changed)
             attempt.detail.update(status=changed.status.value, severity=changed.severity.value)

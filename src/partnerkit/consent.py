@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from partnerkit._time import later
 from partnerkit.errors import ValidationError
 from partnerkit.roles import ALL_ADMIN_ROLES, AdminRole
 
@@ -155,7 +156,8 @@ class Delegation:
         if status is DelegationStatus.ACTIVE:
             if self.ends_at is not None and now >= self.ends_at:
                 return DelegationStatus.EXPIRED
-        elif status is DelegationStatus.PENDING and now >= self.offered_at + PENDING_LAPSE:
+        # The time since, not offered_at + the lapse: that sum has no date near year 9999.
+        elif status is DelegationStatus.PENDING and now - self.offered_at >= PENDING_LAPSE:
             return DelegationStatus.EXPIRED
         return status
 
@@ -186,7 +188,7 @@ class Delegation:
     def accept(self, by: str, now: datetime) -> Delegation:
         """Consent (a customer global admin): active from *now*, until its end date."""
         accepted = self._move(now, by, DelegationStatus.PENDING, DelegationStatus.ACTIVE)
-        ends = None if self.duration is None else now + self.duration
+        ends = None if self.duration is None else later(now, self.duration, "duration", "it")
         return attrs.evolve(accepted, ends_at=ends)
 
     def decline(self, by: str, now: datetime) -> Delegation:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from partnerkit._time import later
 from partnerkit.errors import NotFound, ValidationError
 
 if TYPE_CHECKING:
@@ -369,7 +370,7 @@ class Subscription:
             partner_id=partner_id,
             advisor_id=advisor_id,
             created_at=now,
-            trial_ends_at=now + timedelta(days=terms.days),
+            trial_ends_at=later(now, timedelta(days=terms.days), "trial", "the trial"),
             source_link_id=link_id,
         )
 

@@ -43,17 +43,45 @@ def new_temporary_password(length: int = TEMPORARY_PASSWORD_LENGTH) -> str:
     return "".join(secrets.choice(_ALPHABET) for _ in range(length))
 
 
+#: The bounds of scrypt's parameters this library takes, in a hasher and in a stored hash:
+#: ``n`` a power of two, and at most 1 GiB of memory (``128 * n * r`` bytes) for one hash.
+#: Beyond them cryptography refuses, or aborts the process, or allocates without end.
+_MAX_N = 2**24
+_MAX_R = 64
+_MAX_P = 16
+_MAX_MEMORY = 2**30
+
+
+def _scrypt_problem(n: object, r: object, p: object) -> tuple[str, str] | None:
+    """The parameter that is wrong, and what is wrong with it; ``None`` when all are right."""
+    for name, value, top in (("n", n, _MAX_N), ("r", r, _MAX_R), ("p", p, _MAX_P)):
+        if type(value) is not int or not 1 <= value <= top:
+            return name, f"must be a whole number from 1 to {top}"
+    if not isinstance(n, int) or n < 2 or n & (n - 1):
+        return "n", "must be a power of 2, at least 2"
+    if not isinstance(r, int) or 128 * n * r > _MAX_MEMORY:
+        return "n", "with r, would take more than 1 GiB for one hash (128 * n * r bytes)"
+    return None
+
+
 @attrs.frozen(repr=False)
 class PasswordHasher:
     """scrypt with explicit parameters; the hash string carries them, so they can change.
 
     The defaults (n=2**15, r=8, p=1: 32 MiB and tens of milliseconds a hash) follow current
-    guidance for interactive logins; a test suite may pass a smaller ``n``.
+    guidance for interactive logins; a test suite may pass a smaller ``n``. Parameters
+    outside scrypt's sense (``n`` not a power of two, a zero, more than 1 GiB of memory a
+    hash) are a ``ValidationError`` here, not an error of cryptography's at the first reset.
     """
 
     n: int = 2**15
     r: int = 8
     p: int = 1
+
+    def __attrs_post_init__(self) -> None:
+        problem = _scrypt_problem(self.n, self.r, self.p)
+        if problem is not None:
+            raise ValidationError(*problem)
 
     def hash(self, password: str) -> str:
         """Return ``scrypt$n$r$p$salt$hash`` for *password*."""
@@ -65,17 +93,30 @@ class PasswordHasher:
 
     @staticmethod
     def verify(password: str, encoded: str) -> bool:
-        """Check *password* against a hash made by :meth:`hash` (with any parameters)."""
-        try:
-            scheme, n, r, p, salt, key = encoded.split("$")
-            if scheme != "scrypt":
-                return False
-            derived = Scrypt(salt=_unb64(salt), length=32, n=int(n), r=int(r), p=int(p)).derive(
-                password.encode("utf-8")
-            )
-        except (ValueError, TypeError):
+        """Check *password* against a hash made by :meth:`hash` (with any parameters).
+
+        ``False`` for a stored hash that is not one :meth:`hash` could have made (damaged,
+        edited, or with parameters out of bounds): a sign-in fails closed, and nothing of
+        the hash's own decoding reaches the caller.
+        """
+        if type(password) is not str or type(encoded) is not str:
             return False
-        return hmac.compare_digest(derived, _unb64(key))
+        try:
+            scheme, n_text, r_text, p_text, salt_text, key_text = encoded.split("$")
+            if scheme != "scrypt" or not all(
+                t.isascii() and t.isdigit() and len(t) <= 9 for t in (n_text, r_text, p_text)
+            ):
+                return False
+            n, r, p = int(n_text), int(r_text), int(p_text)
+            if _scrypt_problem(n, r, p) is not None:
+                return False
+            salt, key = _unb64(salt_text), _unb64(key_text)
+            if len(key) != 32:
+                return False
+            derived = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password.encode("utf-8"))
+        except (ValueError, TypeError, UnicodeError):
+            return False
+        return hmac.compare_digest(derived, key)
 
     def __repr__(self) -> str:
         return f"PasswordHasher(n={self.n}, r={self.r}, p={self.p})"

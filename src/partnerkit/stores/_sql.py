@@ -21,7 +21,7 @@ from typing import Any, Literal, Protocol
 import attrs
 
 from partnerkit.audit import AuditChainBroken, AuditEvent
-from partnerkit.errors import PartnerKitError, ValidationError
+from partnerkit.errors import Conflict, PartnerKitError, ValidationError
 from partnerkit.ports import Table
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Codec",
     "TableSQL",
     "chain_head",
+    "check_appendable",
     "check_search_cursor",
     "customer_search",
     "ddl",
@@ -341,6 +342,21 @@ class Codec:
     def encode_value(self, column: str, value: Any) -> Any:
         """Encode one value for a ``WHERE`` clause on *column*."""
         return self.by_name[column].encode(value)
+
+    def row(self, obj: Any, computed: Sequence[Any] = ()) -> list[Any]:
+        """:attr:`encode`, with a value no column of this class can take (a naive time, a
+        text where an enum belongs: what the class's own checks would have refused, set
+        around them) a ``ValidationError`` on ``"store"`` rather than the conversion's error."""
+        try:
+            return self.encode(obj, computed)
+        except PartnerKitError:
+            raise
+        except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+            raise ValidationError(
+                "store",
+                f"a {self.cls.__name__} holds a value its columns cannot take "
+                f"({exc.__class__.__name__})",
+            ) from None
 
 
 # Rows are encoded and decoded on every statement, so each codec compiles two small
@@ -705,6 +721,26 @@ def decode_events(rows: Sequence[Sequence[Any]]) -> list[AuditEvent]:
             seq = row[0] if type(row[0]) is int else 0
             raise AuditChainBroken(seq, "a stored event cannot be read") from exc
     return events
+
+
+def check_appendable(event: AuditEvent, head: tuple[int, str]) -> None:
+    """What every store checks of an audit event it is asked to append after *head*.
+
+    Raises:
+        Conflict: the event does not follow the head (another one was appended first).
+        ValidationError: its time is not in UTC. Its hash covers the time as text, and the
+            SQL stores give every time back in UTC: such an event would break the chain
+            the moment it was read again.
+    """
+    seq, prev = head
+    if event.seq != seq + 1 or event.prev_hash != prev:
+        raise Conflict("audit event does not follow the chain head")
+    at = event.at
+    if at.tzinfo is not UTC and (not isinstance(at, datetime) or at.utcoffset() != _NO_OFFSET):
+        raise ValidationError("at", "an audit event's time must be in UTC")
+
+
+_NO_OFFSET = timedelta(0)
 
 
 def check_search_cursor(after: tuple[str, str] | None) -> None:

@@ -23,7 +23,7 @@ from partnerkit.errors import Conflict, PartnerKitError
 from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
 from partnerkit.ports import TABLES, Repository, Table
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
-from partnerkit.stores._sql import check_search_cursor
+from partnerkit.stores._sql import check_appendable, check_search_cursor
 from partnerkit.support import Credential, ServiceRequest
 
 __all__ = ["MemoryStore"]
@@ -318,8 +318,7 @@ class _MemoryUnitOfWork:
         self.check_writable()
         store = self._store
         seq, prev = store.audit_head
-        if event.seq != seq + 1 or event.prev_hash != prev:
-            raise Conflict("audit event does not follow the chain head")
+        check_appendable(event, (seq, prev))
         store.audit.append(event)
         store.audit_head = (event.seq, event.hash)
 

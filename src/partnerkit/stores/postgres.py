@@ -88,6 +88,7 @@ from partnerkit.stores._sql import (
     TableSQL,
     add_columns,
     chain_head,
+    check_appendable,
     check_search_cursor,
     columns_added_later,
     ddl,
@@ -837,7 +838,7 @@ class _PostgresRepository(Repository[T]):
         return select, count, [v for v in values if v is not None]
 
     def _row(self, obj: T) -> list[Any]:
-        return self._codec.encode(obj, [fn(obj) for fn in self._table.computed.values()])
+        return self._codec.row(obj, [fn(obj) for fn in self._table.computed.values()])
 
 
 class _PostgresTableSQL(TableSQL):
@@ -1258,12 +1259,10 @@ class _PostgresUnitOfWork:
 
     def append_audit(self, event: AuditEvent) -> None:
         self._open(True)
-        seq, prev = self.audit_head()
-        if event.seq != seq + 1 or event.prev_hash != prev:
-            raise Conflict("audit event does not follow the chain head")
+        check_appendable(event, self.audit_head())
         # Under the writers' lock nothing but a broken connection can refuse the event (its
         # key follows the head it was checked against): it travels with the commit.
-        self.defer(_AUDIT_APPEND, (*AUDIT_COLUMNS.encode(event), event.seq, event.hash))
+        self.defer(_AUDIT_APPEND, (*AUDIT_COLUMNS.row(event), event.seq, event.hash))
         self._head = (event.seq, event.hash)
 
     def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:

@@ -36,6 +36,7 @@ from partnerkit.stores._sql import (
     UpdatePlan,
     add_columns,
     chain_head,
+    check_appendable,
     columns_added_later,
     customer_search,
     ddl,
@@ -295,7 +296,7 @@ class _SQLiteRepository(Repository[T]):
 
     def _row(self, obj: T) -> list[Any]:
         table = self._table
-        return self._codec.encode(obj, [fn(obj) for fn in table.computed.values()])
+        return self._codec.row(obj, [fn(obj) for fn in table.computed.values()])
 
 
 _AUDIT_NAMES = [c.name for c in AUDIT_COLUMNS.columns]
@@ -430,10 +431,8 @@ class _SQLiteUnitOfWork:
         return head
 
     def append_audit(self, event: AuditEvent) -> None:
-        seq, prev = self.audit_head()
-        if event.seq != seq + 1 or event.prev_hash != prev:
-            raise Conflict("audit event does not follow the chain head")
-        self.execute(_AUDIT_INSERT, AUDIT_COLUMNS.encode(event), write=True)
+        check_appendable(event, self.audit_head())
+        self.execute(_AUDIT_INSERT, AUDIT_COLUMNS.row(event), write=True)
         self.execute(
             "UPDATE audit_head SET seq = ?, hash = ? WHERE id = 1",
             (event.seq, event.hash),

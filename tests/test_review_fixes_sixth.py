@@ -1,0 +1,341 @@
+"""Fixes from the sixth session's reviews, on every built-in store.
+
+- ``PasswordHasher`` took any ``n``, ``r`` and ``p``: a bad one failed the first reset with
+  an error of cryptography's (or aborted the process, for a huge ``n``), and a damaged
+  stored hash made ``verify_password`` raise ``binascii.Error``. The hasher now refuses
+  bad parameters with a ``ValidationError``, and a stored hash it could not have made
+  verifies nothing.
+- A service request's severity or status was checked before the actor was read: a bad one
+  was never audited, and an actor without rights learnt it was bad rather than that it was
+  forbidden.
+- A clock near the end of the calendar made issuing a link, starting a trial and accepting
+  a delegation with an end raise a raw ``OverflowError``, unaudited.
+- ``audit_trail`` judged the company id it was given with that id's own ``==``: a ``str``
+  subclass equal to everything read the whole portal's trail on MemoryStore. Every id the
+  Portal compares is now made a plain ``str`` first.
+- The SQL stores let a ``TypeError`` or ``ValueError`` out of writing a value their column
+  cannot take (a naive time, a flag that is not a bool).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from delegation_kit import CustomerCast, PartnerCast, add_customer, add_partner, consent
+from delegation_kit import make_portal as _make_portal
+from partnerkit import (
+    Forbidden,
+    OfferLine,
+    Permission,
+    Portal,
+    RequestStatus,
+    ServiceRequest,
+    Severity,
+    ValidationError,
+)
+from partnerkit.audit import AuditEvent
+from partnerkit.ports import Store
+from partnerkit.stores.sqlite import SQLiteStore
+from partnerkit.support import PasswordHasher
+from partnerkit.testing import FakeClock, sample_catalog
+
+pytest_plugins = ["pg_fixtures"]
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def portal(any_store: Store, clock: FakeClock) -> Portal:
+    return _make_portal(any_store, clock, sample_catalog())
+
+
+@pytest.fixture
+def partner(portal: Portal) -> PartnerCast:
+    return add_partner(portal, "Contoso", "contoso")
+
+
+@pytest.fixture
+def customer(portal: Portal) -> CustomerCast:
+    return add_customer(portal, "Fabrikam", "fabrikam.example")
+
+
+def _events(portal: Portal) -> list[tuple[str, str, str | None]]:
+    with portal.store.unit_of_work(write=False) as uow:
+        return [(e.action, e.outcome, e.reason) for e in uow.audit_events()]
+
+
+# -- the password hasher ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("settings", "field"),
+    [
+        ({"n": 3}, "n"),
+        ({"n": 1}, "n"),
+        ({"n": -2}, "n"),
+        ({"n": "16384"}, "n"),
+        ({"n": 2**62}, "n"),
+        ({"n": True}, "n"),
+        ({"r": 0}, "r"),
+        ({"r": 99_999_999_999}, "r"),
+        ({"p": 0}, "p"),
+        ({"p": 2.0}, "p"),
+        ({"n": 2**24, "r": 64}, "n"),
+    ],
+)
+def test_a_hasher_with_parameters_scrypt_cannot_take_is_refused(
+    settings: dict[str, Any], field: str
+) -> None:
+    with pytest.raises(ValidationError) as refused:
+        PasswordHasher(**settings)
+    assert refused.value.field == field
+
+
+def test_a_stored_hash_the_hasher_could_not_have_made_verifies_nothing() -> None:
+    hasher = PasswordHasher(n=2**4)
+    good = hasher.hash("correct horse")
+    assert PasswordHasher.verify("correct horse", good)
+    scheme, n, r, p, salt, key = good.split("$")
+    damaged = [
+        good[:-1],  # a key of a length base64 cannot have
+        f"{scheme}${n}${r}${p}${salt}${key[:-4]}",  # a key too short
+        f"{scheme}$3${r}${p}${salt}${key}",  # n not a power of two
+        f"{scheme}${2**62}${r}${p}${salt}${key}",  # scrypt would abort the process
+        f"{scheme}${n}$99999999${p}${salt}${key}",  # would allocate without end
+        f"{scheme}$١٦${r}${p}${salt}${key}",  # digits int() takes, not ours
+        f"{scheme}${n}${r}${p}$!!${key}",
+        good + "$",
+    ]
+    for stored in damaged:
+        assert PasswordHasher.verify("correct horse", stored) is False, stored
+
+
+def test_verify_password_with_a_damaged_stored_hash_is_false(tmp_path: Path) -> None:
+    path = tmp_path / "portal.db"
+    portal = _make_portal(SQLiteStore(path))
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    target = next(u for u in customer.users if u.admin_role is None)
+    reset = portal.reset_password(customer.admin, customer.company.id, target.id)
+    assert portal.verify_password(target.id, reset.temporary_password)
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "UPDATE credentials SET password_hash = password_hash || 'A' WHERE id = ?",
+            (target.id,),
+        )
+    conn.close()
+    assert portal.verify_password(target.id, reset.temporary_password) is False
+
+
+# -- service requests: bad input is judged after the rights, and audited ------------------
+
+
+@pytest.mark.parametrize("bad", ["urgent", 3, None])
+def test_a_bad_severity_is_audited_and_an_outsider_is_forbidden(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast, bad: object
+) -> None:
+    cid = customer.company.id
+    before = len(_events(portal))
+    with pytest.raises(ValidationError) as failed:
+        portal.create_service_request(customer.admin, cid, title="Mail down", severity=bad)  # type: ignore[arg-type]
+    assert failed.value.field == "severity"
+    with pytest.raises(Forbidden):
+        portal.create_service_request(partner.full, cid, title="Mail down", severity=bad)  # type: ignore[arg-type]
+    assert [(a, o) for a, o, _ in _events(portal)[before:]] == [
+        ("service_request.create", "failed"),
+        ("service_request.create", "denied"),
+    ]
+    with portal.store.unit_of_work(write=False) as uow:
+        assert uow.service_requests.find(customer_id=cid) == []
+
+
+def test_a_bad_status_is_audited_and_an_outsider_is_forbidden(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    request = portal.create_service_request(
+        customer.admin, customer.company.id, title="Mail down", severity=Severity.CRITICAL
+    )
+    before = len(_events(portal))
+    with pytest.raises(ValidationError) as failed:
+        portal.update_service_request(customer.admin, request.id, status="reopened")
+    assert failed.value.field == "status"
+    with pytest.raises(ValidationError) as failed:
+        portal.update_service_request(customer.admin, request.id, severity="urgent")
+    assert failed.value.field == "severity"
+    with pytest.raises(Forbidden):
+        portal.update_service_request(partner.full, request.id, status="reopened")
+    assert [(a, o) for a, o, _ in _events(portal)[before:]] == [
+        ("service_request.update", "failed"),
+        ("service_request.update", "failed"),
+        ("service_request.update", "denied"),
+    ]
+    with portal.store.unit_of_work(write=False) as uow:
+        stored = uow.service_requests.get(request.id)
+    assert stored == request
+    assert stored.status is RequestStatus.OPEN
+
+
+# -- a clock at the end of the calendar ------------------------------------------------------
+
+
+def test_a_link_that_would_expire_after_year_9999_is_a_validation_error(
+    portal: Portal, partner: PartnerCast, clock: FakeClock
+) -> None:
+    clock.set(datetime(9999, 12, 31, 12, tzinfo=UTC))
+    before = len(_events(portal))
+    calls = [
+        lambda: portal.create_trial_invitation(partner.admin, "EXCHANGE"),
+        lambda: portal.create_purchase_offer(partner.admin, [OfferLine("INTUNE", 10)]),
+        lambda: portal.offer_delegated_admin(partner.admin),
+    ]
+    for call in calls:
+        with pytest.raises(ValidationError) as failed:
+            call()
+        assert failed.value.field == "expires_in"
+    assert [o for _, o, _ in _events(portal)[before:]] == ["failed"] * len(calls)
+
+
+def test_a_trial_or_a_delegation_that_would_end_after_year_9999_is_a_validation_error(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast, clock: FakeClock
+) -> None:
+    near_the_end = datetime(9999, 12, 20, tzinfo=UTC)
+    clock.set(near_the_end)
+    url = portal.create_trial_invitation(partner.admin, "EXCHANGE", expires_in=timedelta(days=1))
+    with pytest.raises(ValidationError) as failed:
+        portal.redeem(url, customer.admin)
+    assert failed.value.field == "trial"
+    offer = portal.offer_delegated_admin(
+        partner.admin, duration=timedelta(days=30), expires_in=timedelta(days=1)
+    )
+    with pytest.raises(ValidationError) as failed:
+        portal.redeem(offer, customer.admin, accept_delegated_admin=True)
+    assert failed.value.field == "duration"
+    with portal.store.unit_of_work(write=False) as uow:
+        cid = customer.company.id
+        assert uow.subscriptions.find(customer_id=cid) == []
+        assert uow.delegations.find(customer_id=cid) == []
+    assert _events(portal)[-3:] == [
+        ("link.redeem", "failed", "invalid-trial"),
+        ("link.offer_delegated_admin", "success", None),
+        ("link.redeem", "failed", "invalid-duration"),
+    ]
+
+
+# -- ids of a str subclass -------------------------------------------------------------------
+
+
+class _EqualToAll(str):
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    __hash__ = str.__hash__
+
+
+def test_an_id_equal_to_everything_reads_only_its_own_text(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    consent(portal, partner.admin, customer)
+    other = add_customer(portal, "Dunder", "dunder.example", roles=())
+    own = portal.audit_trail(other.admin)
+    assert portal.audit_trail(other.admin, _EqualToAll(other.company.id)) == own
+    with pytest.raises(Forbidden):
+        portal.audit_trail(other.admin, _EqualToAll(customer.company.id))
+    assert not portal.decide(other.admin, Permission.VIEW_PROFILE, _EqualToAll(customer.company.id))
+    with pytest.raises(Forbidden):
+        portal.update_profile(other.admin, company_id=_EqualToAll(customer.company.id), name="X")
+
+
+# -- values a column cannot take --------------------------------------------------------------
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "postgres":
+        yield request.getfixturevalue("pg_store")
+        return
+    store = SQLiteStore(tmp_path / "s.db")
+    yield store
+    store.close()
+
+
+def _request(**changes: Any) -> ServiceRequest:
+    fields: dict[str, Any] = {
+        "id": "srq_1",
+        "customer_id": "cmp_x",
+        "title": "t",
+        "description": "",
+        "severity": Severity.MINIMAL,
+        "status": RequestStatus.OPEN,
+        "created_by": "usr_x",
+        "created_by_company_id": "cmp_x",
+        "delegation_id": None,
+        "created_at": datetime(2030, 1, 1, tzinfo=UTC),
+        "updated_at": datetime(2030, 1, 1, tzinfo=UTC),
+    }
+    fields.update(changes)
+    return ServiceRequest(**fields)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"created_at": datetime(2030, 1, 1)},  # naive: raised TypeError
+        {"severity": "urgent"},  # not the enum: raised AttributeError
+    ],
+)
+def test_a_value_a_sql_column_cannot_take_is_a_validation_error(
+    sql_store: Store, bad: dict[str, Any]
+) -> None:
+    row = _request(**bad) if "severity" not in bad else _smuggled(bad)
+    with pytest.raises(ValidationError) as refused, sql_store.unit_of_work() as uow:
+        uow.service_requests.add(row)
+    assert refused.value.field == "store"
+    with sql_store.unit_of_work(write=False) as uow:
+        assert uow.service_requests.get("srq_1") is None
+
+
+def _smuggled(changes: dict[str, Any]) -> ServiceRequest:
+    """A request holding what its class would refuse (as a store may be handed one)."""
+    request = _request()
+    for name, value in changes.items():
+        object.__setattr__(request, name, value)
+    return request
+
+
+@pytest.mark.parametrize(
+    "at",
+    [
+        datetime(2030, 1, 1, 12, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2030, 1, 1, 12),
+    ],
+    ids=["in another zone", "naive"],
+)
+def test_every_store_refuses_an_audit_event_whose_time_is_not_utc(
+    any_store: Store, at: datetime
+) -> None:
+    """Its hash covers its time as text, which the SQL stores give back in UTC: stored, it
+    broke the chain on them (and verified on MemoryStore)."""
+    with any_store.unit_of_work() as uow:
+        seq, prev = uow.audit_head()
+        event = AuditEvent.chained(
+            seq=seq + 1, prev_hash=prev, at=at, action="test.append", outcome="success"
+        )
+        with pytest.raises(ValidationError) as refused:
+            uow.append_audit(event)
+        assert refused.value.field == "at"
+    with any_store.unit_of_work(write=False) as uow:
+        assert uow.audit_events() == []
+        assert uow.audit_head() == (seq, prev)

@@ -66,6 +66,8 @@ MANAGES: dict[str, frozenset[str | None]] = {
 TARGETED = frozenset({"reset_password", "manage_users", "assign_roles"})
 #: Section 3: FULL acts with the delegation's roles, LIMITED with those roles ∩ {PASSWORD_ADMIN}.
 LIMITED_CAP = frozenset({"password_admin"})
+#: F2: partner access ranks, for "holds at least that access".
+ACCESS_RANK: dict[str | None, int] = {None: 0, "limited": 1, "full": 2}
 #: Only an active delegation inside its end date grants anything (F5).
 GRANTING_STATUSES = frozenset({"active"})
 
@@ -88,6 +90,10 @@ def target_within_limits(
         return False  # nobody resets their own password through the admin path
     if target.access is not None and not (own and actor.role == "global_admin"):
         return False  # privileged partner users: only their own global admin
+    if permission == "reset_password" and ACCESS_RANK[actor.access] < ACCESS_RANK[target.access]:
+        # F2, no escalation: a reset hands over the target's account, and with it its partner
+        # access, which takes holding at least that access to grant.
+        return False
     if not own and target.role == "global_admin":
         # Section 3 / F5: delegates never manage the customer's partner relationships, which
         # its global admins hold; F2: no right is granted that is not held. So no delegate

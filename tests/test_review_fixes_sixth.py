@@ -13,6 +13,9 @@
 - ``audit_trail`` judged the company id it was given with that id's own ``==``: a ``str``
   subclass equal to everything read the whole portal's trail on MemoryStore. Every id the
   Portal compares is now made a plain ``str`` first.
+- A global admin of a partner with LIMITED or no partner access could reset the password
+  of a FULL user, and so sign in with FULL access: a reset now takes at least the access
+  its target holds, as assigning it does.
 - The SQL stores let a ``TypeError`` or ``ValueError`` out of writing a value their column
   cannot take (a naive time, a flag that is not a bool).
 """
@@ -30,8 +33,10 @@ import pytest
 from delegation_kit import CustomerCast, PartnerCast, add_customer, add_partner, consent
 from delegation_kit import make_portal as _make_portal
 from partnerkit import (
+    AdminRole,
     Forbidden,
     OfferLine,
+    PartnerAccess,
     Permission,
     Portal,
     RequestStatus,
@@ -41,6 +46,7 @@ from partnerkit import (
 )
 from partnerkit.audit import AuditEvent
 from partnerkit.ports import Store
+from partnerkit.roles import Rule
 from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.support import PasswordHasher
 from partnerkit.testing import FakeClock, sample_catalog
@@ -339,3 +345,41 @@ def test_every_store_refuses_an_audit_event_whose_time_is_not_utc(
     with any_store.unit_of_work(write=False) as uow:
         assert uow.audit_events() == []
         assert uow.audit_head() == (seq, prev)
+
+
+# -- a reset hands over the target's partner access ------------------------------------------
+
+
+def test_a_global_admin_resets_a_partner_users_password_only_holding_its_access(
+    portal: Portal, partner: PartnerCast
+) -> None:
+    """Whoever sets a password can sign in as its user: a global admin with LIMITED (or no)
+    partner access resetting a FULL user's password would hold FULL, which F2 lets nobody
+    grant without holding it. Before, any global admin of the partner could."""
+    pid = partner.company.id
+    limited_ga = portal.create_user(
+        partner.admin,
+        email="lim.ga@contoso.example",
+        display_name="Limited GA",
+        admin_role=AdminRole.GLOBAL_ADMIN,
+        partner_access=PartnerAccess.LIMITED,
+    )
+    plain_ga = portal.create_user(
+        partner.admin,
+        email="plain.ga@contoso.example",
+        display_name="Plain GA",
+        admin_role=AdminRole.GLOBAL_ADMIN,
+    )
+    before = len(_events(portal))
+    for actor in (limited_ga, plain_ga):
+        with pytest.raises(Forbidden) as denied:
+            portal.reset_password(actor, pid, partner.full.id)
+        assert denied.value.decision.rule is Rule.RESET_NEEDS_ACCESS_HELD
+    with pytest.raises(Forbidden) as denied:
+        portal.reset_password(plain_ga, pid, partner.limited.id)
+    assert denied.value.decision.rule is Rule.RESET_NEEDS_ACCESS_HELD
+    assert [o for _, o, _ in _events(portal)[before:]] == ["denied"] * 3
+    assert not portal.decide(limited_ga, Permission.RESET_PASSWORD, pid, partner.full.id)
+    # Holding the access is enough: LIMITED resets LIMITED, FULL resets FULL.
+    assert portal.reset_password(limited_ga, pid, partner.limited.id).temporary_password
+    assert portal.reset_password(partner.admin, pid, partner.full.id).temporary_password

@@ -99,6 +99,7 @@ TARGET_ROLES = (
     "user_management_admin",
 )
 TARGET_ACCESS = ("none", "limited", "full")
+_RANK = {name: rank for rank, name in enumerate(TARGET_ACCESS)}
 
 #: Target rules, by permission and the actor's admin role (the same for every partner access
 #: the actor holds). Columns: target role - G B P S U, for a target without partner access,
@@ -151,8 +152,16 @@ def _expected_own(kind: str, role: str, access: str, permission: Permission) -> 
     return row[PERMISSION_COLUMNS.index(permission.value)] == "X"
 
 
-def _expected_target(permission: Permission, actor_role: str, column: int) -> bool:
-    return TARGETED[permission.value][actor_role].replace(" ", "")[column] == "X"
+def _expected_target(
+    permission: Permission, actor_role: str, column: int, actor_access: str = "full"
+) -> bool:
+    tabled = TARGETED[permission.value][actor_role].replace(" ", "")[column] == "X"
+    if permission is Permission.RESET_PASSWORD and 6 <= column < SELF:
+        # F2, no escalation: resetting the password of a user with partner access hands over
+        # that access, so it takes an actor holding at least as much.
+        target_access = TARGET_ACCESS[column // 6]
+        return tabled and _RANK[actor_access] >= _RANK[target_access]
+    return tabled
 
 
 @attrs.frozen
@@ -240,7 +249,7 @@ def test_every_actor_role_meets_every_target_role_as_tabled(
     actor = Person("usr_actor", "cmp_p", _role(actor_role), _access(actor_access))
     for column, target in [*_targets("cmp_p"), (SELF, actor)]:
         decision = decide(actor, permission, "cmp_p", target=target, company_is_partner=True)
-        expected = _expected_target(permission, actor_role, column)
+        expected = _expected_target(permission, actor_role, column, actor_access)
         assert bool(decision) is expected, (target, decision)
 
 
@@ -473,14 +482,14 @@ def test_portal_decide_agrees_with_the_permission_table(cast: Cast) -> None:
 def test_portal_decide_agrees_with_the_target_rules(cast: Cast) -> None:
     """``Portal.decide`` with a target user answers the target tables, self included."""
     users = cast.partner_users
-    for (actor_role, _access_name), actor in users.items():
+    for (actor_role, actor_access), actor in users.items():
         for permission in TARGETED_PERMISSIONS:
             for (role, access), target in users.items():
                 column = TARGET_ACCESS.index(access) * 6 + TARGET_ROLES.index(role)
                 if target.id == actor.id:
                     column = SELF
                 got = cast.portal.decide(actor, permission, cast.partner.id, target.id)
-                expected = _expected_target(permission, actor_role, column)
+                expected = _expected_target(permission, actor_role, column, actor_access)
                 assert bool(got) is expected, (actor_role, role, access, permission)
     for actor_role, actor in cast.customer_users.items():
         for permission in TARGETED_PERMISSIONS:

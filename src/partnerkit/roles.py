@@ -152,6 +152,7 @@ class Rule(enum.Enum):
     NO_SELF_RESET = "no-self-password-reset-through-admin-path"
     TARGET_IN_OTHER_COMPANY = "target-in-other-company"
     PRIVILEGED_TARGET = "privileged-partner-user-needs-own-global-admin"
+    RESET_NEEDS_ACCESS_HELD = "resetting-a-partner-users-password-takes-the-access-it-holds"
     CUSTOMER_GLOBAL_ADMIN_NOT_DELEGATED = "delegates-never-act-on-the-customers-global-admins"
     DELEGATES_NEVER_GRANT_GLOBAL_ADMIN = "delegates-never-grant-global-admin"
     TARGET_OUTSIDE_ROLE_LIMITS = "target-role-outside-actor-limits"
@@ -378,6 +379,14 @@ def _decide_target(
         own and actor.admin_role is AdminRole.GLOBAL_ADMIN
     ):
         return _DENY[Rule.PRIVILEGED_TARGET]
+    if (
+        permission is Permission.RESET_PASSWORD
+        and target.partner_access is not None
+        and _PARTNER_ACCESS_RANK[actor.partner_access] < _PARTNER_ACCESS_RANK[target.partner_access]
+    ):
+        # Whoever sets a user's password can sign in as that user: a reset hands over the
+        # target's partner access, which F2 lets nobody grant without holding it.
+        return _DENY[Rule.RESET_NEEDS_ACCESS_HELD]
     limits = _RESETTABLE if permission is Permission.RESET_PASSWORD else _MANAGEABLE
     target_role = target.admin_role
     for role in roles:

@@ -23,7 +23,6 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -45,7 +44,9 @@ from partnerkit import (
     ValidationError,
 )
 from partnerkit.audit import AuditEvent
+from partnerkit.links import LinkKind
 from partnerkit.ports import Store
+from partnerkit.records import LinkRecord
 from partnerkit.roles import Rule
 from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.support import PasswordHasher
@@ -267,16 +268,6 @@ def test_an_id_equal_to_everything_reads_only_its_own_text(
 # -- values a column cannot take --------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def sql_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "postgres":
-        yield request.getfixturevalue("pg_store")
-        return
-    store = SQLiteStore(tmp_path / "s.db")
-    yield store
-    store.close()
-
-
 def _request(**changes: Any) -> ServiceRequest:
     fields: dict[str, Any] = {
         "id": "srq_1",
@@ -295,30 +286,86 @@ def _request(**changes: Any) -> ServiceRequest:
     return ServiceRequest(**fields)
 
 
+def _smuggled(obj: Any, **changes: Any) -> Any:
+    """*obj* holding what its class would refuse (as a store may be handed one)."""
+    for name, value in changes.items():
+        object.__setattr__(obj, name, value)
+    return obj
+
+
+_UNSTORABLE = {
+    "a NUL in text": ("description", "a\x00b"),
+    "a NUL in an id": ("id", "srq_\x00"),
+    "a lone surrogate": ("created_by", "usr_\ud800"),
+    "a naive time": ("created_at", datetime(2030, 1, 1)),
+    "text for an enum": ("severity", "urgent"),
+    "a number for text": ("title", 7),
+}
+
+
+@pytest.mark.parametrize("case", _UNSTORABLE, ids=list(_UNSTORABLE))
+def test_every_store_refuses_the_same_unstorable_values_alike(any_store: Store, case: str) -> None:
+    """SPEC section 5: the stores behave identically, errors included. Before, MemoryStore
+    kept all of these, SQLite kept a NUL, PostgreSQL refused it, and the SQL stores let a
+    ``TypeError`` or ``AttributeError`` out for the rest."""
+    name, value = _UNSTORABLE[case]
+    with pytest.raises(ValidationError) as refused, any_store.unit_of_work() as uow:
+        uow.service_requests.add(_smuggled(_request(), **{name: value}))
+    assert refused.value.field == "store"
+    assert name in str(refused.value)
+    with any_store.unit_of_work(write=False) as uow:
+        assert uow.service_requests.find(customer_id="cmp_x") == []
+
+
 @pytest.mark.parametrize(
-    "bad",
+    ("changes", "why"),
     [
-        {"created_at": datetime(2030, 1, 1)},  # naive: raised TypeError
-        {"severity": "urgent"},  # not the enum: raised AttributeError
+        ({"max_uses": 2**63}, "64 bits"),
+        ({"max_uses": 2**70}, "64 bits"),
+        ({"includes_delegated_admin": "yes"}, "True or False"),
+        ({"includes_delegated_admin": 1}, "True or False"),
     ],
 )
-def test_a_value_a_sql_column_cannot_take_is_a_validation_error(
-    sql_store: Store, bad: dict[str, Any]
+def test_every_store_refuses_numbers_and_flags_no_column_holds(
+    any_store: Store, changes: dict[str, Any], why: str
 ) -> None:
-    row = _request(**bad) if "severity" not in bad else _smuggled(bad)
-    with pytest.raises(ValidationError) as refused, sql_store.unit_of_work() as uow:
-        uow.service_requests.add(row)
-    assert refused.value.field == "store"
-    with sql_store.unit_of_work(write=False) as uow:
-        assert uow.service_requests.get("srq_1") is None
+    with pytest.raises(ValidationError, match=why), any_store.unit_of_work() as uow:
+        uow.links.add(_smuggled(_link(), **changes))
+    with any_store.unit_of_work() as uow:
+        uow.links.add(_link())  # the same link as its class makes it is kept
+        uow.commit()
 
 
-def _smuggled(changes: dict[str, Any]) -> ServiceRequest:
-    """A request holding what its class would refuse (as a store may be handed one)."""
-    request = _request()
-    for name, value in changes.items():
-        object.__setattr__(request, name, value)
-    return request
+def _link() -> LinkRecord:
+    return LinkRecord(
+        id="lnk_1",
+        kind=LinkKind.PURCHASE_OFFER,
+        partner_id="cmp_p",
+        advisor_id="adv_1",
+        target="ofr_1",
+        includes_delegated_admin=False,
+        delegation_offer_id=None,
+        created_by="usr_p",
+        created_at=datetime(2030, 1, 1, tzinfo=UTC),
+        expires_at=datetime(2030, 2, 1, tzinfo=UTC),
+    )
+
+
+def test_every_store_refuses_an_audit_event_holding_a_nul(any_store: Store) -> None:
+    with any_store.unit_of_work() as uow:
+        seq, prev = uow.audit_head()
+        event = AuditEvent.chained(
+            seq=seq + 1,
+            prev_hash=prev,
+            at=datetime(2030, 1, 1, tzinfo=UTC),
+            action="test.append",
+            outcome="failed",
+            reason="bad\x00reason",
+        )
+        with pytest.raises(ValidationError, match="NUL"):
+            uow.append_audit(event)
+    with any_store.unit_of_work(write=False) as uow:
+        assert uow.audit_events() == []
 
 
 @pytest.mark.parametrize(

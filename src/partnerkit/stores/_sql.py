@@ -16,7 +16,7 @@ import types
 import typing
 from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, NoReturn, Protocol
 
 import attrs
 
@@ -315,6 +315,13 @@ class Codec:
     #: Return the row values of an object, in the order of :meth:`names`: its fields, then
     #: the *computed* values given.
     encode: _Encode
+    #: Refuse an object with a value no store keeps as it is given: text with a NUL or a
+    #: lone surrogate (PostgreSQL and the UTF-8 encoders refuse them), a whole number
+    #: outside 64 bits, a flag that is not a bool, a naive time, a value of the wrong type.
+    #: Every store runs it before it writes, so that all of them refuse the same objects
+    #: with the same ``ValidationError`` (on ``"store"``). What the class's own checks
+    #: refuse never gets here; this is for objects set up around them.
+    check: Callable[[Any], None]
     #: Build the object from the first ``len(fields)`` values of a row.
     #:
     #: A stored row was validated when it was written, and the database's own constraints
@@ -334,6 +341,7 @@ class Codec:
         self.computed = list(computed)
         self.encode = _compile_encoder(cls, self.columns)
         self.decode = _compile_decoder(cls, self.columns)
+        self.check = _compile_checker(cls, self.columns)
 
     def names(self) -> list[str]:
         """Every column name, fields first, then computed columns."""
@@ -344,9 +352,9 @@ class Codec:
         return self.by_name[column].encode(value)
 
     def row(self, obj: Any, computed: Sequence[Any] = ()) -> list[Any]:
-        """:attr:`encode`, with a value no column of this class can take (a naive time, a
-        text where an enum belongs: what the class's own checks would have refused, set
-        around them) a ``ValidationError`` on ``"store"`` rather than the conversion's error."""
+        """:attr:`check`, then :attr:`encode`; a value the encoding cannot take all the same
+        is a ``ValidationError`` on ``"store"`` too, never the conversion's own error."""
+        self.check(obj)
         try:
             return self.encode(obj, computed)
         except PartnerKitError:
@@ -377,6 +385,101 @@ def _compile_encoder(cls: type[Any], columns: Sequence[Column]) -> _Encode:
     source = f"def encode(obj, computed=()):\n    return [{', '.join([*values, '*computed'])}]\n"
     encode: _Encode = _compile(source, env, f"encode {cls.__qualname__}")["encode"]
     return encode
+
+
+#: The bounds of a 64-bit column (SQLite's INTEGER, PostgreSQL's BIGINT).
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: A timedelta is kept in microseconds, in 64 bits: this many days and no more.
+_MAX_SPAN_DAYS = _INT64_MAX // 86_400_000_000 - 1
+
+
+def _text_problem(value: object) -> str | None:
+    """What is wrong with a text column's value that no store keeps as given, or ``None``."""
+    if not isinstance(value, str):
+        return "is not text"
+    if "\x00" in value:
+        return "holds a NUL character"
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return "holds a lone surrogate"
+    return None
+
+
+def _time_problem(value: object) -> str | None:
+    if not isinstance(value, datetime) or value.utcoffset() is None:
+        return "is not an aware time"
+    return None
+
+
+def _check_text(cls: type[Any], name: str, value: object) -> None:
+    why = _text_problem(value)
+    if why is not None:
+        _refuse(cls, name, why)
+
+
+def _check_time(cls: type[Any], name: str, value: object) -> None:
+    why = _time_problem(value)
+    if why is not None:
+        _refuse(cls, name, why)
+
+
+def _refuse(cls: type[Any], name: str, why: str) -> NoReturn:
+    raise ValidationError("store", f"{cls.__name__}.{name} {why}: no store keeps it")
+
+
+def _compile_checker(cls: type[Any], columns: Sequence[Column]) -> Callable[[Any], None]:
+    """``check(obj)`` for :attr:`Codec.check`, one test per column, written out once.
+
+    Each test is one ``if`` whose usual answer is decided by a class comparison and a C
+    call or two (plain ASCII text without a NUL, a time in UTC, an int of 64 bits); only a
+    value that fails it is looked at closely, and only one that is really wrong refused.
+    """
+    env: dict[str, Any] = {
+        "cls": cls,
+        "refuse": _refuse,
+        "text": _check_text,
+        "time": _check_time,
+        "UTC": UTC,
+        "dt": datetime,
+        "td": timedelta,
+        "lo": _INT64_MIN,
+        "hi": _INT64_MAX,
+        "days": _MAX_SPAN_DAYS,
+    }
+    lines = ["def check(obj):"]
+    for i, column in enumerate(columns):
+        name, raw = column.name, column.raw
+        quoted = repr(name)
+        if column.sql_type == "TEXT" and column.encode is _identity:
+            odd = "v.__class__ is not str or not v.isascii() or '\\x00' in v"
+            act = f"text(cls, {quoted}, v)"
+        elif raw is bool:
+            odd = "v.__class__ is not bool"
+            act = f"refuse(cls, {quoted}, 'is not True or False')"
+        elif column.sql_type == "BIGINT" and column.encode is _identity:
+            odd = "v.__class__ is not int or not lo <= v <= hi"
+            act = f"refuse(cls, {quoted}, 'is not a whole number of 64 bits')"
+        elif raw is _dec_datetime:
+            odd = "v.__class__ is not dt or v.tzinfo is not UTC"
+            act = f"time(cls, {quoted}, v)"
+        elif raw is _dec_timedelta:
+            odd = "not isinstance(v, td) or not -days <= v.days <= days"
+            act = f"refuse(cls, {quoted}, 'is not a time span of 64 bits of microseconds')"
+        elif isinstance(raw, type) and issubclass(raw, enum.Enum):
+            env[f"e{i}"] = raw
+            odd = f"v.__class__ is not e{i}"
+            act = f"refuse(cls, {quoted}, 'is not a {raw.__name__}')"
+        else:
+            continue  # JSON: the value's own class checks what it holds
+        if column.nullable:
+            odd = f"v is not None and ({odd})"
+        lines += [f"    v = obj.{name}", f"    if {odd}:", f"        {act}"]
+    lines.append("    return None")
+    check: Callable[[Any], None] = _compile(
+        "\n".join(lines) + "\n", env, f"check {cls.__qualname__}"
+    )["check"]
+    return check
 
 
 def _compile_decoder(cls: type[Any], columns: Sequence[Column]) -> Callable[[Sequence[Any]], Any]:
@@ -429,8 +532,16 @@ def _compile(source: str, env: dict[str, Any], label: str) -> dict[str, Any]:
 
 
 def table_codec(table: Table[Any]) -> Codec:
-    """Return the codec of a port table."""
-    return Codec(table.cls, list(table.computed))
+    """Return the codec of a port table (one per class and computed columns: a codec is
+    never changed once made, so every store shares it)."""
+    key = (table.cls, tuple(table.computed))
+    codec = _CODECS.get(key)
+    if codec is None:
+        codec = _CODECS.setdefault(key, Codec(*key))
+    return codec
+
+
+_CODECS: dict[tuple[type[Any], tuple[str, ...]], Codec] = {}
 
 
 AUDIT_COLUMNS = Codec(AuditEvent)

@@ -23,7 +23,12 @@ from partnerkit.errors import Conflict, PartnerKitError
 from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
 from partnerkit.ports import TABLES, Repository, Table
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
-from partnerkit.stores._sql import check_appendable, check_search_cursor
+from partnerkit.stores._sql import (
+    AUDIT_COLUMNS,
+    check_appendable,
+    check_search_cursor,
+    table_codec,
+)
 from partnerkit.support import Credential, ServiceRequest
 
 __all__ = ["MemoryStore"]
@@ -59,7 +64,17 @@ class _TableData:
     for as long as the store lives. The kept keys are tuples for the same reason.
     """
 
-    __slots__ = ("by_columns", "by_names", "keys", "keys_of", "lookups", "rows", "table", "uniques")
+    __slots__ = (
+        "by_columns",
+        "by_names",
+        "check",
+        "keys",
+        "keys_of",
+        "lookups",
+        "rows",
+        "table",
+        "uniques",
+    )
 
     def __init__(self, table: Table[Any]) -> None:
         self.table = table
@@ -74,6 +89,8 @@ class _TableData:
 
         #: A row's lookup keys, in the order of ``lookups``, from one generated expression.
         self.keys_of: Callable[[Any], tuple[object, ...]] = _key_function(table, self.lookups)
+        #: What the SQL stores refuse to write, refused here too (see ``Codec.check``).
+        self.check: Callable[[Any], None] = table_codec(table).check
 
     def put(self, ident: str, obj: Any, keys: tuple[object, ...]) -> None:
         """Store a new row under *keys*."""
@@ -206,6 +223,7 @@ class _MemoryRepository(Repository[T]):
         validate = data.table.validate
         if validate is not None:
             validate(obj)
+        data.check(obj)
         keys = data.keys_of(obj)
         if ident in data.rows or data.unique_clash(keys, None):
             raise Conflict(f"{data.table.noun} key already taken")
@@ -224,6 +242,7 @@ class _MemoryRepository(Repository[T]):
         validate = data.table.validate
         if validate is not None:
             validate(obj)
+        data.check(obj)
         keys = data.keys_of(obj)
         old_keys = data.keys[ident]
         if keys != old_keys and data.unique_clash(keys, ident):
@@ -319,6 +338,7 @@ class _MemoryUnitOfWork:
         store = self._store
         seq, prev = store.audit_head
         check_appendable(event, (seq, prev))
+        AUDIT_COLUMNS.check(event)
         store.audit.append(event)
         store.audit_head = (event.seq, event.hash)
 

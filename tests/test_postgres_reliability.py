@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 from importlib.util import find_spec
@@ -12,9 +11,9 @@ import attrs
 import pytest
 
 from _forking import in_child
+from _pg_limits import unindexable_relation
 from partnerkit.directory import Company, CompanyKind
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError
-from partnerkit.records import CustomerRelation
 
 if find_spec("psycopg") is None and not os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"):
     pytest.skip("psycopg is not installed (partnerkit[postgres])", allow_module_level=True)
@@ -110,16 +109,7 @@ def test_a_commit_the_server_refuses_is_not_taken_for_a_lost_connection(
     ``"store"``, and every later call says that nothing was committed, not that the outcome
     is unknown; the connection goes on serving (found in review: it said the connection was
     lost and the commit's outcome unknown)."""
-    rng = random.Random(1)  # noqa: S311 - incompressible text for an index row, not a secret
-    huge = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(4000))
-    relation = CustomerRelation(
-        id="cmp_p:cmp_c",
-        partner_id="cmp_p",
-        customer_id="cmp_c",
-        name_key=huge,
-        domain="c.example",
-        advises=True,
-    )
+    relation = unindexable_relation()
     with pg_store.unit_of_work() as uow:
         uow.check_writes_later()  # type: ignore[attr-defined]
         uow.customer_relations.add(relation)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
 import threading
 import time
 from collections.abc import Iterator
@@ -16,6 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from _pg_limits import unindexable_relation
 from partnerkit.audit import GENESIS_HASH
 from partnerkit.directory import Company, CompanyKind, User
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError
@@ -119,20 +119,6 @@ def test_a_unique_clash_on_update_is_a_conflict_and_the_unit_of_work_goes_on(
         assert uow.companies.get("cmp_d") == customer("cmp_d", "e.example", version=2)
 
 
-def _unindexable_relation() -> CustomerRelation:
-    """A relation whose name key no btree index row holds (incompressible, ~12 kB)."""
-    rng = random.Random(1)  # noqa: S311 - incompressible text for an index row, not a secret
-    huge = "".join(chr(rng.randrange(0x4E00, 0x9FFF)) for _ in range(4000))
-    return CustomerRelation(
-        id="cmp_p:cmp_c",
-        partner_id="cmp_p",
-        customer_id="cmp_c",
-        name_key=huge,
-        domain="c.example",
-        advises=True,
-    )
-
-
 @pytest.mark.parametrize("later", [False, True], ids=["checked-at-once", "checked-later"])
 def test_a_writer_whose_transaction_failed_on_the_server_is_over(
     pg_store: PostgresStore, later: bool
@@ -149,10 +135,10 @@ def test_a_writer_whose_transaction_failed_on_the_server_is_over(
         # checked later). (A count of 2**63 did this before; every store now refuses a value
         # no column holds before it writes.)
         if later:
-            uow.customer_relations.add(_unindexable_relation())
+            uow.customer_relations.add(unindexable_relation())
         else:
             with pytest.raises(ValidationError):
-                uow.customer_relations.add(_unindexable_relation())
+                uow.customer_relations.add(unindexable_relation())
         with pytest.raises(PartnerKitError):
             uow.commit()
         with pytest.raises(PartnerKitError):

@@ -47,29 +47,9 @@ from partnerkit.roles import Rule
 from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.testing import FakeClock, sample_catalog
 
-pytest_plugins = ["pg_fixtures"]
+pytest_plugins = ["pg_fixtures", "cast_fixtures"]
 
 _NOT_ON_GLOBAL_ADMINS = Rule.CUSTOMER_GLOBAL_ADMIN_NOT_DELEGATED
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def portal(any_store: Store, clock: FakeClock) -> Portal:
-    return _make_portal(any_store, clock, sample_catalog())
-
-
-@pytest.fixture
-def partner(portal: Portal) -> PartnerCast:
-    return add_partner(portal, "Contoso", "contoso")
-
-
-@pytest.fixture
-def customer(portal: Portal) -> CustomerCast:
-    return add_customer(portal, "Fabrikam", "fabrikam.example")
 
 
 def _rule(call: object) -> Rule:

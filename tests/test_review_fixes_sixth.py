@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from delegation_kit import CustomerCast, PartnerCast, add_customer, add_partner, consent
+from delegation_kit import CustomerCast, PartnerCast, add_customer, consent
 from delegation_kit import make_portal as _make_portal
 from partnerkit import (
     AdminRole,
@@ -50,29 +50,9 @@ from partnerkit.records import LinkRecord
 from partnerkit.roles import Rule
 from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.support import PasswordHasher
-from partnerkit.testing import FakeClock, sample_catalog
+from partnerkit.testing import FakeClock
 
-pytest_plugins = ["pg_fixtures"]
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def portal(any_store: Store, clock: FakeClock) -> Portal:
-    return _make_portal(any_store, clock, sample_catalog())
-
-
-@pytest.fixture
-def partner(portal: Portal) -> PartnerCast:
-    return add_partner(portal, "Contoso", "contoso")
-
-
-@pytest.fixture
-def customer(portal: Portal) -> CustomerCast:
-    return add_customer(portal, "Fabrikam", "fabrikam.example")
+pytest_plugins = ["pg_fixtures", "cast_fixtures"]
 
 
 def _events(portal: Portal) -> list[tuple[str, str, str | None]]:

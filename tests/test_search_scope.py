@@ -14,33 +14,10 @@ from datetime import timedelta
 import pytest
 
 from delegation_kit import CustomerCast, PartnerCast, add_customer, add_partner, consent
-from delegation_kit import make_portal as _make_portal
 from partnerkit import OfferLine, Permission, Portal
-from partnerkit.ports import Store
-from partnerkit.testing import FakeClock, sample_catalog
+from partnerkit.testing import FakeClock
 
-pytest_plugins = ["pg_fixtures"]
-
-
-@pytest.fixture
-def store(any_store: Store) -> Store:
-    """Each built-in store in turn (``any_store`` in tests/pg_fixtures.py)."""
-    return any_store
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def portal(store: Store, clock: FakeClock) -> Portal:
-    return _make_portal(store, clock, sample_catalog())
-
-
-@pytest.fixture
-def partner(portal: Portal) -> PartnerCast:
-    return add_partner(portal, "Contoso", "contoso")
+pytest_plugins = ["pg_fixtures", "cast_fixtures"]
 
 
 @pytest.fixture

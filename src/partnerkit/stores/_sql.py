@@ -412,14 +412,7 @@ def _time_problem(value: object) -> str | None:
     return None
 
 
-def _check_text(cls: type[Any], name: str, value: object) -> None:
-    why = _text_problem(value)
-    if why is not None:
-        _refuse(cls, name, why)
-
-
-def _check_time(cls: type[Any], name: str, value: object) -> None:
-    why = _time_problem(value)
+def _refuse_if(cls: type[Any], name: str, why: str | None) -> None:
     if why is not None:
         _refuse(cls, name, why)
 
@@ -438,8 +431,9 @@ def _compile_checker(cls: type[Any], columns: Sequence[Column]) -> Callable[[Any
     env: dict[str, Any] = {
         "cls": cls,
         "refuse": _refuse,
-        "text": _check_text,
-        "time": _check_time,
+        "refuse_if": _refuse_if,
+        "text": _text_problem,
+        "time": _time_problem,
         "UTC": UTC,
         "dt": datetime,
         "td": timedelta,
@@ -453,7 +447,7 @@ def _compile_checker(cls: type[Any], columns: Sequence[Column]) -> Callable[[Any
         quoted = repr(name)
         if column.sql_type == "TEXT" and column.encode is _identity:
             odd = "v.__class__ is not str or not v.isascii() or '\\x00' in v"
-            act = f"text(cls, {quoted}, v)"
+            act = f"refuse_if(cls, {quoted}, text(v))"
         elif raw is bool:
             odd = "v.__class__ is not bool"
             act = f"refuse(cls, {quoted}, 'is not True or False')"
@@ -462,7 +456,7 @@ def _compile_checker(cls: type[Any], columns: Sequence[Column]) -> Callable[[Any
             act = f"refuse(cls, {quoted}, 'is not a whole number of 64 bits')"
         elif raw is _dec_datetime:
             odd = "v.__class__ is not dt or v.tzinfo is not UTC"
-            act = f"time(cls, {quoted}, v)"
+            act = f"refuse_if(cls, {quoted}, time(v))"
         elif raw is _dec_timedelta:
             odd = "not isinstance(v, td) or not -days <= v.days <= days"
             act = f"refuse(cls, {quoted}, 'is not a time span of 64 bits of microseconds')"

@@ -27,13 +27,17 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from delegation_kit import CustomerCast, PartnerCast, add_customer, consent
 from delegation_kit import make_portal as _make_portal
 from partnerkit import (
     AdminRole,
+    Company,
+    CompanyKind,
     Forbidden,
+    NotFound,
     OfferLine,
     PartnerAccess,
     Permission,
@@ -410,3 +414,101 @@ def test_a_global_admin_resets_a_partner_users_password_only_holding_its_access(
     # Holding the access is enough: LIMITED resets LIMITED, FULL resets FULL.
     assert portal.reset_password(limited_ga, pid, partner.limited.id).temporary_password
     assert portal.reset_password(partner.admin, pid, partner.full.id).temporary_password
+
+
+# -- found in the review of the session's own change -----------------------------------------
+
+
+def test_a_users_company_of_a_str_subclass_never_redeems_for_another_company(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    """PostgreSQL reads the actor's company with the link, by the company the caller's
+    ``User`` names, and took it when that id said it equalled the stored user's: a trial
+    redeemed by one customer's admin landed in another customer."""
+    victim = add_customer(portal, "Dunder", "dunder.example", roles=())
+    url = portal.create_trial_invitation(partner.admin, "EXCHANGE", include_delegated_admin=True)
+    forged = attrs.evolve(customer.admin, company_id=_EqualToAll(victim.company.id))
+    redemption = portal.redeem(url, forged)
+    assert {s.customer_id for s in redemption.subscriptions} == {customer.company.id}
+    with portal.store.unit_of_work(write=False) as uow:
+        assert uow.subscriptions.find(customer_id=victim.company.id) == []
+        assert uow.delegations.find(customer_id=victim.company.id) == []
+
+
+def test_a_hasher_whose_n_scrypt_refuses_for_its_r_is_refused() -> None:
+    """OpenSSL's scrypt needs n < 2**(16 r): n = 2**16 with r = 1 failed the first reset."""
+    with pytest.raises(ValidationError) as refused:
+        PasswordHasher(n=2**16, r=1)
+    assert refused.value.field == "n"
+    assert PasswordHasher(n=2**15, r=1)
+    good = PasswordHasher(n=2**4).hash("pw")
+    scheme, _, _, p, salt, key = good.split("$")
+    assert PasswordHasher.verify("pw", f"{scheme}${2**16}$1${p}${salt}${key}") is False
+
+
+class _Text(str):
+    """A framework's string type (such as a template engine's safe string)."""
+
+    __slots__ = ()
+
+
+def test_a_password_of_a_str_subclass_verifies() -> None:
+    hasher = PasswordHasher(n=2**4)
+    stored = hasher.hash(_Text("correct horse"))
+    assert PasswordHasher.verify(_Text("correct horse"), stored)
+    assert PasswordHasher.verify("correct horse", _Text(stored))
+    assert not PasswordHasher.verify(_Text("wrong"), stored)
+
+
+def test_a_computed_column_of_an_unstorable_value_is_refused_alike(any_store: Store) -> None:
+    """The SQL stores computed a company's search name from its name before checking it,
+    and a name that is not text raised ``AttributeError`` there."""
+    company = Company(
+        id="cmp_1", kind=CompanyKind.CUSTOMER, name="Fabrikam", domain="fabrikam.example"
+    )
+    with pytest.raises(ValidationError) as refused, any_store.unit_of_work() as uow:
+        uow.companies.add(_smuggled(company, name=7))
+    assert "Company.name" in str(refused.value)
+
+
+def test_a_stale_update_holding_an_unstorable_value_is_refused_for_the_value(
+    any_store: Store,
+) -> None:
+    """What an object holds is judged before its version, on every store."""
+    with any_store.unit_of_work() as uow:
+        uow.links.add(_link())
+        uow.commit()
+    stale = attrs.evolve(_link(), version=3)
+    with pytest.raises(ValidationError, match="NUL"), any_store.unit_of_work() as uow:
+        uow.links.update(_smuggled(stale, target="ofr_\x00"))
+
+
+def test_an_audit_event_whose_time_is_no_time_is_a_validation_error(any_store: Store) -> None:
+    with any_store.unit_of_work() as uow:
+        seq, prev = uow.audit_head()
+        event = AuditEvent.chained(
+            seq=seq + 1,
+            prev_hash=prev,
+            at=datetime(2030, 1, 1, tzinfo=UTC),
+            action="test.append",
+            outcome="success",
+        )
+        with pytest.raises(ValidationError) as refused:
+            uow.append_audit(_smuggled(event, at="2030-01-01"))
+        assert refused.value.field == "at"
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("no text")
+
+    __repr__ = __str__
+
+
+def test_an_sku_that_cannot_be_shown_is_not_found_and_audited(
+    portal: Portal, partner: PartnerCast
+) -> None:
+    before = len(_events(portal))
+    with pytest.raises(NotFound):
+        portal.create_trial_invitation(partner.admin, _Unprintable())  # type: ignore[arg-type]
+    assert [o for _, o, _ in _events(portal)[before:]] == ["failed"]

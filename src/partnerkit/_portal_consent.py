@@ -10,7 +10,6 @@ from partnerkit._portal_core import (
     _Attempt,
     _Context,
     _roles_of,
-    _shown,
 )
 from partnerkit.consent import (
     Delegation,
@@ -22,6 +21,7 @@ from partnerkit.errors import (
     Forbidden,
     NotFound,
     ValidationError,
+    _shown,
 )
 from partnerkit.ports import UnitOfWork
 from partnerkit.roles import (

@@ -7,7 +7,6 @@ The use cases themselves live in the ``_portal_*`` modules, one per feature; the
 from __future__ import annotations
 
 import operator
-import reprlib
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -38,6 +37,8 @@ from partnerkit.errors import (
     NotFound,
     PartnerKitError,
     ValidationError,
+    _plain,
+    _shown,
 )
 from partnerkit.links import (
     DEFAULT_LINK_LIFETIME,
@@ -695,44 +696,6 @@ def _roles_detail(
 
 
 #: Ids as the audit and errors show them: cut to this many characters.
-MAX_SHOWN_ID = 64
-_SHOWN_REPR = reprlib.Repr()  # bounded: a huge list is not rendered in full
-_SHOWN_REPR.maxlevel = 2
-_SHOWN_REPR.maxstring = _SHOWN_REPR.maxother = MAX_SHOWN_ID
-
-
-def _plain(value: Any) -> Any:
-    """An id as a plain ``str`` when it is a ``str`` of a subclass, else as it is.
-
-    A subclass's own ``__eq__`` and ``__hash__`` answer every comparison it takes part in,
-    even with a plain string on the left: an id compared with the actor's company, or looked
-    up in a dict, would match whatever the subclass says. Ids are compared and looked up only
-    once made plain.
-    """
-    if value.__class__ is str or not isinstance(value, str):
-        return value
-    return str.__str__(value)
-
-
-def _shown(value: object) -> str:
-    """How an id a caller passed is recorded: at most 64 printable characters.
-
-    A string is cut to 64 characters; anything else is shown by a short ``repr``. Control
-    characters and lone surrogates (which a store may refuse) are escaped. Never raises,
-    whatever *value* is.
-    """
-    try:
-        if isinstance(value, str):
-            text = str.__str__(value)[:MAX_SHOWN_ID]  # a plain str, even of a subclass
-        else:
-            text = _SHOWN_REPR.repr(value)[:MAX_SHOWN_ID]
-        if text.isprintable():
-            return text
-        return text.encode("unicode_escape").decode("ascii")[:MAX_SHOWN_ID]
-    except Exception:  # a repr that fails: the type is all that is shown
-        return f"<{type(value).__name__}>"[:MAX_SHOWN_ID]
-
-
 def _clean(attempt: _Attempt) -> None:
     """Make what *attempt* records safe to store, whatever the caller passed (see
     :func:`_shown`); the details keep their length but are escaped the same way."""

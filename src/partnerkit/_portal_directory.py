@@ -12,10 +12,8 @@ from partnerkit._portal_core import (
     _Attempt,
     _bump,
     _Context,
-    _plain,
     _role_label,
     _roles_detail,
-    _shown,
 )
 from partnerkit.audit import AuditChainBroken, AuditEvent, verify_chain
 from partnerkit.directory import (
@@ -30,6 +28,8 @@ from partnerkit.directory import (
 from partnerkit.errors import (
     Forbidden,
     ValidationError,
+    _plain,
+    _shown,
 )
 from partnerkit.ports import UnitOfWork
 from partnerkit.roles import (

@@ -20,7 +20,6 @@ from partnerkit._portal_core import (
     _reads_each,
     _role_label,
     _roles_of,
-    _shown,
     _terms_detail,
 )
 from partnerkit._time import later
@@ -44,6 +43,8 @@ from partnerkit.errors import (
     LinkRevoked,
     NotFound,
     ValidationError,
+    _plain,
+    _shown,
 )
 from partnerkit.links import (
     LinkClaims,
@@ -568,7 +569,7 @@ class OfferCases(PortalCore):
         ``None`` where the reads one by one must run instead, to fail as they do: an actor
         that is no key or is not stored, a link that does not verify.
         """
-        actor_id = actor if isinstance(actor, str) else getattr(actor, "id", None)
+        actor_id = _plain(actor if isinstance(actor, str) else getattr(actor, "id", None))
         if not isinstance(actor_id, str):
             return None
         try:
@@ -576,7 +577,9 @@ class OfferCases(PortalCore):
         except Exception:  # raised again by the reads one by one, after the actor's checks
             return None
         user: User | None
-        hint = actor.company_id if isinstance(actor, User) else None
+        # The company the caller's User names, only a hint: it is used when the stored user
+        # is in it, compared as a plain string (a subclass would answer == as it likes).
+        hint = _plain(actor.company_id) if isinstance(actor, User) else None
         if hint is not None:
             (user, company), known = self._read_link(
                 uow, claims, hint, (USERS, actor_id), (COMPANIES, hint)

@@ -10,7 +10,6 @@ from partnerkit._portal_core import (
     _bump,
     _check_limit,
     _check_prefix,
-    _shown,
 )
 from partnerkit.directory import (
     Company,
@@ -21,6 +20,7 @@ from partnerkit.errors import (
     NotFound,
     PartnerKitError,
     ValidationError,
+    _shown,
 )
 from partnerkit.ports import UnitOfWork
 from partnerkit.records import CustomerRelation

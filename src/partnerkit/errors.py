@@ -9,7 +9,8 @@ reaches a caller: adapters translate them and chain the cause.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import reprlib
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from partnerkit.roles import Decision, Permission
@@ -123,3 +124,41 @@ class LinkExhausted(InvalidLink):
 
     def __init__(self, message: str = "link has no uses left") -> None:
         super().__init__(message)
+
+
+MAX_SHOWN_ID = 64
+_SHOWN_REPR = reprlib.Repr()  # bounded: a huge list is not rendered in full
+_SHOWN_REPR.maxlevel = 2
+_SHOWN_REPR.maxstring = _SHOWN_REPR.maxother = MAX_SHOWN_ID
+
+
+def _plain(value: Any) -> Any:
+    """An id as a plain ``str`` when it is a ``str`` of a subclass, else as it is.
+
+    A subclass's own ``__eq__`` and ``__hash__`` answer every comparison it takes part in,
+    even with a plain string on the left: an id compared with the actor's company, or looked
+    up in a dict, would match whatever the subclass says. Ids are compared and looked up only
+    once made plain.
+    """
+    if value.__class__ is str or not isinstance(value, str):
+        return value
+    return str.__str__(value)
+
+
+def _shown(value: object) -> str:
+    """How an id a caller passed is recorded: at most 64 printable characters.
+
+    A string is cut to 64 characters; anything else is shown by a short ``repr``. Control
+    characters and lone surrogates (which a store may refuse) are escaped. Never raises,
+    whatever *value* is.
+    """
+    try:
+        if isinstance(value, str):
+            text = str.__str__(value)[:MAX_SHOWN_ID]  # a plain str, even of a subclass
+        else:
+            text = _SHOWN_REPR.repr(value)[:MAX_SHOWN_ID]
+        if text.isprintable():
+            return text
+        return text.encode("unicode_escape").decode("ascii")[:MAX_SHOWN_ID]
+    except Exception:  # a repr that fails: the type is all that is shown
+        return f"<{type(value).__name__}>"[:MAX_SHOWN_ID]

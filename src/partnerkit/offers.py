@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from partnerkit._time import later
-from partnerkit.errors import NotFound, ValidationError
+from partnerkit.errors import NotFound, ValidationError, _plain, _shown
 
 if TYPE_CHECKING:
     from partnerkit.consent import Delegation
@@ -190,9 +190,10 @@ class Catalog:
 
     def get(self, sku: str) -> Service:
         """Return the service *sku*; ``NotFound`` if the catalogue has none."""
+        sku = _plain(sku)
         service = self._services.get(sku) if isinstance(sku, str) else None
         if service is None:
-            raise NotFound("service", str(sku)[:64])
+            raise NotFound("service", _shown(sku))
         return service
 
     def __contains__(self, sku: object) -> bool:

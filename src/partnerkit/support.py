@@ -59,6 +59,8 @@ def _scrypt_problem(n: object, r: object, p: object) -> tuple[str, str] | None:
             return name, f"must be a whole number from 1 to {top}"
     if not isinstance(n, int) or n < 2 or n & (n - 1):
         return "n", "must be a power of 2, at least 2"
+    if not isinstance(r, int) or n >= 2 ** (16 * r):
+        return "n", "must be less than 2**(16 * r), scrypt's own bound"
     if not isinstance(r, int) or 128 * n * r > _MAX_MEMORY:
         return "n", "with r, would take more than 1 GiB for one hash (128 * n * r bytes)"
     return None
@@ -99,7 +101,7 @@ class PasswordHasher:
         edited, or with parameters out of bounds): a sign-in fails closed, and nothing of
         the hash's own decoding reaches the caller.
         """
-        if type(password) is not str or type(encoded) is not str:
+        if not isinstance(password, str) or not isinstance(encoded, str):
             return False
         try:
             scheme, n_text, r_text, p_text, salt_text, key_text = encoded.split("$")
@@ -114,7 +116,7 @@ class PasswordHasher:
             if len(key) != 32:
                 return False
             derived = Scrypt(salt=salt, length=32, n=n, r=r, p=p).derive(password.encode("utf-8"))
-        except (ValueError, TypeError, UnicodeError):
+        except (ValueError, TypeError, UnicodeError, MemoryError):
             return False
         return hmac.compare_digest(derived, key)
 

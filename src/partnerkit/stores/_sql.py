@@ -351,12 +351,13 @@ class Codec:
         """Encode one value for a ``WHERE`` clause on *column*."""
         return self.by_name[column].encode(value)
 
-    def row(self, obj: Any, computed: Sequence[Any] = ()) -> list[Any]:
-        """:attr:`check`, then :attr:`encode`; a value the encoding cannot take all the same
-        is a ``ValidationError`` on ``"store"`` too, never the conversion's own error."""
+    def row(self, obj: Any, computed: Sequence[Callable[[Any], Any]] = ()) -> list[Any]:
+        """:attr:`check`, then the values of the *computed* columns (functions of *obj*),
+        then :attr:`encode`; a value that fails on the way all the same is a
+        ``ValidationError`` on ``"store"`` too, never the conversion's own error."""
         self.check(obj)
         try:
-            return self.encode(obj, computed)
+            return self.encode(obj, [compute(obj) for compute in computed])
         except PartnerKitError:
             raise
         except (TypeError, ValueError, AttributeError, OverflowError) as exc:
@@ -841,7 +842,9 @@ def check_appendable(event: AuditEvent, head: tuple[int, str]) -> None:
     if event.seq != seq + 1 or event.prev_hash != prev:
         raise Conflict("audit event does not follow the chain head")
     at = event.at
-    if at.tzinfo is not UTC and (not isinstance(at, datetime) or at.utcoffset() != _NO_OFFSET):
+    if not (at.__class__ is datetime and at.tzinfo is UTC) and (
+        not isinstance(at, datetime) or at.utcoffset() != _NO_OFFSET
+    ):
         raise ValidationError("at", "an audit event's time must be in UTC")
 
 

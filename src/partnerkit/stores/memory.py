@@ -236,13 +236,14 @@ class _MemoryRepository(Repository[T]):
             store.check_writable()
         data = self._data
         ident: str = obj.id  # type: ignore[attr-defined]
-        old = data.rows.get(ident)
-        if old is None or old.version + 1 != obj.version:  # type: ignore[attr-defined]
-            raise Conflict(f"stale {data.table.noun}: a concurrent change won")
+        # What the object holds is judged before its version, as the SQL stores do.
         validate = data.table.validate
         if validate is not None:
             validate(obj)
         data.check(obj)
+        old = data.rows.get(ident)
+        if old is None or old.version + 1 != obj.version:  # type: ignore[attr-defined]
+            raise Conflict(f"stale {data.table.noun}: a concurrent change won")
         keys = data.keys_of(obj)
         old_keys = data.keys[ident]
         if keys != old_keys and data.unique_clash(keys, ident):

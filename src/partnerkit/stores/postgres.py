@@ -727,6 +727,7 @@ class _PostgresRepository(Repository[T]):
     __slots__ = (
         "_clash",
         "_codec",
+        "_computed",
         "_find_sql",
         "_find_statements",
         "_guarded_update",
@@ -741,6 +742,7 @@ class _PostgresRepository(Repository[T]):
         self._tsql = sql
         self._table: Table[T] = sql.table
         self._codec = sql.codec
+        self._computed = tuple(sql.table.computed.values())
         self._sql = sql.statements
         self._find_sql = sql.groups
         self._find_statements = sql.find_statements
@@ -838,7 +840,7 @@ class _PostgresRepository(Repository[T]):
         return select, count, [v for v in values if v is not None]
 
     def _row(self, obj: T) -> list[Any]:
-        return self._codec.row(obj, [fn(obj) for fn in self._table.computed.values()])
+        return self._codec.row(obj, self._computed)
 
 
 class _PostgresTableSQL(TableSQL):

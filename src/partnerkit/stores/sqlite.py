@@ -191,12 +191,13 @@ class _SQLiteRepository(Repository[T]):
     """One table's operations for one thread of a store: made once, they run their
     statements in whatever unit of work is open in that thread (see :class:`_Session`)."""
 
-    __slots__ = ("_codec", "_find_sql", "_sql", "_table", "_uow", "_update")
+    __slots__ = ("_codec", "_computed", "_find_sql", "_sql", "_table", "_uow", "_update")
 
     def __init__(self, session: _Session, sql: TableSQL, plan: UpdatePlan) -> None:
         self._uow = session
         self._table: Table[T] = sql.table
         self._codec = sql.codec
+        self._computed = tuple(sql.table.computed.values())
         self._sql = sql.statements
         self._find_sql = sql.lookups
         self._update = plan
@@ -295,8 +296,7 @@ class _SQLiteRepository(Repository[T]):
         return [enc(c, where[c]) for c in group]
 
     def _row(self, obj: T) -> list[Any]:
-        table = self._table
-        return self._codec.row(obj, [fn(obj) for fn in table.computed.values()])
+        return self._codec.row(obj, self._computed)
 
 
 _AUDIT_NAMES = [c.name for c in AUDIT_COLUMNS.columns]

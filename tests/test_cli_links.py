@@ -6,8 +6,11 @@ import argparse
 import base64
 import json
 import stat
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pytest
@@ -16,6 +19,7 @@ from partnerkit._cli_links import (
     EXIT_EXPIRED,
     EXIT_INVALID,
     EXIT_OK,
+    EXIT_REVOKED,
     EXIT_USAGE,
     add_keys_parser,
     add_link_parser,
@@ -202,6 +206,7 @@ class TestLinkInspect:
         ring = Keyring.from_json(key_file.read_text())
         assert document == {
             "status": "valid",
+            "store_checked": False,
             "claims": {
                 "version": 1,
                 "kind": "trial_invitation",
@@ -383,3 +388,204 @@ def test_link_new_refuses_what_the_portal_refuses(
     captured = capsys.readouterr()
     assert captured.out == ""
     assert why in captured.err
+
+
+# -- found in the sixth session's review of the command ---------------------------------------
+
+
+def _issued(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, Path, str]:
+    """A portal file, its key ring, and a delegated-admin link issued through it."""
+    db, keys = _portal_file(tmp_path)
+    capsys.readouterr()
+    argv = ["link", "new", "--db", db, "--keys", keys, "--actor", "ana@contoso.example"]
+    argv += ["--base-url", "https://portal.example/join", "--delegated-admin"]
+    assert run(*argv) == EXIT_OK
+    return db, keys, capsys.readouterr().out.strip()
+
+
+def test_link_inspect_with_the_portal_file_reports_a_revoked_link(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Without the store a revoked link verifies (its signature is good); with ``--db`` the
+    command asks the portal, and a revoked link is exit 4. Before, there was no ``--db`` and
+    an operator checking a revocation was told the link was valid."""
+    from partnerkit import Portal
+    from partnerkit.stores.sqlite import SQLiteStore
+
+    db, keys, url = _issued(tmp_path, capsys)
+    assert run("link", "inspect", url, "--keys", keys, "--db", db, "--json") == EXIT_OK
+    assert json.loads(capsys.readouterr().out)["store_checked"] is True
+    store = SQLiteStore(db)
+    try:
+        portal = Portal(store=store, keyring=Keyring.from_json(keys.read_text()))
+        with store.unit_of_work(write=False) as uow:
+            (ana,) = uow.users.find(email_key="ana@contoso.example")
+        portal.revoke_link(ana, portal.inspect_link(url).link_id)
+    finally:
+        store.close()
+    assert run("link", "inspect", url, "--keys", keys, "--db", db) == EXIT_REVOKED
+    assert "status: revoked" in output(capsys)
+    assert run("link", "inspect", url, "--keys", keys) == EXIT_OK
+    assert "status: valid (store not checked)" in output(capsys)
+
+
+def _tables(path: Path) -> list[str]:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    try:
+        return sorted(r[0] for r in conn.execute("SELECT name FROM sqlite_master"))
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("command", ["new", "inspect"])
+def test_link_commands_never_write_into_another_applications_database(
+    tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    """``link new --db`` migrated any SQLite file it was given (16 tables added) before it
+    found no user there; it refuses a file that is not a partnerkit database, as the demo
+    does, and ``link inspect --db`` likewise."""
+    import sqlite3
+
+    crm = tmp_path / "crm.db"
+    conn = sqlite3.connect(crm)
+    conn.execute("CREATE TABLE contacts (name TEXT)")
+    conn.commit()
+    conn.close()
+    url = issue_url(key_file, issued_at=datetime.now(UTC))
+    argv = {
+        "new": (
+            "link", "new", "--db", crm, "--keys", key_file, "--actor", "ana@contoso.example",
+            "--base-url", "https://portal.example/join", "--delegated-admin",
+        ),
+        "inspect": ("link", "inspect", url, "--keys", key_file, "--db", crm),
+    }[command]  # fmt: skip
+    assert run(*argv) == EXIT_USAGE
+    assert "not a partnerkit database" in output(capsys)
+    assert _tables(crm) == ["contacts"]
+
+
+def test_keys_rotate_keeps_the_files_mode_and_writes_through_a_symlink(
+    tmp_path: Path, key_file: Path
+) -> None:
+    """A ring the portal's group may read stays so, and a link to the ring stays a link to
+    the rotated ring (it was replaced by a plain file, the target keeping the old keys)."""
+    secret_dir = tmp_path / "secrets"
+    secret_dir.mkdir()
+    real = secret_dir / "ring.json"
+    key_file.rename(real)
+    real.chmod(0o640)
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    assert run("keys", "rotate", link) == EXIT_OK
+    assert link.is_symlink()
+    assert len(Keyring.from_json(real.read_text()).key_ids) == 2
+    assert stat.S_IMODE(real.stat().st_mode) == 0o640
+    assert sorted(p.name for p in secret_dir.iterdir()) == ["ring.json"]
+
+
+_MAIN = "from partnerkit.cli import main; raise SystemExit(main())"
+
+
+def _command(*argv: str, **options: Any) -> subprocess.Popen[Any]:
+    """The ``partnerkit`` command in a process of its own (this interpreter, no shell)."""
+    return subprocess.Popen([sys.executable, "-c", _MAIN, *argv], **options)  # noqa: S603
+
+
+def test_rotations_at_once_lose_no_key(key_file: Path) -> None:
+    """Each rotation read the ring, added a key and replaced the file, with no lock: of eight
+    at once, most keys were lost (three of nine kept) though every one was printed."""
+    procs = [
+        _command("keys", "rotate", str(key_file), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        for _ in range(8)
+    ]
+    for proc in procs:
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+    assert len(Keyring.from_json(key_file.read_text()).key_ids) == 9
+
+
+def test_a_key_file_error_never_shows_a_secret_put_where_the_id_belongs(
+    tmp_path: Path, key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A secret is also a well-formed key id: with the two swapped, the error quoted it."""
+    document = json.loads(key_file.read_text())
+    key = document["keys"][0]
+    key["kid"], key["secret"] = key["secret"], key["kid"]
+    document["active_key_id"] = key["kid"]
+    swapped = tmp_path / "swapped.json"
+    swapped.write_text(json.dumps(document))
+    assert run("keys", "rotate", swapped) == EXIT_USAGE
+    shown = output(capsys)
+    assert "not a key ring" in shown
+    assert key["kid"] not in shown
+
+
+def test_a_huge_key_file_is_refused_unread(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    huge = tmp_path / "huge.json"
+    huge.write_bytes(b" " * (2 << 20))
+    assert run("keys", "public", huge) == EXIT_USAGE
+    assert "larger than" in output(capsys)
+
+
+def test_keys_new_that_cannot_write_leaves_no_file(tmp_path: Path) -> None:
+    """A failed write left an empty key file, which refused every later ``keys new``."""
+    import resource
+    import signal
+
+    def no_room() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+    out = tmp_path / "full.json"
+    proc = _command(
+        "keys", "new", "--out", str(out),
+        preexec_fn=no_room, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_USAGE, err
+    assert not out.exists()
+    assert "Traceback" not in err
+
+
+def test_a_reader_that_goes_away_gets_no_traceback(ed_key_file: Path) -> None:
+    proc = _command(
+        "keys", "public", str(ed_key_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert proc.stdout is not None
+    proc.stdout.close()  # as `| true` does
+    _, err = proc.communicate(timeout=120)
+    assert b"Traceback" not in err
+    assert b"BrokenPipeError" not in err
+
+
+def test_python_dash_m_runs_the_command(tmp_path: Path) -> None:
+    """``python -m partnerkit.cli`` did nothing and exited 0."""
+    out = tmp_path / "k.json"
+    done = subprocess.run(  # noqa: S603 - this interpreter, no shell
+        [sys.executable, "-m", "partnerkit.cli", "keys", "new", "--out", str(out)],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == EXIT_OK
+    assert Keyring.from_json(out.read_text()).key_ids
+
+
+def test_the_demo_on_a_path_whose_name_is_not_utf8_tells_its_story(tmp_path: Path) -> None:
+    """Printing such a path to a strict UTF-8 output raised ``UnicodeEncodeError`` after
+    the database was made; the name's odd bytes are shown as escapes instead."""
+    import os
+
+    path = os.fsdecode(os.fsencode(tmp_path) + b"/\xfe.db")
+    proc = _command(
+        "demo", "--db", path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONIOENCODING": "utf-8:strict"},
+    )  # fmt: skip
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "\\udcfe.db" in out

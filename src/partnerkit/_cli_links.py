@@ -2,32 +2,45 @@
 
 ``keys new [--ed25519] --out FILE`` writes a new key ring (mode 0600, never over an existing
 file); ``keys rotate FILE`` adds a signing key to it; ``keys public FILE`` prints its public
-keys as a JWK Set. ``link inspect URL --keys FILE [--json]`` verifies a link (or a bare code)
-and prints its claims; ``link new --db PATH --keys FILE --actor EMAIL ...`` issues one through
-the Portal of a SQLite file. Exit codes: 0 success (a valid link), 1 an unusable key file or
-argument, 2 an invalid link, 3 an expired link. No secret is ever printed.
+keys as a JWK Set. ``link inspect URL --keys FILE [--db PATH] [--json]`` verifies a link (or a
+bare code) and prints its claims, and with the portal's SQLite file whether it was revoked or
+used up; ``link new --db PATH --keys FILE --actor EMAIL ...`` issues one through the Portal
+of a SQLite file. Exit codes: 0 success (a valid link), 1 an unusable key file or argument,
+2 an invalid link (or a command line argparse refused), 3 an expired link, 4 a link revoked
+or used up. No secret is ever printed.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import stat
 import sys
 import tempfile
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from partnerkit.directory import email_key
-from partnerkit.errors import InvalidLink, LinkExpired, PartnerKitError, ValidationError
-from partnerkit.links import ED25519, HMAC_SHA256, Keyring, LinkClaims, code_from_url
+from partnerkit.errors import (
+    InvalidLink,
+    LinkExhausted,
+    LinkExpired,
+    LinkRevoked,
+    PartnerKitError,
+    ValidationError,
+)
+from partnerkit.links import ED25519, HMAC_SHA256, Keyring, LinkClaims, build_url, code_from_url
 from partnerkit.roles import AdminRole
 
 __all__ = [
     "EXIT_EXPIRED",
     "EXIT_INVALID",
     "EXIT_OK",
+    "EXIT_REVOKED",
     "EXIT_USAGE",
     "add_keys_parser",
     "add_link_parser",
@@ -41,6 +54,10 @@ EXIT_USAGE = 1
 EXIT_INVALID = 2
 #: ``link inspect``: the link's signature is valid but it expired.
 EXIT_EXPIRED = 3
+#: ``link inspect --db``: the link is valid but the portal revoked it or its uses are spent.
+EXIT_REVOKED = 4
+#: A key ring file is a few kilobytes; one far larger is not read.
+MAX_KEY_FILE_BYTES = 1 << 20
 
 
 def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
@@ -89,10 +106,17 @@ def add_link_parser(subparsers: Any) -> argparse.ArgumentParser:
     actions = link.add_subparsers(dest="link_command", metavar="COMMAND", required=True)
     inspect = actions.add_parser(
         "inspect",
-        help="verify a link and print its claims (exit 0 valid, 2 invalid, 3 expired)",
+        help="verify a link and print its claims (exit 0 valid, 2 invalid, 3 expired, "
+        "4 revoked or used up)",
+        description="Verify a link's signature and times and print its claims. Revocation "
+        "and max-uses live in the portal's store: give its SQLite file with --db to check "
+        "them too; without it, a revoked link is reported valid.",
     )
     inspect.add_argument("url", metavar="URL", help="a link, or the bare code of one")
     inspect.add_argument("--keys", required=True, type=Path, metavar="FILE", help="key ring")
+    inspect.add_argument(
+        "--db", type=Path, metavar="PATH", help="the portal's SQLite file (checks revocation)"
+    )
     inspect.add_argument("--json", action="store_true", help="print the claims as JSON")
     inspect.set_defaults(func=_link_inspect)
 
@@ -136,7 +160,12 @@ def _error(message: str) -> None:
 def _load(path: Path) -> Keyring | None:
     """The ring in ``path``, or None after telling why not (without its contents)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as file:
+            data = file.read(MAX_KEY_FILE_BYTES + 1)
+        if len(data) > MAX_KEY_FILE_BYTES:
+            _error(f"{str(path)!r} is not a key ring: larger than {MAX_KEY_FILE_BYTES} bytes")
+            return None
+        text = data.decode("utf-8")
     except (OSError, UnicodeError) as error:
         reason = error.strerror if isinstance(error, OSError) and error.strerror else "unreadable"
         _error(f"cannot read key file {str(path)!r}: {reason}")
@@ -149,26 +178,59 @@ def _load(path: Path) -> Keyring | None:
 
 
 def _write_new(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600; fails if it exists."""
+    """Create ``path`` with mode 0600; fails if it exists, and leaves nothing if the write
+    fails (an empty file would refuse the next try)."""
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
-
-
-def _replace(path: Path, text: str) -> None:
-    """Replace ``path`` atomically with a 0600 file holding ``text``."""
-    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", text=True)
     try:
         with os.fdopen(descriptor, "w", encoding="utf-8") as file:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
+def _replace(path: Path, text: str) -> None:
+    """Replace the file ``path`` is (a symlink's target) atomically with one holding
+    ``text``, with the old file's mode, owner and group (as far as this process may set
+    them), so that whoever could read the ring still can."""
+    target = Path(os.path.realpath(path))
+    old = target.stat()
+    descriptor, temporary = tempfile.mkstemp(
+        dir=target.parent, prefix=f".{target.name}.", text=True
+    )
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+        with contextlib.suppress(PermissionError):
+            os.chown(temporary, old.st_uid, old.st_gid)
+        os.chmod(temporary, stat.S_IMODE(old.st_mode))
+        os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock for changing the key ring at ``path`` (its real file): two
+    rotations at once would each write the ring as they read it, and one key be lost.
+    The lock is taken on the ring's directory (the ring itself is replaced, not written in
+    place, and a lock file would be left behind)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no advisory locks on this platform
+        yield
+        return
+    descriptor = os.open(Path(os.path.realpath(path)).parent, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
 
 
 def _keys_new(args: argparse.Namespace) -> int:
@@ -186,12 +248,13 @@ def _keys_new(args: argparse.Namespace) -> int:
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:
-    ring = _load(args.file)
-    if ring is None:
-        return EXIT_USAGE
-    kid = ring.rotate()
     try:
-        _replace(args.file, ring.to_json())
+        with _locked(args.file):
+            ring = _load(args.file)
+            if ring is None:
+                return EXIT_USAGE
+            kid = ring.rotate()
+            _replace(args.file, ring.to_json())
     except OSError as error:
         _error(f"cannot write {str(args.file)!r}: {error.strerror}")
         return EXIT_USAGE
@@ -240,11 +303,20 @@ def _link_inspect(args: argparse.Namespace) -> int:
     except InvalidLink:
         _report(args.json, "invalid", InvalidLink.FIXED_MESSAGE)
         return EXIT_INVALID
+    if args.db is not None:
+        refused = _refused_by_portal(args.db, ring, code, args.json)
+        if refused is not None:
+            return refused
     document = _claims_document(claims)
     if args.json:
-        print(json.dumps({"status": "valid", "claims": document}, indent=2))
+        print(
+            json.dumps(
+                {"status": "valid", "store_checked": args.db is not None, "claims": document},
+                indent=2,
+            )
+        )
     else:
-        print("status: valid")
+        print("status: valid" if args.db is not None else "status: valid (store not checked)")
         width = max(map(len, document))
         for name, value in document.items():
             shown = str(value).lower() if isinstance(value, bool) else value
@@ -252,26 +324,73 @@ def _link_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _portal_store(path: Path) -> Any:
+    """The ``SQLiteStore`` of the portal database at *path*, or ``None`` after telling why
+    not: a missing file, or one that is not a partnerkit database (never written to)."""
+    from partnerkit.cli import _is_partnerkit_db
+    from partnerkit.stores.sqlite import SQLiteStore
+
+    if not path.is_file():
+        _error(f"no portal database at {str(path)!r}")
+        return None
+    try:
+        ours = _is_partnerkit_db(path)
+    except OSError as error:
+        _error(f"cannot read {str(path)!r}: {error.strerror}")
+        return None
+    if not ours:
+        _error(f"{str(path)!r} is not a partnerkit database; not touching it")
+        return None
+    try:
+        return SQLiteStore(path)
+    except PartnerKitError as error:
+        _error(str(error))
+        return None
+
+
+def _refused_by_portal(path: Path, ring: Keyring, code: str, as_json: bool) -> int | None:
+    """Ask the portal at *path* about a link whose signature and times verified: ``None``
+    when it stands there, else the exit code after saying why (revoked or spent; unknown
+    to that portal; or the file unusable)."""
+    from partnerkit.portal import Portal
+
+    store = _portal_store(path)
+    if store is None:
+        return EXIT_USAGE
+    try:
+        Portal(store=store, keyring=ring).inspect_link(build_url("https://portal.invalid/", code))
+    except (LinkRevoked, LinkExhausted) as error:
+        _report(as_json, "revoked", str(error))
+        return EXIT_REVOKED
+    except InvalidLink:
+        _report(as_json, "invalid", "the portal has no such link")
+        return EXIT_INVALID
+    except PartnerKitError as error:
+        _error(str(error))
+        return EXIT_USAGE
+    finally:
+        store.close()
+    return None
+
+
 def _link_new(args: argparse.Namespace) -> int:
     # Imported here: the key commands work without the rest of the package's machinery.
     from partnerkit.offers import Catalog
     from partnerkit.portal import Portal
-    from partnerkit.stores.sqlite import SQLiteStore
 
     ring = _load(args.keys)
     if ring is None:
         return EXIT_USAGE
-    if not args.db.is_file():
-        _error(f"no portal database at {str(args.db)!r}")
-        return EXIT_USAGE
     try:
         catalog = Catalog.from_json(args.catalog.read_text("utf-8")) if args.catalog else None
-        store = SQLiteStore(args.db)
     except (OSError, UnicodeError) as error:
         _error(f"cannot read {str(args.catalog)!r}: {error}")
         return EXIT_USAGE
     except PartnerKitError as error:
         _error(str(error))
+        return EXIT_USAGE
+    store = _portal_store(args.db)
+    if store is None:
         return EXIT_USAGE
     try:
         portal = Portal(store=store, keyring=ring, catalog=catalog, base_url=args.base_url)

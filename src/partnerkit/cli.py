@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.metadata
+import os
 import sqlite3
 import sys
 import tempfile
@@ -130,7 +131,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if func is None:
         parser.print_help()
         return EXIT_USAGE
-    return func(args)
+    try:
+        return func(args)
+    except BrokenPipeError:
+        # Whoever read the output went away (``| head``, ``| true``): nothing more is said,
+        # no traceback, and Python's own flush at exit must not fail on the pipe either.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_FAILED
 
 
 # -- partnerkit demo -----------------------------------------------------------------------
@@ -885,7 +892,7 @@ def run_demo(path: Path, out: TextIO, steps: Sequence[DemoStep] = ()) -> None:
         run = _free_run(store)
         domain = "contoso.example" if run == 1 else f"contoso{run}.example"
         story = Story(portal=demo_portal(store), out=out, domain=domain, run=run)
-        print(f"partnerkit {_version()} demo on {path}", file=out)
+        print(f"partnerkit {_version()} demo on {_shown_path(path)}", file=out)
         for step in steps or DEMO_STEPS:
             step(story)
     finally:
@@ -904,6 +911,17 @@ def _demo_command(args: argparse.Namespace) -> int:
     except (_RefusedFile, PartnerKitError, OSError) as exc:
         print(f"partnerkit demo: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
-    print(f"\nThe portal is kept in {path}")
-    print(f"(run 'partnerkit demo --db {path}' to add another partner to it)")
+    shown = _shown_path(path)
+    print(f"\nThe portal is kept in {shown}")
+    print(f"(run 'partnerkit demo --db {shown}' to add another partner to it)")
     return EXIT_OK
+
+
+def _shown_path(path: Path) -> str:
+    """*path* as any output can take it: bytes of a name that are not UTF-8 (which Python
+    keeps as lone surrogates) are shown as escapes, not a ``UnicodeEncodeError``."""
+    return str(path).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+if __name__ == "__main__":  # python -m partnerkit.cli
+    raise SystemExit(main())

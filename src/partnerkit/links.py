@@ -511,8 +511,8 @@ class Keyring:
         if not isinstance(raw_keys, list) or not raw_keys:
             raise ValidationError("keys", "must be a non-empty list")
         keys: list[_Key] = []
-        for raw in raw_keys:
-            keys.append(_key_from_json(algorithm, raw))
+        for position, raw in enumerate(raw_keys, 1):
+            keys.append(_key_from_json(algorithm, raw, position))
         kids = [key.kid for key in keys]
         if len(set(kids)) != len(kids):
             raise ValidationError("keys", "key ids must be unique")
@@ -689,7 +689,9 @@ class Keyring:
         _invalid()
 
 
-def _key_from_json(algorithm: str, raw: object) -> _Key:
+def _key_from_json(algorithm: str, raw: object, position: int = 1) -> _Key:
+    """One key of a ring's JSON. An error names the key by its *position* in the ring, never
+    by its id: a key file with id and secret swapped would otherwise print the secret."""
     if not isinstance(raw, dict) or set(raw) != {"kid", "secret"}:
         raise ValidationError("keys", "each key must be an object with kid and secret")
     kid = raw["kid"]
@@ -697,14 +699,14 @@ def _key_from_json(algorithm: str, raw: object) -> _Key:
         raise ValidationError("kid", f"must be 1 to {_MAX_KID_LENGTH} base64url characters")
     secret_text = raw["secret"]
     if type(secret_text) is not str or not secret_text.isascii():
-        raise ValidationError("secret", f"of key {kid!r} is not unpadded base64url")
+        raise ValidationError("secret", f"of key {position} is not unpadded base64url")
     secret = _canonical_b64decode(secret_text, "secret")
     if algorithm == ED25519:
         if len(secret) != _SECRET_BYTES:
-            raise ValidationError("secret", f"of key {kid!r} must be a 32-byte Ed25519 seed")
+            raise ValidationError("secret", f"of key {position} must be a 32-byte Ed25519 seed")
     elif not _SECRET_BYTES <= len(secret) <= _MAX_SECRET_BYTES:
         raise ValidationError(
-            "secret", f"of key {kid!r} must be {_SECRET_BYTES} to {_MAX_SECRET_BYTES} bytes"
+            "secret", f"of key {position} must be {_SECRET_BYTES} to {_MAX_SECRET_BYTES} bytes"
         )
     return _Key(kid, secret)
 

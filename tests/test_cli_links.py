@@ -589,3 +589,23 @@ def test_the_demo_on_a_path_whose_name_is_not_utf8_tells_its_story(tmp_path: Pat
     out, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     assert "\\udcfe.db" in out
+
+
+def test_keys_remove_retires_a_key_and_its_links_stop_verifying(
+    key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ring rotated from the command line only grew: there was no way to retire a key."""
+    old = Keyring.from_json(key_file.read_text()).active_key_id
+    old_url = issue_url(key_file, issued_at=datetime.now(UTC))
+    assert run("keys", "remove", key_file, old) == EXIT_USAGE  # the active key: rotate first
+    assert "rotate first" in output(capsys)
+    assert run("keys", "rotate", key_file) == EXIT_OK
+    capsys.readouterr()
+    assert run("keys", "remove", key_file, old) == EXIT_OK
+    assert old not in output(capsys)  # the kept keys are listed, the removed one is not
+    assert Keyring.from_json(key_file.read_text()).key_ids == (
+        Keyring.from_json(key_file.read_text()).active_key_id,
+    )
+    assert run("link", "inspect", old_url, "--keys", key_file) == EXIT_INVALID
+    assert run("keys", "remove", key_file, "no-such-key") == EXIT_USAGE
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600

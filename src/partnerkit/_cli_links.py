@@ -1,7 +1,8 @@
 """The ``keys`` and ``link`` subcommands of the ``partnerkit`` command.
 
 ``keys new [--ed25519] --out FILE`` writes a new key ring (mode 0600, never over an existing
-file); ``keys rotate FILE`` adds a signing key to it; ``keys public FILE`` prints its public
+file); ``keys rotate FILE`` adds a signing key to it; ``keys remove FILE KID`` removes a
+retired one; ``keys public FILE`` prints its public
 keys as a JWK Set. ``link inspect URL --keys FILE [--db PATH] [--json]`` verifies a link (or a
 bare code) and prints its claims, and with the portal's SQLite file whether it was revoked or
 used up; ``link new --db PATH --keys FILE --actor EMAIL ...`` issues one through the Portal
@@ -61,7 +62,7 @@ MAX_KEY_FILE_BYTES = 1 << 20
 
 
 def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``keys new``, ``keys rotate`` and ``keys public`` on ``subparsers``.
+    """Register ``keys new``, ``rotate``, ``remove`` and ``public`` on ``subparsers``.
 
     Args:
         subparsers: what ``ArgumentParser.add_subparsers()`` returned.
@@ -86,6 +87,16 @@ def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
     rotate = actions.add_parser("rotate", help="add a new signing key; older keys still verify")
     rotate.add_argument("file", type=Path, metavar="FILE")
     rotate.set_defaults(func=_keys_rotate)
+
+    remove = actions.add_parser(
+        "remove",
+        help="remove a retired key: links it signed stop verifying at once",
+        description="Remove the key KID from the ring in FILE (never the active one: rotate "
+        "first). Links that key signed stop verifying as soon as the portal loads the ring.",
+    )
+    remove.add_argument("file", type=Path, metavar="FILE")
+    remove.add_argument("kid", metavar="KID", help="the key's id, as 'keys rotate' printed it")
+    remove.set_defaults(func=_keys_remove)
 
     public = actions.add_parser("public", help="print the public keys as a JWK Set (Ed25519)")
     public.add_argument("file", type=Path, metavar="FILE")
@@ -259,6 +270,25 @@ def _keys_rotate(args: argparse.Namespace) -> int:
         _error(f"cannot write {str(args.file)!r}: {error.strerror}")
         return EXIT_USAGE
     print(f"new signing key {kid}; keys: {', '.join(ring.key_ids)}")
+    return EXIT_OK
+
+
+def _keys_remove(args: argparse.Namespace) -> int:
+    try:
+        with _locked(args.file):
+            ring = _load(args.file)
+            if ring is None:
+                return EXIT_USAGE
+            try:
+                ring.remove(args.kid)
+            except PartnerKitError as error:
+                _error(f"cannot remove that key: {error}")
+                return EXIT_USAGE
+            _replace(args.file, ring.to_json())
+    except OSError as error:
+        _error(f"cannot write {str(args.file)!r}: {error.strerror}")
+        return EXIT_USAGE
+    print(f"removed a key; keys: {', '.join(ring.key_ids)}")
     return EXIT_OK
 
 

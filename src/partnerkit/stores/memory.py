@@ -325,9 +325,13 @@ class _MemoryUnitOfWork:
         return repo
 
     def check_open(self) -> None:
+        if self._store.current is not self:
+            raise PartnerKitError("unit of work is not open")
         self._store.check_open()
 
     def check_writable(self) -> None:
+        if self._store.current is not self:
+            raise PartnerKitError("unit of work is not open")
         self._store.check_writable()
 
     def audit_head(self) -> tuple[int, str]:
@@ -389,15 +393,24 @@ class _MemoryUnitOfWork:
 
     def commit(self) -> None:
         store = self._store
+        if store.current is not self:
+            raise PartnerKitError("this unit of work is not open")
         store.check_writable()
         store.undo.clear()
         # As on SQL stores, a committed unit of work is over: nothing more goes through it.
         store.owner = None
 
     def rollback(self) -> None:
-        undo = self._store.undo
+        """Undo what this unit of work wrote and end it, as the SQL stores do (nothing more
+        goes through it). A unit of work that is over (its block left, or another one open
+        now) has nothing to undo: the log is the open one's."""
+        store = self._store
+        if store.current is not self:
+            return
+        undo = store.undo
         while undo:
             undo.pop()()
+        store.owner = None
 
     def __enter__(self) -> _MemoryUnitOfWork:
         store = self._store
@@ -406,6 +419,7 @@ class _MemoryUnitOfWork:
             raise PartnerKitError("a unit of work is already open in this thread")
         store.lock.acquire()
         store.owner = get_ident()
+        store.current = self
         store.writable = self._write
         return self
 
@@ -416,10 +430,13 @@ class _MemoryUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         store = self._store
+        if store.current is not self:
+            return  # never entered, or already left
         try:
             self.rollback()
         finally:
             store.owner = None
+            store.current = None
             store.lock.release()
 
 
@@ -443,8 +460,10 @@ class MemoryStore:
         )
         self.audit: list[AuditEvent] = []
         self.audit_head: tuple[int, str] = (0, GENESIS_HASH)
-        #: The thread whose unit of work is open, whether it may write, and its undo log.
+        #: The thread whose unit of work is open (``None`` once it committed or rolled back),
+        #: that unit of work until its block ends, whether it may write, and its undo log.
         self.owner: int | None = None
+        self.current: _MemoryUnitOfWork | None = None
         self.writable = False
         self.undo: list[Callable[[], None]] = []
 

@@ -28,7 +28,7 @@ import functools
 import itertools
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
@@ -90,6 +90,7 @@ __all__ = [
     "TableSample",
     "UnitOfWorkContract",
     "UsersContract",
+    "WriteIntegrityContract",
 ]
 
 T = TypeVar("T")
@@ -1011,13 +1012,15 @@ class RelationsContract(_Base):
         """Following the cursor of the last result, pages of two cover every match once."""
         pages: list[list[CustomerRelation]] = []
         after: tuple[str, str] | None = None
-        while True:
+        for _ in range(len(relations) + 1):  # a store that ignores the cursor fails, not hangs
             page = self._search(store, "f", limit=2, after=after)
             if not page:
                 break
             assert len(page) <= 2
             pages.append(page)
             after = (page[-1].search_key("f"), page[-1].id)
+        else:
+            pytest.fail("the pages never ended: the cursor is not honoured")
         assert [r for page in pages for r in page] == self._expected(relations, "f")
         assert len(pages) == 3
 
@@ -1078,6 +1081,8 @@ class RelationsContract(_Base):
                 search = cast(CustomerSearch, uow).search_customers
                 at = _SEARCH_AT
                 while page := uow.search_relations("cmp_p", prefix, limit, after, now=at):
+                    if pages > len(relations):  # a store that ignores the cursor: fail, not hang
+                        pytest.fail("the pages never ended: the cursor is not honoured")
                     companies = uow.companies.get_many([r.customer_id for r in page])
                     expected = [
                         companies[r.customer_id] for r in page if r.customer_id in companies
@@ -1795,8 +1800,345 @@ class ChecksContract(_Base):
         assert _get(store, SUBSCRIPTIONS, good.id) == good
 
 
+def _lookup_state(store: Store, sample: TableSample[Any], rows: list[Any]) -> dict[Any, Any]:
+    """find and count of every lookup value any of *rows* has, as the store answers."""
+    table = sample.table
+    out: dict[Any, Any] = {}
+    with store.unit_of_work(write=False) as uow:
+        repo = uow.repository(table)
+        for group in table.lookups():
+            for r in rows:
+                where = {c: table.value(r, c) for c in group}
+                if any(v is None for v in where.values()):
+                    continue
+                key = (group, tuple(where.values()))
+                out[key] = ([x.id for x in repo.find(**where)], repo.count(**where))
+        out["get"] = {r.id: repo.get(r.id) for r in rows}
+    return out
+
+
+def _expected_state(
+    sample: TableSample[Any], stored: list[Any], probe: list[Any]
+) -> dict[Any, Any]:
+    table = sample.table
+    out: dict[Any, Any] = {}
+    for group in table.lookups():
+        for r in probe:
+            where = {c: table.value(r, c) for c in group}
+            if any(v is None for v in where.values()):
+                continue
+            hits = sorted(
+                (x for x in stored if all(table.value(x, c) == where[c] for c in group)),
+                key=lambda x: x.id,
+            )
+            out[(group, tuple(where.values()))] = ([x.id for x in hits], len(hits))
+    by_id = {x.id: x for x in stored}
+    out["get"] = {r.id: by_id.get(r.id) for r in probe}
+    return out
+
+
+class WriteIntegrityContract(_Base):
+    """What a unit of work leaves behind: a rollback undoes every kind of write with its
+    lookups, a refused write leaves nothing for a later commit, lookups follow updates and
+    removals, versions hold for removals too, values no store keeps are refused, and a unit
+    of work that is over answers nothing (each test here catches a store broken that way
+    that the rest of the contract let through)."""
+
+    # -- rollback ------------------------------------------------------------------------------
+
+    def test_rollback_undoes_adds_updates_and_removes_with_their_lookups(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """A unit of work that removes, updates and adds rows and does not commit leaves
+        every get, find, count and unique key as before (index entries included)."""
+        rows = [sample.make(n) for n in range(4)]
+        _add(store, sample, *rows)
+        fresh = sample.make(4)
+        with store.unit_of_work() as uow:
+            repo = uow.repository(sample.table)
+            repo.remove(rows[0])
+            repo.update(_bump(sample.change(rows[1])))
+            repo.add(fresh)
+        assert _lookup_state(store, sample, [*rows, fresh]) == _expected_state(
+            sample, rows, [*rows, fresh]
+        )
+        for group in sample.table.unique:  # the removed row's unique values are held again
+            if any(sample.table.value(rows[0], c) is None for c in group):
+                continue
+            other = next(
+                r
+                for r in (sample.make(n) for n in range(5, 16))
+                if all(sample.table.value(r, c) is not None for c in group)
+            )
+            with pytest.raises(Conflict), store.unit_of_work() as uow:
+                uow.repository(sample.table).add(sample.twin(group, rows[0], other))
+
+    def test_rollback_of_changed_lookup_columns_restores_the_old_keys(self, store: Store) -> None:
+        """An update that moves a user to another e-mail, company and role, rolled back:
+        the user is found under the old values only, and the old e-mail is still taken."""
+        user = _make_user(0)
+        _add(store, USERS_SAMPLE, user)
+        with store.unit_of_work() as uow:
+            uow.users.update(
+                _bump(user, email="moved@example.com", company_id="cmp_z", admin_role=None)
+            )
+        with store.unit_of_work(write=False) as uow:
+            assert uow.users.find(email_key=email_key(user.email)) == [user]
+            assert uow.users.count(email_key="moved@example.com") == 0
+            assert uow.users.find(company_id="cmp_z") == []
+            assert uow.users.find(company_id=user.company_id) == [user]
+        _add(store, USERS_SAMPLE, attrs.evolve(_make_user(1), email="moved@example.com"))
+        with pytest.raises(Conflict), store.unit_of_work() as uow:
+            uow.users.add(attrs.evolve(_make_user(2), email=user.email.upper()))
+
+    def test_several_writes_to_one_row_roll_back_to_the_committed_row(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """Update, update again, then remove one row in one unit of work; roll back: the row
+        is as committed. Also add-update-remove of a new row leaves nothing."""
+        row, new = sample.make(0), sample.make(1)
+        _add(store, sample, row)
+        with store.unit_of_work() as uow:
+            repo = uow.repository(sample.table)
+            v2 = _bump(sample.change(row))
+            repo.update(v2)
+            v3 = _bump(v2)
+            repo.update(v3)
+            repo.remove(v3)
+            repo.add(new)
+            repo.update(_bump(sample.change(new)))
+            uow.rollback()
+        assert _get(store, sample.table, row.id) == row
+        assert _get(store, sample.table, new.id) is None
+        assert _lookup_state(store, sample, [row, new]) == _expected_state(
+            sample, [row], [row, new]
+        )
+
+    # -- refused writes leave nothing ----------------------------------------------------------
+
+    def test_a_refused_update_changes_nothing_and_the_unit_of_work_goes_on(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """An update refused for a unique clash is not kept by a later commit."""
+        for group in sample.table.unique:
+            rows = [sample.make(n) for n in range(16)]
+            fit = [r for r in rows if all(sample.table.value(r, c) is not None for c in group)]
+            holder, other = fit[0], fit[1]
+            _add(store, sample, holder, other)
+            with store.unit_of_work() as uow:
+                with pytest.raises(Conflict):
+                    uow.repository(sample.table).update(_bump(sample.twin(group, holder, other)))
+                uow.commit()
+            assert _get(store, sample.table, other.id) == other
+            with store.unit_of_work() as uow:
+                uow.repository(sample.table).remove(holder)
+                uow.repository(sample.table).remove(other)
+                uow.commit()
+
+    def test_a_refused_audit_event_is_not_kept_by_a_later_commit(self, store: Store) -> None:
+        events = _chain(("cmp_a", "cmp_a"), ("cmp_a", "cmp_a"))
+        with store.unit_of_work() as uow:
+            uow.append_audit(events[0])
+            with pytest.raises(Conflict):
+                uow.append_audit(_event(3, events[0].hash))
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.audit_events() == events[:1]
+            assert uow.audit_head() == (1, events[0].hash)
+
+    # -- versions ------------------------------------------------------------------------------
+
+    def test_remove_refuses_a_newer_version(self, store: Store, sample: TableSample[Any]) -> None:
+        row = sample.make(0)
+        _add(store, sample, row)
+        with pytest.raises(Conflict), store.unit_of_work() as uow:
+            uow.repository(sample.table).remove(_bump(row))
+        assert _get(store, sample.table, row.id) == row
+
+    # -- lookups -------------------------------------------------------------------------------
+
+    def test_find_and_count_take_the_columns_in_any_order(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        rows = [sample.make(n) for n in range(6)]
+        _add(store, sample, *rows)
+        table = sample.table
+        with store.unit_of_work(write=False) as uow:
+            repo = uow.repository(table)
+            for group in table.lookups():
+                if len(group) < 2:
+                    continue
+                where = {c: table.value(rows[1], c) for c in group}
+                for order in itertools.permutations(group):
+                    shuffled = {c: where[c] for c in order}
+                    assert repo.find(**shuffled) == repo.find(**where), order
+                    assert repo.count(**shuffled) == repo.count(**where), order
+
+    def test_find_and_count_follow_updates_and_removals(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """After an update (which may change looked-up columns) and a removal, every lookup
+        answers from the rows as they are now."""
+        rows = [sample.make(n) for n in range(6)]
+        _add(store, sample, *rows)
+        changed = _bump(sample.change(rows[2]))
+        with store.unit_of_work() as uow:
+            repo = uow.repository(sample.table)
+            repo.update(changed)
+            repo.remove(rows[3])
+            uow.commit()
+        now = [changed if r.id == changed.id else r for r in rows if r.id != rows[3].id]
+        probe = [*rows, changed]
+        assert _lookup_state(store, sample, probe) == _expected_state(sample, now, probe)
+
+    def test_users_move_between_lookups_when_updated(self, store: Store) -> None:
+        ga = AdminRole.GLOBAL_ADMIN
+        a = attrs.evolve(_make_user(0), company_id="cmp_x", admin_role=ga)
+        b = attrs.evolve(_make_user(1), company_id="cmp_x", admin_role=ga)
+        _add(store, USERS_SAMPLE, a, b)
+        moved = _bump(a, company_id="cmp_y", admin_role=None)
+        with store.unit_of_work() as uow:
+            uow.users.update(moved)
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.users.find(company_id="cmp_x") == [b]
+            assert uow.users.count(company_id="cmp_x", admin_role=ga) == 1
+            assert uow.users.find(company_id="cmp_y", admin_role=None) == [moved]
+        with store.unit_of_work() as uow:
+            uow.users.remove(b)
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            assert uow.users.count(company_id="cmp_x") == 0
+            assert uow.users.count(company_id="cmp_x", admin_role=ga) == 0
+
+    def test_get_many_answers_many_keys(self, store: Store, sample: TableSample[Any]) -> None:
+        rows = [sample.make(n) for n in range(16)]
+        _add(store, sample, *rows)
+        asked = [r.id for r in reversed(rows)] + ["nobody_1", rows[0].id, "nobody_2"]
+        with store.unit_of_work(write=False) as uow:
+            assert uow.repository(sample.table).get_many(asked) == {r.id: r for r in rows}
+
+    # -- audit ---------------------------------------------------------------------------------
+
+    def test_an_audit_event_not_in_utc_is_refused(self, store: Store) -> None:
+        event = AuditEvent.chained(
+            seq=1,
+            prev_hash=GENESIS_HASH,
+            at=datetime(2024, 1, 1, 12, tzinfo=timezone(timedelta(hours=2))),
+            action="user.create",
+            outcome="success",
+            correlation_id="c",
+        )
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError) as info:
+                uow.append_audit(event)
+            assert info.value.field == "at"
+        with store.unit_of_work(write=False) as uow:
+            assert uow.audit_events() == []
+
+    def test_an_audit_event_with_text_no_store_keeps_is_refused(self, store: Store) -> None:
+        event = _event(1, GENESIS_HASH)
+        object.__setattr__(event, "action", "user.\x00create")
+        with store.unit_of_work() as uow, pytest.raises(ValidationError):
+            uow.append_audit(event)
+        with store.unit_of_work(write=False) as uow:
+            assert uow.audit_head() == (0, GENESIS_HASH)
+
+    # -- values no store keeps -----------------------------------------------------------------
+
+    @pytest.mark.parametrize(
+        ("field", "value"),
+        [
+            ("display_name", "a\x00b"),
+            ("email", "x\ud800@e.example"),
+            ("created_at", datetime(2024, 1, 1)),  # naive
+            ("must_change_password", 1),
+            ("admin_role", "global_admin"),
+        ],
+    )
+    def test_a_user_with_a_value_no_store_keeps_is_refused(
+        self, store: Store, field: str, value: object
+    ) -> None:
+        good = _make_user(0)
+        bad = _make_user(1)
+        object.__setattr__(bad, field, value)
+        _add(store, USERS_SAMPLE, good)
+        bumped = _bump(good)
+        object.__setattr__(bumped, field, value)
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError):
+                uow.users.add(bad)
+            with pytest.raises(ValidationError):
+                uow.users.update(bumped)
+            uow.commit()
+        assert _get(store, USERS, bad.id) is None
+        assert _get(store, USERS, good.id) == good
+
+    def test_a_link_whose_uses_no_store_keeps_is_refused(self, store: Store) -> None:
+        big = _make_link(0)
+        object.__setattr__(big, "uses", 2**63)
+        over = _make_link(1)  # max_uses 5
+        object.__setattr__(over, "uses", 6)
+        with store.unit_of_work() as uow:
+            with pytest.raises(ValidationError):
+                uow.links.add(big)
+            with pytest.raises(ValidationError) as info:
+                uow.links.add(over)
+            assert info.value.field == "max_uses"
+        assert _get(store, LINKS, big.id) is None
+
+    def test_an_offer_without_lines_is_refused(self, store: Store) -> None:
+        offer = _make_offer(0)
+        object.__setattr__(offer, "lines", ())
+        with store.unit_of_work() as uow, pytest.raises(ValidationError) as info:
+            uow.purchase_offers.add(offer)
+        assert info.value.field == "lines"
+        assert _get(store, OFFERS, offer.id) is None
+
+    # -- finished units of work ----------------------------------------------------------------
+
+    def test_a_finished_unit_of_work_answers_nothing(self, store: Store) -> None:
+        with store.unit_of_work() as uow:
+            uow.users.add(_make_user(0))
+            uow.commit()
+            with pytest.raises(PartnerKitError):  # committed: over, reads too
+                uow.users.get(_make_user(0).id)
+            with pytest.raises(PartnerKitError):
+                uow.audit_head()
+        with pytest.raises(PartnerKitError):
+            uow.audit_head()
+        if hasattr(uow, "search_customers"):
+            with pytest.raises(PartnerKitError):
+                uow.search_customers("cmp_p", "", 5)
+
+    def test_a_read_only_unit_of_work_cannot_commit(self, store: Store) -> None:
+        with store.unit_of_work(write=False) as uow, pytest.raises(PartnerKitError):
+            uow.commit()
+
+    def test_rollback_of_a_finished_unit_of_work_touches_no_other(self, store: Store) -> None:
+        """``rollback`` of a unit of work whose block has ended does not undo the writes of
+        the unit of work open now."""
+        with store.unit_of_work() as old:
+            pass
+        with store.unit_of_work() as uow:
+            uow.users.add(_make_user(0))
+            old.rollback()
+            uow.commit()
+        assert _get(store, USERS, _make_user(0).id) == _make_user(0)
+
+    def test_an_explicit_rollback_ends_the_unit_of_work(self, store: Store) -> None:
+        """After ``rollback`` (SQLiteStore's behaviour) the unit of work refuses use."""
+        with store.unit_of_work() as uow:
+            uow.users.add(_make_user(0))
+            uow.rollback()
+            with pytest.raises(PartnerKitError):
+                uow.users.add(_make_user(1))
+        assert _get(store, USERS, _make_user(1).id) is None
+
+
 class StoreContract(
     ChecksContract,
+    WriteIntegrityContract,
     RepositoryContract,
     UsersContract,
     CompaniesContract,

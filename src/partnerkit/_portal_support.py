@@ -57,7 +57,8 @@ class SupportCases(PortalCore):
     ) -> list[Company]:
         """Search the customers the actor's partner advises or administers.
 
-        Prefix search on company name and domain, case-insensitive, ordered by name;
+        Prefix search on company name and domain, case-insensitive, ordered by the text
+        that matched (the name when it starts with *prefix*, else the domain), then by id;
         pass the last company id seen as *after* for the next page. A customer is found
         while the partner is advisor of one of its subscriptions or holds a delegation of it
         that has not ended (revoked, ended, or past its end date: no longer found).

@@ -23,6 +23,8 @@
 from __future__ import annotations
 
 import sqlite3
+import threading
+import time
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,9 @@ from partnerkit import (
     AdminRole,
     Company,
     CompanyKind,
+    DelegationStatus,
     Forbidden,
+    LinkExpired,
     NotFound,
     OfferLine,
     PartnerAccess,
@@ -512,3 +516,61 @@ def test_an_sku_that_cannot_be_shown_is_not_found_and_audited(
     with pytest.raises(NotFound):
         portal.create_trial_invitation(partner.admin, _Unprintable())  # type: ignore[arg-type]
     assert [o for _, o, _ in _events(portal)[before:]] == ["failed"]
+
+
+# -- a redemption that waits decides at the time it decides -----------------------------------
+
+
+def _while_a_writer_waits(store: Store, clock: FakeClock, call: Any) -> Any:
+    """Run *call* in a thread while this one holds a write unit of work, move the clock an
+    hour on while the call waits for it, then let it through; return what it returned (or
+    raised)."""
+    result: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = call()
+        except Exception as exc:  # handed to the test
+            result["value"] = exc
+
+    with store.unit_of_work() as uow:
+        uow.audit_head()  # holds the writers' lock (on PostgreSQL, taken by this read)
+        waiting = threading.Thread(target=run)
+        waiting.start()
+        time.sleep(0.5)  # the call is waiting for the lock now
+        clock.advance(hours=1)
+    waiting.join(30)
+    return result["value"]
+
+
+def test_a_link_that_expired_while_its_redemption_waited_is_expired(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast, clock: FakeClock
+) -> None:
+    """``redeem`` read the clock before its unit of work: a redemption that waited for
+    the writers' lock (or was retried) redeemed a link that had expired meanwhile."""
+    url = portal.create_trial_invitation(partner.admin, "EXCHANGE", expires_in=timedelta(hours=1))
+    clock.advance(hours=1, seconds=-1)  # a second before the link expires
+    outcome = _while_a_writer_waits(portal.store, clock, lambda: portal.redeem(url, customer.admin))
+    assert isinstance(outcome, LinkExpired)
+    with portal.store.unit_of_work(write=False) as uow:
+        assert uow.subscriptions.find(customer_id=customer.company.id) == []
+
+
+def test_consent_given_while_an_old_delegation_ends_is_not_lost(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast, clock: FakeClock
+) -> None:
+    """The waiting redemption judged the customer's old delegation active at the time it
+    was called, returned it (expired by the time it committed) and made no new one: the
+    customer's consent to the new offer was lost."""
+    old = consent(portal, partner.full, customer, duration=timedelta(days=1))
+    url = portal.offer_delegated_admin(partner.full)
+    clock.advance(days=1, seconds=-1)  # a second before the old delegation ends
+    outcome = _while_a_writer_waits(
+        portal.store,
+        clock,
+        lambda: portal.redeem(url, customer.admin, accept_delegated_admin=True),
+    )
+    assert not isinstance(outcome, Exception), outcome
+    assert outcome.delegation.id != old.id
+    assert outcome.delegation.status is DelegationStatus.ACTIVE
+    assert portal.decide(partner.full, Permission.RESET_PASSWORD, customer.company.id)

@@ -50,6 +50,7 @@ from partnerkit.links import (
     LinkClaims,
     LinkKind,
     build_url,
+    check_link_times,
     code_from_url,
 )
 from partnerkit.offers import (
@@ -527,9 +528,9 @@ class OfferCases(PortalCore):
         global admins only) or declines it (``False``); the purchase stands either way.
         Redeeming the same link again for the same customer returns the first result.
         """
-        now = self.now()
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> Redemption:
+            now = self.now()
             read = self._read_redemption(uow, actor, url, now) if _reads_each(uow) else None
             claims: LinkClaims | None = None
             known: _Known | None = None
@@ -542,8 +543,14 @@ class OfferCases(PortalCore):
             assert company is not None
             attempt.company_id = company.id
             attempt.role = _role_label(user, own=True)
+            # The time of the decision, read once the first reads are done: on PostgreSQL
+            # they waited for the writers' lock, and a link or a delegation may have expired
+            # meanwhile (a retry after a Conflict comes back here, and reads it afresh too).
+            now = self.now()
             if claims is None:
                 claims = self._claims(url, now)
+            else:
+                check_link_times(claims, now)
             return self._redeem(
                 uow,
                 attempt,
@@ -647,8 +654,9 @@ class OfferCases(PortalCore):
     ) -> tuple[Company, User, Redemption]:
         """A new customer comes in through a link: the company, its first global admin and
         the redemption are one unit of work (all or nothing)."""
-        now = self.now()
-        claims = self._claims(url, now)
+        # Verified before the unit of work, so that a bad link costs the store nothing; its
+        # times are judged again inside, at the time of the decision.
+        claims = self._claims(url, self.now())
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[Company, User, Redemption]:
             company, admin = self._new_customer(uow, name, domain, admin_email, admin_name, None)
@@ -657,6 +665,8 @@ class OfferCases(PortalCore):
             attempt.role = _role_label(admin, own=True)
             known = self._read_link(uow, claims, company.id)[1] if _reads_each(uow) else None
             try:
+                now = self.now()  # after the first reads (see redeem)
+                check_link_times(claims, now)
                 # The new global admin is who acts (and who consents, if it does), as the
                 # events of this unit of work record it.
                 result = self._redeem(

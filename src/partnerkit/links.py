@@ -74,6 +74,7 @@ __all__ = [
     "LinkClaims",
     "LinkKind",
     "build_url",
+    "check_link_times",
     "code_from_url",
 ]
 
@@ -339,6 +340,21 @@ def _new_key(algorithm: str, taken: tuple[_Key, ...] = ()) -> _Key:
 
 def _unescape(value: str) -> str:
     return _UNESCAPE_RE.sub(r"\1", value) if "\\" in value else value
+
+
+def check_link_times(claims: LinkClaims, now: datetime) -> None:
+    """Judge the times of claims that verified earlier again at *now*, as ``verify`` does:
+    a use case that waited (for a store's lock, or a retry) decides at the time it decides.
+
+    Raises:
+        InvalidLink: issued after *now* (beyond :data:`MAX_CLOCK_SKEW`).
+        LinkExpired: expired before *now* (beyond :data:`MAX_CLOCK_SKEW`).
+    """
+    # Differences, not sums: a sum near year 9999 has no date.
+    if claims.issued_at - now > MAX_CLOCK_SKEW:
+        _invalid()
+    if now - claims.expires_at > MAX_CLOCK_SKEW:
+        raise LinkExpired
 
 
 def _claims_from_payload(segment: str, kind: LinkKind, kid: str, now: float) -> LinkClaims:

@@ -339,17 +339,16 @@ def _link() -> LinkRecord:
     )
 
 
+def _next_event(uow: Any, **fields: Any) -> AuditEvent:
+    """An event that follows the unit of work's chain head."""
+    seq, prev = uow.audit_head()
+    fields = {"at": datetime(2030, 1, 1, tzinfo=UTC), "outcome": "success", **fields}
+    return AuditEvent.chained(seq=seq + 1, prev_hash=prev, action="test.append", **fields)
+
+
 def test_every_store_refuses_an_audit_event_holding_a_nul(any_store: Store) -> None:
     with any_store.unit_of_work() as uow:
-        seq, prev = uow.audit_head()
-        event = AuditEvent.chained(
-            seq=seq + 1,
-            prev_hash=prev,
-            at=datetime(2030, 1, 1, tzinfo=UTC),
-            action="test.append",
-            outcome="failed",
-            reason="bad\x00reason",
-        )
+        event = _next_event(uow, outcome="failed", reason="bad\x00reason")
         with pytest.raises(ValidationError, match="NUL"):
             uow.append_audit(event)
     with any_store.unit_of_work(write=False) as uow:
@@ -370,16 +369,14 @@ def test_every_store_refuses_an_audit_event_whose_time_is_not_utc(
     """Its hash covers its time as text, which the SQL stores give back in UTC: stored, it
     broke the chain on them (and verified on MemoryStore)."""
     with any_store.unit_of_work() as uow:
-        seq, prev = uow.audit_head()
-        event = AuditEvent.chained(
-            seq=seq + 1, prev_hash=prev, at=at, action="test.append", outcome="success"
-        )
+        head = uow.audit_head()
+        event = _next_event(uow, at=at)
         with pytest.raises(ValidationError) as refused:
             uow.append_audit(event)
         assert refused.value.field == "at"
     with any_store.unit_of_work(write=False) as uow:
         assert uow.audit_events() == []
-        assert uow.audit_head() == (seq, prev)
+        assert uow.audit_head() == head
 
 
 # -- a reset hands over the target's partner access ------------------------------------------
@@ -489,14 +486,7 @@ def test_a_stale_update_holding_an_unstorable_value_is_refused_for_the_value(
 
 def test_an_audit_event_whose_time_is_no_time_is_a_validation_error(any_store: Store) -> None:
     with any_store.unit_of_work() as uow:
-        seq, prev = uow.audit_head()
-        event = AuditEvent.chained(
-            seq=seq + 1,
-            prev_hash=prev,
-            at=datetime(2030, 1, 1, tzinfo=UTC),
-            action="test.append",
-            outcome="success",
-        )
+        event = _next_event(uow)
         with pytest.raises(ValidationError) as refused:
             uow.append_audit(_smuggled(event, at="2030-01-01"))
         assert refused.value.field == "at"

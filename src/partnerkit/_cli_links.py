@@ -20,7 +20,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -259,36 +259,39 @@ def _keys_new(args: argparse.Namespace) -> int:
 
 
 def _keys_rotate(args: argparse.Namespace) -> int:
-    try:
-        with _locked(args.file):
-            ring = _load(args.file)
-            if ring is None:
-                return EXIT_USAGE
-            kid = ring.rotate()
-            _replace(args.file, ring.to_json())
-    except OSError as error:
-        _error(f"cannot write {str(args.file)!r}: {error.strerror}")
-        return EXIT_USAGE
-    print(f"new signing key {kid}; keys: {', '.join(ring.key_ids)}")
-    return EXIT_OK
+    def rotate(ring: Keyring) -> str:
+        kid = ring.rotate()
+        return f"new signing key {kid}; keys: {', '.join(ring.key_ids)}"
+
+    return _change_ring(args.file, rotate)
 
 
 def _keys_remove(args: argparse.Namespace) -> int:
+    def remove(ring: Keyring) -> str:
+        ring.remove(args.kid)
+        return f"removed a key; keys: {', '.join(ring.key_ids)}"
+
+    return _change_ring(args.file, remove)
+
+
+def _change_ring(path: Path, change: Callable[[Keyring], str]) -> int:
+    """Read the ring at *path*, *change* it and write it back, all under the ring's lock;
+    print what *change* says. A change the ring refuses writes nothing."""
     try:
-        with _locked(args.file):
-            ring = _load(args.file)
+        with _locked(path):
+            ring = _load(path)
             if ring is None:
                 return EXIT_USAGE
             try:
-                ring.remove(args.kid)
+                said = change(ring)
             except PartnerKitError as error:
-                _error(f"cannot remove that key: {error}")
+                _error(f"key ring {str(path)!r} not changed: {error}")
                 return EXIT_USAGE
-            _replace(args.file, ring.to_json())
+            _replace(path, ring.to_json())
     except OSError as error:
-        _error(f"cannot write {str(args.file)!r}: {error.strerror}")
+        _error(f"cannot write {str(path)!r}: {error.strerror}")
         return EXIT_USAGE
-    print(f"removed a key; keys: {', '.join(ring.key_ids)}")
+    print(said)
     return EXIT_OK
 
 

@@ -609,3 +609,69 @@ def test_keys_remove_retires_a_key_and_its_links_stop_verifying(
     assert run("link", "inspect", old_url, "--keys", key_file) == EXIT_INVALID
     assert run("keys", "remove", key_file, "no-such-key") == EXIT_USAGE
     assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
+
+def test_link_inspect_never_upgrades_the_portals_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Opening the file migrated an older schema: inspecting a link upgraded the database
+    under the portal that runs on it, which then refused it as newer than it knows."""
+    import sqlite3
+
+    db, keys, url = _issued(tmp_path, capsys)
+    raw = sqlite3.connect(db)
+    raw.execute("DELETE FROM schema_version WHERE version > 1")
+    raw.commit()
+    raw.close()
+    assert run("link", "inspect", url, "--keys", keys, "--db", db) == EXIT_USAGE
+    assert "schema version 1" in output(capsys)
+    raw = sqlite3.connect(db)
+    assert raw.execute("SELECT max(version) FROM schema_version").fetchone() == (1,)
+    raw.close()
+
+
+def test_link_inspect_answers_while_the_portal_writes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Opening a store took the writers' lock even with nothing to migrate: an inspect
+    waited for the portal's writer and failed after the store's timeout."""
+    import sqlite3
+    import time
+
+    db, keys, url = _issued(tmp_path, capsys)
+    writer = sqlite3.connect(db, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        started = time.monotonic()
+        assert run("link", "inspect", url, "--keys", keys, "--db", db) == EXIT_OK
+        assert time.monotonic() - started < 5
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_a_link_that_expires_while_the_portal_is_asked_is_expired(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The portal judges the link's times again when asked; an expiry it finds was reported
+    as "the portal has no such link" (``LinkExpired`` is an ``InvalidLink``)."""
+    from partnerkit._cli_links import _refused_by_portal
+    from partnerkit.links import code_from_url
+
+    db, keys, url = _issued(tmp_path, capsys)
+    ring = Keyring.from_json(keys.read_text())
+    later = datetime.now(UTC) + timedelta(days=400)  # past the link's 90 days
+    refused = _refused_by_portal(db, ring, code_from_url(url), False, clock=lambda: later)
+    assert refused == EXIT_EXPIRED
+    assert "status: expired" in output(capsys)
+
+
+def test_keys_rotate_into_a_closed_pipe_still_succeeds(key_file: Path) -> None:
+    """The ring was rotated, then the line saying so met a closed pipe and the command
+    exited 1: a script retrying on failure would rotate twice."""
+    proc = _command("keys", "rotate", str(key_file), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == EXIT_OK, err
+    assert len(Keyring.from_json(key_file.read_text()).key_ids) == 2

@@ -40,10 +40,12 @@ from partnerkit import (
     CompanyKind,
     DelegationStatus,
     Forbidden,
+    InvalidLink,
     LinkExpired,
     NotFound,
     OfferLine,
     PartnerAccess,
+    PartnerKitError,
     Permission,
     Portal,
     RequestStatus,
@@ -52,10 +54,11 @@ from partnerkit import (
     ValidationError,
 )
 from partnerkit.audit import AuditEvent
-from partnerkit.links import LinkKind
+from partnerkit.links import Keyring, LinkKind, check_link_times
 from partnerkit.ports import Store
 from partnerkit.records import LinkRecord
 from partnerkit.roles import Rule
+from partnerkit.stores.memory import MemoryStore
 from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.support import PasswordHasher
 from partnerkit.testing import FakeClock
@@ -564,3 +567,61 @@ def test_consent_given_while_an_old_delegation_ends_is_not_lost(
     assert outcome.delegation.id != old.id
     assert outcome.delegation.status is DelegationStatus.ACTIVE
     assert portal.decide(partner.full, Permission.RESET_PASSWORD, customer.company.id)
+
+
+@pytest.mark.parametrize("end", ["commit", "rollback"])
+def test_a_second_unit_of_work_in_the_block_of_an_ended_one_is_refused_not_hung(
+    end: str,
+) -> None:
+    """After ``commit`` or ``rollback`` the thread still holds MemoryStore's lock until the
+    block ends; opening another unit of work there waited for it for ever."""
+    store = MemoryStore()
+    outcome: list[object] = []
+
+    def nest() -> None:
+        with store.unit_of_work() as uow:
+            getattr(uow, end)()
+            try:
+                with store.unit_of_work(write=False):
+                    outcome.append("opened")
+            except PartnerKitError as exc:
+                outcome.append(exc)
+
+    worker = threading.Thread(target=nest, daemon=True)
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "the second unit of work waited for ever"
+    assert isinstance(outcome[0], PartnerKitError)
+
+
+@pytest.mark.parametrize("year", [2025, 9000])
+def test_a_link_is_judged_alike_by_verify_and_by_a_second_look(year: int) -> None:
+    """``check_link_times`` (the second look a waiting redemption takes) and
+    ``Keyring.verify`` answered differently one microsecond past the skew after year 2242
+    (verify counts in float seconds)."""
+    ring = Keyring.generate()
+    issued = datetime(year, 1, 1, tzinfo=UTC)
+    code, claims = ring.issue(
+        LinkKind.TRIAL_INVITATION,
+        link_id="lnk_1",
+        advisor_id="adv_1",
+        target="EXCHANGE",
+        includes_delegated_admin=False,
+        issued_at=issued,
+        expires_at=issued + timedelta(days=30),
+    )
+
+    def answer(look: Any, now: datetime) -> str:
+        try:
+            look(now)
+        except LinkExpired:
+            return "expired"
+        except InvalidLink:
+            return "invalid"
+        return "valid"
+
+    skew = timedelta(seconds=60, microseconds=1)
+    for now in (issued - skew, issued, claims.expires_at + skew, claims.expires_at):
+        verified = answer(lambda at: ring.verify(code, now=at), now)
+        looked_again = answer(lambda at: check_link_times(claims, at), now)
+        assert verified == looked_again, (now, verified, looked_again)

@@ -21,7 +21,7 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -216,8 +216,13 @@ def _replace(path: Path, text: str) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        with contextlib.suppress(PermissionError):
+        try:
             os.chown(temporary, old.st_uid, old.st_gid)
+        except PermissionError:
+            # Another user's file: the owner cannot be kept, the group often can (a
+            # member of it may give a file to it), and it is the group that reads the ring.
+            with contextlib.suppress(PermissionError):
+                os.chown(temporary, -1, old.st_gid)
         os.chmod(temporary, stat.S_IMODE(old.st_mode))
         os.replace(temporary, target)
     except BaseException:
@@ -227,18 +232,31 @@ def _replace(path: Path, text: str) -> None:
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[None]:
-    """Hold an exclusive lock for changing the key ring at ``path`` (its real file): two
-    rotations at once would each write the ring as they read it, and one key be lost.
-    The lock is taken on the ring's directory (the ring itself is replaced, not written in
-    place, and a lock file would be left behind)."""
+    """Hold an exclusive lock for changing the key ring at ``path``: two rotations at once
+    would each write the ring as they read it, and one key be lost.
+
+    The lock is on the ring file itself (no lock file is left behind, and nothing more is
+    asked of its directory than replacing the file asks). The ring is replaced, not written
+    in place, so a lock won on a file that a finished change has replaced since is let go,
+    and the new file locked instead.
+    """
     try:
         import fcntl
     except ImportError:  # pragma: no cover - no advisory locks on this platform
         yield
         return
-    descriptor = os.open(Path(os.path.realpath(path)).parent, os.O_RDONLY)
+    while True:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            held, now = os.fstat(descriptor), os.stat(path)
+            if (held.st_dev, held.st_ino) == (now.st_dev, now.st_ino):
+                break
+        except BaseException:
+            os.close(descriptor)
+            raise
+        os.close(descriptor)  # replaced while we waited: lock the file that is there now
     try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
         yield
     finally:
         os.close(descriptor)
@@ -291,7 +309,12 @@ def _change_ring(path: Path, change: Callable[[Keyring], str]) -> int:
     except OSError as error:
         _error(f"cannot write {str(path)!r}: {error.strerror}")
         return EXIT_USAGE
-    print(said)
+    try:
+        print(said, flush=True)
+    except BrokenPipeError:
+        # The ring is changed: that is the answer, whether or not anyone read this line
+        # (a script retrying on failure would change it twice).
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EXIT_OK
 
 
@@ -357,11 +380,13 @@ def _link_inspect(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _portal_store(path: Path) -> Any:
+def _portal_store(path: Path, *, migrate: bool = True) -> Any:
     """The ``SQLiteStore`` of the portal database at *path*, or ``None`` after telling why
-    not: a missing file, or one that is not a partnerkit database (never written to)."""
+    not: a missing file, or one that is not a partnerkit database (never written to); and,
+    unless it may *migrate*, one whose schema is not this partnerkit's (opening it would
+    upgrade it under the portal that runs on it)."""
     from partnerkit.cli import _is_partnerkit_db
-    from partnerkit.stores.sqlite import SQLiteStore
+    from partnerkit.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 
     if not path.is_file():
         _error(f"no portal database at {str(path)!r}")
@@ -369,11 +394,19 @@ def _portal_store(path: Path) -> Any:
     try:
         ours = _is_partnerkit_db(path)
     except OSError as error:
-        _error(f"cannot read {str(path)!r}: {error.strerror}")
+        _error(f"cannot read {str(path)!r}: {error.strerror or error}")
         return None
     if not ours:
         _error(f"{str(path)!r} is not a partnerkit database; not touching it")
         return None
+    if not migrate:
+        version = _schema_version(path)
+        if version != SCHEMA_VERSION:
+            _error(
+                f"{str(path)!r} has schema version {version}, this partnerkit "
+                f"{SCHEMA_VERSION}: inspect it with the partnerkit its portal runs"
+            )
+            return None
     try:
         return SQLiteStore(path)
     except PartnerKitError as error:
@@ -381,20 +414,46 @@ def _portal_store(path: Path) -> Any:
         return None
 
 
-def _refused_by_portal(path: Path, ring: Keyring, code: str, as_json: bool) -> int | None:
+def _schema_version(path: Path) -> int | None:
+    """The schema version recorded in the partnerkit database at *path* (read only)."""
+    import sqlite3
+
+    try:
+        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+        try:
+            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return None
+    return int(row[0]) if row is not None and row[0] is not None else None
+
+
+def _refused_by_portal(
+    path: Path,
+    ring: Keyring,
+    code: str,
+    as_json: bool,
+    clock: Callable[[], datetime] | None = None,
+) -> int | None:
     """Ask the portal at *path* about a link whose signature and times verified: ``None``
-    when it stands there, else the exit code after saying why (revoked or spent; unknown
-    to that portal; or the file unusable)."""
+    when it stands there, else the exit code after saying why (revoked or spent; expired
+    by the time the portal judged it; unknown to that portal; or the file unusable). The
+    portal reads *clock* (default: the real one)."""
     from partnerkit.portal import Portal
 
-    store = _portal_store(path)
+    store = _portal_store(path, migrate=False)
     if store is None:
         return EXIT_USAGE
     try:
-        Portal(store=store, keyring=ring).inspect_link(build_url("https://portal.invalid/", code))
+        portal = Portal(store=store, keyring=ring, clock=clock)
+        portal.inspect_link(build_url("https://portal.invalid/", code))
     except (LinkRevoked, LinkExhausted) as error:
         _report(as_json, "revoked", str(error))
         return EXIT_REVOKED
+    except LinkExpired:  # expired while the portal's file was opened
+        _report(as_json, "expired", "link expired")
+        return EXIT_EXPIRED
     except InvalidLink:
         _report(as_json, "invalid", "the portal has no such link")
         return EXIT_INVALID

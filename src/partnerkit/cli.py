@@ -816,6 +816,13 @@ class _RefusedFile(Exception):
 
 
 def _is_partnerkit_db(path: Path) -> bool:
+    """Whether *path* is a SQLite file with partnerkit's tables (read only).
+
+    Raises:
+        OSError: it cannot be read, or SQLite cannot open it (a WAL file without its
+            shared-memory file, in a directory this process may not write to): that is not
+            an answer to the question, and must not be taken for "no".
+    """
     with path.open("rb") as file:
         if file.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
             return False
@@ -825,6 +832,8 @@ def _is_partnerkit_db(path: Path) -> bool:
             rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         finally:
             conn.close()
+    except sqlite3.OperationalError as exc:
+        raise OSError(f"SQLite cannot open it ({exc})") from None
     except sqlite3.Error:
         return False
     return _PARTNERKIT_TABLES.issubset(str(row[0]) for row in rows)

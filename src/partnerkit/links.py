@@ -350,10 +350,12 @@ def check_link_times(claims: LinkClaims, now: datetime) -> None:
         InvalidLink: issued after *now* (beyond :data:`MAX_CLOCK_SKEW`).
         LinkExpired: expired before *now* (beyond :data:`MAX_CLOCK_SKEW`).
     """
-    # Differences, not sums: a sum near year 9999 has no date.
-    if claims.issued_at - now > MAX_CLOCK_SKEW:
+    # The same arithmetic as verify's (seconds as floats), so that both answer alike at
+    # every instant, however far in the future.
+    now_ts = _timestamp(now)
+    if claims.issued_at.timestamp() > now_ts + _SKEW_S:
         _invalid()
-    if now - claims.expires_at > MAX_CLOCK_SKEW:
+    if now_ts > claims.expires_at.timestamp() + _SKEW_S:
         raise LinkExpired
 
 

@@ -414,11 +414,13 @@ class _MemoryUnitOfWork:
 
     def __enter__(self) -> _MemoryUnitOfWork:
         store = self._store
-        if store.owner == get_ident():
-            # The lock is not re-entrant: waiting for it here would wait forever.
+        me = get_ident()
+        if store.holder == me:
+            # The lock is not re-entrant: waiting for it here would wait forever (also after
+            # this thread's unit of work committed or rolled back, until its block ends).
             raise PartnerKitError("a unit of work is already open in this thread")
         store.lock.acquire()
-        store.owner = get_ident()
+        store.holder = store.owner = me
         store.current = self
         store.writable = self._write
         return self
@@ -435,7 +437,7 @@ class _MemoryUnitOfWork:
         try:
             self.rollback()
         finally:
-            store.owner = None
+            store.owner = store.holder = None
             store.current = None
             store.lock.release()
 
@@ -464,6 +466,8 @@ class MemoryStore:
         #: that unit of work until its block ends, whether it may write, and its undo log.
         self.owner: int | None = None
         self.current: _MemoryUnitOfWork | None = None
+        #: The thread that holds the lock: the owner's, until its unit of work's block ends.
+        self.holder: int | None = None
         self.writable = False
         self.undo: list[Callable[[], None]] = []
 

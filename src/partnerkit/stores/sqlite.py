@@ -158,6 +158,16 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_count_fork)
 
 
+def _current_schema(conn: sqlite3.Connection) -> bool:
+    """Whether the file's schema is this partnerkit's, read without a write lock (a file
+    with no schema, or an older or newer one, is left to the migration, under the lock)."""
+    try:
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    except sqlite3.Error:
+        return False
+    return row is not None and row[0] == SCHEMA_VERSION
+
+
 def translate(exc: Exception) -> PartnerKitError:
     """Return the partnerkit error for a ``sqlite3`` error (raise it ``from`` the cause)."""
     if isinstance(exc, sqlite3.IntegrityError):
@@ -658,6 +668,10 @@ class SQLiteStore:
     def _migrate(self) -> None:
         conn = self.acquire()
         try:
+            if _current_schema(conn):
+                # Nothing to do: no write lock taken (an app server starting, or a command
+                # reading the file, does not wait for the portal's writers).
+                return
             with translate_errors():
                 conn.execute("BEGIN IMMEDIATE")
                 try:

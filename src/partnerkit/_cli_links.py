@@ -418,15 +418,13 @@ def _schema_version(path: Path) -> int | None:
     """The schema version recorded in the partnerkit database at *path* (read only)."""
     import sqlite3
 
+    from partnerkit.cli import _read_only
+
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-        finally:
-            conn.close()
+        ((version,),) = _read_only(path, "SELECT max(version) FROM schema_version")
     except sqlite3.Error:
         return None
-    return int(row[0]) if row is not None and row[0] is not None else None
+    return int(version) if version is not None else None
 
 
 def _refused_by_portal(

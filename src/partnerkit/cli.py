@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import TextIO, cast
+from typing import Any, TextIO, cast
 
 import attrs
 
@@ -815,6 +815,15 @@ class _RefusedFile(Exception):
     """The file given to the demo is not one it may write to."""
 
 
+def _read_only(path: Path, statement: str) -> list[Any]:
+    """The rows of one *statement* on the SQLite file at *path*, opened read only."""
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        return conn.execute(statement).fetchall()
+    finally:
+        conn.close()
+
+
 def _is_partnerkit_db(path: Path) -> bool:
     """Whether *path* is a SQLite file with partnerkit's tables (read only).
 
@@ -827,11 +836,7 @@ def _is_partnerkit_db(path: Path) -> bool:
         if file.read(len(_SQLITE_MAGIC)) != _SQLITE_MAGIC:
             return False
     try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)
-        try:
-            rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        finally:
-            conn.close()
+        rows = _read_only(path, "SELECT name FROM sqlite_master WHERE type = 'table'")
     except sqlite3.OperationalError as exc:
         raise OSError(f"SQLite cannot open it ({exc})") from None
     except sqlite3.Error:

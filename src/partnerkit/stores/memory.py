@@ -341,15 +341,15 @@ class _MemoryUnitOfWork:
     def append_audit(self, event: AuditEvent) -> None:
         self.check_writable()
         store = self._store
-        seq, prev = store.audit_head
-        check_appendable(event, (seq, prev))
+        head = store.audit_head
+        check_appendable(event, head)
         AUDIT_COLUMNS.check(event)
         store.audit.append(event)
         store.audit_head = (event.seq, event.hash)
 
         def undo() -> None:
             store.audit.pop()
-            store.audit_head = (seq, prev)
+            store.audit_head = head
 
         store.undo.append(undo)
 

@@ -248,9 +248,10 @@ def test_a_writer_waits_for_the_one_before_it_and_reads_what_it_committed(
 
 def test_a_writer_that_waits_longer_than_the_timeout_gets_conflict(fresh_dsn: str) -> None:
     """A lock wait beyond the store's timeout is Conflict (safe to retry), not a hang."""
-    store = PostgresStore(fresh_dsn, timeout=0.2)
+    # Two app servers: the other one's writer holds the writers' lock meanwhile.
+    store, other = PostgresStore(fresh_dsn, timeout=0.2), PostgresStore(fresh_dsn)
     try:
-        with store.unit_of_work():
+        with other.unit_of_work():
             started = time.monotonic()
             with pytest.raises(Conflict, match="busy") as caught, store.unit_of_work():
                 pass
@@ -261,6 +262,7 @@ def test_a_writer_that_waits_longer_than_the_timeout_gets_conflict(fresh_dsn: st
             uow.commit()
     finally:
         store.close()
+        other.close()
 
 
 def test_a_deadlock_with_another_client_is_a_conflict(

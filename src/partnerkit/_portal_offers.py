@@ -530,8 +530,7 @@ class OfferCases(PortalCore):
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> Redemption:
-            now = self.now()
-            read = self._read_redemption(uow, actor, url, now) if _reads_each(uow) else None
+            read = self._read_redemption(uow, actor, url, self.now()) if _reads_each(uow) else None
             claims: LinkClaims | None = None
             known: _Known | None = None
             if read is not None:

@@ -26,6 +26,7 @@ from partnerkit.ports import Table
 
 __all__ = [
     "AUDIT_COLUMNS",
+    "MAX_TIMEOUT",
     "Codec",
     "TableSQL",
     "chain_head",
@@ -524,6 +525,11 @@ def _compile(source: str, env: dict[str, Any], label: str) -> dict[str, Any]:
     # The source is made above from the field names of our own attrs classes, nothing else.
     exec(code, namespace)  # noqa: S102
     return namespace
+
+
+#: The longest ``timeout`` a SQL store takes, in seconds: SQLite's busy timeout and
+#: PostgreSQL's ``lock_timeout`` are kept in milliseconds, in 32 bits.
+MAX_TIMEOUT = 2_147_483
 
 
 def table_codec(table: Table[Any]) -> Codec:

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 from partnerkit.audit import GENESIS_HASH, AuditEvent
 from partnerkit.consent import Delegation, DelegationOffer
 from partnerkit.directory import Company, User
-from partnerkit.errors import Conflict, PartnerKitError
+from partnerkit.errors import Conflict, PartnerKitError, _plain
 from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
 from partnerkit.ports import TABLES, Repository, Table
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
@@ -190,6 +190,16 @@ def _leave(index: _Index, key: object, ident: str) -> None:
         del index[key]
 
 
+def _plain_values(where: dict[str, object]) -> dict[str, object]:
+    """*where* with any value of a ``str`` subclass as its plain text: a dict lookup would
+    otherwise take the subclass's own ``__eq__`` and ``__hash__``, and find rows whose text
+    differs (the SQL stores bind the text)."""
+    for value in where.values():
+        if value.__class__ is not str and isinstance(value, str):
+            return {name: _plain(v) for name, v in where.items()}
+    return where
+
+
 class _MemoryRepository(Repository[T]):
     """One table's operations; one per store, usable only by the thread whose unit of work
     is open (the store's lock makes that one thread at a time)."""
@@ -203,6 +213,8 @@ class _MemoryRepository(Repository[T]):
     def get(self, ident: str) -> T | None:
         if self._store.owner != get_ident():
             self._store.check_open()
+        if ident.__class__ is not str:
+            ident = _plain(ident)  # looked up by its text, as the SQL stores bind it
         row: T | None = self._data.rows.get(ident)
         return row
 
@@ -210,7 +222,8 @@ class _MemoryRepository(Repository[T]):
         if self._store.owner != get_ident():
             self._store.check_open()
         rows = self._data.rows
-        return {i: rows[i] for i in idents if i in rows}
+        plain = [i if i.__class__ is str else _plain(i) for i in idents]
+        return {i: rows[i] for i in plain if i in rows}
 
     def add(self, obj: T) -> None:
         store = self._store
@@ -267,6 +280,7 @@ class _MemoryRepository(Repository[T]):
     def find(self, **where: object) -> list[T]:
         if self._store.owner != get_ident():
             self._store.check_open()
+        where = _plain_values(where)
         data = self._data
         lookup = data.by_names.get(tuple(where))
         held = (
@@ -284,7 +298,7 @@ class _MemoryRepository(Repository[T]):
     def count(self, **where: object) -> int:
         if self._store.owner != get_ident():
             self._store.check_open()
-        held = self._held(where)
+        held = self._held(_plain_values(where))
         return 0 if held is None else 1 if type(held) is str else len(held)
 
     def _held(self, where: dict[str, object]) -> str | set[str] | None:

@@ -66,6 +66,7 @@ import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from threading import get_ident
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -85,6 +86,7 @@ from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     BACKFILL_V2,
     BACKFILL_V3,
+    MAX_TIMEOUT,
     TableSQL,
     add_columns,
     chain_head,
@@ -194,11 +196,29 @@ MIGRATIONS: tuple[list[_Step], ...] = ([*_schema_v1()], [*_schema_v2()], _schema
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
+#: Seconds beyond the store's timeout that a server may stay silent while it owes an
+#: answer (a commit's sync on a loaded disk, a long read), before its connection is lost.
+SILENCE_GRACE = 30.0
+
+
+def _patience(timeout: float) -> float:
+    """Seconds a connection waits for an answer the server owes before it is taken for lost:
+    well beyond the store's *timeout*, the longest a statement waits for a lock."""
+    return min(max(2 * timeout, timeout + SILENCE_GRACE), float(MAX_TIMEOUT))
+
+
+#: A statement cut short while it waited: for a lock (``lock_timeout``), or by the server's
+#: ``statement_timeout`` or a cancel request.
+_WAITED_TOO_LONG = (pg_errors.LockNotAvailable, pg_errors.QueryCanceled)
+
+
 def _translate(exc: psycopg.Error) -> PartnerKitError:
     """Return the partnerkit error for a ``psycopg`` one (the caller chains the cause)."""
     if isinstance(exc, pg_errors.SerializationFailure | pg_errors.DeadlockDetected):
         return Conflict("a concurrent transaction won; retry")
-    if isinstance(exc, pg_errors.LockNotAvailable):
+    if isinstance(exc, _WAITED_TOO_LONG):
+        # The wait for a lock ran out: lock_timeout, or a statement_timeout (or a cancel
+        # request) the server's own settings put on the session. Nothing was committed.
         return Conflict("the database is busy; retry")
     if isinstance(exc, pg_errors.UniqueViolation):
         return Conflict("key already taken")
@@ -421,6 +441,7 @@ class _Slot:
         "_poll",
         "conn",
         "opening",
+        "patience",
         "pending",
         "pgconn",
         "pid",
@@ -429,8 +450,10 @@ class _Slot:
         "turn",
     )
 
-    def __init__(self, conn: _Connection) -> None:
+    def __init__(self, conn: _Connection, patience: float) -> None:
         self.conn = conn
+        #: Milliseconds the server may stay silent while it owes an answer (see ``_wait``).
+        self.patience = int(patience * 1000)
         self._cursor: _Cursor = conn.cursor()
         self.pid = os.getpid()
         self.pgconn = conn.pgconn
@@ -602,7 +625,15 @@ class _Slot:
         if poll is None:
             self._poll = poll = select.poll()
         poll.register(self.pgconn.socket, events)
-        poll.poll()  # releases the GIL while the server works
+        # The wait releases the GIL while the server works. A server that says nothing for
+        # this long (hung, or beyond a network partition) is taken for lost, rather than
+        # holding the caller (and a writer's turn) for ever.
+        if not poll.poll(self.patience):
+            with contextlib.suppress(psycopg.Error, OSError):
+                self.conn.close()
+            raise psycopg.OperationalError(
+                f"the database did not answer within {self.patience // 1000} s"
+            )
 
     def _error(self, result: Any) -> psycopg.Error:
         if self.pgconn.status == _BAD and not result.error_field(DiagnosticField.SQLSTATE):
@@ -660,7 +691,7 @@ class _Pool:
                     )
                 self._cond.wait(deadline - now)
         try:
-            return _Slot(self._connect())
+            return _Slot(self._connect(), _patience(self._timeout))
         except BaseException:
             with self._cond:
                 self._size -= 1
@@ -963,6 +994,9 @@ class _PostgresUnitOfWork:
         self._write = write
         self._slot: _Slot | None = None
         self._begun = False
+        #: The thread that opened it: the only one its statements may come from (its
+        #: connection carries one conversation with the server at a time).
+        self._thread: int | None = None
         #: The chain head, read under the writers' lock (write units of work only).
         self._head: tuple[int, str] | None = None
         #: Writes sent with the next statement (or the commit), whose answer is only checked,
@@ -1006,6 +1040,8 @@ class _PostgresUnitOfWork:
                 # The cause says what failed.
                 raise PartnerKitError(_UNKNOWN if self._unknown else _FAILED) from refused
             raise PartnerKitError("unit of work is not open")
+        if self._thread != get_ident():
+            raise PartnerKitError("unit of work is not open")  # in this thread: as elsewhere
         if write and not self._write:
             raise PartnerKitError("read-only unit of work")
         if slot.pid != _PROCESS[0]:
@@ -1477,6 +1513,7 @@ class _PostgresUnitOfWork:
                 pool.put(slot)  # a connection left mid-answer is not usable: closed there
 
     def __enter__(self) -> _PostgresUnitOfWork:
+        self._thread = get_ident()
         if self._write:
             self._slot, self._head = self._store.begin(True)
             self._begun = True
@@ -1503,6 +1540,8 @@ class PostgresStore:
         max_size: connections open at most; more concurrent units of work wait for one.
         timeout: seconds to wait for a connection, for connecting, and for the writers' lock
             (PostgreSQL's ``lock_timeout``); after that, ``StoreUnavailable`` or ``Conflict``.
+            At most :data:`MAX_TIMEOUT`. A server that owes an answer and stays silent for
+            ``SILENCE_GRACE`` (30) seconds beyond it (or twice it) is taken for lost.
         retries: how many times opening a unit of work tries again on a new connection when
             the pooled one turns out dead, or when taking the writers' lock meets a deadlock
             or serialization failure. Nothing has happened yet then, so trying is safe.
@@ -1527,10 +1566,18 @@ class PostgresStore:
             raise ValidationError("max_size", "must be a whole number, at least 1")
         if type(min_size) is not int or not 0 <= min_size <= max_size:
             raise ValidationError("min_size", "must be a whole number from 0 to max_size")
-        if not isinstance(timeout, int | float) or not timeout > 0:
-            raise ValidationError("timeout", "must be a positive number of seconds")
+        if (
+            not isinstance(timeout, int | float)
+            or isinstance(timeout, bool)
+            or not 0 < timeout <= MAX_TIMEOUT
+        ):
+            raise ValidationError(
+                "timeout", f"must be a positive number of seconds, at most {MAX_TIMEOUT:,}"
+            )
         if type(retries) is not int or retries < 0:
             raise ValidationError("retries", "must be a whole number, at least 0")
+        if not isinstance(dsn, str):
+            raise ValidationError("dsn", "must be a libpq connection string (a str)")
         self._dsn = dsn
         self.timeout = timeout
         self.retries = retries
@@ -1548,6 +1595,8 @@ class PostgresStore:
         self.pool = _Pool(self._connect, min_size, max_size, timeout)
         self._turn = threading.Lock()
         self._turn_pid = os.getpid()
+        #: The thread whose writer holds the turn, if one does.
+        self._turn_holder: int | None = None
         _STORES.add(self)
         try:
             self._migrate()
@@ -1586,12 +1635,20 @@ class PostgresStore:
         if self._turn_pid != os.getpid():
             self._turn = threading.Lock()  # a parent's writer may have held it at the fork
             self._turn_pid = os.getpid()
+            self._turn_holder = None
+        me = threading.get_ident()
+        if self._turn_holder == me:
+            # Its own writer holds the turn, and soon the lock at the server: waiting for
+            # either would wait for itself (for the timeout, and then in vain).
+            raise PartnerKitError("a unit of work is already open in this thread")
         turn = self._turn.acquire(timeout=self.timeout)
+        if turn:
+            self._turn_holder = me
         try:
             slot = self._send_opening(self.pool.get())
         except BaseException:
             if turn:
-                self._turn.release()
+                self.end_turn()
             raise
         slot.turn = turn
         return slot, None
@@ -1641,7 +1698,7 @@ class PostgresStore:
                 return slot.answers(tags, slot.finish(tags))
         except (StoreUnavailable, Conflict) as exc:
             dead = slot.conn.broken or slot.conn.closed
-            if isinstance(exc, Conflict) and isinstance(exc.__cause__, pg_errors.LockNotAvailable):
+            if isinstance(exc, Conflict) and isinstance(exc.__cause__, _WAITED_TOO_LONG):
                 # The writers' lock was not had in time: nothing of the unit of work ran, and
                 # it cannot go on (its transaction is aborted). As on SQLite, where such a
                 # writer is refused as it opens, it is over: the connection goes back now,
@@ -1669,10 +1726,12 @@ class PostgresStore:
         parent's)."""
         self._turn = threading.Lock()
         self._turn_pid = os.getpid()
+        self._turn_holder = None
         self.pool._after_fork()
 
     def end_turn(self) -> None:
         """Give up the writers' turn a connection took in :meth:`begin` (``slot.turn``)."""
+        self._turn_holder = None
         self._turn.release()
 
     def begin_with(
@@ -1721,7 +1780,7 @@ class PostgresStore:
             except (StoreUnavailable, Conflict) as exc:
                 dead = slot.conn.broken or slot.conn.closed
                 self._abandon(slot)
-                lock_wait = isinstance(exc.__cause__, pg_errors.LockNotAvailable)
+                lock_wait = isinstance(exc.__cause__, _WAITED_TOO_LONG)
                 if attempt >= self.retries or lock_wait or not (dead or isinstance(exc, Conflict)):
                     raise
                 attempt += 1

@@ -32,6 +32,7 @@ from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     BACKFILL_V2,
     BACKFILL_V3,
+    MAX_TIMEOUT,
     TableSQL,
     UpdatePlan,
     add_columns,
@@ -541,6 +542,10 @@ class _SQLiteUnitOfWork:
         if session is not self._session:  # made in one thread, opened in another
             self._session = session
             self.__dict__.update(session.repositories)
+        if session.uow is not None:
+            # The thread's connection is in that one's transaction (and, for ":memory:",
+            # the store's lock is held by it: waiting here would wait for ever).
+            raise PartnerKitError("a unit of work is already open in this thread")
         conn = store._connection_of(session)
         try:
             conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
@@ -567,11 +572,25 @@ class SQLiteStore:
 
     Args:
         path: the database file; created with its schema if absent.
-        timeout: seconds a writer waits for the write lock before ``Conflict``.
+        timeout: seconds a writer waits for the write lock before ``Conflict`` (0: it does
+            not wait; at most ``MAX_TIMEOUT``, about 24 days).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
-        self.path = os.fspath(path)
+        if (
+            not isinstance(timeout, int | float)
+            or isinstance(timeout, bool)
+            or not 0 <= timeout <= MAX_TIMEOUT
+        ):
+            raise ValidationError(
+                "timeout", f"must be a number of seconds from 0 to {MAX_TIMEOUT:,}"
+            )
+        try:
+            self.path = os.fspath(path)
+        except TypeError:
+            raise ValidationError("path", "must be a file path (str or os.PathLike)") from None
+        if not isinstance(self.path, str):
+            raise ValidationError("path", "must be a file path as text, not bytes")
         self.timeout = timeout
         self.tables = {table.name: TableSQL(table) for table in TABLES}
         #: How each table's rows are updated (see UpdatePlan), made once per store; its

@@ -251,7 +251,8 @@ def test_a_writer_that_waits_longer_than_the_timeout_gets_conflict(fresh_dsn: st
     # Two app servers: the other one's writer holds the writers' lock meanwhile.
     store, other = PostgresStore(fresh_dsn, timeout=0.2), PostgresStore(fresh_dsn)
     try:
-        with other.unit_of_work():
+        with other.unit_of_work() as holding:
+            holding.companies.get("cmp_none")  # its lock is had once it answers
             started = time.monotonic()
             with pytest.raises(Conflict, match="busy") as caught, store.unit_of_work():
                 pass

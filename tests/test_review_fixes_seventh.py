@@ -117,6 +117,7 @@ def test_a_statement_timeout_during_the_lock_wait_is_a_conflict(fresh_dsn: str) 
     def hold() -> None:
         with first.unit_of_work() as uow:
             uow.companies.add(_company(1))
+            uow.companies.get("cmp_1")  # answered: the writers' lock is had
             held.set()
             release.wait(10)
             uow.commit()
@@ -392,3 +393,26 @@ def test_a_memory_store_reads_a_subclass_id_by_its_text() -> None:
         # A subclass whose text is the id still finds it, as on the SQL stores.
         assert uow.companies.get(_CaseBlindId("cmp_1")) is not None
         assert uow.companies.count(domain=_CaseBlindId("c1.example")) == 1
+
+
+# -- a read unit of work whose statement the server refused ----------------------------------
+
+
+@pytest.mark.parametrize("first", [True, False])
+def test_a_refused_read_says_why_on_every_later_call(fresh_dsn: str, first: bool) -> None:
+    # The server aborts the transaction on any error: every later statement of the unit of
+    # work fails. They say what failed (the cause), not "not open" or "storage error".
+    store = PostgresStore(fresh_dsn + " options='-c statement_timeout=100'")
+    try:
+        with store.unit_of_work(write=False) as uow:
+            if not first:
+                uow.fetchone("SELECT 1, %s", ("x",))  # type: ignore[attr-defined]
+            with pytest.raises(Conflict, match="busy"):
+                uow.fetchone("SELECT pg_sleep(0.5), %s", ("x",))  # type: ignore[attr-defined]
+            with pytest.raises(Conflict, match="busy") as later:
+                uow.companies.get("cmp_1")
+            assert isinstance(later.value.__cause__, Conflict)
+        with store.unit_of_work(write=False) as uow:  # the next one is fine
+            assert uow.companies.get("cmp_1") is None
+    finally:
+        store.close()

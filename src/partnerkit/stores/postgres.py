@@ -1088,10 +1088,9 @@ class _PostgresUnitOfWork:
             self._refuse(exc)  # its transaction failed on the server: nothing more of it
             raise
         except psycopg.Error as exc:
-            if not self._write:
-                raise
             # Any error aborts a transaction on the server: a writer is over, so that
-            # nothing it sends later runs (or, after its failed commit, commits alone).
+            # nothing it sends later runs (or, after its failed commit, commits alone); a
+            # reader too, whose later statements would all fail, saying less of why.
             failed = _translate(exc)
             self._refuse(failed)
             raise failed from exc
@@ -1744,7 +1743,11 @@ class PostgresStore:
         """
         slot, uow._slot = uow._slot, None
         assert slot is not None
-        uow._slot, answers = self._opened(slot, False, statements)
+        try:
+            uow._slot, answers = self._opened(slot, False, statements)
+        except PartnerKitError as exc:
+            uow._refused = exc  # what its later calls raise, rather than "not open"
+            raise
         uow._begun = True
         return answers
 

@@ -32,6 +32,7 @@ __all__ = [
     "chain_head",
     "check_appendable",
     "check_search_cursor",
+    "check_timeout",
     "customer_search",
     "ddl",
     "decode_events",
@@ -530,6 +531,19 @@ def _compile(source: str, env: dict[str, Any], label: str) -> dict[str, Any]:
 #: The longest ``timeout`` a SQL store takes, in seconds: SQLite's busy timeout and
 #: PostgreSQL's ``lock_timeout`` are kept in milliseconds, in 32 bits.
 MAX_TIMEOUT = 2_147_483
+
+
+def check_timeout(value: object, *, zero: bool) -> None:
+    """Refuse a store's ``timeout`` that is not a number of seconds up to :data:`MAX_TIMEOUT`,
+    above 0 (or 0 itself, where *zero* is allowed: "do not wait")."""
+    if (
+        not isinstance(value, int | float)
+        or isinstance(value, bool)
+        or not (value >= 0 if zero else value > 0)
+        or not value <= MAX_TIMEOUT
+    ):
+        least = "from 0" if zero else "above 0"
+        raise ValidationError("timeout", f"must be seconds {least}, at most {MAX_TIMEOUT:,}")
 
 
 def table_codec(table: Table[Any]) -> Codec:

@@ -92,6 +92,7 @@ from partnerkit.stores._sql import (
     chain_head,
     check_appendable,
     check_search_cursor,
+    check_timeout,
     columns_added_later,
     ddl,
     decode_events,
@@ -1565,14 +1566,7 @@ class PostgresStore:
             raise ValidationError("max_size", "must be a whole number, at least 1")
         if type(min_size) is not int or not 0 <= min_size <= max_size:
             raise ValidationError("min_size", "must be a whole number from 0 to max_size")
-        if (
-            not isinstance(timeout, int | float)
-            or isinstance(timeout, bool)
-            or not 0 < timeout <= MAX_TIMEOUT
-        ):
-            raise ValidationError(
-                "timeout", f"must be a positive number of seconds, at most {MAX_TIMEOUT:,}"
-            )
+        check_timeout(timeout, zero=False)  # a lock_timeout of 0 would wait for ever
         if type(retries) is not int or retries < 0:
             raise ValidationError("retries", "must be a whole number, at least 0")
         if not isinstance(dsn, str):

@@ -32,12 +32,12 @@ from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     BACKFILL_V2,
     BACKFILL_V3,
-    MAX_TIMEOUT,
     TableSQL,
     UpdatePlan,
     add_columns,
     chain_head,
     check_appendable,
+    check_timeout,
     columns_added_later,
     customer_search,
     ddl,
@@ -577,14 +577,7 @@ class SQLiteStore:
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
-        if (
-            not isinstance(timeout, int | float)
-            or isinstance(timeout, bool)
-            or not 0 <= timeout <= MAX_TIMEOUT
-        ):
-            raise ValidationError(
-                "timeout", f"must be a number of seconds from 0 to {MAX_TIMEOUT:,}"
-            )
+        check_timeout(timeout, zero=True)
         try:
             self.path = os.fspath(path)
         except TypeError:

@@ -110,7 +110,8 @@ def test_a_postgres_unit_of_work_refuses_another_thread_and_goes_on(fresh_dsn: s
 
 def test_a_statement_timeout_during_the_lock_wait_is_a_conflict(fresh_dsn: str) -> None:
     # The DBA put statement_timeout = 300 ms on the sessions; the store waits up to 5 s.
-    dsn = fresh_dsn + " options='-c statement_timeout=300'"
+    PostgresStore(fresh_dsn).close()  # the schema, made without a statement timeout
+    dsn = fresh_dsn + " options='-c statement_timeout=1000'"
     first, second = PostgresStore(dsn, timeout=5), PostgresStore(dsn, timeout=5)
     held, release = threading.Event(), threading.Event()
 
@@ -232,8 +233,8 @@ def test_after_the_commit_the_next_unit_of_work_opens_or_is_refused(any_store: S
 def test_a_silent_server_is_a_lost_connection_not_a_hang(
     fresh_dsn: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pg_module, "SILENCE_GRACE", 0.5)
-    store = PostgresStore(fresh_dsn, timeout=0.5, min_size=1, max_size=1)
+    monkeypatch.setattr(pg_module, "SILENCE_GRACE", 1.0)
+    store = PostgresStore(fresh_dsn, timeout=1, min_size=1, max_size=1)  # silence: 2 s
     try:
         pid = _backend_pid(store)
         stopped: list[int] = []
@@ -247,11 +248,11 @@ def test_a_silent_server_is_a_lost_connection_not_a_hang(
 
         try:
             start = time.monotonic()
-            ended, out = _in_thread(read_twice, 10)
+            ended, out = _in_thread(read_twice, 15)
             assert ended, "the call waited for the silent server for ever"
             assert isinstance(out[0], StoreUnavailable), out
             assert "did not answer" in str(out[0].__cause__)
-            assert time.monotonic() - start < 5
+            assert time.monotonic() - start < 12
             # A unit of work that has done nothing yet opens on a new connection instead.
             ended, out = _in_thread(lambda: _backend_pid(store), 10)
             assert ended
@@ -402,13 +403,14 @@ def test_a_memory_store_reads_a_subclass_id_by_its_text() -> None:
 def test_a_refused_read_says_why_on_every_later_call(fresh_dsn: str, first: bool) -> None:
     # The server aborts the transaction on any error: every later statement of the unit of
     # work fails. They say what failed (the cause), not "not open" or "storage error".
-    store = PostgresStore(fresh_dsn + " options='-c statement_timeout=100'")
+    PostgresStore(fresh_dsn).close()  # the schema, made without a statement timeout
+    store = PostgresStore(fresh_dsn + " options='-c statement_timeout=500'")
     try:
         with store.unit_of_work(write=False) as uow:
             if not first:
                 uow.fetchone("SELECT 1, %s", ("x",))  # type: ignore[attr-defined]
             with pytest.raises(Conflict, match="busy"):
-                uow.fetchone("SELECT pg_sleep(0.5), %s", ("x",))  # type: ignore[attr-defined]
+                uow.fetchone("SELECT pg_sleep(3), %s", ("x",))  # type: ignore[attr-defined]
             with pytest.raises(Conflict, match="busy") as later:
                 uow.companies.get("cmp_1")
             assert isinstance(later.value.__cause__, Conflict)

@@ -78,7 +78,7 @@ def test_a_postgres_unit_of_work_refuses_another_thread_and_goes_on(fresh_dsn: s
         seen: Counter[str] = Counter()
         with store.unit_of_work() as uow:
             uow.companies.add(_company(1))
-            barrier = threading.Barrier(3)
+            barrier = threading.Barrier(4)
 
             def intruder() -> None:
                 barrier.wait()
@@ -88,7 +88,15 @@ def test_a_postgres_unit_of_work_refuses_another_thread_and_goes_on(fresh_dsn: s
                     except PartnerKitError as exc:
                         seen[str(exc)] += 1
 
-            threads = [threading.Thread(target=intruder) for _ in range(2)]
+            def rollback_from_elsewhere() -> None:
+                barrier.wait()
+                try:
+                    uow.rollback()
+                except PartnerKitError as exc:
+                    seen[str(exc)] += 1
+
+            threads = [threading.Thread(target=intruder), threading.Thread(target=intruder)]
+            threads.append(threading.Thread(target=rollback_from_elsewhere))
             for t in threads:
                 t.start()
             barrier.wait()
@@ -98,7 +106,7 @@ def test_a_postgres_unit_of_work_refuses_another_thread_and_goes_on(fresh_dsn: s
             for t in threads:
                 t.join()
             uow.commit()
-        assert seen == Counter({"unit of work is not open": 100})
+        assert seen == Counter({"unit of work is not open": 101})
         with store.unit_of_work(write=False) as uow:
             assert uow.companies.count(kind=CompanyKind.CUSTOMER) == 39
     finally:

@@ -1456,6 +1456,10 @@ class _PostgresUnitOfWork:
         self._store.pool.put(slot)
 
     def rollback(self) -> None:
+        if self._slot is not None and self._thread != get_ident():
+            # Its connection is in use by the thread that opened it: given back now, it
+            # would carry two units of work's statements at once.
+            raise PartnerKitError("unit of work is not open")
         self._end()
 
     def _end(self, *, report: bool = False) -> None:

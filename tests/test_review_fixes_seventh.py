@@ -26,9 +26,11 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from partnerkit import (
@@ -426,3 +428,48 @@ def test_a_refused_read_says_why_on_every_later_call(fresh_dsn: str, first: bool
             assert uow.companies.get("cmp_1") is None
     finally:
         store.close()
+
+
+# -- the checks a store of one's own runs, public ---------------------------------------------
+
+
+def test_check_storable_runs_the_tables_rules_first_then_the_values() -> None:
+    from partnerkit.ports import COMPANIES, SUBSCRIPTIONS
+    from partnerkit.stores import check_storable
+    from partnerkit.testing.contract import TABLE_SAMPLES
+
+    subscription = next(s for s in TABLE_SAMPLES if s.table is SUBSCRIPTIONS).make(0)
+    check_storable(SUBSCRIPTIONS, subscription)  # a good one passes
+    object.__setattr__(subscription, "licenses", True)  # set up around the class's checks
+    with pytest.raises(ValidationError) as caught:
+        check_storable(SUBSCRIPTIONS, subscription)
+    assert caught.value.field == "licenses"
+    company = _company(1)
+    object.__setattr__(company, "name", "nul\x00inside")
+    with pytest.raises(ValidationError) as caught:
+        check_storable(COMPANIES, company)
+    assert caught.value.field == "store"
+
+
+def test_check_audit_event_refuses_what_every_store_refuses() -> None:
+    from partnerkit.audit import GENESIS_HASH, AuditEvent
+    from partnerkit.stores import check_audit_event
+
+    def event(at: datetime, seq: int = 1) -> AuditEvent:
+        return AuditEvent.chained(
+            seq=seq, prev_hash=GENESIS_HASH, at=at, action="user.create", outcome="success"
+        )
+
+    now = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+    check_audit_event(event(now), (0, GENESIS_HASH))
+    with pytest.raises(Conflict):
+        check_audit_event(event(now, seq=2), (0, GENESIS_HASH))
+    with pytest.raises(ValidationError) as caught:
+        check_audit_event(event(now.astimezone(timezone(timedelta(hours=2)))), (0, GENESIS_HASH))
+    assert caught.value.field == "at"
+    with pytest.raises(ValidationError) as caught:
+        check_audit_event(
+            attrs.evolve(event(now), reason="nul\x00inside"),  # type: ignore[misc]
+            (0, GENESIS_HASH),
+        )
+    assert caught.value.field == "store"

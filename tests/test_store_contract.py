@@ -12,7 +12,7 @@ import pytest
 from partnerkit.ports import Store
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.stores.sqlite import SQLiteStore
-from partnerkit.testing.contract import StoreContract
+from partnerkit.testing.contract import StoreContract, WriteIntegrityContract
 
 
 class TestMemoryStore(StoreContract):
@@ -51,3 +51,11 @@ class TestSQLiteMemoryStore(StoreContract):
     def make_store(self, tmp_path: Path) -> Store:
         """A fresh private in-memory SQLite database."""
         return SQLiteStore(":memory:")
+
+
+class TestOnePartAlone(WriteIntegrityContract):
+    """A part of the contract runs alone (its fixtures come with it), here on MemoryStore."""
+
+    def make_store(self, tmp_path: Path) -> Store:
+        """A fresh in-memory store."""
+        return MemoryStore()

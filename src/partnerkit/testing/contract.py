@@ -27,6 +27,7 @@ import contextlib
 import functools
 import itertools
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -34,7 +35,6 @@ from typing import Any, Generic, TypeVar, cast
 
 import attrs
 import pytest
-from hypothesis import given
 
 from partnerkit.audit import GENESIS_HASH, AuditEvent, verify_chain
 from partnerkit.consent import Delegation, DelegationOffer, DelegationStatus
@@ -73,7 +73,6 @@ from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.roles import AdminRole, PartnerAccess, Permission
 from partnerkit.support import Credential, RequestStatus, ServiceRequest, Severity
 from partnerkit.testing import FakeClock, StoreSnapshot, World, build_world, snapshot
-from partnerkit.testing import strategies as pks
 
 __all__ = [
     "TABLE_SAMPLES",
@@ -469,15 +468,15 @@ class _Base:
         yield store
         store.close()
 
+    @pytest.fixture(params=TABLE_SAMPLES, ids=lambda s: s.table.name)
+    def sample(self, request: pytest.FixtureRequest) -> TableSample[Any]:
+        """One table's sample (the tests that take it run once per table)."""
+        chosen: TableSample[Any] = request.param
+        return chosen
+
 
 class RepositoryContract(_Base):
     """The generic repository rules, run on every table of :data:`TABLE_SAMPLES`."""
-
-    @pytest.fixture(params=TABLE_SAMPLES, ids=lambda s: s.table.name)
-    def sample(self, request: pytest.FixtureRequest) -> TableSample[Any]:
-        """One table's sample."""
-        chosen: TableSample[Any] = request.param
-        return chosen
 
     def test_every_table_of_the_ports_has_a_contract_sample(self) -> None:
         """Every table the ports declare is covered by the generic repository tests."""
@@ -1006,23 +1005,27 @@ class RelationsContract(_Base):
         assert unlisted
         assert not set(unlisted) & set(self._search(store, prefix))
 
+    @pytest.mark.parametrize("limit", [1, 2, 3, 4, 100])
     def test_pages_walk_the_results_once_each(
-        self, store: Store, relations: list[CustomerRelation]
+        self, store: Store, relations: list[CustomerRelation], limit: int
     ) -> None:
-        """Following the cursor of the last result, pages of two cover every match once."""
+        """Following the cursor of the last result, pages of *limit* cover every match once,
+        each full but the last."""
+        expected = self._expected(relations, "f")
         pages: list[list[CustomerRelation]] = []
         after: tuple[str, str] | None = None
         for _ in range(len(relations) + 1):  # a store that ignores the cursor fails, not hangs
-            page = self._search(store, "f", limit=2, after=after)
+            page = self._search(store, "f", limit=limit, after=after)
             if not page:
                 break
-            assert len(page) <= 2
             pages.append(page)
             after = (page[-1].search_key("f"), page[-1].id)
         else:
             pytest.fail("the pages never ended: the cursor is not honoured")
-        assert [r for page in pages for r in page] == self._expected(relations, "f")
-        assert len(pages) == 3
+        assert [r for page in pages for r in page] == expected
+        assert [len(page) for page in pages] == [
+            min(limit, len(expected) - start) for start in range(0, len(expected), limit)
+        ]
 
     @pytest.mark.parametrize(
         "after",
@@ -1242,6 +1245,71 @@ class UnitOfWorkContract(_Base):
             assert uow.users.find(company_id=user.company_id) == [user]
             assert uow.users.count(email_key=email_key(user.email)) == 1
             uow.commit()
+
+    def test_a_read_unit_of_work_sees_one_state(self, store: Store) -> None:
+        """Every read of a read unit of work answers from the same state: a write another
+        thread commits meanwhile is not seen until the next unit of work (a store may
+        instead make the writer wait until the reader is done)."""
+        company = _make_company(1)
+        _add(store, COMPANIES_SAMPLE, company)
+        renamed = _bump(attrs.evolve(company, name="Renamed"))
+        errors: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                with store.unit_of_work() as uow:
+                    uow.companies.update(renamed)
+                    uow.commit()
+            except BaseException as exc:  # reported below, in the test's own thread
+                errors.append(exc)
+
+        writer = threading.Thread(target=write)
+        with store.unit_of_work(write=False) as uow:
+            assert uow.companies.get(company.id) == company
+            writer.start()
+            writer.join(0.5)  # committed by now, or waiting for this reader to end
+            assert uow.companies.get(company.id) == company
+            assert uow.companies.find(domain=company.domain) == [company]
+            assert uow.companies.get_many([company.id]) == {company.id: company}
+        writer.join()
+        assert not errors, errors
+        assert _get(store, COMPANIES, company.id) == renamed
+
+    def test_a_second_writer_in_the_thread_of_an_open_one_is_refused_at_once(
+        self, store: Store
+    ) -> None:
+        """A thread whose write unit of work is open and opens another one is refused with a
+        ``PartnerKitError`` (not a ``Conflict``: retrying cannot help) at once, not after
+        waiting for itself; the open one goes on and commits."""
+        outcome: list[object] = []
+
+        def nested() -> None:
+            try:
+                with store.unit_of_work() as outer:
+                    outer.companies.add(_make_company(1))
+                    started = time.monotonic()
+                    try:
+                        with store.unit_of_work():
+                            outcome.append("opened")
+                    except PartnerKitError as exc:
+                        outcome.append(exc)
+                    outcome.append(time.monotonic() - started)
+                    outer.companies.add(_make_company(3))
+                    outer.commit()
+            except BaseException as exc:  # reported below, in the test's own thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=nested, daemon=True)
+        thread.start()
+        thread.join(30)
+        assert not thread.is_alive(), "the second unit of work waited for its own thread"
+        refused, waited = outcome[:2]
+        assert isinstance(refused, PartnerKitError), outcome
+        assert not isinstance(refused, Conflict), outcome
+        assert isinstance(waited, float), outcome
+        assert waited < 5, outcome
+        assert len(outcome) == 2, outcome  # the outer one committed
+        assert _get(store, COMPANIES, _make_company(3).id) is not None
 
     def test_repository_of_a_table_is_its_named_attribute(self, store: Store) -> None:
         """``uow.repository(USERS)`` and ``uow.users`` are the same table."""
@@ -1541,6 +1609,11 @@ class RoundTripContract(_Base):
 
     def test_generated_users_and_companies_round_trip(self, store: Store) -> None:
         """Any valid user or company the strategies generate comes back equal."""
+        # Imported here: the rest of the contract needs only pytest, not hypothesis.
+        pytest.importorskip("hypothesis")
+        from hypothesis import given
+
+        from partnerkit.testing import strategies as pks
 
         @given(
             company=pks.companies(),
@@ -1843,6 +1916,55 @@ class WriteIntegrityContract(_Base):
     removals, versions hold for removals too, values no store keeps are refused, and a unit
     of work that is over answers nothing (each test here catches a store broken that way
     that the rest of the contract let through)."""
+
+    # -- unique keys among the writes of one unit of work -----------------------------------
+
+    @staticmethod
+    def _holders(sample: TableSample[Any], group: tuple[str, ...]) -> tuple[Any, Any]:
+        """Two rows of *sample* whose values of *group* are all set (NULLs never clash)."""
+        rows = [
+            r
+            for r in (sample.make(n) for n in range(16))
+            if all(sample.table.value(r, c) is not None for c in group)
+        ]
+        return rows[0], rows[1]
+
+    def test_a_unique_key_added_in_a_unit_of_work_is_held_within_it(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """A row added and not committed yet holds its unique values: another row with the
+        same values, added in the same unit of work, is a ``Conflict``, and the commit keeps
+        the first row only (checking only what was committed before lets both in)."""
+        for group in sample.table.unique:
+            first, other = self._holders(sample, group)
+            twin = sample.twin(group, first, other)
+            with store.unit_of_work() as uow:
+                repo = uow.repository(sample.table)
+                repo.add(first)
+                with pytest.raises(Conflict):
+                    repo.add(twin)
+                uow.commit()
+            assert _get(store, sample.table, first.id) == first
+            assert _get(store, sample.table, twin.id) is None
+            _each_row(store, sample, "remove", [first])
+
+    def test_a_unique_key_removed_in_a_unit_of_work_is_free_within_it(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """A row removed in a unit of work gives up its unique values at once: another row
+        may take them in the same unit of work (no ``Conflict`` from the removed row)."""
+        for group in sample.table.unique:
+            first, other = self._holders(sample, group)
+            twin = sample.twin(group, first, other)
+            _add(store, sample, first)
+            with store.unit_of_work() as uow:
+                repo = uow.repository(sample.table)
+                repo.remove(first)
+                repo.add(twin)
+                uow.commit()
+            assert _get(store, sample.table, first.id) is None
+            assert _get(store, sample.table, twin.id) == twin
+            _each_row(store, sample, "remove", [twin])
 
     # -- rollback ------------------------------------------------------------------------------
 

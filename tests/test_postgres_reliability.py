@@ -275,7 +275,8 @@ def test_a_deadlock_with_another_client_is_a_conflict(
         uow.commit()
     other = psycopg.connect(fresh_dsn)
     try:
-        with pg_store.unit_of_work() as uow:  # holds the writers' lock
+        with pg_store.unit_of_work() as uow:
+            uow.audit_head()  # answered: the writers' lock is held (its opening is pipelined)
             other.execute("SET deadlock_timeout = '10s'")  # the store's side detects it
             other.execute("UPDATE companies SET name = 'Other' WHERE id = 'cmp_c'")
             blocked = threading.Thread(

@@ -6,23 +6,7 @@ import pytest
 from partnerkit import AuditChainBroken, AuditEvent
 from partnerkit.audit import GENESIS_HASH, verify_chain
 from partnerkit.testing import DEFAULT_START
-
-
-def _chain(n):
-    events, prev = [], GENESIS_HASH
-    for seq in range(1, n + 1):
-        e = AuditEvent.chained(
-            seq=seq,
-            prev_hash=prev,
-            at=DEFAULT_START,
-            action="t",
-            outcome="success",
-            detail={"n": seq},
-            correlation_id="c",
-        )
-        events.append(e)
-        prev = e.hash
-    return events
+from test_audit import _chain
 
 
 def test_replacing_the_newest_event_by_a_well_chained_forgery_is_found():

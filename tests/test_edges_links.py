@@ -4,6 +4,7 @@ second `code` parameter, a fragment, and the active key signing."""
 
 import json
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -23,6 +24,19 @@ from partnerkit.links import (
 
 T0 = datetime(2030, 1, 1, 12, tzinfo=UTC)
 IAT = int(T0.timestamp())
+
+
+def _issue(ring: Keyring) -> tuple[str, Any]:
+    """A day-long trial invitation issued at ``T0``: its code and claims."""
+    return ring.issue(
+        LinkKind.TRIAL_INVITATION,
+        link_id="l",
+        advisor_id="a",
+        target="t",
+        includes_delegated_admin=False,
+        issued_at=T0,
+        expires_at=T0 + timedelta(days=1),
+    )
 
 
 def payload(**o):
@@ -49,15 +63,7 @@ def assert_invalid(ring, code, now):
 def test_oversized_code_is_refused_before_any_cryptography(alg, monkeypatch):
     # 2049 chars with a genuine header: no MAC / signature check may run.
     ring = Keyring.generate(alg)
-    code, _ = ring.issue(
-        LinkKind.TRIAL_INVITATION,
-        link_id="l",
-        advisor_id="a",
-        target="t",
-        includes_delegated_admin=False,
-        issued_at=T0,
-        expires_at=T0 + timedelta(days=1),
-    )
+    code, _ = _issue(ring)
     h, p, s = code.split(".")
     long = f"{h}.{p}.{s}" + "A" * (MAX_CODE_LENGTH + 1 - len(code))
     assert len(long) == MAX_CODE_LENGTH + 1
@@ -97,15 +103,7 @@ def test_a_signed_payload_with_a_del_character_is_invalid(alg):
 def test_the_clock_skew_is_at_most_60_seconds():
     # the spec's bound, independent of the constant.
     ring = Keyring.generate()
-    code, claims = ring.issue(
-        LinkKind.TRIAL_INVITATION,
-        link_id="l",
-        advisor_id="a",
-        target="t",
-        includes_delegated_admin=False,
-        issued_at=T0,
-        expires_at=T0 + timedelta(days=1),
-    )
+    code, claims = _issue(ring)
     assert timedelta(seconds=60) >= MAX_CLOCK_SKEW
     with pytest.raises(LinkExpired):
         ring.verify(code, now=claims.expires_at + timedelta(seconds=60, microseconds=1))
@@ -133,14 +131,6 @@ def test_the_active_key_signs_even_when_it_is_not_the_last_one(alg):
     doc = json.loads(ring.to_json())
     doc["active_key_id"] = first
     ring = Keyring.from_json(json.dumps(doc))
-    code, claims = ring.issue(
-        LinkKind.TRIAL_INVITATION,
-        link_id="l",
-        advisor_id="a",
-        target="t",
-        includes_delegated_admin=False,
-        issued_at=T0,
-        expires_at=T0 + timedelta(days=1),
-    )
+    code, claims = _issue(ring)
     assert json.loads(unb64(code.split(".")[0]))["kid"] == first
     assert ring.verify(code, now=T0) == claims

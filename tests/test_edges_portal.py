@@ -9,9 +9,17 @@ import pytest
 
 from partnerkit import AuditEvent
 from partnerkit.audit import GENESIS_HASH
-from partnerkit.links import Keyring, LinkKind
+from partnerkit.links import Keyring, code_from_url
 from partnerkit.testing import DEFAULT_START, World, snapshot
-from test_cli_links import EXIT_INVALID, EXIT_OK, EXIT_REVOKED, _portal_file, output, run
+from test_cli_links import (
+    EXIT_INVALID,
+    EXIT_OK,
+    EXIT_REVOKED,
+    _portal_file,
+    issue_url,
+    output,
+    run,
+)
 
 
 def test_events_of_one_use_case_share_a_correlation_id_without_a_block(
@@ -43,19 +51,9 @@ def test_detail_pairs_are_sorted() -> None:
     assert e.hash == f.hash
 
 
-def _code(keys: Path, **kw) -> str:
-    ring = Keyring.from_json(keys.read_text())
-    now = datetime.now(UTC)
-    code, _ = ring.issue(
-        LinkKind.TRIAL_INVITATION,
-        link_id="lnk-x",
-        advisor_id="ADV",
-        target="EXCHANGE",
-        includes_delegated_admin=False,
-        issued_at=now,
-        expires_at=now + timedelta(days=1),
-    )
-    return code
+def _code(keys: Path) -> str:
+    """The code of a day-long link signed by the ring in *keys*, issued now."""
+    return code_from_url(issue_url(keys, issued_at=datetime.now(UTC), days=1))
 
 
 @pytest.mark.parametrize("wrap", [" {}", "{}\n", "{}#x"])

@@ -280,20 +280,27 @@ class TestLinkInspect:
             assert info.value.code == 2
 
 
+def portal_on(store: Any, keys: Path) -> Any:
+    """A Portal on *store*, with the key ring in *keys* and a catalogue of one trial service."""
+    from partnerkit import Catalog, Portal, Service, TrialTerms
+
+    return Portal(
+        store=store,
+        keyring=Keyring.from_json(keys.read_text()),
+        catalog=Catalog([Service(sku="EXCHANGE", name="Exchange", trial=TrialTerms(30, 25))]),
+    )
+
+
 def _portal_file(tmp_path: Path) -> tuple[Path, Path]:
     """A portal on a SQLite file with a partner (ana, FULL access) and a key ring file."""
-    from partnerkit import Catalog, ContactInfo, Portal, Service, TrialTerms
+    from partnerkit import ContactInfo
     from partnerkit.stores.sqlite import SQLiteStore
 
     db, keys = tmp_path / "portal.db", tmp_path / "keys.json"
     assert run("keys", "new", "--out", keys) == EXIT_OK
     store = SQLiteStore(db)
     try:
-        portal = Portal(
-            store=store,
-            keyring=Keyring.from_json(keys.read_text()),
-            catalog=Catalog([Service(sku="EXCHANGE", name="Exchange", trial=TrialTerms(30, 25))]),
-        )
+        portal = portal_on(store, keys)
         portal.register_partner(
             name="Contoso",
             contact=ContactInfo(email="hi@contoso.example"),

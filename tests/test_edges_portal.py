@@ -9,7 +9,7 @@ import pytest
 
 from partnerkit import AuditEvent
 from partnerkit.audit import GENESIS_HASH
-from partnerkit.links import Keyring, code_from_url
+from partnerkit.links import code_from_url
 from partnerkit.testing import DEFAULT_START, World, snapshot
 from test_cli_links import (
     EXIT_INVALID,
@@ -18,6 +18,7 @@ from test_cli_links import (
     _portal_file,
     issue_url,
     output,
+    portal_on,
     run,
 )
 
@@ -76,17 +77,12 @@ def test_link_inspect_with_db_refuses_a_link_the_portal_never_issued(tmp_path, c
 
 def test_link_inspect_with_db_reports_a_used_up_link_as_revoked(tmp_path, capsys) -> None:
     # max_uses spent is exit 4, like a revocation.
-    from partnerkit import Catalog, Portal, Service, TrialTerms
     from partnerkit.stores.sqlite import SQLiteStore
 
     db, keys = _portal_file(tmp_path)
     store = SQLiteStore(db)
     try:
-        portal = Portal(
-            store=store,
-            keyring=Keyring.from_json(keys.read_text()),
-            catalog=Catalog([Service(sku="EXCHANGE", name="Exchange", trial=TrialTerms(30, 25))]),
-        )
+        portal = portal_on(store, keys)
         with store.unit_of_work(write=False) as uow:
             (ana,) = uow.users.find(email_key="ana@contoso.example")
         _, admin = portal.register_customer(

@@ -341,6 +341,13 @@ class Codec:
         for name in computed:
             self.by_name[name] = Column(name, "TEXT", True, _identity, _identity)
         self.computed = list(computed)
+        #: What a value must be for a column to hold it, for the columns reads look up by:
+        #: text (``str``) where text is kept, the enum's own member where an enum is.
+        self._holds: dict[str, type[Any]] = {
+            c.name: c.raw if isinstance(c.raw, type) and issubclass(c.raw, enum.Enum) else str
+            for c in self.by_name.values()
+            if c.sql_type == "TEXT" and (c.raw is None or isinstance(c.raw, type))
+        }
         self.encode = _compile_encoder(cls, self.columns)
         self.decode = _compile_decoder(cls, self.columns)
         self.check = _compile_checker(cls, self.columns)
@@ -350,7 +357,15 @@ class Codec:
         return [*self.fields, *self.computed]
 
     def encode_value(self, column: str, value: Any) -> Any:
-        """Encode one value for a ``WHERE`` clause on *column*."""
+        """Encode one value for a ``WHERE`` clause on *column*.
+
+        Raises:
+            Unheld: *value* is of a kind the column never holds (a number or bytes where
+                text is kept, text where an enum is): the read finds nothing.
+        """
+        kind = self._holds.get(column)
+        if kind is not None and value is not None and not isinstance(value, kind):
+            raise Unheld(column)
         return self.by_name[column].encode(value)
 
     def row(self, obj: Any, computed: Sequence[Callable[[Any], Any]] = ()) -> list[Any]:
@@ -805,6 +820,16 @@ class UpdatePlan:
 
 def _assign(names: Sequence[str], indices: Sequence[int]) -> str:
     return ", ".join(f"{names[i]} = ?" for i in indices)
+
+
+class Unheld(Exception):
+    """A read asks by a value of a kind its column never holds: it finds nothing, on every
+    store (``MemoryStore`` compares the value with what it keeps, and nothing is equal)."""
+
+
+def unheld_key(value: object) -> bool:
+    """Whether *value* cannot be any row's key: not text, or text no store keeps."""
+    return not isinstance(value, str) or never_stored(value)
 
 
 def never_stored(value: object) -> bool:

@@ -421,6 +421,9 @@ class _MemoryUnitOfWork:
         store = self._store
         if store.current is not self:
             return
+        if store.owner is not None and store.owner != get_ident():
+            # Its owner may be in the middle of a write: refused, as on the other stores.
+            raise PartnerKitError("unit of work is not open")
         undo = store.undo
         while undo:
             undo.pop()()
@@ -428,6 +431,8 @@ class _MemoryUnitOfWork:
 
     def __enter__(self) -> _MemoryUnitOfWork:
         store = self._store
+        if store.closed:
+            raise PartnerKitError("the store is closed")
         me = get_ident()
         if store.holder == me:
             # The lock is not re-entrant: waiting for it here would wait forever (also after
@@ -484,6 +489,7 @@ class MemoryStore:
         self.holder: int | None = None
         self.writable = False
         self.undo: list[Callable[[], None]] = []
+        self.closed = False
 
     def check_open(self) -> None:
         """Refuse use of a repository outside the calling thread's open unit of work."""
@@ -502,7 +508,9 @@ class MemoryStore:
         return self._unit_of_work(self, write)
 
     def close(self) -> None:
-        """Nothing to release; present for the ``Store`` protocol."""
+        """Take no unit of work after this (``PartnerKitError``), as every store does; one
+        open now runs to its end. There is nothing else to release."""
+        self.closed = True
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{name}={len(t.rows)}" for name, t in self.tables.items())

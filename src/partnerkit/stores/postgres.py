@@ -88,6 +88,7 @@ from partnerkit.stores._sql import (
     BACKFILL_V3,
     MAX_TIMEOUT,
     TableSQL,
+    Unheld,
     add_columns,
     chain_head,
     check_appendable,
@@ -103,6 +104,7 @@ from partnerkit.stores._sql import (
     prefix_range,
     rekey_renamed,
     table_codec,
+    unheld_key,
 )
 
 if TYPE_CHECKING:
@@ -782,6 +784,9 @@ class _PostgresRepository(Repository[T]):
         self._clash = sql.clash_positions
 
     def get(self, ident: str) -> T | None:
+        if not isinstance(ident, str):  # no key is anything but text
+            self._uow._open(False)
+            return None
         try:
             row = self._uow.fetchone(self._sql["get"], (ident,))
         except ValidationError:
@@ -792,7 +797,7 @@ class _PostgresRepository(Repository[T]):
 
     def get_many(self, idents: Sequence[str]) -> dict[str, T]:
         self._uow._open(False)  # a finished unit of work refuses, whatever the ids
-        idents = [i for i in idents if not never_stored(i)]
+        idents = [i for i in idents if not unheld_key(i)]
         if not idents:
             return {}
         rows = self._uow.fetchall(
@@ -839,7 +844,11 @@ class _PostgresRepository(Repository[T]):
             raise Conflict(f"stale {self._table.noun}: a concurrent change won")
 
     def find(self, **where: object) -> list[T]:
-        select, _, params = self._sql_of(where)
+        try:
+            select, _, params = self._sql_of(where)
+        except Unheld:
+            self._uow._open(False)
+            return []
         try:
             rows = self._uow.fetchall(select, params)
         except ValidationError:
@@ -850,7 +859,11 @@ class _PostgresRepository(Repository[T]):
         return [decode(r) for r in rows]
 
     def count(self, **where: object) -> int:
-        _, count, params = self._sql_of(where)
+        try:
+            _, count, params = self._sql_of(where)
+        except Unheld:
+            self._uow._open(False)
+            return 0
         try:
             row = self._uow.fetchone(count, params)
         except ValidationError:
@@ -1287,8 +1300,8 @@ class _PostgresUnitOfWork:
 
     def audit_head(self) -> tuple[int, str]:
         slot = self._slot
-        if slot is not None and slot.pid != _PROCESS[0]:
-            self._open(False)  # raises: the unit of work is the parent's
+        if slot is not None and (slot.pid != _PROCESS[0] or self._thread != get_ident()):
+            self._open(False)  # raises: the unit of work is the parent's, or another thread's
         if slot is not None and slot.opening is not None:
             self._opened_now()  # the head comes with the opening's answers
         if self._head is not None and self._slot is not None:

@@ -18,6 +18,7 @@ import weakref
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
+from threading import get_ident
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -33,6 +34,7 @@ from partnerkit.stores._sql import (
     BACKFILL_V2,
     BACKFILL_V3,
     TableSQL,
+    Unheld,
     UpdatePlan,
     add_columns,
     chain_head,
@@ -48,6 +50,7 @@ from partnerkit.stores._sql import (
     rekey_renamed,
     relation_search,
     table_codec,
+    unheld_key,
 )
 from partnerkit.support import Credential, ServiceRequest
 
@@ -214,6 +217,9 @@ class _SQLiteRepository(Repository[T]):
         self._update = plan
 
     def get(self, ident: str) -> T | None:
+        if not isinstance(ident, str):  # no key is anything but text
+            self._uow.check_open()
+            return None
         try:
             row = self._uow.fetchone(self._sql["get"], (ident,))
         except ValidationError:
@@ -223,11 +229,10 @@ class _SQLiteRepository(Repository[T]):
         return None if row is None else self._codec.decode(row)
 
     def get_many(self, idents: Sequence[str]) -> dict[str, T]:
-        if self._uow.conn is None:  # a finished unit of work refuses, whatever the ids
-            raise PartnerKitError("unit of work is not open")
+        self._uow.check_open()  # a finished unit of work refuses, whatever the ids
         found: dict[str, T] = {}
         decode = self._codec.decode
-        unique = [i for i in dict.fromkeys(idents) if not never_stored(i)]
+        unique = [i for i in dict.fromkeys(idents) if not unheld_key(i)]
         for start in range(0, len(unique), _BATCH):  # SQLite binds at most 999 values
             batch = unique[start : start + _BATCH]
             marks = ", ".join("?" * len(batch))
@@ -273,6 +278,9 @@ class _SQLiteRepository(Repository[T]):
         group, select, _ = self._lookup(where)
         try:
             rows = self._uow.fetchall(select, self._params(group, where))
+        except Unheld:
+            self._uow.check_open()
+            return []
         except ValidationError:
             if self._unmatched(where):
                 return []
@@ -284,6 +292,9 @@ class _SQLiteRepository(Repository[T]):
         group, _, count = self._lookup(where)
         try:
             row = self._uow.fetchone(count, self._params(group, where))
+        except Unheld:
+            self._uow.check_open()
+            return 0
         except ValidationError:
             if self._unmatched(where):
                 return 0
@@ -329,9 +340,12 @@ class _Session:
     writes in a read-only unit of work). With none open, they refuse to run.
     """
 
-    __slots__ = ("__weakref__", "conn", "own", "repositories", "uow")
+    __slots__ = ("__weakref__", "conn", "own", "repositories", "thread", "uow")
 
     def __init__(self, store: SQLiteStore) -> None:
+        #: The thread this session belongs to: statements from any other thread are refused
+        #: (a connection carries one conversation at a time), as on the other stores.
+        self.thread = get_ident()
         #: This thread's own connection to a file, opened on first use.
         self.own: sqlite3.Connection | None = None
         #: The unit of work open in this thread, and its connection.
@@ -349,9 +363,14 @@ class _Session:
             raise PartnerKitError("unit of work is not open")
         return uow.execute(sql, params, write=write)
 
+    def check_open(self) -> None:
+        """Refuse to run outside this thread's open unit of work."""
+        if self.conn is None or self.thread != get_ident():
+            raise PartnerKitError("unit of work is not open")
+
     def fetchone(self, sql: str, params: Any) -> Any:
         conn = self.conn
-        if conn is None:
+        if conn is None or self.thread != get_ident():
             raise PartnerKitError("unit of work is not open")
         try:
             return conn.execute(sql, params).fetchone()
@@ -360,7 +379,7 @@ class _Session:
 
     def fetchall(self, sql: str, params: Any) -> list[Any]:
         conn = self.conn
-        if conn is None:
+        if conn is None or self.thread != get_ident():
             raise PartnerKitError("unit of work is not open")
         try:
             return conn.execute(sql, params).fetchall()
@@ -405,13 +424,15 @@ class _SQLiteUnitOfWork:
             if self._forked:
                 raise PartnerKitError(_FORKED)
             raise PartnerKitError("unit of work is not open")
+        if self._session.thread != get_ident():
+            raise PartnerKitError("unit of work is not open")  # in this thread: as elsewhere
         if write and not self._write:
             raise PartnerKitError("read-only unit of work")
         return conn
 
     def execute(self, sql: str, params: Any, *, write: bool = False) -> int:
         conn = self._conn
-        if conn is None or (write and not self._write):
+        if conn is None or (write and not self._write) or self._session.thread != get_ident():
             conn = self._connection(write)
         # try/except rather than a context manager: this runs for every statement.
         try:
@@ -420,14 +441,18 @@ class _SQLiteUnitOfWork:
             raise translate(exc) from exc
 
     def fetchone(self, sql: str, params: Any) -> Any:
-        conn = self._conn or self._connection(False)
+        conn = self._conn
+        if conn is None or self._session.thread != get_ident():
+            conn = self._connection(False)
         try:
             return conn.execute(sql, params).fetchone()
         except _TRANSLATED as exc:
             raise translate(exc) from exc
 
     def fetchall(self, sql: str, params: Any) -> list[Any]:
-        conn = self._conn or self._connection(False)
+        conn = self._conn
+        if conn is None or self._session.thread != get_ident():
+            conn = self._connection(False)
         try:
             return conn.execute(sql, params).fetchall()
         except _TRANSLATED as exc:
@@ -436,7 +461,7 @@ class _SQLiteUnitOfWork:
     def audit_head(self) -> tuple[int, str]:
         # Inside one transaction the head only moves by this unit of work's own appends.
         head = self._head
-        if head is None:
+        if head is None or self._session.thread != get_ident():  # another thread: refused
             row = self.fetchone("SELECT seq, hash FROM audit_head WHERE id = 1", ())
             head = self._head = chain_head(row)
         return head
@@ -519,6 +544,9 @@ class _SQLiteUnitOfWork:
         conn = self._conn
         if conn is None:
             return
+        if self._session.thread != get_ident():
+            # Its connection is the opening thread's, perhaps in the middle of a statement.
+            raise PartnerKitError("unit of work is not open")
         self._close()
         try:
             if conn.in_transaction:
@@ -551,6 +579,8 @@ class _SQLiteUnitOfWork:
             conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
         except BaseException as exc:
             store.release(conn)
+            if store._closed:  # closed while this one was opening
+                raise PartnerKitError("the store is closed") from exc
             if isinstance(exc, _TRANSLATED):
                 raise translate(exc) from exc
             raise
@@ -600,11 +630,13 @@ class SQLiteStore:
         self._forks = _forks
         self._shared: sqlite3.Connection | None = None
         self._all: list[sqlite3.Connection] = []
+        self._closed = False
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._migrate()
 
     def _connect(self) -> sqlite3.Connection:
+        self._refuse_if_closed()
         with translate_errors():
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
@@ -637,7 +669,11 @@ class SQLiteStore:
         if self._memory:
             self._lock.acquire()
             if self._shared is None:
-                self._shared = self._connect_unlocked()
+                try:
+                    self._shared = self._connect_unlocked()
+                except BaseException:
+                    self._lock.release()
+                    raise
             return self._shared
         conn = session.own
         if conn is None:
@@ -645,6 +681,7 @@ class SQLiteStore:
         return conn
 
     def _connect_unlocked(self) -> sqlite3.Connection:
+        self._refuse_if_closed()
         with translate_errors():
             conn = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA foreign_keys=ON")
@@ -654,6 +691,12 @@ class SQLiteStore:
         """Give back a connection taken with :meth:`acquire`."""
         if self._memory:
             self._lock.release()
+        elif self._closed:
+            with self._lock:
+                if conn in self._all:
+                    self._all.remove(conn)
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
 
     def discard(self, conn: sqlite3.Connection) -> None:
         """Forget a connection that can no longer be trusted."""
@@ -721,10 +764,21 @@ class SQLiteStore:
         """Begin a unit of work (use it in a ``with`` block)."""
         return _SQLiteUnitOfWork(self, write)
 
+    def _refuse_if_closed(self) -> None:
+        if self._closed:
+            raise PartnerKitError("the store is closed")
+
     def close(self) -> None:
-        """Close every connection this store opened."""
+        """Close every connection this store opened; the store takes no unit of work after
+        this (``PartnerKitError``), as every store does."""
+        self._closed = True
         with self._lock:
             conns, self._all = self._all, []
+            if not self._memory:
+                # A unit of work open in another thread runs to its end: its connection is
+                # closed when it is given back (``release``), as PostgresStore does.
+                self._all = [conn for conn in conns if conn.in_transaction]
+                conns = [conn for conn in conns if not conn.in_transaction]
         if self._shared is not None:
             conns.append(self._shared)
             self._shared = None

@@ -24,6 +24,7 @@ table's own test class (:class:`UsersContract`, :class:`CompaniesContract`).
 from __future__ import annotations
 
 import contextlib
+import enum
 import functools
 import itertools
 import threading
@@ -531,6 +532,35 @@ class RepositoryContract(_Base):
             if find_each is not None:
                 reads = [(table, unheld), (table, row.id), *((table, w) for w in lookups)]
                 assert find_each(*reads) == [None, row, *([] for _ in lookups)]
+
+    @pytest.mark.parametrize(
+        "unheld", [5, 2.5, True, b"cmp_one"], ids=["int", "float", "bool", "bytes"]
+    )
+    def test_a_read_by_a_value_of_a_kind_no_column_holds_finds_nothing(
+        self, store: Store, sample: TableSample[Any], unheld: object
+    ) -> None:
+        """Keys are text, and lookups ask by text or by an enum's member: a read by anything
+        else (a number, bytes, or an enum member's value as text) finds nothing, as a read by
+        a key that is not there does, rather than raising whatever the database would."""
+        row = sample.make(0)
+        _add(store, sample, row)
+        table = sample.table
+        lookups = []
+        for group in table.lookups():
+            values = {c: table.value(row, c) for c in group}
+            for column in group:
+                lookups.append({**values, column: unheld})
+                held = values[column]
+                if isinstance(held, enum.Enum):  # its value is not the member
+                    lookups.append({**values, column: held.value})
+        with store.unit_of_work(write=False) as uow:
+            repo = uow.repository(table)
+            assert repo.get(unheld) is None  # type: ignore[arg-type]
+            assert repo.get_many([unheld, row.id]) == {row.id: row}  # type: ignore[list-item]
+            for where in lookups:
+                assert repo.find(**where) == [], where
+                assert repo.count(**where) == 0, where
+            assert repo.get(row.id) == row  # the unit of work goes on
 
     def test_an_added_row_is_read_back_equal_after_commit(
         self, store: Store, sample: TableSample[Any]
@@ -1310,6 +1340,75 @@ class UnitOfWorkContract(_Base):
         assert waited < 5, outcome
         assert len(outcome) == 2, outcome  # the outer one committed
         assert _get(store, COMPANIES, _make_company(3).id) is not None
+
+    def test_another_thread_cannot_use_an_open_unit_of_work(self, store: Store) -> None:
+        """A unit of work belongs to the thread that opened it. From another thread, a read,
+        a write, the audit head, ``commit`` and ``rollback`` each raise ``PartnerKitError``
+        and change nothing (a connection carries one conversation at a time); the opening
+        thread goes on and commits what it wrote."""
+        mine, theirs = _make_user(0), _make_user(1)
+        _add(store, USERS_SAMPLE, _make_user(2))
+        outcomes: list[object] = []
+        with store.unit_of_work() as uow:
+            uow.users.add(mine)
+            calls: list[Callable[[], object]] = [
+                functools.partial(uow.users.get, _make_user(2).id),
+                functools.partial(uow.users.find, company_id="cmp_one"),
+                functools.partial(uow.users.add, theirs),
+                uow.audit_head,
+                uow.commit,
+                uow.rollback,
+            ]
+
+            def other() -> None:
+                for call in calls:
+                    try:
+                        outcomes.append(call())
+                    except BaseException as exc:  # judged below, in the test's thread
+                        outcomes.append(exc)
+
+            thread = threading.Thread(target=other, daemon=True)
+            thread.start()
+            thread.join(30)
+            assert not thread.is_alive(), "a call from another thread waited"
+            assert len(outcomes) == len(calls)
+            for outcome in outcomes:
+                assert isinstance(outcome, PartnerKitError), outcomes
+                assert not isinstance(outcome, Conflict), outcomes
+            assert uow.users.get(mine.id) == mine
+            uow.commit()
+        assert _get(store, USERS, mine.id) == mine
+        assert _get(store, USERS, theirs.id) is None
+
+    def test_a_closed_store_takes_no_unit_of_work(self, store: Store) -> None:
+        """After ``close()`` a store refuses every unit of work with ``PartnerKitError``
+        (it does not quietly open again, nor lose what it held behind the caller's back);
+        closing again is harmless."""
+        _add(store, USERS_SAMPLE, _make_user(0))
+        store.close()
+        for write in (False, True):
+            with pytest.raises(PartnerKitError) as info, store.unit_of_work(write=write) as uow:
+                uow.users.get(_make_user(0).id)
+            assert not isinstance(info.value, Conflict)
+        store.close()
+
+    def test_a_unit_of_work_open_when_another_thread_closes_the_store_runs_to_its_end(
+        self, store: Store
+    ) -> None:
+        """``close()`` from another thread does not cut short a unit of work that is open:
+        it reads, writes and commits; only the next one is refused."""
+        closer = threading.Thread(target=store.close, daemon=True)
+        with store.unit_of_work() as uow:
+            uow.users.add(_make_user(0))
+            closer.start()
+            closer.join(0.5)  # a store may wait for the open unit of work, or not
+            assert uow.users.get(_make_user(0).id) == _make_user(0)
+            uow.users.add(_make_user(1))
+            uow.commit()
+        closer.join(30)
+        assert not closer.is_alive(), "close() never returned"
+        with pytest.raises(PartnerKitError), store.unit_of_work(write=False) as uow:
+            uow.users.get(_make_user(0).id)
 
     def test_repository_of_a_table_is_its_named_attribute(self, store: Store) -> None:
         """``uow.repository(USERS)`` and ``uow.users`` are the same table."""

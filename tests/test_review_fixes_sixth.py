@@ -22,7 +22,9 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import sys
 import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
@@ -530,10 +532,25 @@ def _while_a_writer_waits(store: Store, clock: FakeClock, call: Any) -> Any:
         uow.audit_head()  # holds the writers' lock (on PostgreSQL, taken by this read)
         waiting = threading.Thread(target=run)
         waiting.start()
-        time.sleep(0.5)  # the call is waiting for the lock now
+        _until_in_the_store(waiting)  # past any clock read before its unit of work
         clock.advance(hours=1)
     waiting.join(30)
     return result["value"]
+
+
+def _until_in_the_store(thread: threading.Thread) -> None:
+    """Return once *thread* runs code of a store: it has begun its unit of work, which
+    cannot go further than the writers' lock this thread holds. Whatever it read before
+    that (the clock, once) it has read."""
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        frame = sys._current_frames().get(thread.ident or 0)
+        while frame is not None:
+            if f"partnerkit{os.sep}stores{os.sep}" in frame.f_code.co_filename:
+                return
+            frame = frame.f_back
+        time.sleep(0.001)
+    raise AssertionError("the call never reached the store")
 
 
 def test_a_link_that_expired_while_its_redemption_waited_is_expired(

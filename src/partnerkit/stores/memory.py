@@ -439,6 +439,9 @@ class _MemoryUnitOfWork:
             # this thread's unit of work committed or rolled back, until its block ends).
             raise PartnerKitError("a unit of work is already open in this thread")
         store.lock.acquire()
+        if store.closed:  # closed while this one waited for its turn
+            store.lock.release()
+            raise PartnerKitError("the store is closed")
         store.holder = store.owner = me
         store.current = self
         store.writable = self._write
@@ -453,6 +456,9 @@ class _MemoryUnitOfWork:
         store = self._store
         if store.current is not self:
             return  # never entered, or already left
+        if store.holder != get_ident():
+            # Its opener's block: ending it here would keep what it wrote uncommitted.
+            raise PartnerKitError("unit of work is not open")
         try:
             self.rollback()
         finally:

@@ -1196,6 +1196,8 @@ class _PostgresUnitOfWork:
         ``get_each`` of ``partnerkit.ports.EachReader``, with which ``Portal.decide`` reads
         the actor and the company at once.
         """
+        if not all(isinstance(key, str) for _, key in keys):
+            return self._each(keys, self._get_each, None)  # no key is anything but text
         try:
             return self._get_each(keys)
         except ValidationError as exc:
@@ -1219,8 +1221,12 @@ class _PostgresUnitOfWork:
         ``partnerkit.ports.EachFinder``, with which ``Portal.redeem`` reads what a
         redemption needs at once.
         """
+        if not all(isinstance(key, (str, Mapping)) for _, key in reads):
+            return self._each(reads, self._find_each, None)  # a key that is not text
         try:
             return self._find_each(reads)
+        except Unheld:  # raised before anything was sent
+            return self._each(reads, self._find_each, None)
         except ValidationError as exc:
             return self._each(reads, self._find_each, exc)
 
@@ -1228,20 +1234,41 @@ class _PostgresUnitOfWork:
         self,
         reads: Sequence[tuple[Table[Any], Any]],
         run: Callable[[Any], list[Any]],
-        error: ValidationError,
+        error: ValidationError | None,
     ) -> list[Any]:
-        """After *run* of the *reads* raised *error*: the reads by a key or lookup value no
-        row can hold (text PostgreSQL refuses as a parameter: see ``never_stored``) answer
-        ``None`` or ``[]``, and the others are *run* again; without such reads, *error* is
-        raised again."""
-        held = [not _never_read(key) for _, key in reads]
-        if self._slot is None or all(held):
+        """The *reads* by a key or lookup value no row can hold (text PostgreSQL refuses as
+        a parameter: see ``never_stored``; a value of another kind than its column's) answer
+        ``None`` or ``[]``, and the others are *run*; after *run* of all of them raised
+        *error*, which is raised again where there is no such read."""
+        if error is not None and self._slot is None:
             raise error
+        self._open(False)  # a finished unit of work refuses, whatever it is asked
+        held = [not self._unheld_read(table, key) for table, key in reads]
+        if all(held):
+            if error is not None:
+                raise error
+            return run(reads)
         answers = iter(run([read for read, ok in zip(reads, held, strict=True) if ok]))
         return [
-            next(answers) if ok else (None if isinstance(key, str) else [])
+            next(answers) if ok else ([] if isinstance(key, Mapping) else None)
             for (_, key), ok in zip(reads, held, strict=True)
         ]
+
+    def _unheld_read(self, table: Table[Any], key: object) -> bool:
+        """Whether a read by *key* (a key, or a lookup's values) can find nothing stored."""
+        if not isinstance(key, Mapping):
+            return unheld_key(key)
+        encode = self._store.tables[table.name].codec.encode_value
+        for column, value in key.items():
+            if never_stored(value):
+                return True
+            try:
+                encode(column, value)
+            except Unheld:
+                return True
+            except (KeyError, TypeError, ValueError, AttributeError):
+                return False  # not a lookup the table has: the read itself says so
+        return False
 
     def _find_each(self, reads: Sequence[tuple[Table[Any], Any]]) -> list[Any]:
         statements: list[tuple[str, Any]] = []
@@ -1544,6 +1571,8 @@ class _PostgresUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        if self._slot is not None and self._thread != get_ident():
+            raise PartnerKitError("unit of work is not open")  # its opener's, as rollback
         # A writer that leaves without a statement still learns if it never got the lock.
         self._end(report=exc is None)
 

@@ -172,6 +172,14 @@ def _current_schema(conn: sqlite3.Connection) -> bool:
     return row is not None and row[0] == SCHEMA_VERSION
 
 
+def _in_transaction(conn: sqlite3.Connection) -> bool:
+    """Whether a unit of work is open on *conn* (``False`` once it is closed)."""
+    try:
+        return conn.in_transaction
+    except sqlite3.ProgrammingError:
+        return False
+
+
 def translate(exc: Exception) -> PartnerKitError:
     """Return the partnerkit error for a ``sqlite3`` error (raise it ``from`` the cause)."""
     if isinstance(exc, sqlite3.IntegrityError):
@@ -586,6 +594,9 @@ class _SQLiteUnitOfWork:
             raise
         self._conn = session.conn = conn
         session.uow = self
+        if store._closed:  # closed while this one was opening: refused as after it
+            self.rollback()
+            raise PartnerKitError("the store is closed")
         return self
 
     def __exit__(
@@ -629,7 +640,8 @@ class SQLiteStore:
         self._local = threading.local()
         self._forks = _forks
         self._shared: sqlite3.Connection | None = None
-        self._all: list[sqlite3.Connection] = []
+        #: Every connection opened (but ``":memory:"``'s shared one), with its thread.
+        self._all: dict[sqlite3.Connection, int] = {}
         self._closed = False
         if not self._memory:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -647,7 +659,7 @@ class SQLiteStore:
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
         with self._lock:
-            self._all.append(conn)
+            self._all[conn] = get_ident()
         return conn
 
     def _session_of_thread(self) -> _Session:
@@ -693,8 +705,7 @@ class SQLiteStore:
             self._lock.release()
         elif self._closed:
             with self._lock:
-                if conn in self._all:
-                    self._all.remove(conn)
+                self._all.pop(conn, None)
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 
@@ -706,6 +717,8 @@ class SQLiteStore:
             self._shared = None
             self._lock.release()
         else:
+            with self._lock:
+                self._all.pop(conn, None)
             session = self._session_of_thread()
             if session.own is conn:
                 session.own = None
@@ -715,7 +728,7 @@ class SQLiteStore:
         # could disturb the parent's locks) and open its own.
         self._forks = _forks
         self._local = threading.local()
-        self._all = []
+        self._all = {}
         self._lock = threading.Lock()
         if self._memory:
             raise PartnerKitError("an in-memory SQLite store cannot be shared with a child")
@@ -770,21 +783,28 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Close every connection this store opened; the store takes no unit of work after
-        this (``PartnerKitError``), as every store does."""
+        this (``PartnerKitError``), as every store does. A unit of work open in another
+        live thread runs to its end, and its connection is closed then (one left open by
+        a thread that has ended is closed now)."""
+        if self._memory:
+            session = getattr(self._local, "session", None)
+            if session is not None and session.uow is not None:
+                # Its one connection is this thread's to give back first: waiting for it
+                # here would wait for ever.
+                raise PartnerKitError("end this thread's unit of work before closing the store")
         self._closed = True
         with self._lock:
-            conns, self._all = self._all, []
-            if not self._memory:
-                # A unit of work open in another thread runs to its end: its connection is
-                # closed when it is given back (``release``), as PostgresStore does.
-                self._all = [conn for conn in conns if conn.in_transaction]
-                conns = [conn for conn in conns if not conn.in_transaction]
-        if self._shared is not None:
-            conns.append(self._shared)
-            self._shared = None
-        for conn in conns:
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+            conns, self._all = self._all, {}
+            shared, self._shared = self._shared, None
+            if shared is not None:
+                conns[shared] = 0
+            alive = {thread.ident for thread in threading.enumerate()}
+            for conn, thread in conns.items():
+                if thread in alive and _in_transaction(conn):
+                    self._all[conn] = thread  # closed by ``release`` when its work ends
+                    continue
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
         self._local = threading.local()
 
     def __repr__(self) -> str:

@@ -560,6 +560,13 @@ class RepositoryContract(_Base):
             for where in lookups:
                 assert repo.find(**where) == [], where
                 assert repo.count(**where) == 0, where
+            get_each = getattr(uow, "get_each", None)
+            if get_each is not None:  # the optional reads answer alike
+                assert get_each((table, unheld), (table, row.id)) == [None, row]
+            find_each = getattr(uow, "find_each", None)
+            if find_each is not None:
+                reads = [(table, unheld), (table, row.id), *((table, w) for w in lookups)]
+                assert find_each(*reads) == [None, row, *([] for _ in lookups)]
             assert repo.get(row.id) == row  # the unit of work goes on
 
     def test_an_added_row_is_read_back_equal_after_commit(
@@ -1343,9 +1350,9 @@ class UnitOfWorkContract(_Base):
 
     def test_another_thread_cannot_use_an_open_unit_of_work(self, store: Store) -> None:
         """A unit of work belongs to the thread that opened it. From another thread, a read,
-        a write, the audit head, ``commit`` and ``rollback`` each raise ``PartnerKitError``
-        and change nothing (a connection carries one conversation at a time); the opening
-        thread goes on and commits what it wrote."""
+        a write, the audit head, ``commit``, ``rollback`` and leaving its block each raise
+        ``PartnerKitError`` and change nothing (a connection carries one conversation at a
+        time); the opening thread goes on and commits what it wrote."""
         mine, theirs = _make_user(0), _make_user(1)
         _add(store, USERS_SAMPLE, _make_user(2))
         outcomes: list[object] = []
@@ -1358,6 +1365,7 @@ class UnitOfWorkContract(_Base):
                 uow.audit_head,
                 uow.commit,
                 uow.rollback,
+                functools.partial(uow.__exit__, None, None, None),
             ]
 
             def other() -> None:

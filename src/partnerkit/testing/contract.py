@@ -404,6 +404,33 @@ def _each_row(store: Store, sample: TableSample[Any], how: str, rows: Sequence[A
         uow.commit()
 
 
+def _assert_nothing_found(
+    store: Store,
+    table: Table[Any],
+    row: Any,
+    unheld: object,
+    lookups: Sequence[Mapping[str, object]],
+) -> None:
+    """In one read unit of work: a read by the key *unheld*, and each of the *lookups*,
+    find nothing (also through the optional ``get_each`` and ``find_each``), while *row*
+    is read beside them, and after them."""
+    with store.unit_of_work(write=False) as uow:
+        repo = uow.repository(table)
+        assert repo.get(unheld) is None  # type: ignore[arg-type]
+        assert repo.get_many([unheld, row.id]) == {row.id: row}  # type: ignore[list-item]
+        for where in lookups:
+            assert repo.find(**where) == [], where
+            assert repo.count(**where) == 0, where
+        get_each = getattr(uow, "get_each", None)
+        if get_each is not None:  # the optional reads answer alike
+            assert get_each((table, unheld), (table, row.id)) == [None, row]
+        find_each = getattr(uow, "find_each", None)
+        if find_each is not None:
+            reads = [(table, unheld), (table, row.id), *((table, w) for w in lookups)]
+            assert find_each(*reads) == [None, row, *([] for _ in lookups)]
+        assert repo.get(row.id) == row  # the unit of work goes on
+
+
 def _get(store: Store, table: Table[T], ident: str) -> T | None:
     with store.unit_of_work(write=False) as uow:
         return uow.repository(table).get(ident)
@@ -518,20 +545,7 @@ class RepositoryContract(_Base):
             for column in group:
                 if type(values[column]) is str:  # not an enum member: any text may be asked
                     lookups.append({**values, column: unheld})
-        with store.unit_of_work(write=False) as uow:
-            repo = uow.repository(table)
-            assert repo.get(unheld) is None
-            assert repo.get_many([unheld, row.id]) == {row.id: row}
-            for where in lookups:
-                assert repo.find(**where) == [], where
-                assert repo.count(**where) == 0, where
-            get_each = getattr(uow, "get_each", None)
-            if get_each is not None:  # the optional reads answer alike
-                assert get_each((table, unheld), (table, row.id)) == [None, row]
-            find_each = getattr(uow, "find_each", None)
-            if find_each is not None:
-                reads = [(table, unheld), (table, row.id), *((table, w) for w in lookups)]
-                assert find_each(*reads) == [None, row, *([] for _ in lookups)]
+        _assert_nothing_found(store, table, row, unheld, lookups)
 
     @pytest.mark.parametrize(
         "unheld", [5, 2.5, True, b"cmp_one"], ids=["int", "float", "bool", "bytes"]
@@ -553,21 +567,7 @@ class RepositoryContract(_Base):
                 held = values[column]
                 if isinstance(held, enum.Enum):  # its value is not the member
                     lookups.append({**values, column: held.value})
-        with store.unit_of_work(write=False) as uow:
-            repo = uow.repository(table)
-            assert repo.get(unheld) is None  # type: ignore[arg-type]
-            assert repo.get_many([unheld, row.id]) == {row.id: row}  # type: ignore[list-item]
-            for where in lookups:
-                assert repo.find(**where) == [], where
-                assert repo.count(**where) == 0, where
-            get_each = getattr(uow, "get_each", None)
-            if get_each is not None:  # the optional reads answer alike
-                assert get_each((table, unheld), (table, row.id)) == [None, row]
-            find_each = getattr(uow, "find_each", None)
-            if find_each is not None:
-                reads = [(table, unheld), (table, row.id), *((table, w) for w in lookups)]
-                assert find_each(*reads) == [None, row, *([] for _ in lookups)]
-            assert repo.get(row.id) == row  # the unit of work goes on
+        _assert_nothing_found(store, table, row, unheld, lookups)
 
     def test_an_added_row_is_read_back_equal_after_commit(
         self, store: Store, sample: TableSample[Any]

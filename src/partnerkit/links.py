@@ -107,7 +107,9 @@ _MAX_SECRET_BYTES: Final = 64
 _MAX_KID_LENGTH: Final = 64
 _KID_ALPHABET: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 _CODE_ALPHABET: Final = _KID_ALPHABET | {"."}
-_CODE_CHARS: Final = re.compile(r"[A-Za-z0-9_.-]+")
+#: The same alphabet as bytes, for a check at C speed: ``code.translate(None, _CODE_BYTES)``
+#: deletes every allowed character, so only an empty result is a code's.
+_CODE_BYTES: Final = "".join(sorted(_CODE_ALPHABET)).encode("ascii")
 _ED25519_SIGNATURE_CHARS: Final = 86  # 64 bytes, unpadded base64url
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_SECOND: Final = timedelta(seconds=1)
@@ -793,6 +795,10 @@ def code_from_url(url: str) -> str:
     if len(codes) != 1:
         _invalid()
     code = codes[0]
-    if not 0 < len(code) <= MAX_CODE_LENGTH or _CODE_CHARS.fullmatch(code) is None:
+    if (
+        not 0 < len(code) <= MAX_CODE_LENGTH
+        or not code.isascii()  # parse_qsl may have unquoted any character into it
+        or code.encode("ascii").translate(None, _CODE_BYTES)
+    ):
         _invalid()
     return code

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import itertools
 import json
 import types
 import typing
@@ -164,6 +165,8 @@ class Column:
     decode: Encoder
     #: The conversion from a non-NULL database value (``None``: the value is used as is).
     raw: Encoder | None = None
+    #: For a JSON column, whether a value has the shape of its type, all the way down.
+    shape: Callable[[Any], bool] | None = None
 
 
 def _column(name: str, hint: Any) -> Column:
@@ -196,7 +199,88 @@ def _column(name: str, hint: Any) -> Column:
         return reader(json.loads(value))
 
     from_text = _remembered(read_text) if _immutable(hint) else read_text
-    return Column(name, "TEXT", nullable, _opt(_json_text(hint)), _opt(from_text), from_text)
+    return Column(
+        name, "TEXT", nullable, _opt(_json_text(hint)), _opt(from_text), from_text, _shape(hint)
+    )
+
+
+@functools.cache
+def _shape(hint: Any) -> Callable[[Any], bool]:
+    """Return whether a value is of type *hint* as a JSON column keeps it, all the way down:
+    what :func:`_json_reader` reads back must be what was written. The class of an object a
+    caller built checks its values on construction, but not one set up around them: a
+    number where a set of roles goes would be stored, and could not be read again. (Every
+    write runs these: items are checked with ``map``, no frame per item but the check's.)"""
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [_shape(a) for a in args if a is not type(None)]
+        nullable = len(options) < len(args)
+        return lambda v: (nullable and v is None) or any(ok(v) for ok in options)
+    if origin is frozenset:
+        item = _shape(args[0])
+        return lambda v: v.__class__ is frozenset and all(map(item, v))
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            item = args[0]
+            if item is str:  # ids: the texts checked at once
+                return lambda v: v.__class__ is tuple and _all_text(v)
+            inner = typing.get_args(item)
+            if typing.get_origin(item) is tuple and inner and all(a is str for a in inner):
+                n = len(inner)  # pairs of text (an audit event's detail), checked at once
+                return lambda v: (
+                    v.__class__ is tuple
+                    and set(map(type, v)) <= {tuple}
+                    and set(map(len, v)) <= {n}
+                    and _all_text(list(itertools.chain.from_iterable(v)))
+                )
+            each = _shape(item)
+            return lambda v: v.__class__ is tuple and all(map(each, v))
+        parts = [_shape(a) for a in args]
+        if all(a is str for a in args):
+            return lambda v: v.__class__ is tuple and len(v) == len(parts) and all(map(_is_text, v))
+        return lambda v: (
+            v.__class__ is tuple and len(v) == len(parts) and all(map(_holds, parts, v))
+        )
+    if hint is str:
+        return _is_text
+    if hint is bool:
+        return lambda v: v.__class__ is bool
+    if hint is int:
+        return lambda v: v.__class__ is int
+    if hint is datetime:
+        return lambda v: _time_problem(v) is None
+    if hint is timedelta:
+        return lambda v: isinstance(v, timedelta)
+    if isinstance(hint, type) and issubclass(hint, enum.Enum):
+        return lambda v: v.__class__ is hint
+    if isinstance(hint, type) and attrs.has(hint):
+        hints = typing.get_type_hints(hint)
+        fields = [(f.name, _shape(hints[f.name])) for f in attrs.fields(hint)]
+        return lambda v: isinstance(v, hint) and all(ok(getattr(v, n)) for n, ok in fields)
+    return lambda v: True  # a type this module does not take apart: the encoder judges
+
+
+def _is_text(value: Any) -> bool:
+    """Whether *value* is text a store keeps (plain ASCII without a NUL, at once)."""
+    if value.__class__ is str and value.isascii() and "\x00" not in value:
+        return True
+    return _text_problem(value) is None
+
+
+def _all_text(values: Sequence[Any]) -> bool:
+    """Whether every one of *values* is text a store keeps: joined and looked at once."""
+    try:
+        joined = "".join(values)
+    except TypeError:
+        return False  # one is not text
+    if joined.isascii() and "\x00" not in joined:
+        return True
+    return all(_text_problem(v) is None for v in values)
+
+
+def _holds(shape: Callable[[Any], bool], value: Any) -> bool:
+    return shape(value)
 
 
 def _json_text(hint: Any) -> Encoder:
@@ -482,8 +566,12 @@ def _compile_checker(cls: type[Any], columns: Sequence[Column]) -> Callable[[Any
             env[f"e{i}"] = raw
             odd = f"v.__class__ is not e{i}"
             act = f"refuse(cls, {quoted}, 'is not a {raw.__name__}')"
+        elif column.shape is not None:
+            env[f"j{i}"] = column.shape
+            odd = f"not j{i}(v)"
+            act = f"refuse(cls, {quoted}, 'is not of its type all the way down')"
         else:
-            continue  # JSON: the value's own class checks what it holds
+            continue
         if column.nullable:
             odd = f"v is not None and ({odd})"
         lines += [f"    v = obj.{name}", f"    if {odd}:", f"        {act}"]

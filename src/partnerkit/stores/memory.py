@@ -408,7 +408,7 @@ class _MemoryUnitOfWork:
     def commit(self) -> None:
         store = self._store
         if store.current is not self:
-            raise PartnerKitError("this unit of work is not open")
+            raise PartnerKitError("unit of work is not open")
         store.check_writable()
         store.undo.clear()
         # As on SQL stores, a committed unit of work is over: nothing more goes through it.

@@ -811,6 +811,7 @@ class _PostgresRepository(Repository[T]):
         return found
 
     def add(self, obj: T) -> None:
+        self._uow._open(True)  # the unit of work is judged before what it is given
         if key_of(obj)[1] != 1:
             raise Conflict(f"a new {self._table.noun} starts at version 1")
         if self._table.validate is not None:
@@ -823,6 +824,7 @@ class _PostgresRepository(Repository[T]):
             raise Conflict(f"{self._table.noun} key already taken")
 
     def update(self, obj: T) -> None:
+        self._uow._open(True)
         ident, version = key_of(obj)
         if self._table.validate is not None:
             self._table.validate(obj)
@@ -840,10 +842,15 @@ class _PostgresRepository(Repository[T]):
             raise Conflict(f"stale {self._table.noun}: a concurrent change won")
 
     def remove(self, obj: T) -> None:
-        if self._uow.execute(self._sql["delete"], key_of(obj), write=True) != 1:
+        self._uow._open(True)  # the unit of work is judged before what it is given
+        ident, version = key_of(obj)
+        if unheld_key(ident) or version.__class__ is not int:  # no row has it
+            raise Conflict(f"stale {self._table.noun}: a concurrent change won")
+        if self._uow.execute(self._sql["delete"], (ident, version), write=True) != 1:
             raise Conflict(f"stale {self._table.noun}: a concurrent change won")
 
     def find(self, **where: object) -> list[T]:
+        self._uow._open(False)
         try:
             select, _, params = self._sql_of(where)
         except Unheld:
@@ -859,6 +866,7 @@ class _PostgresRepository(Repository[T]):
         return [decode(r) for r in rows]
 
     def count(self, **where: object) -> int:
+        self._uow._open(False)
         try:
             _, count, params = self._sql_of(where)
         except Unheld:
@@ -1675,6 +1683,8 @@ class PostgresStore:
             self._turn = threading.Lock()  # a parent's writer may have held it at the fork
             self._turn_pid = os.getpid()
             self._turn_holder = None
+        if self.pool._closed:  # as for a reader, whatever else is open
+            raise PartnerKitError("the store is closed")
         me = threading.get_ident()
         if self._turn_holder == me:
             # Its own writer holds the turn, and soon the lock at the server: waiting for

@@ -172,6 +172,9 @@ def _current_schema(conn: sqlite3.Connection) -> bool:
     return row is not None and row[0] == SCHEMA_VERSION
 
 
+_KEY_TAKEN = "key already taken"
+
+
 def _in_transaction(conn: sqlite3.Connection) -> bool:
     """Whether a unit of work is open on *conn* (``False`` once it is closed)."""
     try:
@@ -185,7 +188,7 @@ def translate(exc: Exception) -> PartnerKitError:
     if isinstance(exc, sqlite3.IntegrityError):
         text = str(exc)
         if "UNIQUE" in text or "PRIMARY KEY" in text:
-            return Conflict("key already taken")
+            return Conflict(_KEY_TAKEN)
         if "CHECK" in text or "cannot store" in text:
             return ValidationError("store", "a stored value breaks a constraint")
         return PartnerKitError("storage integrity error")
@@ -250,13 +253,15 @@ class _SQLiteRepository(Repository[T]):
         return found
 
     def add(self, obj: T) -> None:
+        self._uow.check_writable()  # the unit of work is judged before what it is given
         if key_of(obj)[1] != 1:
             raise Conflict(f"a new {self._table.noun} starts at version 1")
         if self._table.validate is not None:
             self._table.validate(obj)
-        self._uow.execute(self._sql["insert"], self._row(obj), write=True)
+        self._write(self._sql["insert"], self._row(obj))
 
     def update(self, obj: T) -> None:
+        self._uow.check_writable()
         ident, version = key_of(obj)
         if self._table.validate is not None:
             self._table.validate(obj)
@@ -273,16 +278,31 @@ class _SQLiteRepository(Repository[T]):
             if execute(self._sql["update_narrow"], params, write=True) == 1:
                 return
         params = [*[row[i] for i in plan.all_but_key], *keys]
-        n = execute(self._sql["update_full"], params, write=True)
+        n = self._write(self._sql["update_full"], params)
         if n != 1:
             raise Conflict(f"stale {self._table.noun}: a concurrent change won")
 
+    def _write(self, sql: str, params: Any) -> int:
+        """Run an insert or update; a unique key taken is a ``Conflict`` naming the table's
+        noun, as on the other stores."""
+        try:
+            return self._uow.execute(sql, params, write=True)
+        except Conflict as exc:
+            if str(exc) == _KEY_TAKEN:
+                raise Conflict(f"{self._table.noun} {_KEY_TAKEN}") from exc.__cause__
+            raise
+
     def remove(self, obj: T) -> None:
-        n = self._uow.execute(self._sql["delete"], key_of(obj), write=True)
+        self._uow.check_writable()
+        ident, version = key_of(obj)
+        if unheld_key(ident) or version.__class__ is not int:  # no row has it
+            raise Conflict(f"stale {self._table.noun}: a concurrent change won")
+        n = self._uow.execute(self._sql["delete"], (ident, version), write=True)
         if n != 1:
             raise Conflict(f"stale {self._table.noun}: a concurrent change won")
 
     def find(self, **where: object) -> list[T]:
+        self._uow.check_open()
         group, select, _ = self._lookup(where)
         try:
             rows = self._uow.fetchall(select, self._params(group, where))
@@ -297,6 +317,7 @@ class _SQLiteRepository(Repository[T]):
         return [decode(r) for r in rows]
 
     def count(self, **where: object) -> int:
+        self._uow.check_open()
         group, _, count = self._lookup(where)
         try:
             row = self._uow.fetchone(count, self._params(group, where))
@@ -375,6 +396,13 @@ class _Session:
         """Refuse to run outside this thread's open unit of work."""
         if self.conn is None or self.thread != get_ident():
             raise PartnerKitError("unit of work is not open")
+
+    def check_writable(self) -> None:
+        """Refuse a write outside this thread's open, writable unit of work."""
+        uow = self.uow
+        if uow is None:
+            raise PartnerKitError("unit of work is not open")
+        uow._connection(True)  # another thread's, forked, or read-only: refused
 
     def fetchone(self, sql: str, params: Any) -> Any:
         conn = self.conn
@@ -475,6 +503,7 @@ class _SQLiteUnitOfWork:
         return head
 
     def append_audit(self, event: AuditEvent) -> None:
+        self._connection(True)  # the unit of work is judged before the event
         check_appendable(event, self.audit_head())
         self.execute(_AUDIT_INSERT, AUDIT_COLUMNS.row(event), write=True)
         self.execute(

@@ -1508,6 +1508,11 @@ class UnitOfWorkContract(_Base):
             lambda uow: uow.users.remove(user),
             lambda uow: uow.companies.add(_make_company(0)),
             lambda uow: uow.append_audit(_event(1, GENESIS_HASH)),
+            # The unit of work is judged before what it is given:
+            lambda uow: uow.users.add(_bump(_make_user(1))),  # a version other than 1
+            lambda uow: uow.users.update(_bump(_bump(user))),  # a stale version
+            lambda uow: uow.users.remove(_bump(user)),
+            lambda uow: uow.append_audit(_event(7, GENESIS_HASH)),  # not after the head
         ]
         for write in writes:
             with store.unit_of_work(write=False) as uow:
@@ -2315,6 +2320,45 @@ class WriteIntegrityContract(_Base):
                 uow.links.add(over)
             assert info.value.field == "max_uses"
         assert _get(store, LINKS, big.id) is None
+
+    @pytest.mark.parametrize(
+        ("make", "table", "field", "value"),
+        [
+            (_make_delegation_offer, DELEGATION_OFFERS, "roles", 1),
+            (_make_delegation_offer, DELEGATION_OFFERS, "roles", "global_admin"),
+            (_make_delegation_offer, DELEGATION_OFFERS, "roles", frozenset({"global_admin"})),
+            (_make_company, COMPANIES, "contact", "office@company.example"),
+            (_make_offer, OFFERS, "lines", (("EXCHANGE", 5),)),
+        ],
+        ids=["roles-int", "roles-text", "roles-of-text", "contact-text", "lines-of-tuples"],
+    )
+    def test_a_structured_value_of_the_wrong_shape_is_refused(
+        self, store: Store, make: Callable[[int], Any], table: Table[Any], field: str, value: object
+    ) -> None:
+        """A value kept as JSON (a set of roles, a contact, offer lines) must be what its
+        type says all the way down, or it could be written and never read back: one of
+        another shape, on an object set up around its class's checks, is a
+        ``ValidationError`` (on ``"store"``, or the field), on ``add`` and on ``update``."""
+        good = make(0)
+        bad = make(1)
+        object.__setattr__(bad, field, value)
+        with store.unit_of_work() as uow:
+            uow.repository(table).add(good)
+            uow.commit()
+        bumped = _bump(good)
+        object.__setattr__(bumped, field, value)
+        with store.unit_of_work() as uow:
+            repo = uow.repository(table)
+            with pytest.raises(ValidationError) as added:
+                repo.add(bad)
+            with pytest.raises(ValidationError) as updated:
+                repo.update(bumped)
+            uow.commit()
+        # The table's own rules come first, and may name the field.
+        assert added.value.field == updated.value.field
+        assert added.value.field in ("store", field)
+        assert _get(store, table, bad.id) is None
+        assert _get(store, table, good.id) == good
 
     def test_an_offer_without_lines_is_refused(self, store: Store) -> None:
         offer = _make_offer(0)

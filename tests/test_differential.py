@@ -791,14 +791,6 @@ def new_run(name: str, store: Store, keyring: Keyring) -> Run:
     return run
 
 
-@pytest.fixture
-def sqlite_template(tmp_path: Path) -> Path:
-    """An empty SQLite database with the schema, closed: copied for each example."""
-    path = tmp_path / "template.db"
-    SQLiteStore(path).close()
-    return path
-
-
 def test_memory_sqlite_and_postgres_give_the_same_answers_and_keep_the_same_state(
     shared_database: tuple[str, str], sqlite_template: Path, tmp_path: Path
 ) -> None:

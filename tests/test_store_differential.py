@@ -490,13 +490,6 @@ def _dump(store: Store) -> Any:
         return out
 
 
-@pytest.fixture
-def sqlite_template(tmp_path: Path) -> Path:
-    path = tmp_path / "template.db"
-    SQLiteStore(path).close()
-    return path
-
-
 def test_the_three_stores_answer_every_step_alike(
     shared_database: tuple[str, str], sqlite_template: Path, tmp_path: Path
 ) -> None:

@@ -237,11 +237,7 @@ def _shape(hint: Any) -> Callable[[Any], bool]:
             each = _shape(item)
             return lambda v: v.__class__ is tuple and all(map(each, v))
         parts = [_shape(a) for a in args]
-        if all(a is str for a in args):
-            return lambda v: v.__class__ is tuple and len(v) == len(parts) and all(map(_is_text, v))
-        return lambda v: (
-            v.__class__ is tuple and len(v) == len(parts) and all(map(_holds, parts, v))
-        )
+        return lambda v: v.__class__ is tuple and len(v) == len(parts) and all(map(_fits, parts, v))
     if hint is str:
         return _is_text
     if hint is bool:
@@ -279,7 +275,7 @@ def _all_text(values: Sequence[Any]) -> bool:
     return all(_text_problem(v) is None for v in values)
 
 
-def _holds(shape: Callable[[Any], bool], value: Any) -> bool:
+def _fits(shape: Callable[[Any], bool], value: Any) -> bool:
     return shape(value)
 
 

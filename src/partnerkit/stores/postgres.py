@@ -854,7 +854,6 @@ class _PostgresRepository(Repository[T]):
         try:
             select, _, params = self._sql_of(where)
         except Unheld:
-            self._uow._open(False)
             return []
         try:
             rows = self._uow.fetchall(select, params)
@@ -870,7 +869,6 @@ class _PostgresRepository(Repository[T]):
         try:
             _, count, params = self._sql_of(where)
         except Unheld:
-            self._uow._open(False)
             return 0
         try:
             row = self._uow.fetchone(count, params)

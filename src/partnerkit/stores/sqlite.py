@@ -307,7 +307,6 @@ class _SQLiteRepository(Repository[T]):
         try:
             rows = self._uow.fetchall(select, self._params(group, where))
         except Unheld:
-            self._uow.check_open()
             return []
         except ValidationError:
             if self._unmatched(where):
@@ -322,7 +321,6 @@ class _SQLiteRepository(Repository[T]):
         try:
             row = self._uow.fetchone(count, self._params(group, where))
         except Unheld:
-            self._uow.check_open()
             return 0
         except ValidationError:
             if self._unmatched(where):

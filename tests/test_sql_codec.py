@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import attrs
 import pytest
@@ -57,6 +57,8 @@ def test_every_stored_row_decodes_to_a_valid_object_and_encodes_back(store: SQLi
             obj = codec.decode(row)
             assert type(obj) is table.cls
             assert attrs.evolve(obj) == obj  # evolve runs __init__ with every validator
+            with pytest.raises(attrs.exceptions.FrozenInstanceError):
+                obj.version = 99  # built unfrozen for speed, given back frozen
             computed = [fn(obj) for fn in table.computed.values()]
             assert codec.encode(obj, computed) == list(row)
             seen.add(table.name)
@@ -86,6 +88,40 @@ def test_nested_values_in_another_shape_go_through_init() -> None:
         codec.decode([*row[:3], json.dumps({"email": "not an address"}), *row[4:]])
     with pytest.raises(KeyError):
         codec.decode([*row[:3], json.dumps({"email": "a@b.example", "fax": "1"}), *row[4:]])
+
+
+@attrs.frozen(slots=False)
+class _Unslotted:
+    """A frozen class whose instances have a ``__dict__``: decoded without a twin."""
+
+    id: str
+    seen_at: datetime
+    version: int = 1
+
+
+@attrs.frozen
+class _Slotted:
+    """The same, slotted, as the domain's classes are: decoded through a twin."""
+
+    id: str
+    seen_at: datetime
+    version: int = 1
+
+
+def test_a_class_without_slots_decodes_to_itself_too() -> None:
+    """Slotted classes are built as an unfrozen twin that is then given its own class; a
+    class whose instances have a ``__dict__`` has no such twin and is built field by field.
+    Both give an instance of the class itself, frozen, equal to the one written."""
+    for cls in (_Unslotted, _Slotted):
+        codec = Codec(cls)
+        obj = cls("x_1", datetime(2024, 1, 15, 9, 30, 0, 5, tzinfo=UTC), 3)
+        back = codec.decode(codec.encode(obj))
+        assert (_sql._unfrozen_twin(cls) is None) is (cls is _Unslotted)
+        assert type(back) is cls
+        assert back == obj
+        assert back.seen_at.tzinfo is UTC
+        with pytest.raises(attrs.exceptions.FrozenInstanceError):
+            back.version = 4
 
 
 @attrs.frozen

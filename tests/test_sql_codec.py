@@ -10,7 +10,9 @@ shares the value of a text it read before only when its values are immutable.
 
 from __future__ import annotations
 
+import copy
 import json
+import pickle
 import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -59,6 +61,10 @@ def test_every_stored_row_decodes_to_a_valid_object_and_encodes_back(store: SQLi
             assert attrs.evolve(obj) == obj  # evolve runs __init__ with every validator
             with pytest.raises(attrs.exceptions.FrozenInstanceError):
                 obj.version = 99  # built unfrozen for speed, given back frozen
+            unpickled = pickle.loads(pickle.dumps(obj))  # noqa: S301 - our own bytes
+            for again in (unpickled, copy.copy(obj), copy.deepcopy(obj)):
+                assert type(again) is table.cls
+                assert again == obj
             computed = [fn(obj) for fn in table.computed.values()]
             assert codec.encode(obj, computed) == list(row)
             seen.add(table.name)

@@ -12,6 +12,7 @@ import pytest
 
 from _forking import in_child
 from _pg_limits import unindexable_relation
+from _threads import held_open
 from partnerkit.directory import Company, CompanyKind
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError
 
@@ -132,8 +133,10 @@ def test_idle_connections_killed_by_the_server_are_replaced_unnoticed(
     """After a server restart or failover the pool's dead connections never reach a caller."""
     store = PostgresStore(fresh_dsn, min_size=3, max_size=3)
     try:
-        with store.unit_of_work(write=False) as a, store.unit_of_work(write=False) as b:
-            pids = [int(u.fetchone("SELECT pg_backend_pid()", ())[0]) for u in (a, b)]
+        with held_open(
+            store, 2, lambda u: int(u.fetchone("SELECT pg_backend_pid()", ())[0])
+        ) as pids:
+            pass
         pids.append(backend_pid(store))
         for pid in set(pids):
             terminate(postgres_dsn, pid)
@@ -208,10 +211,13 @@ def test_a_unit_of_work_open_at_a_fork_is_the_parents_alone(pg_store: PostgresSt
                     outcome.append("ran")
                 except PartnerKitError as exc:
                     outcome.append(type(exc).__name__)
+            # The parent's unit of work is not the child's: the child opens its own.
+            with pg_store.unit_of_work(write=False) as own:
+                outcome.append("own" if own.companies.get("cmp_c") is None else "saw it")
             uow.__exit__(None, None, None)
             return " ".join([*outcome, "left"])
 
-        assert in_child(child) == "PartnerKitError PartnerKitError PartnerKitError left"
+        assert in_child(child) == "PartnerKitError PartnerKitError PartnerKitError own left"
         uow.companies.add(customer("cmp_e", "e.example"))
         uow.commit()
     with pg_store.unit_of_work(write=False) as uow:

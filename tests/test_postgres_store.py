@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from _pg_limits import unindexable_relation
+from _threads import elsewhere, held_open
 from partnerkit.audit import GENESIS_HASH
 from partnerkit.directory import Company, CompanyKind, User
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError
@@ -298,11 +299,15 @@ def test_opening_a_version_1_database_fills_in_the_active_delegations(empty_dsn:
 
 def test_a_read_unit_of_work_sees_one_snapshot(pg_store: PostgresStore) -> None:
     """A read unit of work does not see commits made while it is open (repeatable read)."""
-    with pg_store.unit_of_work(write=False) as reader:
-        assert reader.companies.get("cmp_c") is None
+
+    def write() -> None:
         with pg_store.unit_of_work() as writer:
             writer.companies.add(customer())
             writer.commit()
+
+    with pg_store.unit_of_work(write=False) as reader:
+        assert reader.companies.get("cmp_c") is None
+        elsewhere(write)  # a thread opens one unit of work at a time
         assert reader.companies.get("cmp_c") is None
     with pg_store.unit_of_work(write=False) as reader:
         assert reader.companies.get("cmp_c") is not None
@@ -358,11 +363,15 @@ def test_get_each_reads_several_tables_in_one_snapshot(pg_store: PostgresStore) 
         uow.companies.add(customer())
         uow.users.add(user("usr_a", "ann@fabrikam.example"))
         uow.commit()
-    with pg_store.unit_of_work(write=False) as reader:
-        first = reader.get_each((USERS, "usr_a"), (COMPANIES, "cmp_c"), (USERS, "usr_none"))
+
+    def write() -> None:
         with pg_store.unit_of_work() as writer:
             writer.companies.update(customer(version=2, domain="new.example"))
             writer.commit()
+
+    with pg_store.unit_of_work(write=False) as reader:
+        first = reader.get_each((USERS, "usr_a"), (COMPANIES, "cmp_c"), (USERS, "usr_none"))
+        elsewhere(write)
         again = reader.get_each((COMPANIES, "cmp_c"), (USERS, "usr_a"))
     assert first == [user("usr_a", "ann@fabrikam.example"), customer(), None]
     assert again == [customer(), user("usr_a", "ann@fabrikam.example")]
@@ -439,11 +448,14 @@ def test_a_writer_gives_up_its_turn_in_the_process_once_its_commit_is_sent(
 
 def test_readers_are_not_blocked_by_an_open_writer(pg_store: PostgresStore) -> None:
     """While a writer holds the writers' lock, reads go on and see the last commit."""
+
+    def read() -> tuple[object, tuple[int, str]]:
+        with pg_store.unit_of_work(write=False) as reader:
+            return reader.companies.get("cmp_c"), reader.audit_head()
+
     with pg_store.unit_of_work() as writer:
         writer.companies.add(customer())
-        with pg_store.unit_of_work(write=False) as reader:
-            assert reader.companies.get("cmp_c") is None
-            assert reader.audit_head() == (0, GENESIS_HASH)
+        assert elsewhere(read) == (None, (0, GENESIS_HASH))
 
 
 # -- errors ---------------------------------------------------------------------------------
@@ -601,8 +613,7 @@ def test_the_pool_never_opens_more_than_max_size_connections(fresh_dsn: str) -> 
     store = PostgresStore(fresh_dsn, max_size=2, timeout=0.3)
     try:
         with (
-            store.unit_of_work(write=False),
-            store.unit_of_work(write=False),
+            held_open(store, 2),
             pytest.raises(StoreUnavailable, match="no database connection"),
         ):
             store.unit_of_work(write=False).__enter__()

@@ -10,8 +10,10 @@ three must return the same result (normalised) or raise the same exception (clas
 message). At the end, every table and the audit trail must be the same.
 
 It found eleven kinds of difference when it was written (eighth session); ``KNOWN`` lists
-the three left, each described (``docs/stores.md`` states them). ``STORE_DIFF_STRICT=1``
-fails on those too.
+those left, each described (``docs/stores.md`` states them). ``STORE_DIFF_STRICT=1``
+fails on those too. (The ninth session made a unit of work opened inside an open one
+refused on ``PostgresStore`` too, and one opened after a commit inside the same block
+opened on ``MemoryStore`` too: that known entry had hidden the second difference.)
 """
 
 from __future__ import annotations
@@ -415,15 +417,6 @@ def _do(run: Run, step: tuple[Any, ...]) -> Any:
 #: meets one ends there (its stores' states differ from then on). Empty it to see them fail.
 KNOWN: list[tuple[str, Callable[[tuple[Any, ...], list[tuple[Any, ...]]], bool]]] = [
     (
-        "read unit of work opened inside an open one: PostgresStore opens it",
-        lambda step, o: step[0] == "open" and o[2] == ("ok", ("str", "opened")),
-    ),
-    (
-        "search with an argument of the wrong type (cursor not a pair of text, limit not an "
-        "int, partner not text, naive now)",
-        lambda step, o: step[0].startswith("search_") and _ill_typed_search(step),
-    ),
-    (
         "a finished unit of work's repository() while another unit of work is open: "
         "PostgresStore says 'not open', the others act in the open one",
         lambda step, o: (
@@ -441,19 +434,6 @@ def _bad_field(spec: tuple[Any, ...]) -> str | None:
         return None
     fields = attrs.fields(type(TABLE_SAMPLES[spec[1]].make(spec[2])))
     return fields[spec[3] % len(fields)].name
-
-
-def _ill_typed_search(step: tuple[Any, ...]) -> bool:
-    _, _, partner, _prefix, limit, after, now = step
-    return (
-        type(partner) is not str
-        or type(limit) is not int
-        or not (
-            after is None
-            or (type(after) is tuple and len(after) == 2 and all(type(a) is str for a in after))
-        )
-        or (now is not None and now.tzinfo is None)
-    )
 
 
 STATS: dict[str, int] = {}

@@ -32,6 +32,7 @@ __all__ = [
     "TableSQL",
     "chain_head",
     "check_appendable",
+    "check_search",
     "check_search_cursor",
     "check_timeout",
     "customer_search",
@@ -1027,12 +1028,37 @@ _NO_OFFSET = timedelta(0)
 
 
 def check_search_cursor(after: tuple[str, str] | None) -> None:
-    """Refuse a search cursor that no stored relation can have given: one holding text no
-    store keeps (see :func:`never_stored`). Every store refuses it alike, ``MemoryStore``
-    too (a cursor is a bound of a range, so unlike a key it cannot simply find nothing, and
-    the SQL stores cannot take it as a parameter)."""
-    if after is not None and any(never_stored(part) for part in after):
+    """Refuse a search cursor that no stored relation can have given: anything but a pair
+    of texts, or one holding text no store keeps (see :func:`never_stored`). Every store
+    refuses it alike, ``MemoryStore`` too (a cursor is a bound of a range, so unlike a key
+    it cannot simply find nothing, and the SQL stores cannot take it as a parameter)."""
+    if after is not None and (
+        after.__class__ is not tuple
+        or len(after) != 2
+        or not all(part.__class__ is str for part in after)
+        or any(never_stored(part) for part in after)
+    ):
         raise ValidationError("after", "is not the cursor of a stored relation")
+
+
+def check_search(
+    partner_id: object,
+    prefix: object,
+    limit: object,
+    after: tuple[str, str] | None,
+    now: datetime | None,
+) -> bool:
+    """Judge the arguments of a customer search (``UnitOfWork.search_relations``) as every
+    store does, before anything is read: whether anything can match at all (no relation
+    is keyed on a partner id or starts with a prefix that is not text: nothing is found,
+    as by any read), after a ``ValidationError`` for a *limit* that is not a whole number
+    from 0 (of 64 bits), a cursor no page gave, or a *now* that is not an aware time."""
+    if type(limit) is not int or not 0 <= limit <= _INT64_MAX:
+        raise ValidationError("limit", "must be a whole number, 0 or more (64 bits)")
+    check_search_cursor(after)
+    if now is not None and (not isinstance(now, datetime) or now.utcoffset() is None):
+        raise ValidationError("now", "must be an aware time or None")
+    return partner_id.__class__ is str and prefix.__class__ is str
 
 
 def prefix_range(column: str, prefix: str, mark: str = "?") -> tuple[str, tuple[str, ...]]:

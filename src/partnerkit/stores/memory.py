@@ -26,7 +26,7 @@ from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     check_appendable,
-    check_search_cursor,
+    check_search,
     table_codec,
 )
 from partnerkit.support import Credential, ServiceRequest
@@ -383,7 +383,8 @@ class _MemoryUnitOfWork:
         now: datetime | None = None,
     ) -> list[CustomerRelation]:
         self.check_open()
-        check_search_cursor(after)
+        if not check_search(partner_id, prefix, limit, after, now):
+            return []
         relations: list[CustomerRelation] = self.customer_relations.find(partner_id=partner_id)
         keyed = [
             ((r.search_key(prefix), r.id), r)
@@ -411,8 +412,9 @@ class _MemoryUnitOfWork:
             raise PartnerKitError("unit of work is not open")
         store.check_writable()
         store.undo.clear()
-        # As on SQL stores, a committed unit of work is over: nothing more goes through it.
-        store.owner = None
+        # As on SQL stores, a committed unit of work is over: nothing more goes through it,
+        # and the thread may open another one at once, inside the same block or not.
+        self._end()
 
     def rollback(self) -> None:
         """Undo what this unit of work wrote and end it, as the SQL stores do (nothing more
@@ -421,28 +423,36 @@ class _MemoryUnitOfWork:
         store = self._store
         if store.current is not self:
             return
-        if store.owner is not None and store.owner != get_ident():
+        if store.owner != get_ident():
             # Its owner may be in the middle of a write: refused, as on the other stores.
             raise PartnerKitError("unit of work is not open")
         undo = store.undo
-        while undo:
-            undo.pop()()
+        try:
+            while undo:
+                undo.pop()()
+        finally:
+            self._end()
+
+    def _end(self) -> None:
+        """Let the store go: this unit of work is over, and another may begin."""
+        store = self._store
         store.owner = None
+        store.current = None
+        store.lock.release()
 
     def __enter__(self) -> _MemoryUnitOfWork:
         store = self._store
         if store.closed:
             raise PartnerKitError("the store is closed")
         me = get_ident()
-        if store.holder == me:
-            # The lock is not re-entrant: waiting for it here would wait forever (also after
-            # this thread's unit of work committed or rolled back, until its block ends).
+        if store.owner == me:
+            # The lock is not re-entrant: waiting for it here would wait forever.
             raise PartnerKitError("a unit of work is already open in this thread")
         store.lock.acquire()
         if store.closed:  # closed while this one waited for its turn
             store.lock.release()
             raise PartnerKitError("the store is closed")
-        store.holder = store.owner = me
+        store.owner = me
         store.current = self
         store.writable = self._write
         return self
@@ -456,15 +466,10 @@ class _MemoryUnitOfWork:
         store = self._store
         if store.current is not self:
             return  # never entered, or already left
-        if store.holder != get_ident():
+        if store.owner != get_ident():
             # Its opener's block: ending it here would keep what it wrote uncommitted.
             raise PartnerKitError("unit of work is not open")
-        try:
-            self.rollback()
-        finally:
-            store.owner = store.holder = None
-            store.current = None
-            store.lock.release()
+        self.rollback()
 
 
 class MemoryStore:
@@ -487,12 +492,11 @@ class MemoryStore:
         )
         self.audit: list[AuditEvent] = []
         self.audit_head: tuple[int, str] = (0, GENESIS_HASH)
-        #: The thread whose unit of work is open (``None`` once it committed or rolled back),
-        #: that unit of work until its block ends, whether it may write, and its undo log.
+        #: The thread whose unit of work is open, and holds the lock, until that unit of work
+        #: commits, rolls back or leaves its block; that unit of work, whether it may write,
+        #: and its undo log.
         self.owner: int | None = None
         self.current: _MemoryUnitOfWork | None = None
-        #: The thread that holds the lock: the owner's, until its unit of work's block ends.
-        self.holder: int | None = None
         self.writable = False
         self.undo: list[Callable[[], None]] = []
         self.closed = False

@@ -92,7 +92,7 @@ from partnerkit.stores._sql import (
     add_columns,
     chain_head,
     check_appendable,
-    check_search_cursor,
+    check_search,
     check_timeout,
     columns_added_later,
     ddl,
@@ -1414,7 +1414,8 @@ class _PostgresUnitOfWork:
         planner then joins every match, by hash or after a sort of all of them.)
         """
         self._open(False)
-        check_search_cursor(after)
+        if not check_search(partner_id, prefix, limit, after, now):
+            return []
         key, ident = after if after is not None else ("", "")
         if (
             limit <= 0
@@ -1515,6 +1516,9 @@ class _PostgresUnitOfWork:
         slot, self._slot = self._slot, None
         self._head = None
         self._deferred.clear()
+        here = self._store._open_here
+        if getattr(here, "uow", None) is self:
+            here.uow = None
         if slot is None:
             return
         if slot.pid != _PROCESS[0]:
@@ -1563,13 +1567,29 @@ class _PostgresUnitOfWork:
                 pool.put(slot)  # a connection left mid-answer is not usable: closed there
 
     def __enter__(self) -> _PostgresUnitOfWork:
+        store = self._store
+        if store.pool._closed:
+            raise PartnerKitError("the store is closed")
+        here = store._open_here
+        open_here: _PostgresUnitOfWork | None = getattr(here, "uow", None)
+        if open_here is not None and open_here._is_open_in_this_process():
+            # One unit of work at a time in a thread, as on every store: a second one would
+            # not see the first one's writes (or, for a writer, wait for itself).
+            raise PartnerKitError("a unit of work is already open in this thread")
         self._thread = get_ident()
         if self._write:
-            self._slot, self._head = self._store.begin(True)
+            self._slot, self._head = store.begin(True)
             self._begun = True
         else:
-            self._slot = self._store.pool.get()
+            self._slot = store.pool.get()
+        here.uow = self
         return self
+
+    def _is_open_in_this_process(self) -> bool:
+        """Whether this unit of work holds a connection of this process (one left open in
+        a parent before a fork is not the child's)."""
+        slot = self._slot
+        return slot is not None and slot.pid == _PROCESS[0]
 
     def __exit__(
         self,
@@ -1642,6 +1662,8 @@ class PostgresStore:
         self._turn_pid = os.getpid()
         #: The thread whose writer holds the turn, if one does.
         self._turn_holder: int | None = None
+        #: Each thread's open unit of work (``.uow``), so that it cannot open a second one.
+        self._open_here = threading.local()
         _STORES.add(self)
         try:
             self._migrate()

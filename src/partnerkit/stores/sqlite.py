@@ -39,6 +39,7 @@ from partnerkit.stores._sql import (
     add_columns,
     chain_head,
     check_appendable,
+    check_search,
     check_timeout,
     columns_added_later,
     customer_search,
@@ -534,6 +535,8 @@ class _SQLiteUnitOfWork:
         now: datetime | None = None,
     ) -> list[CustomerRelation]:
         self._conn or self._connection(False)  # a finished unit of work refuses first
+        if not check_search(partner_id, prefix, limit, after, now):
+            return []
         codec = self._store.tables["customer_relations"].codec
         # One statement: both index ranges merged in order, read only up to the page's end.
         statement, params = relation_search(codec.fields, partner_id, prefix, limit, after, now=now)
@@ -549,6 +552,8 @@ class _SQLiteUnitOfWork:
         now: datetime | None = None,
     ) -> list[Company]:
         self._conn or self._connection(False)  # a finished unit of work refuses first
+        if not check_search(partner_id, prefix, limit, after, now):
+            return []
         codec = self._store.tables["companies"].codec
         # The same statement joined to the companies: one round trip from search to page.
         statement, params = customer_search(codec.fields, partner_id, prefix, limit, after, now=now)

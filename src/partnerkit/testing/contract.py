@@ -1088,6 +1088,68 @@ class RelationsContract(_Base):
             page = uow.search_relations("cmp_p", "f", 10, ("fab", ""), now=_SEARCH_AT)
         assert page == [r for r in self._expected(relations, "f") if r.search_key("f") >= "fab"]
 
+    @pytest.mark.parametrize(
+        ("field", "args"),
+        [
+            ("limit", ("cmp_p", "f", -1, None, _SEARCH_AT)),
+            ("limit", ("cmp_p", "f", True, None, _SEARCH_AT)),
+            ("limit", ("cmp_p", "f", 2.5, None, _SEARCH_AT)),
+            ("limit", ("cmp_p", "f", "3", None, _SEARCH_AT)),
+            ("limit", ("cmp_p", "f", 2**63, None, _SEARCH_AT)),
+            ("after", ("cmp_p", "f", 10, ["fab", ""], _SEARCH_AT)),
+            ("after", ("cmp_p", "f", 10, ("fab",), _SEARCH_AT)),
+            ("after", ("cmp_p", "f", 10, ("fab", 1), _SEARCH_AT)),
+            ("now", ("cmp_p", "f", 10, None, _SEARCH_AT.replace(tzinfo=None))),
+            ("now", ("cmp_p", "f", 10, None, "2024-03-05")),
+            (None, (5, "f", 10, None, _SEARCH_AT)),
+            (None, (None, "f", 10, None, _SEARCH_AT)),
+            (None, ("cmp_p", 5, 10, None, _SEARCH_AT)),
+            (None, ("cmp_p", b"f", 10, None, _SEARCH_AT)),
+        ],
+        ids=[
+            "negative-limit",
+            "bool-limit",
+            "float-limit",
+            "text-limit",
+            "huge-limit",
+            "list-cursor",
+            "short-cursor",
+            "number-in-cursor",
+            "naive-now",
+            "text-now",
+            "number-partner",
+            "no-partner",
+            "number-prefix",
+            "bytes-prefix",
+        ],
+    )
+    def test_search_arguments_of_another_kind(
+        self,
+        store: Store,
+        relations: list[CustomerRelation],
+        field: str | None,
+        args: tuple[Any, ...],
+    ) -> None:
+        """A search judges its arguments before it reads, on every store alike: a *limit*
+        that is not a whole number from 0 (of 64 bits), a cursor that is not a pair of
+        texts, or a *now* that is not an aware time is a ``ValidationError`` naming it; a
+        partner id or prefix that is not text finds nothing, as every read by a value of
+        another kind does. Nothing raised is a dependency's error, and the unit of work
+        goes on."""
+        with store.unit_of_work(write=False) as uow:
+            searches: list[Callable[..., object]] = [uow.search_relations]
+            if hasattr(uow, "search_customers"):
+                searches.append(cast(CustomerSearch, uow).search_customers)
+            for search in searches:
+                if field is None:
+                    assert search(*args) == []
+                    continue
+                with pytest.raises(ValidationError) as raised:
+                    search(*args)
+                assert raised.value.field == field
+            page = uow.search_relations("cmp_p", "f", 10, None, now=_SEARCH_AT)
+        assert page == self._expected(relations, "f")[:10]
+
     @pytest.mark.parametrize("prefix", ["", "f", "fab", "fabrikam", "zo", "\U0010ffff", "x"])
     def test_search_customers_returns_the_companies_of_search_relations(
         self, store: Store, relations: list[CustomerRelation], prefix: str
@@ -1347,6 +1409,41 @@ class UnitOfWorkContract(_Base):
         assert waited < 5, outcome
         assert len(outcome) == 2, outcome  # the outer one committed
         assert _get(store, COMPANIES, _make_company(3).id) is not None
+
+    @pytest.mark.parametrize("outer_writes", [True, False], ids=["in-writer", "in-reader"])
+    def test_one_unit_of_work_at_a_time_in_a_thread(self, store: Store, outer_writes: bool) -> None:
+        """A thread opens one unit of work at a time: a second one, read or write, opened
+        while its first is open is refused with a ``PartnerKitError`` (it would not see the
+        first one's writes, or would wait for itself) and the first goes on. Once the first
+        commits or rolls back it is over, and the next opens, inside the same block or not."""
+        outcome: list[object] = []
+
+        def run() -> None:
+            try:
+                with store.unit_of_work(write=outer_writes) as outer:
+                    for write in (True, False):
+                        try:
+                            with store.unit_of_work(write=write):
+                                outcome.append("opened")
+                        except PartnerKitError as exc:
+                            outcome.append(str(exc))
+                    outer.companies.get(_make_company(2).id)  # still open, and answering
+                    if outer_writes:
+                        outer.companies.add(_make_company(1))
+                        outer.commit()
+                    else:
+                        outer.rollback()
+                    with store.unit_of_work(write=False) as after:
+                        outcome.append(after.companies.get(_make_company(1).id))
+            except BaseException as exc:  # reported below, in the test's own thread
+                outcome.append(exc)
+
+        thread = threading.Thread(target=run, daemon=True)
+        thread.start()
+        thread.join(30)
+        assert not thread.is_alive(), "a unit of work waited for its own thread"
+        refused = "a unit of work is already open in this thread"
+        assert outcome == [refused, refused, _make_company(1) if outer_writes else None]
 
     def test_another_thread_cannot_use_an_open_unit_of_work(self, store: Store) -> None:
         """A unit of work belongs to the thread that opened it. From another thread, a read,

@@ -431,6 +431,15 @@ def _assert_nothing_found(
         assert repo.get(row.id) == row  # the unit of work goes on
 
 
+def _run_in_a_thread(target: Callable[[], None], hung: str) -> None:
+    """Run *target* in a thread of its own (which it may leave holding a unit of work
+    open, had the store let it wait for itself), and fail with *hung* if it never ends."""
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    thread.join(30)
+    assert not thread.is_alive(), hung
+
+
 def _get(store: Store, table: Table[T], ident: str) -> T | None:
     with store.unit_of_work(write=False) as uow:
         return uow.repository(table).get(ident)
@@ -1398,10 +1407,7 @@ class UnitOfWorkContract(_Base):
             except BaseException as exc:  # reported below, in the test's own thread
                 outcome.append(exc)
 
-        thread = threading.Thread(target=nested, daemon=True)
-        thread.start()
-        thread.join(30)
-        assert not thread.is_alive(), "the second unit of work waited for its own thread"
+        _run_in_a_thread(nested, "the second unit of work waited for its own thread")
         refused, waited = outcome[:2]
         assert isinstance(refused, PartnerKitError), outcome
         assert not isinstance(refused, Conflict), outcome
@@ -1438,10 +1444,7 @@ class UnitOfWorkContract(_Base):
             except BaseException as exc:  # reported below, in the test's own thread
                 outcome.append(exc)
 
-        thread = threading.Thread(target=run, daemon=True)
-        thread.start()
-        thread.join(30)
-        assert not thread.is_alive(), "a unit of work waited for its own thread"
+        _run_in_a_thread(run, "a unit of work waited for its own thread")
         refused = "a unit of work is already open in this thread"
         assert outcome == [refused, refused, _make_company(1) if outer_writes else None]
 

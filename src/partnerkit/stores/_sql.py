@@ -1058,7 +1058,7 @@ def check_search(
     check_search_cursor(after)
     if now is not None and (not isinstance(now, datetime) or now.utcoffset() is None):
         raise ValidationError("now", "must be an aware time or None")
-    return partner_id.__class__ is str and prefix.__class__ is str
+    return isinstance(partner_id, str) and isinstance(prefix, str)
 
 
 def prefix_range(column: str, prefix: str, mark: str = "?") -> tuple[str, tuple[str, ...]]:

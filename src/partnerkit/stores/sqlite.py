@@ -534,7 +534,7 @@ class _SQLiteUnitOfWork:
         after: tuple[str, str] | None = None,
         now: datetime | None = None,
     ) -> list[CustomerRelation]:
-        self._conn or self._connection(False)  # a finished unit of work refuses first
+        self._connection(False)  # a finished unit of work, or another thread's, refuses first
         if not check_search(partner_id, prefix, limit, after, now):
             return []
         codec = self._store.tables["customer_relations"].codec
@@ -551,7 +551,7 @@ class _SQLiteUnitOfWork:
         after: tuple[str, str] | None = None,
         now: datetime | None = None,
     ) -> list[Company]:
-        self._conn or self._connection(False)  # a finished unit of work refuses first
+        self._connection(False)  # a finished unit of work, or another thread's, refuses first
         if not check_search(partner_id, prefix, limit, after, now):
             return []
         codec = self._store.tables["companies"].codec

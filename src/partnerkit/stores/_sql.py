@@ -1127,8 +1127,8 @@ def _search_params(
     after: tuple[str, str] | None,
     now: datetime | None,
 ) -> tuple[list[Any], bool]:
-    """The parameters of a search statement, and whether its ranges have an upper bound."""
-    check_search_cursor(after)
+    """The parameters of a search statement, and whether its ranges have an upper bound
+    (the arguments judged already, by :func:`check_search`)."""
     upper = _successor(prefix) if prefix else None
     # Every key on the page is at least the prefix and, after a cursor, its key.
     low = prefix if after is None else max(prefix, after[0])

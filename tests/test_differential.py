@@ -298,6 +298,25 @@ class RemoveUser:
 
 
 @attrs.frozen
+class UpdateUser:
+    actor: Who
+    target: Who
+    company: int | None
+    email: str | None
+    display_name: str | None
+
+    def __call__(self, run: Run) -> object:
+        company_id = None if self.company is None else run.company(self.company)
+        return run.portal.update_user(
+            run.user(self.actor),
+            run.user(self.target),
+            email=self.email,
+            display_name=self.display_name,
+            company_id=company_id,
+        )
+
+
+@attrs.frozen
 class CreateTrial:
     actor: Who
     sku: str
@@ -541,6 +560,14 @@ def operations() -> st.SearchStrategy[Callable[[Run], object]]:
         st.builds(CreateUser, WHO, st.none() | IX, EMAIL, ROLE, ACCESS),
         st.builds(AssignRoles, WHO, WHO, st.none() | IX, ROLE, ACCESS),
         st.builds(RemoveUser, WHO, WHO, st.none() | IX),
+        st.builds(
+            UpdateUser,
+            WHO,
+            WHO,
+            st.none() | IX,
+            st.none() | EMAIL,
+            st.sampled_from([None, "", "Renamed"]),
+        ),
         st.builds(CreateTrial, PARTNER_SIDE, SKU, st.booleans(), MAX_USES),
         st.builds(CreateOffer, PARTNER_SIDE, lines, st.booleans(), MAX_USES),
         st.builds(

@@ -217,6 +217,126 @@ def test_a_privileged_partner_user_is_managed_only_by_a_global_admin(world: Worl
     portal.remove_user(world.partner_admin, world.partner_agent.id)
 
 
+def test_a_user_is_edited_within_the_limits_of_manage_users(world: World) -> None:
+    """``update_user`` changes e-mail and display name, under ``remove_user``'s rules: a
+    user-management admin edits users without an admin role, never a partner user nor an
+    admin; a global admin edits anyone of its company."""
+    portal = world.portal
+    uma = portal.create_user(
+        world.partner_admin,
+        email="uma@contoso.example",
+        display_name="Uma",
+        admin_role=AdminRole.USER_MANAGEMENT_ADMIN,
+    )
+    plain = portal.create_user(uma, email="plain@contoso.example", display_name="Plain")
+    edited = portal.update_user(uma, plain.id, display_name="Plain Person")
+    assert (edited.display_name, edited.email, edited.version) == (
+        "Plain Person",
+        "plain@contoso.example",
+        plain.version + 1,
+    )
+    edited = portal.update_user(uma, plain.id, email="p.person@contoso.example")
+    assert (edited.email, edited.display_name, edited.version) == (
+        "p.person@contoso.example",
+        "Plain Person",
+        plain.version + 2,
+    )
+    assert edited in portal.list_users(uma)
+    # The old address is free again, the new one taken.
+    portal.create_user(uma, email="plain@contoso.example", display_name="Plain Again")
+    for target, reason in [
+        (world.partner_agent, "privileged-partner-user-needs-own-global-admin"),
+        (world.partner_billing, "target-role-outside-actor-limits"),
+    ]:
+        error = assert_refused(
+            world,
+            lambda target=target: portal.update_user(uma, target.id, display_name="Renamed"),
+            Forbidden,
+            audited=("user.update", "denied"),
+        )
+        assert isinstance(error, Forbidden)
+        assert error.decision.reason == reason, target
+    agent = portal.update_user(world.partner_admin, world.partner_agent.id, display_name="Lee")
+    assert (agent.display_name, agent.partner_access) == ("Lee", PartnerAccess.LIMITED)
+    events = [e for e in portal.audit_trail(world.partner_admin) if e.action == "user.update"]
+    assert [(e.outcome, e.target_id) for e in events] == [
+        ("success", plain.id),
+        ("success", plain.id),
+        ("denied", world.partner_agent.id),
+        ("denied", world.partner_billing.id),
+        ("success", world.partner_agent.id),
+    ]
+    assert events[0].details["changed"] == "display_name"
+    assert events[1].details["changed"] == "email"
+
+
+def test_update_user_refuses_bad_input_and_a_taken_email(world: World) -> None:
+    """Nothing to change, a malformed value, another user's e-mail in any case: a
+    ``ValidationError`` naming the field, and nothing written but the failure's record. A
+    user's own address in another case is no clash."""
+    portal = world.portal
+    admin, user = world.customer_admin, world.customer_user
+    for kwargs, field in [
+        ({}, "email"),
+        ({"email": "not an email"}, "email"),
+        ({"email": admin.email.upper()}, "email"),
+        ({"display_name": ""}, "display_name"),
+        ({"display_name": "x" * 101}, "display_name"),
+        ({"display_name": 42}, "display_name"),
+        ({"email": "ok@fabrikam.example", "display_name": " padded"}, "display_name"),
+    ]:
+        error = assert_refused(
+            world,
+            lambda kwargs=kwargs: portal.update_user(admin, user.id, **kwargs),
+            ValidationError,
+            audited=("user.update", "failed"),
+        )
+        assert isinstance(error, ValidationError)
+        assert error.field == field, kwargs
+    same = portal.update_user(admin, user.id, email=user.email.upper())
+    assert same.email == user.email.upper()
+
+
+def test_update_user_through_a_delegation(world: World) -> None:
+    """With ``company_id``, a FULL partner user edits a customer's user through an active
+    delegation; without one, or as a LIMITED user, it may not."""
+    portal = world.portal
+    target = world.customer_user
+    error = assert_refused(
+        world,
+        lambda: portal.update_user(
+            world.partner_admin, target.id, display_name="X", company_id=world.customer.id
+        ),
+        Forbidden,
+        audited=("user.update", "denied"),
+    )
+    assert isinstance(error, Forbidden)
+    url = portal.offer_delegated_admin(world.partner_admin)
+    portal.redeem(url, world.customer_admin, accept_delegated_admin=True)
+    edited = portal.update_user(
+        world.partner_admin, target.id, display_name="Edited", company_id=world.customer.id
+    )
+    assert edited.display_name == "Edited"
+    trail = portal.audit_trail(world.customer_admin)
+    denied, event = [e for e in trail if e.action == "user.update"]
+    assert (denied.outcome, denied.delegation_id) == ("denied", None)
+    assert (event.actor_id, event.company_id, event.outcome) == (
+        world.partner_admin.id,
+        world.customer.id,
+        "success",
+    )
+    assert event.delegation_id is not None
+    error = assert_refused(
+        world,
+        lambda: portal.update_user(
+            world.partner_agent, target.id, display_name="Y", company_id=world.customer.id
+        ),
+        Forbidden,
+        audited=("user.update", "denied"),
+    )
+    assert isinstance(error, Forbidden)
+
+
 # -- bad input -----------------------------------------------------------------------------
 
 MALFORMED_EMAILS = ["", "plain", "ada@", "ada@example", "a b@example.com", "ada@example.com\n"]
@@ -348,7 +468,7 @@ def test_create_user_refuses_an_email_in_use_in_any_case(world: World, email: st
     assert error.field == "email"
 
 
-@pytest.mark.parametrize("use_case", ["assign_roles", "remove_user"])
+@pytest.mark.parametrize("use_case", ["assign_roles", "remove_user", "update_user"])
 @pytest.mark.parametrize("whom", ["nobody", "other company", "not a string"])
 def test_an_unknown_target_is_not_found(world: World, use_case: str, whom: str) -> None:
     """An unknown user id, or one of another company (whose existence is not the actor's to
@@ -359,10 +479,15 @@ def test_an_unknown_target_is_not_found(world: World, use_case: str, whom: str) 
         "not a string": 42,
     }[whom]
     call = getattr(world.portal, use_case)
-    action = {"assign_roles": "user.assign_roles", "remove_user": "user.remove"}[use_case]
+    action = {
+        "assign_roles": "user.assign_roles",
+        "remove_user": "user.remove",
+        "update_user": "user.update",
+    }[use_case]
+    extra = {"display_name": "Renamed"} if use_case == "update_user" else {}
     error = assert_refused(
         world,
-        lambda: call(world.customer_admin, target),
+        lambda: call(world.customer_admin, target, **extra),
         NotFound,
         audited=(action, "failed"),
     )

@@ -414,6 +414,30 @@ class PortalRoles(RuleBasedStateMachine):
         if expected is None:
             del self.held[target_id]
 
+    @rule(data=st.data())
+    def update_user(self, data: st.DataObject) -> None:
+        """Any actor tries to rename any user (or nobody): ``remove_user``'s limits, without
+        its last-global-admin rule; no role changes."""
+        actor_id, actor = self._actor(data)
+        target_id = data.draw(st.sampled_from(self.known), label="target")
+        me, target = self.held.get(actor_id), self.held.get(target_id)
+
+        expected: type[Exception] | None = None
+        if me is None or me.admin_role not in (GA, UMA):
+            expected = Forbidden
+        elif target is None or target.company_id != me.company_id:
+            expected = NotFound
+        elif me.admin_role is UMA and (
+            target.admin_role is not None or target.partner_access is not None
+        ):
+            expected = Forbidden
+
+        self._check(
+            "update_user",
+            expected,
+            lambda: self.portal.update_user(actor, target_id, display_name="Renamed"),
+        )
+
     @invariant()
     def the_store_holds_what_the_model_predicts(self) -> None:
         """Every user's roles are what global admins gave, and nothing else."""

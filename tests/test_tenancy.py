@@ -182,6 +182,7 @@ USER_CALLS: dict[str, UserCall] = {
         u, t, admin_role=AdminRole.GLOBAL_ADMIN, company_id=c
     ),
     "remove_user": lambda p, u, c, t: p.remove_user(u, t, company_id=c),
+    "update_user": lambda p, u, c, t: p.update_user(u, t, display_name="Renamed", company_id=c),
 }
 
 

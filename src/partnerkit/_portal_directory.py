@@ -22,6 +22,7 @@ from partnerkit.directory import (
     ContactInfo,
     User,
     check_new_name,
+    email_key,
     new_advisor_id,
     new_id,
 )
@@ -210,6 +211,49 @@ class DirectoryCases(PortalCore):
             return user
 
         return self._run("user.create", body)
+
+    def update_user(
+        self,
+        actor: User | str,
+        user_id: str,
+        *,
+        email: str | None = None,
+        display_name: str | None = None,
+        company_id: str | None = None,
+    ) -> User:
+        """Change a user's e-mail and/or display name, within the actor's ``MANAGE_USERS``
+        limits: the same as :meth:`remove_user`'s (a user-management admin edits users
+        without an admin role; a user with partner access is edited only by a global admin
+        of its own company). Admin settings are changed by :meth:`assign_roles`.
+
+        Raises:
+            ValidationError: nothing to change, a malformed value, or an e-mail another
+                user has (compared case-insensitively).
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> User:
+            attempt.target_id = _shown(user_id)
+            ctx = self._context(uow, attempt, actor, company_id)
+            self._require(ctx, Permission.MANAGE_USERS)
+            target = self._target(uow, ctx, attempt, user_id)
+            self._require(ctx, Permission.MANAGE_USERS, target)
+            changes: dict[str, Any] = {}
+            if email is not None:
+                changes["email"] = email
+            if display_name is not None:
+                check_new_name("display_name", display_name)
+                changes["display_name"] = display_name
+            if not changes:
+                raise ValidationError("email", "nothing to change (email or display_name)")
+            user = _bump(target, **changes)  # validates the new values
+            if email_key(user.email) != email_key(target.email):
+                self._check_email_free(uow, user.email, "email")
+            uow.users.update(user)
+            attempt.detail["changed"] = ",".join(sorted(changes))
+            self._succeed(uow, attempt)
+            return user
+
+        return self._run("user.update", body)
 
     def assign_roles(
         self,

@@ -136,6 +136,36 @@ class TestKeys:
         assert run("link", "inspect", old_url, "--keys", key_file) == EXIT_OK
         assert list(key_file.parent.iterdir()) == [key_file]
 
+    @pytest.mark.parametrize("action", [("rotate",), ("activate", "kid"), ("remove", "kid")])
+    def test_changing_a_missing_ring_says_it_cannot_be_read(
+        self, tmp_path: Path, capsys: pytest.CaptureFixture[str], action: tuple[str, ...]
+    ) -> None:
+        """A ring file that is not there is exit 1, named as unreadable, and not created."""
+        missing = tmp_path / "missing.json"
+        assert run("keys", action[0], missing, *action[1:]) == EXIT_USAGE
+        assert f"cannot read {str(missing)!r}" in capsys.readouterr().err
+        assert not missing.exists()
+
+    def test_keys_rotate_staged_then_activate(
+        self, key_file: Path, capsys: pytest.CaptureFixture[str]
+    ) -> None:
+        """``--staged`` adds a key that does not sign; ``keys activate`` makes it sign; an
+        unknown key id is exit 1 and changes nothing."""
+        old = Keyring.from_json(key_file.read_text()).active_key_id
+        assert run("keys", "rotate", "--staged", key_file) == EXIT_OK
+        ring = Keyring.from_json(key_file.read_text())
+        staged = ring.key_ids[1]
+        assert (ring.active_key_id, len(ring.key_ids)) == (old, 2)
+        assert f"staged key {staged}" in output(capsys)
+        before = key_file.read_text()
+        assert run("keys", "activate", key_file, "nope") == EXIT_USAGE
+        assert "not changed" in capsys.readouterr().err
+        assert key_file.read_text() == before
+        assert run("keys", "activate", key_file, staged) == EXIT_OK
+        assert Keyring.from_json(key_file.read_text()).active_key_id == staged
+        assert f"signing key {staged}" in output(capsys)
+        assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+
     def test_keys_public_prints_a_jwks_that_pyjwt_verifies_links_with(
         self, ed_key_file: Path, capsys: pytest.CaptureFixture[str]
     ) -> None:

@@ -514,6 +514,72 @@ class TestKeyRotation:
             ring.remove(ring.active_key_id)
         assert info.value.field == "kid"
 
+    def test_a_staged_key_verifies_and_signs_only_once_activated(self, ring: Keyring) -> None:
+        """``rotate(activate=False)`` adds a key every server can verify with before any of
+        them signs with it; ``activate`` makes it sign, and an older key may sign again."""
+        old_kid = ring.active_key_id
+        staged = ring.rotate(activate=False)
+        assert ring.key_ids == (old_kid, staged)
+        assert ring.active_key_id == old_kid
+        assert ring.verify(issue(ring), now=T0).key_id == old_kid
+        # Another server loaded the ring while the key was staged: it verifies what this
+        # one signs after the activation.
+        other = Keyring.from_json(ring.to_json())
+        assert other.active_key_id == old_kid
+        ring.activate(staged)
+        assert ring.active_key_id == staged
+        code = issue(ring)
+        assert other.verify(code, now=T0).key_id == staged
+        assert Keyring.from_json(ring.to_json()).active_key_id == staged
+        ring.activate(old_kid)
+        assert ring.verify(issue(ring), now=T0).key_id == old_kid
+        assert ring.verify(code, now=T0).key_id == staged
+
+    @pytest.mark.parametrize("kid", ["nope", "", 42, None, b"x"])
+    def test_activating_an_unknown_key_is_not_found(self, ring: Keyring, kid: object) -> None:
+        """Only a key of the ring is activated; the ring is unchanged otherwise."""
+        before = ring.to_json()
+        with pytest.raises(NotFound) as info:
+            ring.activate(kid)  # type: ignore[arg-type]
+        assert info.value.kind == "key"
+        assert ring.to_json() == before
+
+    @pytest.mark.parametrize("activate", [None, 1, "yes"])
+    def test_rotate_takes_only_a_bool(self, ring: Keyring, activate: object) -> None:
+        """A mistyped ``activate`` adds no key."""
+        with pytest.raises(ValidationError) as info:
+            ring.rotate(activate=activate)  # type: ignore[arg-type]
+        assert info.value.field == "activate"
+        assert len(ring.key_ids) == 1
+
+    def test_a_key_id_of_a_str_subclass_is_judged_by_its_text(self, ring: Keyring) -> None:
+        """A typed id (a ``str`` subclass) of the active key is still the active key, and one
+        whose ``__eq__`` lies removes nothing it does not name: the ring keeps a signer."""
+
+        class KeyId(str):
+            pass
+
+        class Liar(str):
+            def __eq__(self, other: object) -> bool:
+                return True
+
+            def __ne__(self, other: object) -> bool:
+                return False
+
+            __hash__ = str.__hash__
+
+        active = ring.active_key_id
+        with pytest.raises(ValidationError):
+            ring.remove(KeyId(active))
+        ring.rotate()
+        with pytest.raises(NotFound):
+            ring.remove(Liar("zz"))
+        assert ring.key_ids[0] == active
+        assert len(ring.key_ids) == 2
+        ring.remove(KeyId(active))
+        assert active not in ring.key_ids
+        assert ring.verify(issue(ring), now=T0).key_id == ring.active_key_id
+
     @pytest.mark.parametrize("kid", ["nope", "", "../x", "' OR 1=1", "x" * 10_000])
     def test_removing_an_unknown_key_is_not_found(self, ring: Keyring, kid: str) -> None:
         """An unknown kid is a NotFound (a LookupError)."""

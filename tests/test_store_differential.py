@@ -70,6 +70,19 @@ class PlainStrSub(str):
     pass
 
 
+class OddStr(str):
+    """A str subclass whose own methods answer wrongly: a store reads only its text."""
+
+    def encode(self, *args: object, **kwargs: object) -> Any:
+        return 5
+
+    def __contains__(self, item: object) -> bool:
+        return False
+
+    def replace(self, *args: object) -> Any:
+        return "x"
+
+
 # -- values -----------------------------------------------------------------------------------
 
 WEIRD = [
@@ -87,6 +100,8 @@ WEIRD = [
     "",
     PlainStrSub("usr_b"),
     StrSub("zzz"),
+    OddStr("usr_b"),
+    OddStr("a\x00b"),
     ("a", "b"),
     AdminRole.GLOBAL_ADMIN,
 ]

@@ -1,14 +1,14 @@
 """The ``keys`` and ``link`` subcommands of the ``partnerkit`` command.
 
 ``keys new [--ed25519] --out FILE`` writes a new key ring (mode 0600, never over an existing
-file); ``keys rotate FILE`` adds a signing key to it; ``keys remove FILE KID`` removes a
-retired one; ``keys public FILE`` prints its public
-keys as a JWK Set. ``link inspect URL --keys FILE [--db PATH] [--json]`` verifies a link (or a
-bare code) and prints its claims, and with the portal's SQLite file whether it was revoked or
-used up; ``link new --db PATH --keys FILE --actor EMAIL ...`` issues one through the Portal
-of a SQLite file. Exit codes: 0 success (a valid link), 1 an unusable key file or argument,
-2 an invalid link (or a command line argparse refused), 3 an expired link, 4 a link revoked
-or used up. No secret is ever printed.
+file); ``keys rotate FILE [--staged]`` adds a signing key to it (a staged one verifies only,
+until ``keys activate FILE KID``); ``keys remove FILE KID`` removes a retired one;
+``keys public FILE`` prints its public keys as a JWK Set. ``link inspect URL --keys FILE
+[--db PATH] [--json]`` verifies a link (or a bare code) and prints its claims, and with the
+portal's SQLite file whether it was revoked or used up; ``link new --db PATH --keys FILE
+--actor EMAIL ...`` issues one through the Portal of a SQLite file. Exit codes: 0 success (a
+valid link), 1 an unusable key file or argument, 2 an invalid link (or a command line
+argparse refused), 3 an expired link, 4 a link revoked or used up. No secret is ever printed.
 """
 
 from __future__ import annotations
@@ -62,7 +62,8 @@ MAX_KEY_FILE_BYTES = 1 << 20
 
 
 def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Register ``keys new``, ``rotate``, ``remove`` and ``public`` on ``subparsers``.
+    """Register ``keys new``, ``rotate``, ``activate``, ``remove`` and ``public`` on
+    ``subparsers``.
 
     Args:
         subparsers: what ``ArgumentParser.add_subparsers()`` returned.
@@ -84,9 +85,28 @@ def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
     new.add_argument("--out", required=True, type=Path, metavar="FILE", help="must not exist")
     new.set_defaults(func=_keys_new)
 
-    rotate = actions.add_parser("rotate", help="add a new signing key; older keys still verify")
+    rotate = actions.add_parser(
+        "rotate",
+        help="add a new signing key; older keys still verify",
+        description="Add a new key to the ring in FILE; it signs from now on. With several "
+        "app servers, use --staged: the key then only verifies, until 'keys activate' makes "
+        "it sign, once every server has loaded the ring with it.",
+    )
     rotate.add_argument("file", type=Path, metavar="FILE")
+    rotate.add_argument(
+        "--staged", action="store_true", help="add the key without letting it sign yet"
+    )
     rotate.set_defaults(func=_keys_rotate)
+
+    activate = actions.add_parser(
+        "activate",
+        help="make a key of the ring the one that signs",
+        description="Make the key KID of the ring in FILE sign new links (a key added with "
+        "'keys rotate --staged', or an older one again). Every key keeps verifying.",
+    )
+    activate.add_argument("file", type=Path, metavar="FILE")
+    activate.add_argument("kid", metavar="KID", help="the key's id, as 'keys rotate' printed it")
+    activate.set_defaults(func=_keys_activate)
 
     remove = actions.add_parser(
         "remove",
@@ -278,10 +298,19 @@ def _keys_new(args: argparse.Namespace) -> int:
 
 def _keys_rotate(args: argparse.Namespace) -> int:
     def rotate(ring: Keyring) -> str:
-        kid = ring.rotate()
-        return f"new signing key {kid}; keys: {', '.join(ring.key_ids)}"
+        kid = ring.rotate(activate=not args.staged)
+        what = "staged key" if args.staged else "new signing key"
+        return f"{what} {kid}; keys: {', '.join(ring.key_ids)}; signing: {ring.active_key_id}"
 
     return _change_ring(args.file, rotate)
+
+
+def _keys_activate(args: argparse.Namespace) -> int:
+    def activate(ring: Keyring) -> str:
+        ring.activate(args.kid)
+        return f"signing key {ring.active_key_id}; keys: {', '.join(ring.key_ids)}"
+
+    return _change_ring(args.file, activate)
 
 
 def _keys_remove(args: argparse.Namespace) -> int:
@@ -295,6 +324,7 @@ def _keys_remove(args: argparse.Namespace) -> int:
 def _change_ring(path: Path, change: Callable[[Keyring], str]) -> int:
     """Read the ring at *path*, *change* it and write it back, all under the ring's lock;
     print what *change* says. A change the ring refuses writes nothing."""
+    verb = "read"  # until the ring is read and changed, an OSError is the reading's
     try:
         with _locked(path):
             ring = _load(path)
@@ -305,9 +335,10 @@ def _change_ring(path: Path, change: Callable[[Keyring], str]) -> int:
             except PartnerKitError as error:
                 _error(f"key ring {str(path)!r} not changed: {error}")
                 return EXIT_USAGE
+            verb = "write"
             _replace(path, ring.to_json())
     except OSError as error:
-        _error(f"cannot write {str(path)!r}: {error.strerror}")
+        _error(f"cannot {verb} {str(path)!r}: {error.strerror}")
         return EXIT_USAGE
     try:
         print(said, flush=True)

@@ -132,6 +132,20 @@ class PortalCore:
         password_hasher: PasswordHasher | None = None,
         conflict_retries: int = 3,
     ) -> None:
+        # What is not of its kind is refused now, not at the first use case that needs it.
+        if not callable(getattr(store, "unit_of_work", None)):
+            raise ValidationError("store", "must be a store (an object with unit_of_work)")
+        if keyring is not None and not isinstance(keyring, Keyring):
+            raise ValidationError("keyring", "must be a Keyring or None")
+        if catalog is not None and not isinstance(catalog, Catalog):
+            raise ValidationError("catalog", "must be a Catalog or None")
+        if clock is not None and not callable(clock):
+            raise ValidationError("clock", "must be a callable that returns the time, or None")
+        if password_hasher is not None and not (
+            callable(getattr(password_hasher, "hash", None))
+            and callable(getattr(password_hasher, "verify", None))
+        ):
+            raise ValidationError("password_hasher", "must be a PasswordHasher or None")
         self.store = store
         #: Without a key ring, a fresh HMAC one: links then die with the process.
         self.keyring = keyring if keyring is not None else Keyring.generate()
@@ -155,7 +169,7 @@ class PortalCore:
         if clock is utc_now:
             return datetime.now(UTC)
         now = clock()
-        if now.utcoffset() is None:
+        if not isinstance(now, datetime) or now.utcoffset() is None:
             raise ValidationError("clock", "must return an aware datetime")
         # Kept as UTC, as every store gives times back: an event's hash covers its time as
         # text, which another zone's offset would change once stored and read again.

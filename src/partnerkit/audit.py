@@ -19,10 +19,11 @@ from typing import Any, Literal
 import attrs
 
 from partnerkit._random import random_hex128
-from partnerkit.errors import PartnerKitError
+from partnerkit.errors import PartnerKitError, ValidationError, _plain
 
 __all__ = [
     "GENESIS_HASH",
+    "MAX_CORRELATION_ID",
     "AuditChainBroken",
     "AuditEvent",
     "Outcome",
@@ -41,6 +42,10 @@ _correlation: contextvars.ContextVar[str | None] = contextvars.ContextVar(
 )
 
 
+#: The longest correlation id :func:`correlation` takes, in characters.
+MAX_CORRELATION_ID = 200
+
+
 @contextlib.contextmanager
 def correlation(correlation_id: str) -> Iterator[str]:
     """Tag every audit event written inside the block with *correlation_id*.
@@ -48,7 +53,22 @@ def correlation(correlation_id: str) -> Iterator[str]:
     A portal calls this once per incoming request, with its own request id, so that all
     events a request caused can be found together. Outside such a block each use case gets
     a fresh random correlation id.
+
+    Raises:
+        ValidationError: *correlation_id* is not 1 to :data:`MAX_CORRELATION_ID` printable
+            ASCII characters (a request id often comes straight from a request header: it
+            is judged here, before any use case would record it).
     """
+    correlation_id = _plain(correlation_id)
+    if (
+        not isinstance(correlation_id, str)
+        or not 0 < len(correlation_id) <= MAX_CORRELATION_ID
+        or not correlation_id.isascii()
+        or not correlation_id.isprintable()
+    ):
+        raise ValidationError(
+            "correlation_id", f"must be 1 to {MAX_CORRELATION_ID} printable ASCII characters"
+        )
     token = _correlation.set(correlation_id)
     try:
         yield correlation_id

@@ -59,7 +59,14 @@ from cryptography.hazmat.primitives.serialization import (
 from itsdangerous import Signer
 from itsdangerous.encoding import base64_encode
 
-from partnerkit.errors import InvalidLink, LinkExpired, NotFound, ValidationError
+from partnerkit.errors import (
+    InvalidLink,
+    LinkExpired,
+    NotFound,
+    ValidationError,
+    _plain,
+    _shown,
+)
 
 __all__ = [
     "DEFAULT_LINK_LIFETIME",
@@ -467,16 +474,43 @@ class Keyring:
             f"key_ids={self.key_ids!r})"
         )
 
-    def rotate(self) -> str:
+    def rotate(self, *, activate: bool = True) -> str:
         """Add a new key of the ring's algorithm; it signs from now on. Returns its id.
 
         Links signed by older keys keep verifying until their key is :meth:`remove`-d.
+
+        With several app servers, each holding a copy of the ring, a key that signs at once
+        makes links the others cannot verify until they load the new ring. Stage it
+        instead: ``rotate(activate=False)`` adds a key that verifies but does not sign yet;
+        once every server holds the ring with it, :meth:`activate` it (and save the ring
+        again).
+
+        Raises:
+            ValidationError: ``activate`` is not a bool.
         """
+        if activate is not True and activate is not False:
+            raise ValidationError("activate", "must be True or False")
         with self._lock:
             state = self._state
             key = _new_key(state.algorithm, state.keys)
-            self._state = _RingState.build(state.algorithm, (*state.keys, key), key.kid)
+            active = key.kid if activate else state.active
+            self._state = _RingState.build(state.algorithm, (*state.keys, key), active)
         return key.kid
+
+    def activate(self, kid: str) -> None:
+        """Make the ring's key *kid* the one that signs new links: a key staged with
+        ``rotate(activate=False)``, or an older key again. Every key keeps verifying.
+
+        Raises:
+            NotFound: the ring has no key ``kid``.
+        """
+        kid = _plain(kid)  # a str subclass compares as its text, whatever its __eq__ says
+        with self._lock:
+            state = self._state
+            if type(kid) is not str or kid not in {key.kid for key in state.keys}:
+                raise NotFound("key", _shown(kid))
+            if kid != state.active:
+                self._state = _RingState.build(state.algorithm, state.keys, kid)
 
     def remove(self, kid: str) -> None:
         """Remove a retired key: links it signed stop verifying at once.
@@ -485,13 +519,14 @@ class Keyring:
             ValidationError: ``kid`` is the active key (rotate first).
             NotFound: the ring has no key ``kid``.
         """
+        kid = _plain(kid)  # a str subclass compares as its text, whatever its __eq__ says
         with self._lock:
             state = self._state
-            if type(kid) is str and kid == state.active:
+            if kid == state.active:
                 raise ValidationError("kid", "the active key cannot be removed; rotate first")
-            keys = tuple(key for key in state.keys if key.kid != kid)
+            keys = tuple(key for key in state.keys if type(kid) is not str or key.kid != kid)
             if len(keys) == len(state.keys):
-                raise NotFound("key", str(kid))
+                raise NotFound("key", _shown(kid))
             self._state = _RingState.build(state.algorithm, keys, state.active)
 
     def to_json(self) -> str:

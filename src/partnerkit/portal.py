@@ -28,7 +28,9 @@ class Portal(DirectoryCases, OfferCases, ConsentCases, SupportCases):
         store: where everything is kept (``MemoryStore``, ``SQLiteStore``, ``PostgresStore``
             or your own that passes the contract suite).
         keyring: the keys that sign links; the Portal uses this very object, so
-            ``rotate()`` and ``remove()`` act on a running Portal.
+            ``rotate()``, ``activate()`` and ``remove()`` act on a running Portal. Without
+            one, a new random ring of the Portal's own: fit for tests only, since its links
+            die with the process and no other app server verifies them.
         catalog: the services partners may offer.
         base_url: the page links point to; the signed code goes into its ``code`` parameter.
         clock: returns the current time as an aware datetime (taken as UTC: one in another

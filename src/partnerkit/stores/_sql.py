@@ -971,6 +971,7 @@ def never_stored(value: object) -> bool:
     so without asking the database, which would refuse the parameter."""
     if not isinstance(value, str):
         return False
+    value = str.__str__(value)  # of a subclass, its text: none of its own methods run
     if "\x00" in value:
         return True
     if value.isascii():

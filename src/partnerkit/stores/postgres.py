@@ -355,6 +355,7 @@ class _Unsupported(TypeError):
 
 
 def _text(value: str) -> bytes:
+    value = str.__str__(value)  # of a subclass, its text: none of its own methods run
     if "\x00" in value:
         raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
     return value.encode()
@@ -364,11 +365,12 @@ def _array_item(value: Any) -> str:
     if value is None:
         return "NULL"
     if isinstance(value, str):
-        if "\x00" in value:
+        text = str.__str__(value)  # of a subclass, its text: none of its own methods run
+        if "\x00" in text:
             raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")
-        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
     if isinstance(value, int):
-        return str(int(value))
+        return str(int.__int__(value))
     raise _Unsupported(type(value).__name__)
 
 
@@ -392,7 +394,7 @@ def _encode(params: Sequence[Any]) -> list[bytes | None]:
         elif isinstance(value, str):
             out.append(_text(value))
         elif isinstance(value, int):
-            out.append(b"%d" % value)
+            out.append(b"%d" % int.__int__(value))
         elif isinstance(value, list | tuple):
             out.append(("{" + ",".join(_array_item(v) for v in value) + "}").encode())
         else:

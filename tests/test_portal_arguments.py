@@ -104,3 +104,48 @@ def register_named(portal: Portal, stem: str) -> Any:
         contact=ContactInfo(email=f"hi{tag}@p.example"),
         admin_email=f"admin{tag}@p.example",
     )
+
+
+class _Impostor:
+    """An object that tries to pass for another's text: its ``str`` and ``repr`` name the
+    actor's own company, or raise."""
+
+    def __init__(self, text: str | None) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        if self.text is None:
+            raise RuntimeError("the caller's own error")
+        return self.text
+
+    __repr__ = __str__
+
+
+def test_decide_on_a_company_id_that_is_not_text_asks_nothing_of_it() -> None:
+    """A huge int, an object whose ``str`` raises, or one whose ``str`` is the actor's own
+    company id: each is answered as an id of no company (denied), by ``decide`` and by
+    ``reset_password``, which asks ``decide`` first."""
+    from partnerkit import Forbidden, Permission
+    from partnerkit.testing import build_world
+
+    world = build_world(Portal(store=MemoryStore()))
+    admin = world.partner_admin
+    for company_id in [10**5000, _Impostor(None), _Impostor(world.partner.id)]:
+        decision = world.portal.decide(admin, Permission.EDIT_PROFILE, company_id)  # type: ignore[arg-type]
+        assert not decision
+        with pytest.raises((Forbidden, ValidationError)):
+            world.portal.reset_password(admin, company_id, world.partner_agent.id)  # type: ignore[arg-type]
+    assert world.portal.decide(admin, Permission.EDIT_PROFILE, world.partner.id)
+
+
+@pytest.mark.parametrize(
+    "roles", [[["global_admin"]], [{}], [set()], ["global_admin", []], [None], "global_admin"]
+)
+def test_delegation_roles_of_junk_are_a_validation_error(roles: object) -> None:
+    """Unhashable or mistyped members of ``roles`` are a ``ValidationError`` naming it."""
+    from partnerkit.testing import build_world
+
+    world = build_world(Portal(store=MemoryStore()))
+    with pytest.raises(ValidationError) as info:
+        world.portal.offer_delegated_admin(world.partner_admin, roles=roles)  # type: ignore[arg-type]
+    assert info.value.field == "roles"

@@ -280,8 +280,9 @@ def test_postgres_store_refuses_a_bad_timeout(fresh_dsn: str, timeout: object) -
     assert caught.value.field == "timeout"
 
 
-@pytest.mark.parametrize("dsn", [None, 123, b"dbname=x"])
+@pytest.mark.parametrize("dsn", [None, 123, b"dbname=x", "dbname=\ud800", "dbname=x\x00"])
 def test_postgres_store_refuses_a_dsn_that_is_not_text(dsn: object) -> None:
+    """Not a str, or text libpq cannot take (a lone surrogate, a NUL): refused up front."""
     with pytest.raises(ValidationError) as caught:
         PostgresStore(dsn)  # type: ignore[arg-type]
     assert caught.value.field == "dsn"

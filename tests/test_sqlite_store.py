@@ -215,6 +215,39 @@ def test_a_damaged_file_raises_a_partnerkit_error_with_the_cause_chained(path: P
     assert isinstance(info.value.__cause__, sqlite3.Error)
 
 
+@pytest.mark.parametrize("bad", ["", "a\x00b.db"])
+def test_a_path_naming_no_file_is_a_validation_error(bad: str) -> None:
+    """``""`` (a private temporary database per connection, which no other thread of the
+    store would see) and a path with a NUL are refused before anything is opened."""
+    with pytest.raises(ValidationError) as info:
+        SQLiteStore(bad)
+    assert info.value.field == "path"
+
+
+def test_a_file_that_cannot_be_opened_says_why_and_leaves_no_directory(tmp_path: Path) -> None:
+    """A directory, a file that is not a database, a directory that cannot be made: the
+    error says what SQLite (or the system) said, and the directories the store made for a
+    file it then could not open are gone again."""
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"not a database" * 300)
+    blocker = tmp_path / "plain-file"
+    blocker.write_text("x")
+    for path, why in [
+        (tmp_path, "unable to open database file"),
+        (junk, "file is not a database"),
+        (blocker / "under" / "x.db", "cannot create its directory"),
+    ]:
+        with pytest.raises(PartnerKitError) as info:
+            SQLiteStore(path)
+        assert f"cannot open the SQLite store {str(path)!r}" in str(info.value)
+        assert why in str(info.value)
+    # The directories made on the way to a file that then cannot be opened (its name is
+    # too long for the file system) are removed again.
+    with pytest.raises(PartnerKitError):
+        SQLiteStore(tmp_path / "new" / "a" / ("x" * 300 + ".db"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.db", "plain-file"]
+
+
 def test_a_row_breaking_a_check_constraint_is_a_validation_error(store: SQLiteStore) -> None:
     """The SQL ``CHECK`` constraints are a last line of defence, and speak partnerkit."""
     at = datetime(2024, 1, 1, tzinfo=UTC)

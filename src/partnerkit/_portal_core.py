@@ -118,6 +118,10 @@ class _Context:
         return self.actor.company_id == self.company.id
 
 
+#: What :meth:`PortalCore.decide` decides on for a company id that is not text: no id.
+_NO_COMPANY = "<not a company id>"
+
+
 class PortalCore:
     """Shared state and steps of the use cases (see :class:`partnerkit.Portal`)."""
 
@@ -415,7 +419,9 @@ class PortalCore:
             if user is None:
                 return _ACTOR_UNKNOWN
             if company_id.__class__ is not str:
-                return decide(user, permission, str(company_id))
+                # No company has it: answered as for an id of none (nothing of the caller's
+                # object is run, whose str() might raise, or name the actor's own company).
+                return decide(user, permission, _NO_COMPANY)
             now = delegation = None
             if company_id == user.company_id:
                 if company is None:

@@ -70,10 +70,10 @@ def check_roles(roles: object) -> frozenset[AdminRole]:
         return frozenset((roles,))
     if isinstance(roles, str | bytes) or not hasattr(roles, "__iter__"):
         raise ValidationError("roles", "must be a set of AdminRole")
-    result = frozenset(roles)
-    if not result or not all(isinstance(r, AdminRole) for r in result):
+    items = list(roles)  # judged before any is hashed: a list among them is no TypeError
+    if not items or not all(isinstance(r, AdminRole) for r in items):
         raise ValidationError("roles", "must be a non-empty set of AdminRole")
-    return result
+    return frozenset(items)
 
 
 def check_duration(duration: object) -> timedelta | None:

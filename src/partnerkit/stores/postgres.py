@@ -1645,6 +1645,9 @@ class PostgresStore:
             raise ValidationError("retries", "must be a whole number, at least 0")
         if not isinstance(dsn, str):
             raise ValidationError("dsn", "must be a libpq connection string (a str)")
+        dsn = str.__str__(dsn)
+        if "\x00" in dsn or never_stored(dsn):  # libpq takes UTF-8 without NUL
+            raise ValidationError("dsn", "is not a valid libpq connection string")
         self._dsn = dsn
         self.timeout = timeout
         self.retries = retries

@@ -640,6 +640,23 @@ class _SQLiteUnitOfWork:
         self.rollback()
 
 
+def _make_parents(path: Path) -> list[Path]:
+    """Create the missing directories above *path*; return them, outermost first."""
+    missing = [parent for parent in path.parents if not parent.exists()]
+    missing.reverse()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        for directory in reversed(missing):
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise PartnerKitError(
+            f"cannot open the SQLite store {str(path)!r}: cannot create its directory "
+            f"({exc.strerror})"
+        ) from None
+    return missing
+
+
 class SQLiteStore:
     """Keeps everything in one SQLite file (``":memory:"`` for a private in-memory one).
 
@@ -657,6 +674,10 @@ class SQLiteStore:
             raise ValidationError("path", "must be a file path (str or os.PathLike)") from None
         if not isinstance(self.path, str):
             raise ValidationError("path", "must be a file path as text, not bytes")
+        if not self.path or "\x00" in self.path:
+            # SQLite gives "" a private temporary database per connection: one no other
+            # thread of the store would see.
+            raise ValidationError("path", "must name a file (or be ':memory:'), without NUL")
         self.timeout = timeout
         self.tables = {table.name: TableSQL(table) for table in TABLES}
         #: How each table's rows are updated (see UpdatePlan), made once per store; its
@@ -675,9 +696,23 @@ class SQLiteStore:
         #: Every connection opened (but ``":memory:"``'s shared one), with its thread.
         self._all: dict[sqlite3.Connection, int] = {}
         self._closed = False
+        made: list[Path] = []
         if not self._memory:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._migrate()
+            made = _make_parents(Path(self.path))
+        try:
+            self._migrate()
+        except PartnerKitError as exc:
+            self.close()
+            for directory in reversed(made):  # nothing is left behind by a failed open
+                with contextlib.suppress(OSError):
+                    directory.rmdir()
+            if type(exc) is PartnerKitError and isinstance(exc.__cause__, sqlite3.Error):
+                # Why the file cannot be used ("unable to open database file", "file is
+                # not a database") is the caller's to know; it holds no secret.
+                raise PartnerKitError(
+                    f"cannot open the SQLite store {self.path!r}: {exc.__cause__}"
+                ) from exc.__cause__
+            raise
 
     def _connect(self) -> sqlite3.Connection:
         self._refuse_if_closed()

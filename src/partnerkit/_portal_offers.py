@@ -522,10 +522,12 @@ class OfferCases(PortalCore):
 
         Trial links give ``TRIAL`` subscriptions (the service's trial terms); offer links
         ``ACTIVE`` ones with the offered counts, or the customer's adjustments in
-        *licenses* (``{sku: count}``, within the service's bounds), converting a running
-        trial of the same service. A link that offers delegated administration records it
-        ``PENDING`` (*accept_delegated_admin* ``None``), consents now (``True``; customer
-        global admins only) or declines it (``False``); the purchase stands either way.
+        *licenses* (``{sku: count}``, within the service's bounds), converting a trial of
+        the same service (running or expired). A link that offers delegated administration
+        records it ``PENDING`` (*accept_delegated_admin* ``None``), consents now (``True``;
+        customer global admins only, else ``Forbidden``) or declines it (``False``, from a
+        customer global admin; from anyone else it stays ``PENDING``); the purchase stands
+        either way.
         Redeeming the same link again for the same customer returns the first result.
         """
 

@@ -60,8 +60,9 @@ class SupportCases(PortalCore):
         Prefix search on company name and domain, case-insensitive, ordered by the text
         that matched (the name when it starts with *prefix*, else the domain), then by id;
         pass the last company id seen as *after* for the next page. A customer is found
-        while the partner is advisor of one of its subscriptions or holds a delegation of it
-        that has not ended (revoked, ended, or past its end date: no longer found).
+        while the partner is advisor of one of its subscriptions or holds an active
+        delegation of it, not past its end date (a pending offer finds nothing; revoked,
+        ended, or past its end date: no longer found).
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[Company]:

@@ -100,7 +100,8 @@ class AuditEvent:
     seq: int
     #: When it happened (aware UTC).
     at: datetime
-    #: Who acted (``None`` for an anonymous sign-up through a link).
+    #: Who acted (``None`` when the actor named no user: an unknown or removed one; a
+    #: sign-up through a link is the new customer's first global admin's).
     actor_id: str | None
     #: The actor's own company.
     actor_company_id: str | None

@@ -774,7 +774,7 @@ def step_audit_trail(story: Story) -> None:
         f"Contoso's trail holds {len(partner_events)} events and Fabrikam's {len(events)}; "
         "Fabrikam's shows"
     )
-    story.say("every act of Contoso's users on it (actor -: someone signing up through a link):")
+    story.say("every act of Contoso's users on it, and its own (the sign-up is its new admin's):")
     story.say(f"{'#':>4}  {'action':<30}{'outcome':<8}{'actor':<6}{'of':<9}{'role':<26}reason")
     for event in events:
         story.say(

@@ -270,6 +270,39 @@ def test_a_user_is_edited_within_the_limits_of_manage_users(world: World) -> Non
     assert events[1].details["changed"] == "email"
 
 
+def test_moving_a_users_email_takes_what_resetting_their_password_takes(world: World) -> None:
+    """Whoever reads a user's mailbox can have the password reset: a global admin without
+    partner access may rename a FULL partner user but not move its e-mail (no escalation),
+    one who holds FULL may; anyone may move their own."""
+    portal = world.portal
+    ga = portal.create_user(
+        world.partner_admin,
+        email="gia@contoso.example",
+        display_name="Gia",
+        admin_role=AdminRole.GLOBAL_ADMIN,
+    )
+    full = portal.create_user(
+        world.partner_admin,
+        email="fay@contoso.example",
+        display_name="Fay",
+        partner_access=PartnerAccess.FULL,
+    )
+    error = assert_refused(
+        world,
+        lambda: portal.update_user(ga, full.id, email="gia.too@contoso.example"),
+        Forbidden,
+        audited=("user.update", "denied"),
+    )
+    assert isinstance(error, Forbidden)
+    assert error.decision.reason == "resetting-a-partner-users-password-takes-the-access-it-holds"
+    assert portal.update_user(ga, full.id, display_name="Fay F").display_name == "Fay F"
+    moved = portal.update_user(world.partner_admin, full.id, email="fay.f@contoso.example")
+    assert moved.email == "fay.f@contoso.example"
+    assert portal.update_user(ga, ga.id, email="gia.g@contoso.example").email == (
+        "gia.g@contoso.example"
+    )
+
+
 def test_update_user_refuses_bad_input_and_a_taken_email(world: World) -> None:
     """Nothing to change, a malformed value, another user's e-mail in any case: a
     ``ValidationError`` naming the field, and nothing written but the failure's record. A

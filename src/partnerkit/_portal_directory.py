@@ -226,6 +226,11 @@ class DirectoryCases(PortalCore):
         without an admin role; a user with partner access is edited only by a global admin
         of its own company). Admin settings are changed by :meth:`assign_roles`.
 
+        Changing another user's e-mail also takes what resetting that user's password
+        takes (``RESET_PASSWORD`` on them): whoever reads the mailbox can have the
+        password reset, so a global admin without partner access may not move a partner
+        user's e-mail, as it may not reset their password.
+
         Raises:
             ValidationError: nothing to change, a malformed value, or an e-mail another
                 user has (compared case-insensitively).
@@ -239,6 +244,9 @@ class DirectoryCases(PortalCore):
             self._require(ctx, Permission.MANAGE_USERS, target)
             changes: dict[str, Any] = {}
             if email is not None:
+                if target.id != ctx.actor.id:
+                    # The mailbox is the way to the password: no escalation through it.
+                    self._require(ctx, Permission.RESET_PASSWORD, target)
                 changes["email"] = email
             if display_name is not None:
                 check_new_name("display_name", display_name)

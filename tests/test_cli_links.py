@@ -402,6 +402,7 @@ def test_link_new_issues_a_trial_invitation_with_a_catalogue_file(
     [
         (["--actor", "nobody@contoso.example", "--delegated-admin"], "no user"),
         (["--actor", "ana@contoso.example", "--trial", "NOPE"], "not found"),
+        (["--actor", "ana@contoso.example", "--trial", "NOPE"], "--catalog FILE"),
         (["--actor", "ana@contoso.example", "--delegated-admin", "--days", "0"], "duration"),
         (
             ["--actor", "ana@contoso.example", "--delegated-admin", "--days", "99999999999"],

@@ -548,6 +548,15 @@ def test_an_unknown_actor_is_forbidden(world: World, actor: object) -> None:
     )
     assert isinstance(error, Forbidden)
     assert error.decision.reason == "actor-does-not-exist"
+    with world.portal.store.unit_of_work(write=False) as uow:
+        last = uow.audit_events()[-1]
+    # What the caller gave is recorded, shortened: an id, or the object itself.
+    assert (
+        last.details["unknown_actor"]
+        == {"usr_ghost": "usr_ghost", 42: "42", None: "None"}[
+            actor  # type: ignore[index]
+        ]
+    )
 
 
 def test_a_removed_user_can_no_longer_act(world: World) -> None:

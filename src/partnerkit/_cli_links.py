@@ -31,6 +31,7 @@ from partnerkit.errors import (
     LinkExhausted,
     LinkExpired,
     LinkRevoked,
+    NotFound,
     PartnerKitError,
     ValidationError,
 )
@@ -537,6 +538,10 @@ def _link_new(args: argparse.Namespace) -> int:
                 expires_in=expires,
                 max_uses=args.max_uses,
             )
+    except NotFound as error:
+        missing = args.trial and not args.catalog
+        _error(f"{error} (give the catalogue with --catalog FILE)" if missing else str(error))
+        return EXIT_USAGE
     except PartnerKitError as error:
         _error(str(error))
         return EXIT_USAGE

@@ -278,7 +278,9 @@ class PortalCore:
         user = uow.users.get(actor_id) if isinstance(actor_id, str) else None
         if user is None:
             if attempt is not None:
-                attempt.detail["unknown_actor"] = _shown(actor_id)
+                # What was given: an id, or else the object itself (123, bytes, ...).
+                shown = actor if actor_id is None and actor is not None else actor_id
+                attempt.detail["unknown_actor"] = _shown(shown)
             raise Forbidden(_ACTOR_UNKNOWN)
         if attempt is not None:
             attempt.actor = user

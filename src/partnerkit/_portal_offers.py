@@ -654,7 +654,13 @@ class OfferCases(PortalCore):
         accept_delegated_admin: bool | None = False,
     ) -> tuple[Company, User, Redemption]:
         """A new customer comes in through a link: the company, its first global admin and
-        the redemption are one unit of work (all or nothing)."""
+        the redemption are one unit of work (all or nothing).
+
+        As :meth:`redeem`, by the new global admin, but *accept_delegated_admin* is
+        ``False`` by default (SPEC 3): a delegation the link offers is declined unless the
+        sign-up page asked the customer and passes ``True`` (consent now) or ``None`` (left
+        ``PENDING``, for the customer's global admins to answer later).
+        """
         # Verified before the unit of work, so that a bad link costs the store nothing; its
         # times are judged again inside, at the time of the decision.
         claims = self._claims(url, self.now())

@@ -552,11 +552,13 @@ class Keyring:
                 offending field); the message never contains a secret.
         """
         if not isinstance(text, str | bytes | bytearray):
-            raise ValidationError("keyring", "must be a JSON text")
+            raise ValidationError("keyring", "must be a JSON text (the file's contents)")
         try:
             document = json.loads(text)
         except (ValueError, UnicodeError, RecursionError):
-            raise ValidationError("keyring", "is not valid JSON") from None
+            raise ValidationError(
+                "keyring", "is not valid JSON (pass the ring's text, not a file name)"
+            ) from None
         if not isinstance(document, dict):
             raise ValidationError("keyring", "must be a JSON object")
         if document.get("format") != _KEYRING_FORMAT or type(document.get("format")) is not int:

@@ -238,6 +238,34 @@ def test_a_bad_catalogue_description_is_a_validation_error_naming_what_is_wrong(
 
 
 @pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ('{"services": [{"sku": "X"}]}', "service 1 (X) has no 'name'"),
+        ('{"services": [{"name": "n"}]}', "service 1 has no 'sku'"),
+        (
+            '{"services": [{"sku": "A", "name": "a"}, {"sku": "X", "name": "n", "price": 3}]}',
+            "service 2 (X) has an unknown field 'price'",
+        ),
+        ('{"services": [{"sku": "X", "name": "n", "trial": [30, 5]}]}', "(X)'s trial must be"),
+        (
+            '{"services": [{"sku": "X", "name": "n", "trial": {"days": 30}}]}',
+            "service 1 (X)'s trial has no 'licenses'",
+        ),
+        (
+            '{"services": [{"sku": "X", "name": "n", "trial": {"days": "30", "licenses": 5}}]}',
+            "(service 1 (X))",
+        ),
+        ('{"services": [{"sku": "X", "name": "n", "min_licenses": "5"}]}', "(service 1 (X))"),
+    ],
+)
+def test_a_bad_catalogue_description_says_which_service(text: str, says: str) -> None:
+    """A catalogue in a config file has many services: the error names the one to fix."""
+    with pytest.raises(ValidationError) as info:
+        Catalog.from_json(text)
+    assert says in str(info.value)
+
+
+@pytest.mark.parametrize(
     "data",
     [{"services": ["EXCHANGE"]}, {"services": [["sku", "X"]]}, {"services": "EXCHANGE"}],
 )

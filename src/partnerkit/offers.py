@@ -97,6 +97,40 @@ class TrialTerms:
     licenses: int = attrs.field(validator=_v_licenses)
 
 
+def _fields_of(
+    what: str, item: object, cls: type[Any], required: tuple[str, ...]
+) -> dict[str, Any]:
+    """The fields of a description of *cls*, each of them one of *cls*'s, the *required*
+    ones present; else a ``ValidationError`` on ``catalog`` that says which (*what*)."""
+    if not isinstance(item, Mapping):
+        raise ValidationError("catalog", f"{what} must be an object of fields")
+    known = {field.name for field in attrs.fields(cls)}
+    for name in item:
+        if name not in known:
+            raise ValidationError("catalog", f"{what} has an unknown field {_shown(name)!r}")
+    for name in required:
+        if name not in item:
+            raise ValidationError("catalog", f"{what} has no {name!r}")
+    return dict(item)
+
+
+def _service_from_dict(position: int, item: object) -> Service:
+    sku = item.get("sku") if isinstance(item, Mapping) else None
+    what = f"service {position}" + (f" ({_shown(sku)})" if isinstance(sku, str) else "")
+    fields = _fields_of(what, item, Service, ("sku", "name"))
+    try:
+        trial = fields.pop("trial", None)
+        if trial is not None:
+            fields["trial"] = TrialTerms(
+                **_fields_of(f"{what}'s trial", trial, TrialTerms, ("days", "licenses"))
+            )
+        return Service(**fields)
+    except ValidationError as exc:
+        if exc.field == "catalog":
+            raise
+        raise ValidationError(exc.field, f"{exc.message} ({what})") from None
+
+
 def _v_service(inst: Service, _attribute: attrs.Attribute[Any], _value: object) -> None:
     if inst.min_licenses > inst.max_licenses:
         raise ValidationError("max_licenses", "must not be below min_licenses")
@@ -155,23 +189,21 @@ class Catalog:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Catalog:
-        """Build a catalogue from ``{"services": [{"sku": ..., "name": ..., ...}]}``."""
-        try:
-            items = data["services"]
-            if isinstance(items, str | bytes) or not isinstance(items, list | tuple):
-                raise ValidationError("catalog", "services must be a list")
-            services = []
-            for item in items:
-                fields = dict(item)
-                trial = fields.pop("trial", None)
-                if trial is not None:
-                    fields["trial"] = TrialTerms(**trial)
-                services.append(Service(**fields))
-        except ValidationError:
-            raise
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise ValidationError("catalog", "is not a valid catalogue description") from exc
-        return cls(services)
+        """Build a catalogue from ``{"services": [{"sku": ..., "name": ..., ...}]}``.
+
+        Each service has ``sku`` and ``name``, and may have ``min_licenses``,
+        ``max_licenses`` and ``trial`` (``{"days": ..., "licenses": ...}``).
+
+        Raises:
+            ValidationError: what is wrong and, in its message, which service (by its
+                position from 1, and its sku when it has one).
+        """
+        if not isinstance(data, Mapping) or "services" not in data:
+            raise ValidationError("catalog", 'must be a mapping with "services"')
+        items = data["services"]
+        if isinstance(items, str | bytes) or not isinstance(items, list | tuple):
+            raise ValidationError("catalog", "services must be a list")
+        return cls([_service_from_dict(position, item) for position, item in enumerate(items, 1)])
 
     @classmethod
     def from_json(cls, text: str) -> Catalog:

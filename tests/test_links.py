@@ -552,6 +552,29 @@ class TestKeyRotation:
         assert info.value.field == "activate"
         assert len(ring.key_ids) == 1
 
+    def test_a_key_id_that_is_not_text_is_no_key(self, ring: Keyring) -> None:
+        """An object whose ``==`` raises or says yes to everything is not asked: it names no
+        key, for ``remove`` and ``activate`` alike."""
+
+        class Raises:
+            def __eq__(self, other: object) -> bool:
+                raise RuntimeError("asked")
+
+            __hash__ = object.__hash__
+
+        class Yes:
+            def __eq__(self, other: object) -> bool:
+                return True
+
+            __hash__ = object.__hash__
+
+        for kid in [Raises(), Yes(), 7, None]:
+            with pytest.raises(NotFound):
+                ring.remove(kid)  # type: ignore[arg-type]
+            with pytest.raises(NotFound):
+                ring.activate(kid)  # type: ignore[arg-type]
+        assert len(ring.key_ids) == 1
+
     def test_a_key_id_of_a_str_subclass_is_judged_by_its_text(self, ring: Keyring) -> None:
         """A typed id (a ``str`` subclass) of the active key is still the active key, and one
         whose ``__eq__`` lies removes nothing it does not name: the ring keeps a signer."""

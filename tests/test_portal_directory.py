@@ -301,6 +301,44 @@ def test_moving_a_users_email_takes_what_resetting_their_password_takes(world: W
     assert portal.update_user(ga, ga.id, email="gia.g@contoso.example").email == (
         "gia.g@contoso.example"
     )
+    # An edit form sends every field: the e-mail it already has (in any case) is no move.
+    fay = portal.update_user(ga, full.id, email="FAY.F@contoso.example", display_name="Fay G")
+    assert (fay.email, fay.display_name) == ("FAY.F@contoso.example", "Fay G")
+    same = portal.update_user(ga, full.id, email=fay.email, display_name=fay.display_name)
+    assert same == fay
+    last = portal.audit_trail(world.partner_admin)[-1]
+    assert (last.action, last.outcome, last.details["changed"]) == ("user.update", "success", "")
+
+
+def test_an_email_of_a_str_subclass_is_unique_by_its_text(world: World) -> None:
+    """An address whose own ``casefold`` lies is compared by its text: no second user with
+    another's address in other case, and what is stored is plain text."""
+
+    class Email(str):
+        def casefold(self) -> str:
+            return "unique-" + str.casefold(self)
+
+    portal = world.portal
+    taken = world.customer_user.email.upper()
+    for call, action in [
+        (
+            lambda: portal.create_user(world.customer_admin, email=Email(taken), display_name="C"),
+            "user.create",
+        ),
+        (
+            lambda: portal.update_user(
+                world.customer_admin, world.customer_admin.id, email=Email(taken)
+            ),
+            "user.update",
+        ),
+    ]:
+        error = assert_refused(world, call, ValidationError, audited=(action, "failed"))
+        assert isinstance(error, ValidationError)
+        assert error.field == "email"
+    made = portal.create_user(
+        world.customer_admin, email=Email("new.cy@fabrikam.example"), display_name="Cy"
+    )
+    assert made.email.__class__ is str
 
 
 def test_update_user_refuses_bad_input_and_a_taken_email(world: World) -> None:

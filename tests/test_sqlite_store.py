@@ -4,12 +4,14 @@ reaching a caller. Every test uses a real file in ``tmp_path``."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -242,10 +244,33 @@ def test_a_file_that_cannot_be_opened_says_why_and_leaves_no_directory(tmp_path:
         assert f"cannot open the SQLite store {str(path)!r}" in str(info.value)
         assert why in str(info.value)
     # The directories made on the way to a file that then cannot be opened (its name is
-    # too long for the file system) are removed again.
+    # too long for the file system) are removed again; a directory name too long is said.
     with pytest.raises(PartnerKitError):
         SQLiteStore(tmp_path / "new" / "a" / ("x" * 300 + ".db"))
+    with pytest.raises(PartnerKitError, match="cannot create its directory"):
+        SQLiteStore(tmp_path / "new" / ("d" * 300) / "x.db")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.db", "plain-file"]
+
+
+def test_a_directory_another_process_made_meanwhile_is_not_removed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only what the failed open made itself is removed: a directory that another process
+    created between the store's look and its ``mkdir`` stays (that process may be about to
+    write into it)."""
+    shared = tmp_path / "shared"
+    real_mkdir = os.mkdir
+
+    def racing_mkdir(path: Any, *args: Any, **kwargs: Any) -> None:
+        if Path(path) == shared and not shared.exists():
+            real_mkdir(shared)  # the other process wins the race
+        real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", racing_mkdir)
+    with pytest.raises(PartnerKitError):
+        SQLiteStore(shared / "mine" / ("x" * 300 + ".db"))
+    assert shared.is_dir()
+    assert list(shared.iterdir()) == []
 
 
 def test_a_row_breaking_a_check_constraint_is_a_validation_error(store: SQLiteStore) -> None:

@@ -196,8 +196,8 @@ class DirectoryCases(PortalCore):
             user = User(
                 id=new_id("usr"),
                 company_id=ctx.company.id,
-                email=email,
-                display_name=display_name,
+                email=_plain(email),
+                display_name=_plain(display_name),
                 created_at=ctx.now,
             )
             attempt.target_id = user.id
@@ -243,14 +243,23 @@ class DirectoryCases(PortalCore):
             target = self._target(uow, ctx, attempt, user_id)
             self._require(ctx, Permission.MANAGE_USERS, target)
             changes: dict[str, Any] = {}
-            if email is not None:
-                if target.id != ctx.actor.id:
+            new_email, new_name = _plain(email), _plain(display_name)
+            if new_email is not None and new_email != target.email:
+                if target.id != ctx.actor.id and (
+                    not isinstance(new_email, str)
+                    or email_key(new_email) != email_key(target.email)
+                ):
                     # The mailbox is the way to the password: no escalation through it.
                     self._require(ctx, Permission.RESET_PASSWORD, target)
-                changes["email"] = email
-            if display_name is not None:
-                check_new_name("display_name", display_name)
-                changes["display_name"] = display_name
+                changes["email"] = new_email
+            if new_name is not None and new_name != target.display_name:
+                check_new_name("display_name", new_name)
+                changes["display_name"] = new_name
+            if not changes and (email is not None or display_name is not None):
+                # The same values again: nothing to write; the attempt is still recorded.
+                attempt.detail["changed"] = ""
+                self._succeed(uow, attempt)
+                return target
             if not changes:
                 raise ValidationError("email", "nothing to change (email or display_name)")
             user = _bump(target, **changes)  # validates the new values

@@ -65,8 +65,12 @@ def new_quote_id() -> str:
 
 
 def email_key(email: str) -> str:
-    """Return the key under which an e-mail is unique (case-insensitive)."""
-    return email.casefold()
+    """Return the key under which an e-mail is unique (case-insensitive).
+
+    Of a ``str`` subclass, its text's: its own ``casefold`` (which could answer anything)
+    never decides whether two addresses are one.
+    """
+    return str.casefold(str.__str__(email))
 
 
 def normalize_domain(domain: str) -> str:

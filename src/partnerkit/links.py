@@ -522,7 +522,7 @@ class Keyring:
         kid = _plain(kid)  # a str subclass compares as its text, whatever its __eq__ says
         with self._lock:
             state = self._state
-            if kid == state.active:
+            if type(kid) is str and kid == state.active:
                 raise ValidationError("kid", "the active key cannot be removed; rotate first")
             keys = tuple(key for key in state.keys if type(kid) is not str or key.kid != kid)
             if len(keys) == len(state.keys):

@@ -1653,8 +1653,10 @@ class PostgresStore:
         self.retries = retries
         try:
             params = conninfo_to_dict(dsn)
-        except psycopg.Error as exc:
-            raise ValidationError("dsn", "is not a valid libpq connection string") from exc
+        except psycopg.Error:
+            # Not chained: psycopg's message quotes the string, password and all, and a
+            # logged traceback would print it.
+            raise ValidationError("dsn", "is not a valid libpq connection string") from None
         self._describe = " ".join(
             f"{k}={params[k]}" for k in ("host", "port", "dbname") if params.get(k)
         )

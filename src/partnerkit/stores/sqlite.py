@@ -641,20 +641,26 @@ class _SQLiteUnitOfWork:
 
 
 def _make_parents(path: Path) -> list[Path]:
-    """Create the missing directories above *path*; return them, outermost first."""
-    missing = [parent for parent in path.parents if not parent.exists()]
-    missing.reverse()
+    """Create the missing directories above *path*, outermost first, and return those this
+    call made: one that another process made meanwhile (``FileExistsError``) is not ours,
+    and is never removed on our behalf."""
+    made: list[Path] = []
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        for directory in reversed(path.parents):
+            try:
+                os.mkdir(directory)
+            except FileExistsError:
+                continue
+            made.append(directory)
     except OSError as exc:
-        for directory in reversed(missing):
+        for directory in reversed(made):
             with contextlib.suppress(OSError):
                 directory.rmdir()
         raise PartnerKitError(
             f"cannot open the SQLite store {str(path)!r}: cannot create its directory "
             f"({exc.strerror})"
         ) from None
-    return missing
+    return made
 
 
 class SQLiteStore:

@@ -23,6 +23,7 @@ PUBLIC_NAMES = [
     "CompanyKind",
     "Conflict",
     "ContactInfo",
+    "CustomerPage",
     "Decision",
     "Delegation",
     "DelegationOffer",

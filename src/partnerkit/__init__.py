@@ -38,6 +38,7 @@ from partnerkit.offers import (
 from partnerkit.portal import Portal
 from partnerkit.roles import AdminRole, Decision, PartnerAccess, Permission, Rule
 from partnerkit.support import (
+    CustomerPage,
     PasswordHasher,
     PasswordReset,
     RequestStatus,
@@ -54,6 +55,7 @@ __all__ = [
     "CompanyKind",
     "Conflict",
     "ContactInfo",
+    "CustomerPage",
     "Decision",
     "Delegation",
     "DelegationOffer",

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import json
+from datetime import datetime
+
 import attrs
 
 from partnerkit._portal_core import (
@@ -29,6 +33,7 @@ from partnerkit.roles import (
 )
 from partnerkit.support import (
     Credential,
+    CustomerPage,
     PasswordHasher,
     PasswordReset,
     RequestStatus,
@@ -41,6 +46,58 @@ from partnerkit.support import (
 )
 
 __all__ = ["SupportCases"]
+
+#: The longest cursor :meth:`SupportCases.find_customers_page` reads.
+_MAX_CURSOR = 2048
+
+
+def _search(
+    uow: UnitOfWork,
+    partner_id: str,
+    key: str,
+    size: int,
+    after: tuple[str, str] | None,
+    now: datetime,
+) -> list[Company]:
+    """A page of the partner's customers, from the store's one step when it has one."""
+    # A store that returns the page's companies itself does it in one step (one statement
+    # on SQLite); for any other, the relations and then their companies.
+    search_customers = getattr(uow, "search_customers", None)
+    if search_customers is not None:
+        found: list[Company] = search_customers(partner_id, key, size, after, now=now)
+        return found
+    relations = uow.search_relations(partner_id, key, size, after, now=now)
+    companies = uow.companies.get_many([r.customer_id for r in relations])
+    return [companies[r.customer_id] for r in relations if r.customer_id in companies]
+
+
+def _encode_cursor(key: str, relation_id: str) -> str:
+    text = json.dumps([key, relation_id], ensure_ascii=False, separators=(",", ":"))
+    return base64.urlsafe_b64encode(text.encode("utf-8")).decode("ascii").rstrip("=")
+
+
+def _decode_cursor(cursor: object) -> tuple[str, str]:
+    """The place a cursor of :func:`_encode_cursor` holds; else a ``ValidationError``."""
+    refused = ValidationError("cursor", "is not a cursor that find_customers_page gave")
+    if not isinstance(cursor, str) or not 0 < len(cursor) <= _MAX_CURSOR or not cursor.isascii():
+        raise refused
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        place = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeError, RecursionError):
+        raise refused from None
+    if (
+        not isinstance(place, list)
+        or len(place) != 2
+        or not all(type(part) is str for part in place)
+        or any("\x00" in part for part in place)
+    ):
+        raise refused
+    try:  # a lone surrogate (an escape in the JSON) is no text any store holds
+        "".join(place).encode("utf-8")
+    except UnicodeEncodeError:
+        raise refused from None
+    return place[0], place[1]
 
 
 class SupportCases(PortalCore):
@@ -80,15 +137,46 @@ class SupportCases(PortalCore):
                 cursor = (rel.search_key(key), rel.id)
             # A store that returns the page's companies itself does it in one step (one
             # statement on SQLite); for any other, the relations and then their companies.
-            search_customers = getattr(uow, "search_customers", None)
-            if search_customers is not None:
-                found: list[Company] = search_customers(
-                    ctx.company.id, key, size, cursor, now=ctx.now
+            return _search(uow, ctx.company.id, key, size, cursor, ctx.now)
+
+        return self._run("customer.search", body, write=False)
+
+    def find_customers_page(
+        self,
+        actor: User | str,
+        prefix: str = "",
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> CustomerPage:
+        """One page of :meth:`find_customers`, and the cursor of the next.
+
+        The same search, the same order and the same rights; but where ``after`` names the
+        last customer seen and the next page starts after that customer's place *now*,
+        the cursor holds the place itself (the text that matched, and the relation): a
+        customer renamed between two pages moves, and the walk neither skips nor repeats
+        the others. The cursor is opaque text, good for the same actor's partner; it
+        grants nothing (a forged one only moves the start of a search the actor may make).
+
+        Raises:
+            ValidationError: a *cursor* that is not one this method gave, a bad *prefix* or
+                *limit*.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> CustomerPage:
+            ctx = self._context(uow, attempt, actor, None)
+            self._require(ctx, Permission.SEARCH_CUSTOMERS)
+            key = _check_prefix(prefix)
+            size = _check_limit(limit)
+            after = None if cursor is None else _decode_cursor(cursor)
+            found = _search(uow, ctx.company.id, key, size, after, ctx.now)
+            following = None
+            if len(found) == size:
+                last = uow.customer_relations.get(
+                    CustomerRelation.key(ctx.company.id, found[-1].id)
                 )
-                return found
-            relations = uow.search_relations(ctx.company.id, key, size, cursor, now=ctx.now)
-            companies = uow.companies.get_many([r.customer_id for r in relations])
-            return [companies[r.customer_id] for r in relations if r.customer_id in companies]
+                if last is not None:
+                    following = _encode_cursor(last.search_key(key), last.id)
+            return CustomerPage(tuple(found), following)
 
         return self._run("customer.search", body, write=False)
 

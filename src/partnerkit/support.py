@@ -20,10 +20,12 @@ from typing import Any
 import attrs
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from partnerkit.directory import Company
 from partnerkit.errors import ValidationError
 
 __all__ = [
     "Credential",
+    "CustomerPage",
     "PasswordHasher",
     "PasswordReset",
     "RequestStatus",
@@ -33,6 +35,18 @@ __all__ = [
 ]
 
 _ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789"
+
+
+@attrs.frozen
+class CustomerPage:
+    """One page of a customer search (``Portal.find_customers_page``)."""
+
+    #: The customers of the page, in the search's order.
+    companies: tuple[Company, ...]
+    #: Pass it as ``cursor`` for the next page; ``None`` when this page was the last.
+    next_cursor: str | None
+
+
 TEMPORARY_PASSWORD_LENGTH = 20
 
 

@@ -225,6 +225,21 @@ class Held:
 _GHOST = "usr_ghost"
 
 
+def _managing_refusal(me: Held | None, target: Held | None) -> type[Exception] | None:
+    """What ``MANAGE_USERS`` on *target* answers *me* (``remove_user``, ``update_user``):
+    only global and user-management admins manage users, in their own company, and a
+    user-management admin only users with neither an admin role nor partner access."""
+    if me is None or me.admin_role not in (GA, UMA):
+        return Forbidden
+    if target is None or target.company_id != me.company_id:
+        return NotFound
+    if me.admin_role is UMA and (
+        target.admin_role is not None or target.partner_access is not None
+    ):
+        return Forbidden
+    return None
+
+
 class PortalRoles(RuleBasedStateMachine):
     """Arbitrary actors create, re-role and remove users; a model of F2 predicts each
     outcome, and the store must agree with it after every step.
@@ -398,16 +413,13 @@ class PortalRoles(RuleBasedStateMachine):
         target_id = data.draw(st.sampled_from(self.known), label="target")
         me, target = self.held.get(actor_id), self.held.get(target_id)
 
-        expected: type[Exception] | None = None
-        if me is None or me.admin_role not in (GA, UMA):
-            expected = Forbidden
-        elif target is None or target.company_id != me.company_id:
-            expected = NotFound
-        elif me.admin_role is UMA and (
-            target.admin_role is not None or target.partner_access is not None
-        ):
-            expected = Forbidden
-        elif target.admin_role is GA and self._global_admins(target.company_id) <= 1:
+        expected = _managing_refusal(me, target)
+        last_admin = (
+            target is not None
+            and target.admin_role is GA
+            and self._global_admins(target.company_id) <= 1
+        )
+        if expected is None and last_admin:
             expected = ValidationError
 
         self._check("remove_user", expected, lambda: self.portal.remove_user(actor, target_id))
@@ -422,16 +434,7 @@ class PortalRoles(RuleBasedStateMachine):
         target_id = data.draw(st.sampled_from(self.known), label="target")
         me, target = self.held.get(actor_id), self.held.get(target_id)
 
-        expected: type[Exception] | None = None
-        if me is None or me.admin_role not in (GA, UMA):
-            expected = Forbidden
-        elif target is None or target.company_id != me.company_id:
-            expected = NotFound
-        elif me.admin_role is UMA and (
-            target.admin_role is not None or target.partner_access is not None
-        ):
-            expected = Forbidden
-
+        expected = _managing_refusal(me, target)
         self._check(
             "update_user",
             expected,

@@ -257,6 +257,8 @@ class PortalRoles(RuleBasedStateMachine):
         self.customer_id = world.customer.id
         self.objects: dict[str, User] = {}
         self.held: dict[str, Held] = {}
+        #: E-mails moved so far (each move goes to an address nobody has).
+        self.moves = 0
         #: Who gave each user its current settings: ``None`` for the world's own setup.
         self.given_by: dict[str, Held | None] = {}
         for user in (
@@ -267,6 +269,15 @@ class PortalRoles(RuleBasedStateMachine):
             world.customer_user,
         ):
             self._remember(user, given_by=None)
+        # A second global admin of the partner, without partner access: the one whose
+        # every step toward the partner users' access must be refused.
+        gus = self.portal.create_user(
+            world.partner_admin,
+            email="gus@contoso.example",
+            display_name="Gus",
+            admin_role=GA,
+        )
+        self._remember(gus, given_by=self.held[world.partner_admin.id])
         # In creation order: ids are random, and the draws must not depend on them.
         self.known = [*self.held, _GHOST]
         self.serial = 0
@@ -426,20 +437,31 @@ class PortalRoles(RuleBasedStateMachine):
         if expected is None:
             del self.held[target_id]
 
-    @rule(data=st.data())
-    def update_user(self, data: st.DataObject) -> None:
-        """Any actor tries to rename any user (or nobody): ``remove_user``'s limits, without
-        its last-global-admin rule; no role changes."""
+    @rule(data=st.data(), move=st.booleans())
+    def update_user(self, data: st.DataObject, move: bool) -> None:
+        """Any actor tries to rename any user (or nobody), or to move its e-mail to a new
+        address: ``remove_user``'s limits, without its last-global-admin rule; moving
+        another user's e-mail also takes what a reset of its password takes (a global
+        admin holds at least a partner user's access). No role changes."""
         actor_id, actor = self._actor(data)
         target_id = data.draw(st.sampled_from(self.known), label="target")
         me, target = self.held.get(actor_id), self.held.get(target_id)
 
         expected = _managing_refusal(me, target)
+        if expected is None and move and actor_id != target_id:
+            assert me is not None
+            assert target is not None
+            if RANK[target.partner_access] > RANK[me.partner_access]:
+                expected = Forbidden
+        self.moves += 1
+        email = f"moved{self.moves}@pool.example"
+        changes: dict[str, str] = {"email": email} if move else {"display_name": "Renamed"}
         self._check(
-            "update_user",
-            expected,
-            lambda: self.portal.update_user(actor, target_id, display_name="Renamed"),
+            "update_user", expected, lambda: self.portal.update_user(actor, target_id, **changes)
         )
+        if expected is None and move:
+            assert target is not None
+            self.held[target_id] = attrs.evolve(target, email=email)
 
     @invariant()
     def the_store_holds_what_the_model_predicts(self) -> None:

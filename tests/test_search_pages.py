@@ -48,13 +48,20 @@ def _walk(portal: Portal, partner: PartnerCast, limit: int, between: object = No
 
 
 def test_a_walk_visits_every_customer_once_in_order(portal: Portal, partner: PartnerCast) -> None:
-    """Pages of 7 (and of 20, whose one full page has a cursor to an empty next one) give
-    what one search gives."""
+    """Pages of 7, of 10 (two full pages) and of 20 (one) give what one search gives; the
+    last page has no cursor, full or not."""
     _customers(portal, partner)
     whole = [c.name for c in portal.find_customers(partner.full, "cust", limit=500)]
     assert whole == NAMES
     assert _walk(portal, partner, 7) == NAMES
-    assert _walk(portal, partner, 20) == NAMES
+    assert _walk(portal, partner, 10) == NAMES
+    last = portal.find_customers_page(partner.full, "cust", limit=20)
+    assert [c.name for c in last.companies] == NAMES
+    assert last.next_cursor is None
+    first = portal.find_customers_page(partner.full, "cust", limit=10)
+    assert first.next_cursor is not None
+    second = portal.find_customers_page(partner.full, "cust", limit=10, cursor=first.next_cursor)
+    assert (len(second.companies), second.next_cursor) == (10, None)
 
 
 @pytest.mark.parametrize("new_name", ["Cust 99 renamed", "Zeta Ltd", "Aaa first"])
@@ -82,6 +89,9 @@ def test_a_customer_renamed_between_pages_moves_and_nobody_else_does(
         "",
         "not base64!",
         "x" * 3000,
+        base64.urlsafe_b64encode(json.dumps(["a", "b"]).encode()).decode() + "!",
+        base64.urlsafe_b64encode(b'["a","b"]').decode() + "====",
+        base64.urlsafe_b64encode(b'[ "a" , "b" ]').decode().rstrip("="),
         base64.urlsafe_b64encode(b"not json").decode(),
         base64.urlsafe_b64encode(json.dumps(["only one"]).encode()).decode(),
         base64.urlsafe_b64encode(json.dumps(["a", 5]).encode()).decode(),

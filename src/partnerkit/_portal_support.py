@@ -82,7 +82,7 @@ def _decode_cursor(cursor: object) -> tuple[str, str]:
     if not isinstance(cursor, str) or not 0 < len(cursor) <= _MAX_CURSOR or not cursor.isascii():
         raise refused
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
         place = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeError, RecursionError):
         raise refused from None
@@ -97,6 +97,8 @@ def _decode_cursor(cursor: object) -> tuple[str, str]:
         "".join(place).encode("utf-8")
     except UnicodeEncodeError:
         raise refused from None
+    if _encode_cursor(place[0], place[1]) != cursor:
+        raise refused  # only the canonical form: no trailing junk, padding or other spelling
     return place[0], place[1]
 
 
@@ -168,15 +170,16 @@ class SupportCases(PortalCore):
             key = _check_prefix(prefix)
             size = _check_limit(limit)
             after = None if cursor is None else _decode_cursor(cursor)
-            found = _search(uow, ctx.company.id, key, size, after, ctx.now)
+            # One more than the page: whether another page follows is known now, so the
+            # last page has no cursor (rather than one to an empty page).
+            found = _search(uow, ctx.company.id, key, size + 1, after, ctx.now)
+            page = found[:size]
             following = None
-            if len(found) == size:
-                last = uow.customer_relations.get(
-                    CustomerRelation.key(ctx.company.id, found[-1].id)
-                )
+            if len(found) > size:
+                last = uow.customer_relations.get(CustomerRelation.key(ctx.company.id, page[-1].id))
                 if last is not None:
                     following = _encode_cursor(last.search_key(key), last.id)
-            return CustomerPage(tuple(found), following)
+            return CustomerPage(tuple(page), following)
 
         return self._run("customer.search", body, write=False)
 

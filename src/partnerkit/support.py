@@ -43,7 +43,7 @@ class CustomerPage:
 
     #: The customers of the page, in the search's order.
     companies: tuple[Company, ...]
-    #: Pass it as ``cursor`` for the next page; ``None`` when this page was the last.
+    #: Pass it as ``cursor`` for the next page; ``None`` when no customer follows.
     next_cursor: str | None
 
 

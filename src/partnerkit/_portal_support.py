@@ -86,18 +86,17 @@ def _decode_cursor(cursor: object) -> tuple[str, str]:
         place = json.loads(raw.decode("utf-8"))
     except (ValueError, UnicodeError, RecursionError):
         raise refused from None
-    if (
-        not isinstance(place, list)
-        or len(place) != 2
-        or not all(type(part) is str for part in place)
-        or any("\x00" in part for part in place)
+    if not (
+        isinstance(place, list)
+        and len(place) == 2
+        and all(type(part) is str and "\x00" not in part for part in place)
     ):
         raise refused
-    try:  # a lone surrogate (an escape in the JSON) is no text any store holds
-        "".join(place).encode("utf-8")
-    except UnicodeEncodeError:
+    try:
+        canonical = _encode_cursor(place[0], place[1])
+    except UnicodeEncodeError:  # a lone surrogate, escaped in the JSON: no text a store holds
         raise refused from None
-    if _encode_cursor(place[0], place[1]) != cursor:
+    if canonical != cursor:
         raise refused  # only the canonical form: no trailing junk, padding or other spelling
     return place[0], place[1]
 
@@ -137,8 +136,6 @@ class SupportCases(PortalCore):
                 if rel is None:
                     raise ValidationError("after", "is not a customer of this partner")
                 cursor = (rel.search_key(key), rel.id)
-            # A store that returns the page's companies itself does it in one step (one
-            # statement on SQLite); for any other, the relations and then their companies.
             return _search(uow, ctx.company.id, key, size, cursor, ctx.now)
 
         return self._run("customer.search", body, write=False)
@@ -160,8 +157,8 @@ class SupportCases(PortalCore):
         grants nothing (a forged one only moves the start of a search the actor may make).
 
         Raises:
-            ValidationError: a *cursor* that is not one this method gave, a bad *prefix* or
-                *limit*.
+            ValidationError: a malformed *cursor* (not in the form this method gives), a bad
+                *prefix* or *limit*.
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> CustomerPage:

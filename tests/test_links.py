@@ -14,8 +14,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from _links_kit import b64, sign_raw, unb64
+from partnerkit import links as links_module
 from partnerkit.errors import InvalidLink, LinkExpired, NotFound, ValidationError
 from partnerkit.links import (
+    _VERIFIED_CODES,
     DEFAULT_LINK_LIFETIME,
     ED25519,
     HMAC_SHA256,
@@ -946,3 +948,82 @@ class TestLinkKind:
         types = {kind.jws_type for kind in LinkKind}
         assert len(types) == len(LinkKind)
         assert all(t.startswith("partnerkit-") and t.endswith("+jwt") for t in types)
+
+
+class TestVerifiedCodes:
+    """A ring remembers the codes it verified (one link is redeemed by many customers), and
+    judges their kind and times again at every call; URLs' codes are remembered likewise."""
+
+    def test_a_remembered_code_is_judged_by_the_time_of_each_call(self, ring: Keyring) -> None:
+        """Once verified, a code still expires, and is still invalid before its issue."""
+        expires = T0 + timedelta(days=7)
+        code = issue(ring, expires_at=expires)
+        claims = ring.verify(code, now=T0)
+        assert code in ring._state.verified  # remembered: the next call skips the signature
+        assert ring.verify(code, now=expires + MAX_CLOCK_SKEW) is claims
+        with pytest.raises(LinkExpired):
+            ring.verify(code, now=expires + MAX_CLOCK_SKEW + timedelta(microseconds=1))
+        assert_invalid(ring, code, now=T0 - MAX_CLOCK_SKEW - timedelta(microseconds=1))
+        with pytest.raises(ValidationError) as info:
+            ring.verify(code, now=datetime(2030, 1, 1))  # naive: refused before the memory
+        assert info.value.field == "now"
+
+    def test_a_remembered_code_is_judged_by_the_kind_of_each_call(self, ring: Keyring) -> None:
+        """Another kind is an InvalidLink, a kind that is none a ValidationError, as at first."""
+        code = issue(ring, LinkKind.PURCHASE_OFFER)
+        assert (
+            ring.verify(code, now=T0, kind=LinkKind.PURCHASE_OFFER).kind is LinkKind.PURCHASE_OFFER
+        )
+        assert code in ring._state.verified
+        assert_invalid(ring, code, now=T0, kind=LinkKind.TRIAL_INVITATION)
+        with pytest.raises(ValidationError) as info:
+            ring.verify(code, now=T0, kind="purchase_offer")  # type: ignore[arg-type]
+        assert info.value.field == "kind"
+
+    def test_a_text_that_claims_to_equal_a_remembered_code_is_refused(self, ring: Keyring) -> None:
+        """Only a plain str is looked up: a subclass equal to every code (and hashed as one)
+        must not reach a remembered verification."""
+        code = issue(ring)
+        ring.verify(code, now=T0)
+
+        class Liar(str):
+            def __eq__(self, other: object) -> bool:
+                return True
+
+            def __hash__(self) -> int:
+                return hash(code)
+
+        assert_invalid(ring, Liar("forged"), now=T0)
+        url = build_url("https://portal.example/join", code)
+        assert code_from_url(url) == code
+        with pytest.raises(InvalidLink):
+            code_from_url(Liar("https://portal.example/join?code=x"))
+
+    def test_a_new_ring_state_forgets_what_the_old_one_verified(self, ring: Keyring) -> None:
+        """Rotating or removing a key starts from nothing remembered: a removed key's codes
+        stop verifying at once, though they were remembered a moment before."""
+        old_code = issue(ring)
+        ring.verify(old_code, now=T0)
+        old_kid = ring.active_key_id
+        ring.rotate()
+        assert ring._state.verified == {}
+        ring.verify(old_code, now=T0)
+        assert old_code in ring._state.verified
+        ring.remove(old_kid)
+        assert_invalid(ring, old_code, now=T0)
+
+    def test_the_memory_is_bounded(self) -> None:
+        """However many codes verify, the ring remembers at most _VERIFIED_CODES of them, and
+        every code verifies as before once forgotten."""
+        ring = Keyring.generate()
+        codes = [issue(ring, link_id=f"lnk-{i}") for i in range(_VERIFIED_CODES + 10)]
+        for code in codes:
+            ring.verify(code, now=T0)
+            assert len(ring._state.verified) <= _VERIFIED_CODES
+        assert [ring.verify(c, now=T0).link_id for c in codes] == [
+            f"lnk-{i}" for i in range(_VERIFIED_CODES + 10)
+        ]
+        for i in range(_VERIFIED_CODES + 10):
+            url = build_url("https://portal.example/join", codes[i % len(codes)]) + f"&n={i}"
+            assert code_from_url(url) == codes[i % len(codes)]
+            assert len(links_module._CODES_OF_URLS) <= _VERIFIED_CODES

@@ -124,6 +124,8 @@ _ONE_SECOND: Final = timedelta(seconds=1)
 _MIN_TIMESTAMP: Final = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _ONE_SECOND
 _MAX_TIMESTAMP: Final = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _ONE_SECOND
 _KEYRING_FORMAT: Final = 1
+#: How many verified codes a ring remembers (see :meth:`Keyring.verify`); a few MB at most.
+_VERIFIED_CODES: Final = 1024
 
 # The canonical JSON of a payload is a regular language: sorted keys, no whitespace, minimal
 # integers, printable ASCII strings in which only the quote and the backslash are escaped (as
@@ -303,6 +305,9 @@ class _RingState:
     ed25519_entries: Mapping[str, _Ed25519Entry]
     #: kind -> (header segment, keyed HMAC object or Ed25519 private key) of the active key.
     signers: Mapping[LinkKind, tuple[str, hmac.HMAC | Ed25519PrivateKey]]
+    #: code -> (claims, issued, expires in epoch seconds) of codes these keys verified: see
+    #: :meth:`Keyring.verify`. A new snapshot starts empty, so a removed key verifies nothing.
+    verified: dict[str, tuple[LinkClaims, float, float]] = attrs.field(factory=dict)
 
     @classmethod
     def build(cls, algorithm: str, keys: tuple[_Key, ...], active: str) -> _RingState:
@@ -701,6 +706,20 @@ class Keyring:
         state = self._state
         if type(code) is not str or len(code) > MAX_CODE_LENGTH or not code.isascii():
             _invalid()
+        # A code these keys verified before is not verified again: one link is redeemed by
+        # many customers, and its signature and payload are what they were. Only its kind and
+        # its times are judged again, against this call's. (Looked up by a plain str only,
+        # checked above: a subclass could claim to equal a code it is not.)
+        seen = state.verified.get(code)
+        if seen is not None:
+            claims, issued, expires = seen
+            if kind is not None and kind is not claims.kind:
+                self._wrong_kind(kind)
+            if issued > now_ts + _SKEW_S:
+                _invalid()
+            if now_ts > expires + _SKEW_S:
+                raise LinkExpired
+            return claims
         parts = code.split(".")
         if len(parts) != 3:
             _invalid()
@@ -737,7 +756,12 @@ class Keyring:
                 public_key.verify(signature, signing_input)
             except InvalidSignature:
                 _invalid()
-        return _claims_from_payload(payload_segment, link_kind, kid, now_ts)
+        claims = _claims_from_payload(payload_segment, link_kind, kid, now_ts)
+        verified = state.verified
+        if len(verified) >= _VERIFIED_CODES:
+            verified.clear()  # at once, and bounded: a busy ring verifies its hot codes again
+        verified[code] = (claims, claims.issued_at.timestamp(), claims.expires_at.timestamp())
+        return claims
 
     @staticmethod
     def _wrong_kind(kind: object) -> NoReturn:
@@ -805,7 +829,12 @@ def code_from_url(url: str) -> str:
             silently, which would let an altered link verify), or a URL longer than twice
             :data:`MAX_CODE_LENGTH`.
     """
-    if type(url) is not str or len(url) > _MAX_URL_LENGTH or not url.isascii():
+    if type(url) is not str:
+        _invalid()
+    code = _CODES_OF_URLS.get(url)  # a plain str only (above): no subclass claims equality
+    if code is not None:
+        return code
+    if len(url) > _MAX_URL_LENGTH or not url.isascii():
         _invalid()
     raw = url.encode("ascii")
     if len(raw.translate(None, _NOT_IN_URLS)) != len(raw):  # C speed, where isprintable is not
@@ -838,4 +867,11 @@ def code_from_url(url: str) -> str:
         or code.encode("ascii").translate(None, _CODE_BYTES)
     ):
         _invalid()
+    if len(_CODES_OF_URLS) >= _VERIFIED_CODES:
+        _CODES_OF_URLS.clear()
+    _CODES_OF_URLS[url] = code
     return code
+
+
+#: url -> code of the URLs :func:`code_from_url` read lately: one link is followed by many.
+_CODES_OF_URLS: dict[str, str] = {}

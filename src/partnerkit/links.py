@@ -689,6 +689,8 @@ class Keyring:
         """Check a code's form, signature, kind and times; return its claims.
 
         This is stateless: revocation and ``max_uses`` live in the store (see ``Portal``).
+        The ring remembers the codes it verified lately (see ``docs/links.md``); their kind
+        and times are judged again at every call.
 
         Args:
             code: the code, as :func:`code_from_url` extracts it.

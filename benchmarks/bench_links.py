@@ -4,6 +4,12 @@ Run ``python benchmarks/bench_links.py`` (``--quick`` for a fast, noisier run). 
 markdown table: the median time of each subject and of its anchor over several rounds, the
 median of the ratios subject / anchor of neighbouring rounds, and the target of SPEC section 6.
 Subject and anchor rounds are interleaved, so that a slow stretch of the machine hits both.
+
+A key ring remembers the last 1,024 codes it verified, and ``code_from_url`` the codes of the
+last 1,024 URLs (``docs/links.md``). The targets are about the work of verifying, so every
+subject of a target goes round 2,048 distinct codes (or URLs): each call finds its code
+forgotten, as a code seen for the first time is, and pays for remembering it. Two rows without
+a target show a remembered code, the case of one link followed by many customers.
 """
 
 from __future__ import annotations
@@ -12,6 +18,7 @@ import argparse
 import base64
 import hashlib
 import hmac
+import itertools
 import json
 import statistics
 import sys
@@ -77,7 +84,24 @@ def _handrolled_verify(token: str, now: float) -> dict[str, object]:
     return data
 
 
-Case = tuple[str, Callable[[], object], str, Callable[[], object], float]
+Case = tuple[str, Callable[[], object], str, Callable[[], object], float | None]
+
+#: Distinct codes a subject goes round: twice what a ring remembers, so that none is remembered.
+FRESH = 2048
+
+
+def _round(function: Callable[[str], object], inputs: list[str]) -> Callable[[], object]:
+    """Call *function* on the next of *inputs* each time, round and round."""
+    following = itertools.cycle(inputs).__next__
+    return lambda: function(following())
+
+
+def _codes(ring: Keyring, claims: dict[str, object]) -> list[str]:
+    """FRESH codes of the ring, which differ only in their link ids."""
+    return [
+        ring.issue(**{**claims, "link_id": f"lnk_{i:032x}"})[0]  # type: ignore[arg-type]
+        for i in range(FRESH)
+    ]
 
 
 def _cases() -> list[Case]:
@@ -86,6 +110,7 @@ def _cases() -> list[Case]:
 
     hmac_ring = Keyring.generate()
     code, _ = hmac_ring.issue(**claims)  # type: ignore[arg-type]
+    codes = _codes(hmac_ring, claims)
     payload = _payload_of(code)
     serializer = URLSafeTimedSerializer(SECRET, salt="partnerkit.bench")
     token = serializer.dumps(payload)
@@ -93,14 +118,15 @@ def _cases() -> list[Case]:
     wall = now.timestamp()
 
     big_ring = Keyring.generate()
-    old_code, _ = big_ring.issue(**claims)  # type: ignore[arg-type]
+    old_codes = _codes(big_ring, claims)
     for _ in range(19):
         big_ring.rotate()
     small_ring = Keyring.generate()
-    small_code, _ = small_ring.issue(**claims)  # type: ignore[arg-type]
+    small_codes = _codes(small_ring, claims)
 
     ed_ring = Keyring.generate("ed25519")
     ed_code, _ = ed_ring.issue(**claims)  # type: ignore[arg-type]
+    ed_codes = _codes(ed_ring, claims)
     private = Ed25519PrivateKey.generate()
     signing_input = ed_code.rpartition(".")[0].encode()
     signature = private.sign(signing_input)
@@ -115,29 +141,44 @@ def _cases() -> list[Case]:
     _, partner_admin = portal.register_partner(
         name="Contoso", contact=ContactInfo(email="hi@contoso.example"), admin_email="a@c.example"
     )
-    url = portal.create_trial_invitation(partner_admin, "EXCHANGE")
+    urls = [portal.create_trial_invitation(partner_admin, "EXCHANGE") for _ in range(FRESH)]
+    url = urls[0]
 
     return [
         (
             "Portal.inspect_link, MemoryStore (URL parse, verify, link record)",
-            lambda: portal.inspect_link(url),
+            _round(portal.inspect_link, urls),
             "itsdangerous URLSafeTimedSerializer.loads(max_age)",
             lambda: serializer.loads(token, max_age=MAX_AGE),
             1.0,
         ),
         (
             "HMAC verify",
-            lambda: hmac_ring.verify(code),
+            _round(hmac_ring.verify, codes),
             "itsdangerous URLSafeTimedSerializer.loads(max_age)",
             lambda: serializer.loads(token, max_age=MAX_AGE),
             1.0,
         ),
         (
             "HMAC verify",
-            lambda: hmac_ring.verify(code),
+            _round(hmac_ring.verify, codes),
             "hand-rolled json+base64+hmac verify",
             lambda: _handrolled_verify(handrolled, wall),
             1.5,
+        ),
+        (
+            "HMAC verify, a remembered code",
+            lambda: hmac_ring.verify(code),
+            "hand-rolled json+base64+hmac verify",
+            lambda: _handrolled_verify(handrolled, wall),
+            None,
+        ),
+        (
+            "Portal.inspect_link, MemoryStore, a remembered URL",
+            lambda: portal.inspect_link(url),
+            "itsdangerous URLSafeTimedSerializer.loads(max_age)",
+            lambda: serializer.loads(token, max_age=MAX_AGE),
+            None,
         ),
         (
             "HMAC issue",
@@ -148,14 +189,14 @@ def _cases() -> list[Case]:
         ),
         (
             "HMAC verify, 20 keys (oldest key)",
-            lambda: big_ring.verify(old_code),
+            _round(big_ring.verify, old_codes),
             "HMAC verify, 1 key",
-            lambda: small_ring.verify(small_code),
+            _round(small_ring.verify, small_codes),
             1.1,
         ),
         (
             "Ed25519 verify",
-            lambda: ed_ring.verify(ed_code),
+            _round(ed_ring.verify, ed_codes),
             "bare Ed25519PublicKey.verify, same bytes",
             lambda: public.verify(signature, signing_input),
             1.15,
@@ -198,12 +239,13 @@ def main(argv: list[str] | None = None) -> int:
         # The median of the ratios of neighbouring rounds: a slow stretch of a shared machine
         # slows both rounds of a pair, so it cancels out of their ratio.
         ratio = statistics.median(s / a for s, a in zip(subject_times, anchor_times, strict=True))
-        met = ratio <= target
+        met = target is None or ratio <= target
         missed += not met
         rows.append(
             f"| {subject_name} | {subject_median * 1e6:.2f} | {anchor_name} | "
-            f"{anchor_median * 1e6:.2f} | {ratio:.2f}x | <= {target:.2f}x | "
-            f"{'yes' if met else 'no'} |"
+            f"{anchor_median * 1e6:.2f} | {ratio:.2f}x | "
+            + ("(reference) | |" if target is None else f"<= {target:.2f}x | ")
+            + ("" if target is None else f"{'yes' if met else 'no'} |")
         )
 
     print(

@@ -307,7 +307,7 @@ class _RingState:
     signers: Mapping[LinkKind, tuple[str, hmac.HMAC | Ed25519PrivateKey]]
     #: code -> (claims, issued, expires in epoch seconds) of codes these keys verified: see
     #: :meth:`Keyring.verify`. A new snapshot starts empty, so a removed key verifies nothing.
-    verified: dict[str, tuple[LinkClaims, float, float]] = attrs.field(factory=dict)
+    verified: dict[str, tuple[LinkClaims, int, int]] = attrs.field(factory=dict)
 
     @classmethod
     def build(cls, algorithm: str, keys: tuple[_Key, ...], active: str) -> _RingState:
@@ -373,8 +373,11 @@ def check_link_times(claims: LinkClaims, now: datetime) -> None:
         raise LinkExpired
 
 
-def _claims_from_payload(segment: str, kind: LinkKind, kid: str, now: float) -> LinkClaims:
-    """Parse a payload whose signature already verified and check its times.
+def _claims_from_payload(
+    segment: str, kind: LinkKind, kid: str, now: float
+) -> tuple[LinkClaims, int, int]:
+    """Parse a payload whose signature already verified and check its times; return its
+    claims, and its issue and expiry times in epoch seconds.
 
     Raises:
         InvalidLink: a payload that is not canonical, or an issue time in the future.
@@ -416,7 +419,7 @@ def _claims_from_payload(segment: str, kind: LinkKind, kid: str, now: float) -> 
         expires_at = datetime.fromtimestamp(expires, UTC)
     except (OverflowError, ValueError, OSError):
         _invalid()
-    return LinkClaims(
+    claims = LinkClaims(
         LINK_FORMAT_VERSION,
         kind,
         link_id,
@@ -427,6 +430,7 @@ def _claims_from_payload(segment: str, kind: LinkKind, kid: str, now: float) -> 
         expires_at,
         kid,
     )
+    return claims, issued, expires
 
 
 @attrs.define(eq=False, repr=False)
@@ -758,11 +762,11 @@ class Keyring:
                 public_key.verify(signature, signing_input)
             except InvalidSignature:
                 _invalid()
-        claims = _claims_from_payload(payload_segment, link_kind, kid, now_ts)
+        claims, issued, expires = _claims_from_payload(payload_segment, link_kind, kid, now_ts)
         verified = state.verified
         if len(verified) >= _VERIFIED_CODES:
             verified.clear()  # at once, and bounded: a busy ring verifies its hot codes again
-        verified[code] = (claims, claims.issued_at.timestamp(), claims.expires_at.timestamp())
+        verified[code] = (claims, issued, expires)
         return claims
 
     @staticmethod

@@ -5,11 +5,12 @@ markdown table: the median time of each subject and of its anchor over several r
 median of the ratios subject / anchor of neighbouring rounds, and the target of SPEC section 6.
 Subject and anchor rounds are interleaved, so that a slow stretch of the machine hits both.
 
-A key ring remembers the last 1,024 codes it verified, and ``code_from_url`` the codes of the
-last 1,024 URLs (``docs/links.md``). The targets are about the work of verifying, so every
-subject of a target goes round 2,048 distinct codes (or URLs): each call finds its code
-forgotten, as a code seen for the first time is, and pays for remembering it. Two rows without
-a target show a remembered code, the case of one link followed by many customers.
+A key ring remembers the latest 1,024 codes it verified, and a ``Portal`` the codes of the
+latest 1,024 URLs whose codes verified (``docs/links.md``). The targets are about the work of
+verifying, so every subject of a target goes round 2,048 distinct codes (or URLs): each call
+finds its code forgotten, as a code seen for the first time is, and pays for remembering it.
+Two rows without a target show a remembered code, the case of one link followed by many
+customers.
 """
 
 from __future__ import annotations

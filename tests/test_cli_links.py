@@ -713,3 +713,29 @@ def test_keys_rotate_into_a_closed_pipe_still_succeeds(key_file: Path) -> None:
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == EXIT_OK, err
     assert len(Keyring.from_json(key_file.read_text()).key_ids) == 2
+
+
+def test_no_new_key_id_starts_with_a_dash() -> None:
+    """A key id that starts with "-" reads as an option on a command line: `keys remove FILE
+    -x...` failed with a usage error (a test that removed a random key failed once in 64)."""
+    from partnerkit.links import _new_key
+
+    kids = [_new_key(HMAC_SHA256).kid for _ in range(5000)]
+    assert not [kid for kid in kids if kid.startswith("-")]
+    assert len(set(kids)) == len(kids)
+
+
+def test_a_key_id_that_starts_with_a_dash_is_given_after_a_double_dash(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Rings made by an older partnerkit may hold such ids: `--` before them works."""
+    secret = base64.urlsafe_b64encode(bytes(range(32))).decode().rstrip("=")
+    keys = [{"kid": "-old", "secret": secret}, {"kid": "kept", "secret": secret}]
+    ring = {"format": 1, "algorithm": HMAC_SHA256, "active_key_id": "kept", "keys": keys}
+    path = tmp_path / "keys.json"
+    path.write_text(json.dumps(ring))
+    path.chmod(0o600)
+    assert Keyring.from_json(path.read_text()).key_ids == ("-old", "kept")
+    assert run("keys", "remove", path, "--", "-old") == EXIT_OK
+    assert Keyring.from_json(path.read_text()).key_ids == ("kept",)
+    assert "-old" not in output(capsys)

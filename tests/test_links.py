@@ -14,10 +14,9 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from _links_kit import b64, sign_raw, unb64
-from partnerkit import links as links_module
 from partnerkit.errors import InvalidLink, LinkExpired, NotFound, ValidationError
 from partnerkit.links import (
-    _VERIFIED_CODES,
+    _REMEMBERED,
     DEFAULT_LINK_LIFETIME,
     ED25519,
     HMAC_SHA256,
@@ -1012,18 +1011,29 @@ class TestVerifiedCodes:
         ring.remove(old_kid)
         assert_invalid(ring, old_code, now=T0)
 
-    def test_the_memory_is_bounded(self) -> None:
-        """However many codes verify, the ring remembers at most _VERIFIED_CODES of them, and
-        every code verifies as before once forgotten."""
+    def test_the_memory_is_bounded_and_forgets_the_oldest_first(self) -> None:
+        """However many codes verify, the ring remembers at most _REMEMBERED of them, the
+        latest ones; every code verifies as before once forgotten."""
         ring = Keyring.generate()
-        codes = [issue(ring, link_id=f"lnk-{i}") for i in range(_VERIFIED_CODES + 10)]
+        codes = [issue(ring, link_id=f"lnk-{i}") for i in range(_REMEMBERED + 10)]
         for code in codes:
             ring.verify(code, now=T0)
-            assert len(ring._state.verified) <= _VERIFIED_CODES
+            assert len(ring._state.verified) <= _REMEMBERED
+        assert list(ring._state.verified) == codes[10:]
         assert [ring.verify(c, now=T0).link_id for c in codes] == [
-            f"lnk-{i}" for i in range(_VERIFIED_CODES + 10)
+            f"lnk-{i}" for i in range(_REMEMBERED + 10)
         ]
-        for i in range(_VERIFIED_CODES + 10):
-            url = build_url("https://portal.example/join", codes[i % len(codes)]) + f"&n={i}"
-            assert code_from_url(url) == codes[i % len(codes)]
-            assert len(links_module._CODES_OF_URLS) <= _VERIFIED_CODES
+
+    def test_codes_that_do_not_verify_are_not_remembered(self, ring: Keyring) -> None:
+        """Only a verification that succeeded is kept: an expired, future, forged or
+        other-kind code leaves the memory as it was."""
+        good = issue(ring)
+        ring.verify(good, now=T0)
+        expired = issue(ring, link_id="lnk-2", expires_at=T0 + timedelta(days=1))
+        with pytest.raises(LinkExpired):
+            ring.verify(expired, now=T0 + timedelta(days=3))
+        assert_invalid(ring, issue(ring, link_id="lnk-3"), now=T0 - timedelta(days=1))
+        assert_invalid(ring, good[:-2] + ("AA" if good[-2:] != "AA" else "BA"), now=T0)
+        other = issue(ring, LinkKind.PURCHASE_OFFER, link_id="lnk-4")
+        assert_invalid(ring, other, now=T0, kind=LinkKind.TRIAL_INVITATION)
+        assert list(ring._state.verified) == [good]

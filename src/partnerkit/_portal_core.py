@@ -7,6 +7,7 @@ The use cases themselves live in the ``_portal_*`` modules, one per feature; the
 from __future__ import annotations
 
 import operator
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -161,6 +162,8 @@ class PortalCore:
         if type(conflict_retries) is not int or not 0 <= conflict_retries <= 100:
             raise ValidationError("conflict_retries", "must be a whole number from 0 to 100")
         self.conflict_retries = conflict_retries
+        #: url -> code of the links followed lately whose codes verified (see ``_claims``).
+        self._link_codes: OrderedDict[str, str] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"<Portal store={self.store!r} base_url={self.base_url!r}>"

@@ -49,6 +49,7 @@ from partnerkit.errors import (
 from partnerkit.links import (
     LinkClaims,
     LinkKind,
+    _remember,
     build_url,
     check_link_times,
     code_from_url,
@@ -441,7 +442,16 @@ class OfferCases(PortalCore):
     # -- reading links ----------------------------------------------------------------
 
     def _claims(self, url: str, now: datetime) -> LinkClaims:
-        claims: LinkClaims = self.keyring.verify(code_from_url(url), now=now)
+        # The code of a URL whose code verified is remembered (one link is followed by many
+        # customers); the ring remembers the code's verification in turn, and judges its
+        # kind and times again at every call (docs/links.md). A plain str only: a subclass
+        # could claim to equal a URL it is not.
+        code = self._link_codes.get(url) if url.__class__ is str else None
+        if code is not None:
+            return self.keyring.verify(code, now=now)
+        code = code_from_url(url)
+        claims: LinkClaims = self.keyring.verify(code, now=now)
+        _remember(self._link_codes, url, code)
         return claims
 
     def _live_record(self, uow: UnitOfWork, claims: LinkClaims) -> LinkRecord:

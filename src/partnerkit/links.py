@@ -40,9 +40,10 @@ import secrets
 import threading
 import time
 import urllib.parse
+from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, TypeVar
 
 import attrs
 from cryptography.exceptions import InvalidSignature
@@ -124,8 +125,10 @@ _ONE_SECOND: Final = timedelta(seconds=1)
 _MIN_TIMESTAMP: Final = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _ONE_SECOND
 _MAX_TIMESTAMP: Final = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _ONE_SECOND
 _KEYRING_FORMAT: Final = 1
-#: How many verified codes a ring remembers (see :meth:`Keyring.verify`); a few MB at most.
-_VERIFIED_CODES: Final = 1024
+
+V = TypeVar("V")
+#: How many verified codes a ring (and a Portal, URLs) remembers: 2.4 MB at most (a ring).
+_REMEMBERED: Final = 1024
 
 # The canonical JSON of a payload is a regular language: sorted keys, no whitespace, minimal
 # integers, printable ASCII strings in which only the quote and the backslash are escaped (as
@@ -307,7 +310,7 @@ class _RingState:
     signers: Mapping[LinkKind, tuple[str, hmac.HMAC | Ed25519PrivateKey]]
     #: code -> (claims, issued, expires in epoch seconds) of codes these keys verified: see
     #: :meth:`Keyring.verify`. A new snapshot starts empty, so a removed key verifies nothing.
-    verified: dict[str, tuple[LinkClaims, int, int]] = attrs.field(factory=dict)
+    verified: OrderedDict[str, tuple[LinkClaims, int, int]] = attrs.field(factory=OrderedDict)
 
     @classmethod
     def build(cls, algorithm: str, keys: tuple[_Key, ...], active: str) -> _RingState:
@@ -342,7 +345,9 @@ def _check_algorithm(algorithm: object) -> str:
 def _new_key(algorithm: str, taken: tuple[_Key, ...] = ()) -> _Key:
     kids = {key.kid for key in taken}
     kid = secrets.token_urlsafe(9)
-    while kid in kids:  # pragma: no cover - 72 random bits
+    # Never one that starts with "-": a command line would take it for an option
+    # (``partnerkit keys remove FILE -x...``), and its user would need ``--`` to say it.
+    while kid in kids or kid[0] == "-":
         kid = secrets.token_urlsafe(9)
     if algorithm == ED25519:
         seed = Ed25519PrivateKey.generate().private_bytes(
@@ -763,10 +768,7 @@ class Keyring:
             except InvalidSignature:
                 _invalid()
         claims, issued, expires = _claims_from_payload(payload_segment, link_kind, kid, now_ts)
-        verified = state.verified
-        if len(verified) >= _VERIFIED_CODES:
-            verified.clear()  # at once, and bounded: a busy ring verifies its hot codes again
-        verified[code] = (claims, issued, expires)
+        _remember(state.verified, code, (claims, issued, expires))
         return claims
 
     @staticmethod
@@ -835,12 +837,7 @@ def code_from_url(url: str) -> str:
             silently, which would let an altered link verify), or a URL longer than twice
             :data:`MAX_CODE_LENGTH`.
     """
-    if type(url) is not str:
-        _invalid()
-    code = _CODES_OF_URLS.get(url)  # a plain str only (above): no subclass claims equality
-    if code is not None:
-        return code
-    if len(url) > _MAX_URL_LENGTH or not url.isascii():
+    if type(url) is not str or len(url) > _MAX_URL_LENGTH or not url.isascii():
         _invalid()
     raw = url.encode("ascii")
     if len(raw.translate(None, _NOT_IN_URLS)) != len(raw):  # C speed, where isprintable is not
@@ -873,11 +870,15 @@ def code_from_url(url: str) -> str:
         or code.encode("ascii").translate(None, _CODE_BYTES)
     ):
         _invalid()
-    if len(_CODES_OF_URLS) >= _VERIFIED_CODES:
-        _CODES_OF_URLS.clear()
-    _CODES_OF_URLS[url] = code
     return code
 
 
-#: url -> code of the URLs :func:`code_from_url` read lately: one link is followed by many.
-_CODES_OF_URLS: dict[str, str] = {}
+def _remember(memory: OrderedDict[str, V], key: str, value: V) -> None:
+    """Keep *key* -> *value* in *memory*, forgetting its oldest entries beyond
+    :data:`_REMEMBERED` (each step is one atomic operation: threads may share *memory*)."""
+    while len(memory) >= _REMEMBERED:
+        try:
+            memory.popitem(last=False)
+        except KeyError:  # another thread emptied it meanwhile
+            break
+    memory[key] = value

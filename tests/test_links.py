@@ -1037,3 +1037,32 @@ class TestVerifiedCodes:
         other = issue(ring, LinkKind.PURCHASE_OFFER, link_id="lnk-4")
         assert_invalid(ring, other, now=T0, kind=LinkKind.TRIAL_INVITATION)
         assert list(ring._state.verified) == [good]
+
+
+class TestTheTimeGiven:
+    """``now`` is read with datetime's own methods: a subclass cannot move it."""
+
+    def test_a_datetime_subclass_is_read_as_the_time_it_holds(self, ring: Keyring) -> None:
+        """A subclass whose timestamp() is NaN (every comparison false) or lies about its
+        offset made an expired link verify; it is judged by the time it holds."""
+
+        class NaNTime(datetime):
+            def timestamp(self) -> float:
+                return float("nan")
+
+        class Lying(datetime):
+            def timestamp(self) -> float:
+                return T0.timestamp()
+
+            def utcoffset(self) -> timedelta | None:
+                return timedelta(0)
+
+        code = issue(ring, expires_at=T0 + timedelta(days=1))
+        late = T0 + timedelta(days=400)
+        for cls in (NaNTime, Lying):
+            for _ in range(2):  # first seen, then remembered
+                with pytest.raises(LinkExpired):
+                    ring.verify(code, now=cls.fromtimestamp(late.timestamp(), UTC))
+            naive = cls(2030, 1, 1)
+            with pytest.raises(ValidationError):
+                ring.verify(code, now=naive)

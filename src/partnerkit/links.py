@@ -126,7 +126,7 @@ _MIN_TIMESTAMP: Final = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _ONE_SECO
 _MAX_TIMESTAMP: Final = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _ONE_SECOND
 _KEYRING_FORMAT: Final = 1
 
-V = TypeVar("V")
+_V = TypeVar("_V")
 #: How many verified codes a ring (and a Portal, URLs) remembers: 2.4 MB at most (a ring).
 _REMEMBERED: Final = 1024
 
@@ -260,9 +260,11 @@ def _utc(seconds: int) -> datetime:
 
 
 def _timestamp(now: datetime) -> float:
-    if not isinstance(now, datetime) or now.tzinfo is None or now.utcoffset() is None:
+    # datetime's own methods, not a subclass's: one whose timestamp() said NaN made every
+    # comparison false, and an expired link verify.
+    if not isinstance(now, datetime) or datetime.utcoffset(now) is None:
         raise ValidationError("now", "must be a timezone-aware datetime")
-    return now.timestamp()
+    return datetime.timestamp(now)
 
 
 @attrs.frozen
@@ -873,7 +875,7 @@ def code_from_url(url: str) -> str:
     return code
 
 
-def _remember(memory: OrderedDict[str, V], key: str, value: V) -> None:
+def _remember(memory: OrderedDict[str, _V], key: str, value: _V) -> None:
     """Keep *key* -> *value* in *memory*, forgetting its oldest entries beyond
     :data:`_REMEMBERED` (each step is one atomic operation: threads may share *memory*)."""
     while len(memory) >= _REMEMBERED:

@@ -69,11 +69,17 @@ def test_only_urls_whose_codes_verified_are_remembered(world: World) -> None:
     other = World().link()
 
     class Liar(str):
+        @property  # type: ignore[misc]
+        def __class__(self) -> type:  # says it is a plain str: only its type tells
+            return str
+
         def __eq__(self, other: object) -> bool:
             return True
 
         def __hash__(self) -> int:
             return hash(url)
+
+    assert Liar("x").__class__ is str
 
     for bad in (forged, other, "https://portal.example/join?code=x.y.z", Liar("x")):
         with pytest.raises(InvalidLink):
@@ -106,3 +112,15 @@ def test_the_memory_is_bounded_and_keeps_the_latest(world: World) -> None:
     assert [world.portal.inspect_link(u) for u in urls[:10]] == [
         fresh.inspect_link(u) for u in urls[:10]
     ]
+
+
+def test_a_link_followed_often_is_forgotten_last(world: World) -> None:
+    """The memory forgets the URL used least lately: a link followed between every other
+    stays, however many others come and go."""
+    hot = world.link()
+    others = [world.link() for _ in range(_REMEMBERED + 5)]
+    for url in others:
+        world.portal.inspect_link(hot)
+        world.portal.inspect_link(url)
+    assert hot in world.portal._link_codes
+    assert len(world.portal._link_codes) == _REMEMBERED

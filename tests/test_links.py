@@ -1024,6 +1024,17 @@ class TestVerifiedCodes:
             f"lnk-{i}" for i in range(_REMEMBERED + 10)
         ]
 
+    def test_a_code_verified_often_is_forgotten_last(self) -> None:
+        """The ring forgets the code used least lately: one verified between every other new
+        code stays remembered, however many come and go."""
+        ring = Keyring.generate()
+        hot = issue(ring, link_id="hot")
+        for i in range(_REMEMBERED + 5):
+            ring.verify(hot, now=T0)
+            ring.verify(issue(ring, link_id=f"lnk-{i}"), now=T0)
+        assert hot in ring._state.verified
+        assert len(ring._state.verified) == _REMEMBERED
+
     def test_codes_that_do_not_verify_are_not_remembered(self, ring: Keyring) -> None:
         """Only a verification that succeeded is kept: an expired, future, forged or
         other-kind code leaves the memory as it was."""

@@ -50,6 +50,7 @@ from partnerkit.links import (
     LinkClaims,
     LinkKind,
     _remember,
+    _used,
     build_url,
     check_link_times,
     code_from_url,
@@ -444,10 +445,13 @@ class OfferCases(PortalCore):
     def _claims(self, url: str, now: datetime) -> LinkClaims:
         # The code of a URL whose code verified is remembered (one link is followed by many
         # customers); the ring remembers the code's verification in turn, and judges its
-        # kind and times again at every call (docs/links.md). A plain str only: a subclass
-        # could claim to equal a URL it is not.
-        code = self._link_codes.get(url) if url.__class__ is str else None
+        # kind and times again at every call (docs/links.md). A plain str only (its type,
+        # which a subclass cannot fake as it can __class__): a subclass could claim to equal
+        # a URL it is not.
+        memory = self._link_codes
+        code = memory.get(url) if type(url) is str else None
         if code is not None:
+            _used(memory, url)
             return self.keyring.verify(code, now=now)
         code = code_from_url(url)
         claims: LinkClaims = self.keyring.verify(code, now=now)

@@ -299,7 +299,8 @@ def _derive_hmac_key(secret: bytes, kind: LinkKind) -> bytes:
 
 @attrs.frozen(repr=False, eq=False)
 class _RingState:
-    """An immutable snapshot of a ring; rotation swaps the whole snapshot at once."""
+    """A snapshot of a ring, its keys immutable; rotation swaps the whole snapshot at once.
+    Only ``verified``, the codes these keys verified lately, changes (see ``Keyring.verify``)."""
 
     algorithm: str
     keys: tuple[_Key, ...]
@@ -310,8 +311,9 @@ class _RingState:
     ed25519_entries: Mapping[str, _Ed25519Entry]
     #: kind -> (header segment, keyed HMAC object or Ed25519 private key) of the active key.
     signers: Mapping[LinkKind, tuple[str, hmac.HMAC | Ed25519PrivateKey]]
-    #: code -> (claims, issued, expires in epoch seconds) of codes these keys verified: see
-    #: :meth:`Keyring.verify`. A new snapshot starts empty, so a removed key verifies nothing.
+    #: code -> (claims, issued, expires in epoch seconds) of codes these keys verified, the
+    #: one used last at the end: see :meth:`Keyring.verify`. A new snapshot starts empty, so
+    #: a removed key verifies nothing.
     verified: OrderedDict[str, tuple[LinkClaims, int, int]] = attrs.field(factory=OrderedDict)
 
     @classmethod
@@ -725,6 +727,7 @@ class Keyring:
         # checked above: a subclass could claim to equal a code it is not.)
         seen = state.verified.get(code)
         if seen is not None:
+            _used(state.verified, code)
             claims, issued, expires = seen
             if kind is not None and kind is not claims.kind:
                 self._wrong_kind(kind)
@@ -875,8 +878,16 @@ def code_from_url(url: str) -> str:
     return code
 
 
+def _used(memory: OrderedDict[str, Any], key: str) -> None:
+    """Mark *key* of *memory* as the one used last: it is forgotten last."""
+    try:  # noqa: SIM105 - on the path of every remembered code: no context manager
+        memory.move_to_end(key)
+    except KeyError:  # another thread forgot it meanwhile
+        pass
+
+
 def _remember(memory: OrderedDict[str, _V], key: str, value: _V) -> None:
-    """Keep *key* -> *value* in *memory*, forgetting its oldest entries beyond
+    """Keep *key* -> *value* in *memory*, forgetting the entries used least lately beyond
     :data:`_REMEMBERED` (each step is one atomic operation: threads may share *memory*)."""
     while len(memory) >= _REMEMBERED:
         try:

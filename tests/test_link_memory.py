@@ -101,8 +101,9 @@ def test_a_removed_key_ends_remembered_links_at_once(world: World) -> None:
         world.fresh().inspect_link(url)
 
 
-def test_the_memory_is_bounded_and_keeps_the_latest(world: World) -> None:
-    """At most _REMEMBERED URLs, the latest ones; a forgotten one is followed as before."""
+def test_the_memory_is_bounded(world: World) -> None:
+    """At most _REMEMBERED URLs (with none followed again, the last ones followed); a
+    forgotten one is followed as before."""
     urls = [world.link() for _ in range(_REMEMBERED + 5)]
     for url in urls:
         world.portal.inspect_link(url)
@@ -118,9 +119,12 @@ def test_a_link_followed_often_is_forgotten_last(world: World) -> None:
     """The memory forgets the URL used least lately: a link followed between every other
     stays, however many others come and go."""
     hot = world.link()
-    others = [world.link() for _ in range(_REMEMBERED + 5)]
-    for url in others:
-        world.portal.inspect_link(hot)
+    others = [world.link() for _ in range(_REMEMBERED)]
+    world.portal.inspect_link(hot)  # the first one in, and the oldest entry from here on
+    for url in others[:-1]:
         world.portal.inspect_link(url)
-    assert hot in world.portal._link_codes
+        world.portal.inspect_link(hot)  # remembered: used again
     assert len(world.portal._link_codes) == _REMEMBERED
+    world.portal.inspect_link(others[-1])  # full: one entry goes
+    assert hot in world.portal._link_codes  # checked before it is followed again
+    assert others[0] not in world.portal._link_codes

@@ -1011,9 +1011,10 @@ class TestVerifiedCodes:
         ring.remove(old_kid)
         assert_invalid(ring, old_code, now=T0)
 
-    def test_the_memory_is_bounded_and_forgets_the_oldest_first(self) -> None:
-        """However many codes verify, the ring remembers at most _REMEMBERED of them, the
-        latest ones; every code verifies as before once forgotten."""
+    def test_the_memory_is_bounded(self) -> None:
+        """However many codes verify, the ring remembers at most _REMEMBERED of them (with
+        none used again, the last ones verified); every code verifies as before once
+        forgotten."""
         ring = Keyring.generate()
         codes = [issue(ring, link_id=f"lnk-{i}") for i in range(_REMEMBERED + 10)]
         for code in codes:
@@ -1029,11 +1030,15 @@ class TestVerifiedCodes:
         code stays remembered, however many come and go."""
         ring = Keyring.generate()
         hot = issue(ring, link_id="hot")
-        for i in range(_REMEMBERED + 5):
-            ring.verify(hot, now=T0)
+        ring.verify(hot, now=T0)  # the first one in, and the oldest entry from here on
+        for i in range(_REMEMBERED - 1):
             ring.verify(issue(ring, link_id=f"lnk-{i}"), now=T0)
-        assert hot in ring._state.verified
+            ring.verify(hot, now=T0)  # remembered: used again
         assert len(ring._state.verified) == _REMEMBERED
+        first_other = next(iter(ring._state.verified))
+        ring.verify(issue(ring, link_id="one-more"), now=T0)  # full: one entry goes
+        assert hot in ring._state.verified  # checked before it is verified again
+        assert first_other not in ring._state.verified
 
     def test_codes_that_do_not_verify_are_not_remembered(self, ring: Keyring) -> None:
         """Only a verification that succeeded is kept: an expired, future, forged or

@@ -455,7 +455,7 @@ class OfferCases(PortalCore):
             return self.keyring.verify(code, now=now)
         code = code_from_url(url)
         claims: LinkClaims = self.keyring.verify(code, now=now)
-        _remember(self._link_codes, url, code)
+        _remember(memory, url, code)
         return claims
 
     def _live_record(self, uow: UnitOfWork, claims: LinkClaims) -> LinkRecord:

@@ -375,10 +375,15 @@ def check_link_times(claims: LinkClaims, now: datetime) -> None:
     """
     # The same arithmetic as verify's (seconds as floats), so that both answer alike at
     # every instant, however far in the future.
-    now_ts = _timestamp(now)
-    if claims.issued_at.timestamp() > now_ts + _SKEW_S:
+    _judge_times(claims.issued_at.timestamp(), claims.expires_at.timestamp(), _timestamp(now))
+
+
+def _judge_times(issued: float, expires: float, now: float) -> None:
+    """Judge a link's issue and expiry times (epoch seconds) at *now*: issued after it, or
+    expired before it, beyond :data:`MAX_CLOCK_SKEW`."""
+    if issued > now + _SKEW_S:
         _invalid()
-    if now_ts > claims.expires_at.timestamp() + _SKEW_S:
+    if now > expires + _SKEW_S:
         raise LinkExpired
 
 
@@ -419,10 +424,7 @@ def _claims_from_payload(
         or not 0 < len(target) <= MAX_ID_LENGTH
     ):
         _invalid()
-    if issued > now + _SKEW_S:
-        _invalid()
-    if now > expires + _SKEW_S:
-        raise LinkExpired
+    _judge_times(issued, expires, now)
     try:
         issued_at = datetime.fromtimestamp(issued, UTC)
         expires_at = datetime.fromtimestamp(expires, UTC)
@@ -731,10 +733,7 @@ class Keyring:
             claims, issued, expires = seen
             if kind is not None and kind is not claims.kind:
                 self._wrong_kind(kind)
-            if issued > now_ts + _SKEW_S:
-                _invalid()
-            if now_ts > expires + _SKEW_S:
-                raise LinkExpired
+            _judge_times(issued, expires, now_ts)
             return claims
         parts = code.split(".")
         if len(parts) != 3:

@@ -18,6 +18,7 @@ PUBLIC_NAMES = [
     "AdminRole",
     "AuditChainBroken",
     "AuditEvent",
+    "AuditPage",
     "Catalog",
     "Company",
     "CompanyKind",

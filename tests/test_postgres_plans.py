@@ -128,6 +128,10 @@ def tell_the_whole_story(store: RecordingStore) -> None:
     portal.accept_delegation(customer_admin, pending.delegation.id)
     portal.revoke_delegation(customer_admin, pending.delegation.id)
     portal.audit_trail(customer_admin)
+    first = portal.audit_trail_page(customer_admin, limit=2)
+    portal.audit_trail_page(customer_admin, limit=2, cursor=first.next_cursor)
+    newest = portal.audit_trail_page(customer_admin, limit=2, newest_first=True)
+    portal.audit_trail_page(customer_admin, cursor=newest.next_cursor, newest_first=True)
     portal.verify_audit_trail()
 
 

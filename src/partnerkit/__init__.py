@@ -7,7 +7,7 @@ The public names are re-exported here; implementation lives in the modules
 ``partnerkit.stores.memory``, ``partnerkit.stores.sqlite`` and ``partnerkit.stores.postgres``.
 """
 
-from partnerkit.audit import AuditChainBroken, AuditEvent, correlation
+from partnerkit.audit import AuditChainBroken, AuditEvent, AuditPage, correlation
 from partnerkit.consent import Delegation, DelegationOffer, DelegationStatus
 from partnerkit.directory import Company, CompanyKind, ContactInfo, User
 from partnerkit.errors import (
@@ -50,6 +50,7 @@ __all__ = [
     "AdminRole",
     "AuditChainBroken",
     "AuditEvent",
+    "AuditPage",
     "Catalog",
     "Company",
     "CompanyKind",

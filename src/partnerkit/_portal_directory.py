@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+import itertools
+import re
+from collections.abc import Iterable, Iterator
+from typing import Any, cast
 
 import attrs
 
@@ -11,11 +14,12 @@ from partnerkit._portal_core import (
     PortalCore,
     _Attempt,
     _bump,
+    _check_limit,
     _Context,
     _role_label,
     _roles_detail,
 )
-from partnerkit.audit import AuditChainBroken, AuditEvent, verify_chain
+from partnerkit.audit import AuditChainBroken, AuditEvent, AuditPage, verify_chain
 from partnerkit.directory import (
     Company,
     CompanyKind,
@@ -28,11 +32,12 @@ from partnerkit.directory import (
 )
 from partnerkit.errors import (
     Forbidden,
+    PartnerKitError,
     ValidationError,
     _plain,
     _shown,
 )
-from partnerkit.ports import UnitOfWork
+from partnerkit.ports import MAX_AUDIT_RANGE, AuditRanges, UnitOfWork
 from partnerkit.roles import (
     AdminRole,
     PartnerAccess,
@@ -41,6 +46,53 @@ from partnerkit.roles import (
 )
 
 __all__ = ["DirectoryCases"]
+
+_INT64_MAX = 2**63 - 1
+#: An audit cursor: the order it was made for (oldest or newest first), then a position.
+_AUDIT_CURSOR = re.compile(r"([on])(0|[1-9][0-9]{0,18})")
+
+
+def _encode_audit_cursor(seq: int | None, newest_first: bool) -> str:
+    """The cursor after *seq* in the walk's order; ``None`` is a walk that found nothing
+    and was given no cursor: oldest first it starts again from the first event, newest
+    first it is over (whatever comes later is newer, not older)."""
+    if newest_first:
+        return f"n{1 if seq is None else seq}"
+    return f"o{seq or 0}"
+
+
+def _decode_audit_cursor(cursor: object, newest_first: bool) -> int | None:
+    """The position a cursor of :func:`_encode_audit_cursor` holds (``None`` for none given);
+    else a ``ValidationError``."""
+    if cursor is None:
+        return None
+    match = _AUDIT_CURSOR.fullmatch(cursor) if type(cursor) is str else None
+    if match is None or not int(match[2]) <= _INT64_MAX or (match[1] == "n" and match[2] == "0"):
+        raise ValidationError("cursor", "is not a cursor that audit_trail_page gave")
+    if (match[1] == "n") != newest_first:
+        raise ValidationError("cursor", "was given for a walk in the other order")
+    return int(match[2])
+
+
+def _audit_range(
+    uow: UnitOfWork,
+    company_id: str,
+    limit: int,
+    above: int | None,
+    below: int | None,
+    newest_first: bool,
+) -> list[AuditEvent]:
+    """Events of a company's trail in a range, from the store's index when it offers one."""
+    ranged = getattr(uow, "audit_range", None)
+    if ranged is not None:
+        found: list[AuditEvent] = ranged(
+            company_id, limit, above=above, below=below, newest_first=newest_first
+        )
+        return found
+    low = -_INT64_MAX - 2 if above is None else above
+    top = _INT64_MAX + 1 if below is None else below
+    events = [e for e in uow.audit_events(company_id) if low < e.seq < top]
+    return (events[::-1] if newest_first else events)[:limit]
 
 
 class DirectoryCases(PortalCore):
@@ -384,17 +436,99 @@ class DirectoryCases(PortalCore):
 
         return self._run("audit.read", body, write=False)
 
+    def audit_trail_page(
+        self,
+        actor: User | str,
+        company_id: str | None = None,
+        *,
+        limit: int = 100,
+        cursor: str | None = None,
+        newest_first: bool = False,
+    ) -> AuditPage:
+        """One page of :meth:`audit_trail`: the same events, the same right to read them.
+
+        Pages are read from the store's indexes, so a long trail is walked a page at a time
+        instead of being read whole. Oldest first by default; with *newest_first* the walk
+        starts at the newest event and goes back. Each page gives the cursor to go on from
+        (``next_cursor``) and whether more events followed it when it was read
+        (``has_more``); a walk oldest first that has caught up asks again later with its
+        cursor and gets the events recorded since. A cursor is opaque text, good for walks
+        in the order it was made for; it grants nothing.
+
+        Raises:
+            Forbidden: the actor is not a global admin of that company (audited).
+            ValidationError: a *limit* that is not a whole number from 1 to 500, a
+                *cursor* this method did not give (or gave for the other order), or a
+                *newest_first* that is not a bool.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> AuditPage:
+            user = self._actor(uow, actor, attempt)
+            cid = _plain(user.company_id if company_id is None else company_id)
+            if not isinstance(cid, str):
+                attempt.company_id = _shown(cid)
+                raise ValidationError("company_id", "must be a company id (a string)")
+            attempt.company_id = cid
+            attempt.role = _role_label(user, own=cid == user.company_id)
+            if cid != user.company_id or user.admin_role is not AdminRole.GLOBAL_ADMIN:
+                raise Forbidden(_NOT_OWN_GLOBAL_ADMIN)
+            size = _check_limit(limit)
+            if type(newest_first) is not bool:
+                raise ValidationError("newest_first", "must be True or False")
+            start = _decode_audit_cursor(cursor, newest_first)
+            above, below = (None, start) if newest_first else (start, None)
+            found = _audit_range(uow, cid, size + 1, above, below, newest_first)
+            events = tuple(found[:size])
+            place = events[-1].seq if events else start
+            following = _encode_audit_cursor(place, newest_first)
+            return AuditPage(events, following, len(found) > size)
+
+        return self._run("audit.read", body, write=False)
+
     def verify_audit_trail(self) -> int:
         """Check the whole audit chain; return the number of events.
+
+        The chain is read in parts of :data:`~partnerkit.ports.MAX_AUDIT_RANGE` events from a
+        store that offers ``audit_range`` (the built-in ones do), each part in a read unit of
+        work of its own, so that a long chain is checked in bounded memory without holding
+        one transaction open all along. It is checked up to the head recorded when it
+        started; events appended meanwhile are left for the next check.
 
         Raises:
             AuditChainBroken: (a ``PartnerKitError``) an event was edited, inserted or deleted.
         """
+        beyond: list[AuditEvent] = []
         with self.store.unit_of_work(write=False) as uow:
-            events, head = uow.audit_events(), uow.audit_head()
+            head = uow.audit_head()
+            ranged = getattr(uow, "audit_range", None)
+            if ranged is None:
+                events: Iterable[AuditEvent] = uow.audit_events()
+            else:
+                # Past the head there is nothing, unless a row was slipped in behind the
+                # store's back: read in the head's own unit of work, it ends the chain the
+                # check reads, which then fails on it as it did on the whole trail.
+                beyond = ranged(None, 1, above=head[0])
+        if ranged is not None:
+            events = itertools.chain(self._audit_parts(head[0]), beyond)
         try:
             return verify_chain(events, head)
+        except PartnerKitError:
+            raise
         except (TypeError, ValueError, AttributeError) as exc:
             # A field of a type no store writes (edited behind the store's back, in a store
             # whose columns do not refuse it): the text its hash covers cannot be rebuilt.
             raise AuditChainBroken(0, "a stored event holds what no event holds") from exc
+
+    def _audit_parts(self, last: int) -> Iterator[AuditEvent]:
+        """The events of the chain up to *last*, read a part at a time (from the very first
+        row: one with a number below 1, slipped in behind the store's back, comes first)."""
+        below = last + 1 if last < _INT64_MAX else None
+        above: int | None = None
+        while above is None or above < last:
+            with self.store.unit_of_work(write=False) as uow:
+                ranges = cast(AuditRanges, uow)
+                part = ranges.audit_range(None, MAX_AUDIT_RANGE, above=above, below=below)
+            if not part:
+                return  # the chain ends before its head: verify_chain says so
+            yield from part
+            above = part[-1].seq

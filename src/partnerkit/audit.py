@@ -26,6 +26,7 @@ __all__ = [
     "MAX_CORRELATION_ID",
     "AuditChainBroken",
     "AuditEvent",
+    "AuditPage",
     "Outcome",
     "correlation",
     "current_correlation_id",
@@ -244,6 +245,23 @@ def _canonical(
 def _hash(fields: Mapping[str, Any]) -> str:
     text = _canonical(*[fields[name] for name in _HASHED])
     return hashlib.sha256(text.encode("ascii")).hexdigest()
+
+
+@attrs.frozen
+class AuditPage:
+    """One page of a company's audit trail (``Portal.audit_trail_page``).
+
+    A trail grows at its newest end, so a page always says where to go on from, even the
+    last one: a walk oldest first that has caught up asks again later with ``next_cursor``
+    and gets what was recorded since.
+    """
+
+    #: The events of the page, oldest first, or newest first when asked so.
+    events: tuple[AuditEvent, ...]
+    #: Pass it as ``cursor`` for the events after this page, in the same order.
+    next_cursor: str
+    #: Whether more events followed this page when it was read.
+    has_more: bool
 
 
 def verify_chain(events: Iterable[AuditEvent], head: tuple[int, str] | None = None) -> int:

@@ -42,6 +42,7 @@ __all__ = [
     "DELEGATIONS",
     "DELEGATION_OFFERS",
     "LINKS",
+    "MAX_AUDIT_RANGE",
     "MAX_SEARCH_LIMIT",
     "OFFERS",
     "REDEMPTIONS",
@@ -51,6 +52,7 @@ __all__ = [
     "TABLES",
     "TRIALS",
     "USERS",
+    "AuditRanges",
     "Clock",
     "CustomerSearch",
     "EachFinder",
@@ -242,6 +244,8 @@ TABLES: tuple[Table[Any], ...] = (
 
 #: The most customers one ``search_customers`` call returns.
 MAX_SEARCH_LIMIT = 500
+#: The most events one ``audit_range`` call returns.
+MAX_AUDIT_RANGE = 1000
 
 
 class Repository(Protocol[T]):
@@ -365,6 +369,38 @@ class CustomerSearch(Protocol):
 
         Exactly the companies of those relations, in the same order; a relation whose
         company is not stored is left out (the page may then hold fewer than *limit*).
+        """
+
+
+class AuditRanges(Protocol):
+    """An optional capability of a unit of work: a bounded part of the audit trail, read in
+    order from an index.
+
+    ``Portal.audit_trail_page`` reads its pages with it, and ``Portal.verify_audit_trail``
+    reads the chain with it a part at a time, so that neither holds more than one part of
+    a long trail at once. The built-in stores offer it (the SQL ones read it from the
+    indexes on ``(company_id, seq)`` and ``(actor_company_id, seq)``). A store without it,
+    such as a third-party store written before it existed, is served by ``audit_events``
+    with the same results, and the whole trail in memory.
+    """
+
+    def audit_range(
+        self,
+        company_id: str | None,
+        limit: int,
+        *,
+        above: int | None = None,
+        below: int | None = None,
+        newest_first: bool = False,
+    ) -> list[AuditEvent]:
+        """Return the events of ``audit_events(company_id)`` whose ``seq`` is greater than
+        *above* and less than *below* (``None``: no bound on that side): the *limit* oldest
+        of them, oldest first, or with *newest_first* the *limit* newest, newest first.
+
+        *limit* is a whole number from 1 to :data:`MAX_AUDIT_RANGE`, *above* and *below*
+        ``None`` or whole numbers of 64 bits, *newest_first* a ``bool``; anything else is a
+        ``ValidationError`` naming the argument, before anything is read. A *company_id*
+        that is not text names no company: nothing is found, as by ``audit_events``.
         """
 
 

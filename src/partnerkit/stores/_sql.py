@@ -23,15 +23,18 @@ import attrs
 
 from partnerkit.audit import AuditChainBroken, AuditEvent
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError
-from partnerkit.ports import Table
+from partnerkit.ports import MAX_AUDIT_RANGE, Table
 
 __all__ = [
     "AUDIT_COLUMNS",
     "MAX_TIMEOUT",
     "Codec",
     "TableSQL",
+    "audit_range_params",
+    "audit_range_sql",
     "chain_head",
     "check_appendable",
+    "check_audit_range",
     "check_search",
     "check_search_cursor",
     "check_timeout",
@@ -1060,6 +1063,59 @@ def check_search(
     if now is not None and (not isinstance(now, datetime) or now.utcoffset() is None):
         raise ValidationError("now", "must be an aware time or None")
     return isinstance(partner_id, str) and isinstance(prefix, str)
+
+
+def check_audit_range(
+    company_id: object, limit: object, above: object, below: object, newest_first: object
+) -> bool:
+    """Judge the arguments of ``UnitOfWork.audit_range`` as every store does, before
+    anything is read: a ``ValidationError`` naming the first that is wrong, else whether any
+    event can match (none is by or on a company named by what is not text, or by text no
+    store keeps, and none lies in a range without a whole number in it)."""
+    if type(limit) is not int or not 1 <= limit <= MAX_AUDIT_RANGE:
+        raise ValidationError("limit", f"must be a whole number from 1 to {MAX_AUDIT_RANGE}")
+    for name, bound in (("above", above), ("below", below)):
+        if bound is not None and not (type(bound) is int and _INT64_MIN <= bound <= _INT64_MAX):
+            raise ValidationError(name, "must be None or a whole number (64 bits)")
+    if type(newest_first) is not bool:
+        raise ValidationError("newest_first", "must be True or False")
+    if company_id is not None and (not isinstance(company_id, str) or never_stored(company_id)):
+        return False
+    if isinstance(above, int) and isinstance(below, int):
+        return below > above + 1
+    return True
+
+
+def audit_range_sql(
+    select: str, mark: str, company: bool, above: bool, below: bool, newest_first: bool
+) -> str:
+    """The statement of ``audit_range`` on a SQL store, *select* being its ``SELECT ...
+    FROM audit_events``, with the bounds that are given. Its parameters: for a company, the
+    company, the bounds, the company twice more and the bounds again; otherwise the bounds;
+    then the limit. A company's events are the merge, in chain order, of two index ranges
+    read only up to the limit: those on it, and those by it on another company (or none)."""
+    order = "DESC" if newest_first else ""
+    bounds = "".join([f" AND seq > {mark}" if above else "", f" AND seq < {mark}" if below else ""])
+    if not company:
+        where = f" WHERE {bounds[5:]}" if bounds else ""
+        return f"{select}{where} ORDER BY seq {order} LIMIT {mark}"
+    distinct = "IS NOT" if mark == "?" else "IS DISTINCT FROM"
+    return (
+        f"{select} WHERE company_id = {mark}{bounds} UNION ALL "
+        f"{select} WHERE actor_company_id = {mark} AND company_id {distinct} {mark}{bounds} "
+        f"ORDER BY seq {order} LIMIT {mark}"
+    )
+
+
+def audit_range_params(
+    company_id: str | None, limit: int, above: int | None, below: int | None
+) -> list[Any]:
+    """The parameters of :func:`audit_range_sql`'s statement."""
+    bounds = [bound for bound in (above, below) if bound is not None]
+    if company_id is None:
+        return [*bounds, limit]
+    company = str.__str__(company_id)
+    return [company, *bounds, company, company, *bounds, limit]
 
 
 def prefix_range(column: str, prefix: str, mark: str = "?") -> tuple[str, tuple[str, ...]]:

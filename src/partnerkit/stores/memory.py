@@ -8,6 +8,7 @@ undone from a log on rollback, so a commit costs nothing.
 
 from __future__ import annotations
 
+import bisect
 import operator
 import threading
 from collections.abc import Callable, Sequence
@@ -26,6 +27,7 @@ from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     check_appendable,
+    check_audit_range,
     check_search,
     table_codec,
 )
@@ -34,6 +36,7 @@ from partnerkit.support import Credential, ServiceRequest
 __all__ = ["MemoryStore"]
 
 T = TypeVar("T")
+_SEQ = operator.attrgetter("seq")
 #: Key to the id of the one row that has it, or to the ids of several.
 _Index = dict[object, str | set[str]]
 
@@ -373,6 +376,35 @@ class _MemoryUnitOfWork:
         if company_id is None:
             return list(events)
         return [e for e in events if company_id in (e.company_id, e.actor_company_id)]
+
+    def audit_range(
+        self,
+        company_id: str | None,
+        limit: int,
+        *,
+        above: int | None = None,
+        below: int | None = None,
+        newest_first: bool = False,
+    ) -> list[AuditEvent]:
+        self.check_open()
+        if not check_audit_range(company_id, limit, above, below, newest_first):
+            return []
+        events = self._store.audit
+        start = 0 if above is None else bisect.bisect_right(events, above, key=_SEQ)
+        end = len(events) if below is None else bisect.bisect_left(events, below, key=_SEQ)
+        if company_id is None:
+            if newest_first:
+                return events[max(start, end - limit) : end][::-1]
+            return events[start : min(end, start + limit)]
+        company = str.__str__(company_id)
+        found: list[AuditEvent] = []
+        for i in range(end - 1, start - 1, -1) if newest_first else range(start, end):
+            event = events[i]
+            if event.company_id == company or event.actor_company_id == company:
+                found.append(event)
+                if len(found) == limit:
+                    break
+        return found
 
     def search_relations(
         self,

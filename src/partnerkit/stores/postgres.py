@@ -90,8 +90,11 @@ from partnerkit.stores._sql import (
     TableSQL,
     Unheld,
     add_columns,
+    audit_range_params,
+    audit_range_sql,
     chain_head,
     check_appendable,
+    check_audit_range,
     check_search,
     check_timeout,
     columns_added_later,
@@ -1365,6 +1368,29 @@ class _PostgresUnitOfWork:
                 (company_id, company_id, company_id),
             )
         return decode_events(rows)
+
+    def audit_range(
+        self,
+        company_id: str | None,
+        limit: int,
+        *,
+        above: int | None = None,
+        below: int | None = None,
+        newest_first: bool = False,
+    ) -> list[AuditEvent]:
+        self._open(False)  # a finished unit of work, or another thread's, refuses first
+        if not check_audit_range(company_id, limit, above, below, newest_first):
+            return []
+        sql = audit_range_sql(
+            _AUDIT_SELECT,
+            "%s",
+            company_id is not None,
+            above is not None,
+            below is not None,
+            newest_first,
+        )
+        params = audit_range_params(company_id, limit, above, below)
+        return decode_events(self.fetchall(sql, params))
 
     def search_relations(
         self,

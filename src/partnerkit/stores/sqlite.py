@@ -37,8 +37,11 @@ from partnerkit.stores._sql import (
     Unheld,
     UpdatePlan,
     add_columns,
+    audit_range_params,
+    audit_range_sql,
     chain_head,
     check_appendable,
+    check_audit_range,
     check_search,
     check_timeout,
     columns_added_later,
@@ -525,6 +528,29 @@ class _SQLiteUnitOfWork:
                 (company_id, company_id),
             )
         return decode_events(rows)
+
+    def audit_range(
+        self,
+        company_id: str | None,
+        limit: int,
+        *,
+        above: int | None = None,
+        below: int | None = None,
+        newest_first: bool = False,
+    ) -> list[AuditEvent]:
+        self._connection(False)  # a finished unit of work, or another thread's, refuses first
+        if not check_audit_range(company_id, limit, above, below, newest_first):
+            return []
+        sql = audit_range_sql(
+            _AUDIT_SELECT,
+            "?",
+            company_id is not None,
+            above is not None,
+            below is not None,
+            newest_first,
+        )
+        params = audit_range_params(company_id, limit, above, below)
+        return decode_events(self.fetchall(sql, params))
 
     def search_relations(
         self,

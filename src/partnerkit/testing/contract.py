@@ -57,6 +57,7 @@ from partnerkit.ports import (
     DELEGATION_OFFERS,
     DELEGATIONS,
     LINKS,
+    MAX_AUDIT_RANGE,
     OFFERS,
     REDEMPTIONS,
     RELATIONS,
@@ -65,6 +66,7 @@ from partnerkit.ports import (
     TABLES,
     TRIALS,
     USERS,
+    AuditRanges,
     CustomerSearch,
     Store,
     Table,
@@ -78,6 +80,7 @@ from partnerkit.testing import FakeClock, StoreSnapshot, World, build_world, sna
 __all__ = [
     "TABLE_SAMPLES",
     "AuditContract",
+    "AuditRangeContract",
     "ChecksContract",
     "CompaniesContract",
     "ConcurrencyContract",
@@ -1763,6 +1766,149 @@ class AuditContract(_Base):
         assert back.expected_hash() == back.hash
 
 
+def _ranges(store: Store, uow: UnitOfWork) -> AuditRanges:
+    """The unit of work's ``audit_range``, or a skip for a store that does not offer it."""
+    if not hasattr(uow, "audit_range"):
+        pytest.skip("this store's units of work do not offer audit_range")
+    return cast(AuditRanges, uow)
+
+
+#: Who acted and on whom, for the events of :class:`AuditRangeContract`: two companies'
+#: events interleaved with others', on each other, on no company and by none.
+_RANGE_PAIRS: tuple[tuple[str | None, str | None], ...] = tuple(
+    itertools.islice(
+        itertools.cycle(
+            [
+                ("cmp_a", "cmp_a"),
+                ("cmp_b", "cmp_b"),
+                ("cmp_a", "cmp_b"),
+                (None, "cmp_a"),
+                ("cmp_c", "cmp_c"),
+                ("cmp_b", None),
+                ("cmp_b", "cmp_a"),
+                ("cmp_c", "cmp_a"),
+            ]
+        ),
+        41,
+    )
+)
+
+
+class AuditRangeContract(_Base):
+    """The optional ``audit_range`` (``partnerkit.ports.AuditRanges``): a bounded part of
+    ``audit_events``, in either order. A store whose units of work do not offer it skips
+    these (the Portal then reads ``audit_events`` whole)."""
+
+    def test_a_range_is_the_part_of_audit_events_it_names(self, store: Store) -> None:
+        """For every company (and none), bounds and limit, in both orders: exactly the
+        events of ``audit_events`` in the bounds, the *limit* first in the order asked."""
+        events = _chain(*_RANGE_PAIRS)
+        _append(store, events)
+        with store.unit_of_work(write=False) as uow:
+            ranges = _ranges(store, uow)
+            for company in (None, "cmp_a", "cmp_b", "cmp_c", "cmp_none"):
+                trail = uow.audit_events(company)
+                for limit, above, below in itertools.product(
+                    (1, 3, 50),
+                    (None, -(2**63), -1, 0, 1, 7, 40, 41, 99, 2**63 - 1),
+                    (None, -(2**63), 0, 1, 2, 9, 41, 42, 200, 2**63 - 1),
+                ):
+                    inside = [
+                        e
+                        for e in trail
+                        if (above is None or e.seq > above) and (below is None or e.seq < below)
+                    ]
+                    for newest_first in (False, True):
+                        wanted = (inside[::-1] if newest_first else inside)[:limit]
+                        got = ranges.audit_range(
+                            company, limit, above=above, below=below, newest_first=newest_first
+                        )
+                        assert got == wanted, (company, limit, above, below, newest_first)
+
+    def test_a_range_reaches_the_largest_limit(self, store: Store) -> None:
+        """``MAX_AUDIT_RANGE`` events come back in one call, and no more."""
+        events = _chain(*[("cmp_a", "cmp_a")] * (MAX_AUDIT_RANGE + 2))
+        _append(store, events)
+        with store.unit_of_work(write=False) as uow:
+            ranges = _ranges(store, uow)
+            assert ranges.audit_range(None, MAX_AUDIT_RANGE) == events[:MAX_AUDIT_RANGE]
+            newest = ranges.audit_range("cmp_a", MAX_AUDIT_RANGE, newest_first=True)
+            assert newest == events[::-1][:MAX_AUDIT_RANGE]
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("limit", 0),
+            ("limit", MAX_AUDIT_RANGE + 1),
+            ("limit", True),
+            ("limit", 5.0),
+            ("limit", "5"),
+            ("above", True),
+            ("above", 2**63),
+            ("above", -(2**63) - 1),
+            ("above", 1.5),
+            ("above", "1"),
+            ("below", False),
+            ("below", 2**63),
+            ("below", -(2**63) - 1),
+            ("below", 3.5),
+            ("newest_first", 1),
+            ("newest_first", "yes"),
+            ("newest_first", None),
+        ],
+    )
+    def test_a_bad_argument_is_a_validation_error_naming_it(
+        self, store: Store, name: str, value: object
+    ) -> None:
+        """Every store refuses the same arguments, by name, whatever the company."""
+        _append(store, _chain(("cmp_a", "cmp_a")))
+        arguments: dict[str, Any] = {
+            "limit": 5,
+            "above": None,
+            "below": None,
+            "newest_first": False,
+        }
+        arguments[name] = value
+        limit = arguments.pop("limit")
+        with store.unit_of_work(write=False) as uow:
+            ranges = _ranges(store, uow)
+            for company in ("cmp_a", None, 7, "cmp\x00a"):
+                with pytest.raises(ValidationError) as info:
+                    ranges.audit_range(cast(Any, company), limit, **arguments)
+                assert info.value.field == name
+
+    def test_a_company_no_event_can_name_finds_nothing(self, store: Store) -> None:
+        """An id that is not text, or text no store keeps, names no company: nothing is
+        found, as by ``audit_events``, and the unit of work goes on."""
+        events = _chain(("cmp_a", "cmp_a"), ("cmp_a", "cmp_a"))
+        _append(store, events)
+        with store.unit_of_work(write=False) as uow:
+            ranges = _ranges(store, uow)
+            for company in (7, b"cmp_a", "cmp\x00a", "cmp_\ud800"):
+                assert ranges.audit_range(cast(Any, company), 10) == []
+            assert ranges.audit_range("cmp_a", 10) == events
+
+    def test_a_range_is_refused_outside_its_open_unit_of_work(self, store: Store) -> None:
+        """After its unit of work ended, ``audit_range`` refuses, as every read does."""
+        with store.unit_of_work(write=False) as uow:
+            ranges = _ranges(store, uow)
+        with pytest.raises(PartnerKitError):
+            ranges.audit_range(None, 10)
+
+    def test_a_range_sees_the_unit_of_work_s_own_appends(self, store: Store) -> None:
+        """Events appended in the unit of work are in its ranges, and gone after a rollback."""
+        events = _chain(("cmp_a", "cmp_a"), ("cmp_b", "cmp_a"))
+        _append(store, events[:1])
+        with store.unit_of_work() as uow:
+            uow.append_audit(events[1])
+            assert _ranges(store, uow).audit_range("cmp_a", 10, newest_first=True) == [
+                events[1],
+                events[0],
+            ]
+        with store.unit_of_work(write=False) as uow:
+            assert _ranges(store, uow).audit_range("cmp_a", 10) == events[:1]
+
+
 _EDGE_TIMES = (
     datetime(1970, 1, 1, tzinfo=UTC),
     datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
@@ -2519,6 +2665,7 @@ class StoreContract(
     UnitOfWorkContract,
     LaterChecksContract,
     AuditContract,
+    AuditRangeContract,
     RoundTripContract,
     ConcurrencyContract,
     PortalContract,

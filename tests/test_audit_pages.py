@@ -406,3 +406,62 @@ def test_tampering_in_any_part_is_found(long_sqlite: tuple[Portal, Path], statem
     raw.close()
     with pytest.raises(AuditChainBroken):
         portal.verify_audit_trail()
+
+
+def _own_events(store: Store, company_id: str, count: int) -> None:
+    """*count* events a company's users caused on the company itself."""
+    with store.unit_of_work() as uow:
+        seq, prev = uow.audit_head()
+        for n in range(seq + 1, seq + count + 1):
+            event = AuditEvent.chained(
+                seq=n,
+                prev_hash=prev,
+                at=DEFAULT_START,
+                action="user.update",
+                outcome="success",
+                actor_company_id=company_id,
+                company_id=company_id,
+                correlation_id="own",
+            )
+            uow.append_audit(event)
+            prev = event.hash
+        uow.commit()
+
+
+def _page_work(store: SQLiteStore, portal: Portal, admin: Any, newest_first: bool) -> int:
+    """SQLite's virtual-machine steps (in thousands) for one page of 20."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    conn = store.acquire()
+    try:
+        conn.set_progress_handler(count, 1000)
+        page = portal.audit_trail_page(admin, limit=20, newest_first=newest_first)
+        conn.set_progress_handler(None, 1000)
+    finally:
+        store.release(conn)
+    assert len(page.events) == 20
+    return steps
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_a_page_reads_no_more_as_the_trail_grows(tmp_path: Path, newest_first: bool) -> None:
+    """A page is two index ranges read up to the limit: the work of a page of 20 is the
+    same with 40 times more events. (Each range once asked for more than the limit: one
+    of the company's events on others, so a company's events on itself were read through,
+    all of them, to find there were none.)"""
+    store = SQLiteStore(tmp_path / "grow.db")
+    portal = Portal(store=store)
+    customer, admin = portal.register_customer(
+        name="Fabrikam", domain="fabrikam.example", admin_email="kim@fabrikam.example"
+    )
+    _own_events(store, customer.id, 500)
+    short = _page_work(store, portal, admin, newest_first)
+    _own_events(store, customer.id, 20_000)
+    long = _page_work(store, portal, admin, newest_first)
+    store.close()
+    assert long <= 2 * short + 2, (short, long)

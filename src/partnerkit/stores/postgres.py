@@ -91,6 +91,7 @@ from partnerkit.stores._sql import (
     Unheld,
     add_columns,
     audit_range_params,
+    audit_range_rows,
     audit_range_sql,
     chain_head,
     check_appendable,
@@ -1390,7 +1391,7 @@ class _PostgresUnitOfWork:
             newest_first,
         )
         params = audit_range_params(company_id, limit, above, below)
-        return decode_events(self.fetchall(sql, params))
+        return decode_events(audit_range_rows(self.fetchall(sql, params), limit))
 
     def search_relations(
         self,

@@ -38,6 +38,7 @@ from partnerkit.stores._sql import (
     UpdatePlan,
     add_columns,
     audit_range_params,
+    audit_range_rows,
     audit_range_sql,
     chain_head,
     check_appendable,
@@ -550,7 +551,7 @@ class _SQLiteUnitOfWork:
             newest_first,
         )
         params = audit_range_params(company_id, limit, above, below)
-        return decode_events(self.fetchall(sql, params))
+        return decode_events(audit_range_rows(self.fetchall(sql, params), limit))
 
     def search_relations(
         self,

@@ -12,9 +12,10 @@ import contextlib
 import contextvars
 import hashlib
 import json
+import operator
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Literal
 
 import attrs
 
@@ -175,9 +176,7 @@ class AuditEvent:
 
     def expected_hash(self) -> str:
         """Recompute this event's hash from its fields."""
-        fields = attrs.asdict(self, recurse=False)
-        del fields["hash"]
-        return _hash(fields)
+        return hashlib.sha256(_canonical(*_hashed_fields(self)).encode("ascii")).hexdigest()
 
     @property
     def details(self) -> dict[str, str]:
@@ -202,6 +201,8 @@ _HASHED = (
     "correlation_id",
     "prev_hash",
 )
+#: The values of an event's ``_HASHED`` fields, in that order (one C-level call).
+_hashed_fields = operator.attrgetter(*_HASHED)
 # The canonical form is a JSON array of the fields in _HASHED order, ASCII only, no spaces
 # (datetimes as ISO 8601, details as [key, value] pairs): exactly what
 # ``json.dumps(values, separators=(",", ":"), ensure_ascii=True)`` writes. It is assembled
@@ -240,11 +241,6 @@ def _canonical(
         f"{'null' if reason is None else q(reason)},[{pairs}],"
         f"{q(correlation_id)},{q(prev_hash)}]"
     )
-
-
-def _hash(fields: Mapping[str, Any]) -> str:
-    text = _canonical(*[fields[name] for name in _HASHED])
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
 
 
 @attrs.frozen

@@ -83,6 +83,26 @@ class OddStr(str):
         return "x"
 
 
+class FakedStr(str):
+    """A str subclass equal to everything that says its class is ``str``: a store reads
+    only its text (``type()`` sees through the claim)."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return str
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    __hash__ = str.__hash__
+
+    def __contains__(self, item: object) -> bool:
+        return False
+
+
 # -- values -----------------------------------------------------------------------------------
 
 WEIRD = [
@@ -102,6 +122,8 @@ WEIRD = [
     StrSub("zzz"),
     OddStr("usr_b"),
     OddStr("a\x00b"),
+    FakedStr("usr_b"),
+    FakedStr("a\x00b"),
     ("a", "b"),
     AdminRole.GLOBAL_ADMIN,
 ]

@@ -411,19 +411,19 @@ class PortalCore:
         """
         if permission.__class__ is not Permission:
             raise ValidationError("permission", "must be a Permission")
-        actor_id = actor if actor.__class__ is str else getattr(actor, "id", None)
+        actor_id = actor if type(actor) is str else getattr(actor, "id", None)
         company_id = _plain(company_id)
         with self.store.unit_of_work(write=False) as uow:
             users = uow.users
             company: Company | None = None
-            if actor_id.__class__ is str and company_id.__class__ is str and _reads_each(uow):
+            if type(actor_id) is str and type(company_id) is str and _reads_each(uow):
                 # One round trip for both (the company is needed only in the actor's own).
                 user, company = uow.get_each((USERS, actor_id), (COMPANIES, company_id))  # type: ignore[attr-defined]
             else:
-                user = users.get(actor_id) if actor_id.__class__ is str else None
+                user = users.get(actor_id) if type(actor_id) is str else None
             if user is None:
                 return _ACTOR_UNKNOWN
-            if company_id.__class__ is not str:
+            if type(company_id) is not str:
                 # No company has it: answered as for an id of none (nothing of the caller's
                 # object is run, whose str() might raise, or name the actor's own company).
                 return decide(user, permission, _NO_COMPANY)
@@ -447,7 +447,7 @@ class PortalCore:
                             delegation = None
             target = None
             if target_user_id is not None:
-                target = users.get(target_user_id) if target_user_id.__class__ is str else None
+                target = users.get(target_user_id) if type(target_user_id) is str else None
                 if target is None or target.company_id != company_id:
                     target = None
                     if decide(

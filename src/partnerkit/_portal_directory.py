@@ -49,7 +49,7 @@ __all__ = ["DirectoryCases"]
 
 _INT64_MAX = 2**63 - 1
 #: An audit cursor: the order it was made for (oldest or newest first), then a position.
-_AUDIT_CURSOR = re.compile(r"([on])(0|[1-9][0-9]{0,18})")
+_AUDIT_CURSOR = re.compile(r"([on])(0|-?[1-9][0-9]{0,18})")
 
 
 def _encode_audit_cursor(seq: int | None, newest_first: bool) -> str:
@@ -67,7 +67,7 @@ def _decode_audit_cursor(cursor: object, newest_first: bool) -> int | None:
     if cursor is None:
         return None
     match = _AUDIT_CURSOR.fullmatch(cursor) if type(cursor) is str else None
-    if match is None or not int(match[2]) <= _INT64_MAX or (match[1] == "n" and match[2] == "0"):
+    if match is None or not -_INT64_MAX - 1 <= int(match[2]) <= _INT64_MAX:
         raise ValidationError("cursor", "is not a cursor that audit_trail_page gave")
     if (match[1] == "n") != newest_first:
         raise ValidationError("cursor", "was given for a walk in the other order")

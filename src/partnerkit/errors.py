@@ -140,7 +140,7 @@ def _plain(value: Any) -> Any:
     up in a dict, would match whatever the subclass says. Ids are compared and looked up only
     once made plain.
     """
-    if value.__class__ is str or not isinstance(value, str):
+    if type(value) is str or not isinstance(value, str):
         return value
     return str.__str__(value)
 

@@ -296,7 +296,7 @@ def _shape(hint: Any) -> Callable[[Any], bool]:
 
 def _is_text(value: Any) -> bool:
     """Whether *value* is text a store keeps (plain ASCII without a NUL, at once)."""
-    if value.__class__ is str and value.isascii() and "\x00" not in value:
+    if type(value) is str and value.isascii() and "\x00" not in value:
         return True
     return _text_problem(value) is None
 
@@ -532,6 +532,7 @@ def _text_problem(value: object) -> str | None:
     """What is wrong with a text column's value that no store keeps as given, or ``None``."""
     if not isinstance(value, str):
         return "is not text"
+    value = str.__str__(value)  # of a subclass, its text: none of its own methods run
     if "\x00" in value:
         return "holds a NUL character"
     try:
@@ -581,7 +582,7 @@ def _compile_checker(cls: type[Any], columns: Sequence[Column]) -> Callable[[Any
         name, raw = column.name, column.raw
         quoted = repr(name)
         if column.sql_type == "TEXT" and column.encode is _identity:
-            odd = "v.__class__ is not str or not v.isascii() or '\\x00' in v"
+            odd = "type(v) is not str or not v.isascii() or '\\x00' in v"
             act = f"refuse_if(cls, {quoted}, text(v))"
         elif raw is bool:
             odd = "v.__class__ is not bool"
@@ -1002,11 +1003,13 @@ def decode_events(rows: Sequence[Sequence[Any]]) -> list[AuditEvent]:
     decode = AUDIT_COLUMNS.decode
     events = []
     for row in rows:
+        if type(row[0]) is not int:  # a number stored as text or a float, say
+            raise AuditChainBroken(0, "a stored event's number is not a whole number")
         try:
             events.append(decode(row))
-        except (TypeError, ValueError, KeyError, OverflowError) as exc:
-            seq = row[0] if type(row[0]) is int else 0
-            raise AuditChainBroken(seq, "a stored event cannot be read") from exc
+        except (TypeError, ValueError, KeyError, OverflowError, RecursionError) as exc:
+            # RecursionError: details nested deeper than json can read.
+            raise AuditChainBroken(row[0], "a stored event cannot be read") from exc
     return events
 
 
@@ -1040,7 +1043,7 @@ def check_search_cursor(after: tuple[str, str] | None) -> None:
     if after is not None and (
         after.__class__ is not tuple
         or len(after) != 2
-        or not all(part.__class__ is str for part in after)
+        or not all(type(part) is str for part in after)
         or any(never_stored(part) for part in after)
     ):
         raise ValidationError("after", "is not the cursor of a stored relation")

@@ -78,11 +78,12 @@ def test_an_id_faking_its_class_is_no_own_company_for_a_decision(
         assert portal.decide(other.admin, permission, _FakedStr(other.company.id))
     with pytest.raises(Forbidden):
         portal.update_profile(other.admin, company_id=_FakedStr(customer.company.id), name="X")
-    # An actor id of a subclass names no actor (as before), whatever its class claims.
+    # An actor id of a subclass is the actor its text names, for decide as for every use
+    # case (decide once answered it as no actor at all), whatever its class claims.
     faked_actor = _FakedStr(other.admin.id)
-    for company in (other.company.id, customer.company.id):
-        decision = portal.decide(faked_actor, Permission.MANAGE_USERS, company)
-        assert decision.reason == "actor-does-not-exist"
+    assert portal.decide(faked_actor, Permission.MANAGE_USERS, other.company.id)
+    assert not portal.decide(faked_actor, Permission.MANAGE_USERS, customer.company.id)
+    assert portal.profile(faked_actor).id == other.company.id
 
 
 def test_a_memory_store_reads_a_faked_id_by_its_text(

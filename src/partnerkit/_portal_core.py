@@ -411,7 +411,8 @@ class PortalCore:
         """
         if permission.__class__ is not Permission:
             raise ValidationError("permission", "must be a Permission")
-        actor_id = actor if type(actor) is str else getattr(actor, "id", None)
+        # As every use case reads it (_actor): an id of a str subclass by its text.
+        actor_id = _plain(actor if isinstance(actor, str) else getattr(actor, "id", None))
         company_id = _plain(company_id)
         with self.store.unit_of_work(write=False) as uow:
             users = uow.users

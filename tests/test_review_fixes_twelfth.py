@@ -7,6 +7,14 @@
   chain check fail with a ``ValidationError`` of its own bounds, not ``AuditChainBroken``.
 - Details nested deeper than json reads raised a bare ``RecursionError``.
 - A tampered store's events numbered below 1 gave page cursors the same method refused.
+
+And what a hunt through every use case with such subclasses found next: the stores bound a
+subclass by what its own ``__conform__`` (sqlite3) or ``encode`` (behind a faked class, on
+PostgreSQL) said, and the use cases validated it with its own ``__len__`` and ``strip``. A
+password verified for another user; a use case acted on one object and recorded another;
+a name was checked short and stored long. Every public use case now reads its arguments of a
+``str`` subclass by their text (``portal.py``), and so do the stores and the values objects
+keep.
 """
 
 from __future__ import annotations
@@ -19,7 +27,18 @@ from typing import Any
 import pytest
 
 from delegation_kit import CustomerCast, PartnerCast, add_customer, consent
-from partnerkit import AuditChainBroken, Forbidden, Permission, Portal, User, ValidationError
+from partnerkit import (
+    AdminRole,
+    AuditChainBroken,
+    ContactInfo,
+    Forbidden,
+    NotFound,
+    OfferLine,
+    Permission,
+    Portal,
+    User,
+    ValidationError,
+)
 from partnerkit.ports import USERS
 from partnerkit.stores import check_storable
 from partnerkit.stores.memory import MemoryStore
@@ -225,3 +244,152 @@ def test_a_value_faking_its_class_is_judged_by_its_text_before_it_is_stored() ->
     for store in (MemoryStore(),):
         with pytest.raises(ValidationError), store.unit_of_work() as uow:
             uow.users.add(user)
+
+
+# -- a subclass's own methods never choose what is validated, compared, bound or stored ----
+
+
+class _Twin(str):
+    """Text of one id that, asked by sqlite3 (``__conform__``) or for its bytes (``encode``,
+    behind a faked class), names another."""
+
+    __slots__ = ("other",)
+
+    def __new__(cls, text: str, other: str) -> _Twin:
+        twin = super().__new__(cls, text)
+        twin.other = other
+        return twin
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return str
+
+    def __conform__(self, protocol: object) -> str:
+        return self.other
+
+    def encode(self, *args: Any, **kwargs: Any) -> bytes:
+        return self.other.encode()
+
+
+class _Short(str):
+    """Any text that says it is five characters long and has no white space to strip."""
+
+    __slots__ = ()
+
+    def __len__(self) -> int:
+        return 5
+
+    def strip(self, chars: str | None = None) -> str:
+        return "short"
+
+
+def test_a_password_verifies_only_for_the_user_its_text_names(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    """A twin naming the victim by its text and the caller by its binding: the caller's own
+    password once verified as the victim's on SQLite and PostgreSQL."""
+    consent(portal, partner.admin, customer)
+    victim, known = customer.by_role[AdminRole.BILLING_ADMIN], customer.by_role[None]
+    mine = portal.reset_password(partner.full, customer.company.id, known.id)
+    assert portal.verify_password(known.id, mine.temporary_password)
+    twin = _Twin(victim.id, known.id)
+    assert not portal.verify_password(twin, mine.temporary_password)  # type: ignore[arg-type]
+    assert not portal.verify_password(victim.id, mine.temporary_password)
+
+
+def test_a_use_case_acts_on_the_object_its_id_s_text_names(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    """The record names what was acted on: a twin of an unknown id and a real one is the
+    unknown id, on every store (SQLite and PostgreSQL once removed the real one, and the
+    trail named the unknown)."""
+    ghost = "usr_" + "0" * 32
+    real = customer.by_role[None]
+    with pytest.raises(NotFound):
+        portal.remove_user(customer.admin, _Twin(ghost, real.id))
+    assert real in portal.list_users(customer.admin)
+    event = portal.audit_trail(customer.admin)[-1]
+    assert (event.action, event.outcome, event.target_id) == ("user.remove", "failed", ghost)
+    with pytest.raises(NotFound):
+        portal.reset_password(customer.admin, customer.company.id, _Twin(ghost, real.id))
+
+
+def test_what_is_validated_is_what_is_stored(portal: Portal, customer: CustomerCast) -> None:
+    """Names, titles and e-mails are judged and kept by their text: a subclass that lies
+    about its length or its white space gets the refusal its text gets."""
+    for name in (_Short("x" * 5000), _Short("  "), _Short(" lead")):
+        with pytest.raises(ValidationError) as info:
+            portal.update_profile(customer.admin, name=name)
+        assert info.value.field == "name"
+    with pytest.raises(ValidationError):
+        portal.register_customer(
+            name=_Short("y" * 500), domain="n.example", admin_email="a@n.example"
+        )
+    taken = _Twin("new@n.example", customer.admin.email)
+    _, admin = portal.register_customer(name="N", domain="n.example", admin_email=taken)
+    assert type(admin.email) is str
+    assert admin.email == "new@n.example"
+
+
+def test_values_inside_arguments_are_read_by_their_text(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    """A contact's fields, an offer line's sku and the keys of a licence adjustment: the
+    objects built from them hold plain text, and nothing of the subclass runs later."""
+    contact = ContactInfo(email=_Twin("sales@contoso.example", "x"), phone=_Short("+1 555 0100"))
+    assert all(type(v) is str for v in (contact.email, contact.phone))
+    line = OfferLine(sku=_Twin("INTUNE", "EXCHANGE"), licenses=5)
+    assert type(line.sku) is str
+    url, offer = portal.create_purchase_offer(partner.full, [line])
+    assert [type(each.sku) for each in offer.lines] == [str]
+
+    class BadFormat(str):
+        __slots__ = ()
+
+        def __format__(self, spec: str) -> str:
+            return 5  # type: ignore[return-value]
+
+    bought = portal.redeem(url, customer.admin, licenses={BadFormat("INTUNE"): 6})
+    assert [(s.sku, s.licenses) for s in bought.subscriptions] == [("INTUNE", 6)]
+    with pytest.raises(ValidationError) as info:
+        portal.redeem(url, customer.by_role[AdminRole.BILLING_ADMIN], licenses={7: 6})  # type: ignore[dict-item]
+    assert info.value.field == "licenses"
+
+
+def test_a_store_reads_a_twin_by_its_text(portal: Portal, customer: CustomerCast) -> None:
+    """Under the Portal too: a store binds an id's text, never what the object says it is
+    (sqlite3 asks ``__conform__``; a faked class once reached its ``encode`` on PostgreSQL)."""
+    admin, other = customer.admin, customer.by_role[None]
+    twin = _Twin(admin.id, other.id)
+    with portal.store.unit_of_work(write=False) as uow:
+        assert uow.users.get(twin) == admin
+        assert uow.users.get_many([twin]) == {admin.id: admin}
+        assert uow.users.find(company_id=_Twin(customer.company.id, "cmp_x")) == sorted(
+            uow.users.find(company_id=customer.company.id), key=lambda u: u.id
+        )
+        assert uow.users.count(company_id=_Twin("cmp_none", customer.company.id)) == 0
+
+
+def test_urls_and_cursors_of_a_subclass_are_read_as_their_text(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    """``redeem``, ``inspect_link`` and the page cursors take a subclass's text, as they take
+    the same text given plain (they refused it, where ids of a subclass were taken)."""
+    consent(portal, partner.admin, customer)
+    url = portal.create_trial_invitation(partner.full, "EXCHANGE")
+    assert portal.inspect_link(_Twin(url, "x")) == portal.inspect_link(url)
+    first = portal.redeem(_Twin(url, "x"), customer.admin)
+    assert portal.redeem(url, customer.admin) == first
+    page = portal.audit_trail_page(customer.admin, limit=1)
+    again = portal.audit_trail_page(customer.admin, limit=1, cursor=_Twin(page.next_cursor, "o0"))
+    assert again == portal.audit_trail_page(customer.admin, limit=1, cursor=page.next_cursor)
+    decision = portal.decide(
+        partner.full,
+        Permission.RESET_PASSWORD,
+        customer.company.id,
+        _Twin(customer.by_role[None].id, "usr_x"),
+    )
+    assert decision  # through the delegation: a target of its text, in the customer
+    assert decision == portal.decide(
+        partner.full, Permission.RESET_PASSWORD, customer.company.id, customer.by_role[None].id
+    )

@@ -448,6 +448,7 @@ class PortalCore:
                             delegation = None
             target = None
             if target_user_id is not None:
+                target_user_id = _plain(target_user_id)
                 target = users.get(target_user_id) if type(target_user_id) is str else None
                 if target is None or target.company_id != company_id:
                     target = None

@@ -544,6 +544,9 @@ class OfferCases(PortalCore):
         either way.
         Redeeming the same link again for the same customer returns the first result.
         """
+        # Read by their text, as every use case reads its arguments (portal.py), here
+        # inline: the money path stays one call shorter.
+        url, actor = _plain(url), _plain(actor)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> Redemption:
             read = self._read_redemption(uow, actor, url, self.now()) if _reads_each(uow) else None
@@ -963,7 +966,10 @@ class OfferCases(PortalCore):
             return counts
         if not isinstance(licenses, Mapping):
             raise ValidationError("licenses", "must be a mapping of sku to licence count")
-        for sku, count in licenses.items():
+        for given, count in licenses.items():
+            if not isinstance(given, str):
+                raise ValidationError("licenses", "must be a mapping of sku to licence count")
+            sku = _plain(given)  # its text: its own __format__ or __eq__ never run
             if sku not in counts:
                 raise ValidationError("licenses", f"the offer has no line for {_shown(sku)}")
             counts[sku] = self.catalog.get(sku).check(count, f"licenses[{sku}]")

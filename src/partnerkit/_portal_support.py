@@ -240,7 +240,12 @@ class SupportCases(PortalCore):
         with self.store.unit_of_work(write=False) as uow:
             user = uow.users.get(user_id)
             credential = uow.credentials.get(user_id) if user is not None else None
-        if user is None or credential is None or credential.company_id != user.company_id:
+        if (
+            user is None
+            or credential is None
+            or credential.id != user.id
+            or credential.company_id != user.company_id
+        ):
             return False
         return PasswordHasher.verify(password, credential.password_hash)
 

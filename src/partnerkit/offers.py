@@ -245,7 +245,7 @@ class Catalog:
 class OfferLine:
     """One line of a purchase offer: a service and a number of user licences."""
 
-    sku: str = attrs.field(validator=_v_sku)
+    sku: str = attrs.field(converter=_plain, validator=_v_sku)
     licenses: int = attrs.field(validator=_v_licenses)
 
 

@@ -12,6 +12,11 @@ their sum, and the one name portal developers use.
 
 from __future__ import annotations
 
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Any
+
 from partnerkit._portal_consent import ConsentCases
 from partnerkit._portal_core import utc_now
 from partnerkit._portal_directory import DirectoryCases
@@ -36,3 +41,32 @@ class Portal(DirectoryCases, OfferCases, ConsentCases, SupportCases):
         clock: returns the current time as an aware datetime (taken as UTC: one in another
             zone is converted); the real clock by default.
     """
+
+
+def _text(value: object) -> object:
+    return str.__str__(value) if isinstance(value, str) and type(value) is not str else value
+
+
+def _read_as_text(method: Callable[..., Any]) -> Callable[..., Any]:
+    """*method*, given the plain text of each argument of a ``str`` subclass.
+
+    Ids, names, e-mails, prefixes, cursors and URLs are read by their text: a subclass's own
+    methods (``__eq__``, ``__len__``, ``strip``, ``encode``, sqlite3's ``__conform__``, ...)
+    never judge or choose what a use case validates, compares, records or stores. The
+    check is ``type()``, which a ``__class__`` property cannot fake.
+    """
+
+    @functools.wraps(method)
+    def use_case(self: Portal, *args: object, **kwargs: object) -> Any:
+        return method(self, *[_text(a) for a in args], **{k: _text(v) for k, v in kwargs.items()})
+
+    return use_case
+
+
+# Every public use case, but ``decide`` and ``redeem`` (they read their arguments by their
+# text themselves, on the paths that must stay fastest) and ``now``.
+for _name, _method in inspect.getmembers(Portal, inspect.isfunction):
+    if not _name.startswith("_") and _name not in ("decide", "redeem", "now"):
+        setattr(Portal, _name, _read_as_text(_method))
+
+del _name, _method

@@ -386,7 +386,7 @@ def _encode(params: Sequence[Any]) -> list[bytes | None]:
     """
     out: list[bytes | None] = []
     for value in params:
-        kind = value.__class__
+        kind = type(value)  # not __class__, which a str subclass can fake
         if kind is str:  # the common case first, inline
             if "\x00" in value:
                 raise psycopg.DataError("PostgreSQL text fields cannot contain NUL (0x00) bytes")

@@ -217,6 +217,11 @@ def translate_errors() -> Iterator[None]:
         raise translate(exc) from exc
 
 
+def _text_of(value: object) -> object:
+    """*value*, or its plain text when it is of a ``str`` subclass."""
+    return str.__str__(value) if isinstance(value, str) and type(value) is not str else value
+
+
 class _SQLiteRepository(Repository[T]):
     """One table's operations for one thread of a store: made once, they run their
     statements in whatever unit of work is open in that thread (see :class:`_Session`)."""
@@ -236,6 +241,8 @@ class _SQLiteRepository(Repository[T]):
         if not isinstance(ident, str):  # no key is anything but text
             self._uow.check_open()
             return None
+        if type(ident) is not str:
+            ident = str.__str__(ident)  # bound by its text, not by its own __conform__
         try:
             row = self._uow.fetchone(self._sql["get"], (ident,))
         except ValidationError:
@@ -248,7 +255,8 @@ class _SQLiteRepository(Repository[T]):
         self._uow.check_open()  # a finished unit of work refuses, whatever the ids
         found: dict[str, T] = {}
         decode = self._codec.decode
-        unique = [i for i in dict.fromkeys(idents) if not unheld_key(i)]
+        plain = [str.__str__(i) if isinstance(i, str) else i for i in idents]
+        unique = [i for i in dict.fromkeys(plain) if not unheld_key(i)]
         for start in range(0, len(unique), _BATCH):  # SQLite binds at most 999 values
             batch = unique[start : start + _BATCH]
             marks = ", ".join("?" * len(batch))
@@ -347,7 +355,8 @@ class _SQLiteRepository(Repository[T]):
 
     def _params(self, group: tuple[str, ...], where: dict[str, object]) -> list[Any]:
         enc = self._codec.encode_value
-        return [enc(c, where[c]) for c in group]
+        # A value of a str subclass by its text: sqlite3 would bind what its __conform__ says.
+        return [enc(c, _text_of(where[c])) for c in group]
 
     def _row(self, obj: T) -> list[Any]:
         return self._codec.row(obj, self._computed)

@@ -423,18 +423,24 @@ class DirectoryCases(PortalCore):
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[AuditEvent]:
-            user = self._actor(uow, actor, attempt)
-            cid = _plain(user.company_id if company_id is None else company_id)
-            if not isinstance(cid, str):
-                attempt.company_id = _shown(cid)
-                raise ValidationError("company_id", "must be a company id (a string)")
-            attempt.company_id = cid
-            attempt.role = _role_label(user, own=cid == user.company_id)
-            if cid != user.company_id or user.admin_role is not AdminRole.GLOBAL_ADMIN:
-                raise Forbidden(_NOT_OWN_GLOBAL_ADMIN)
-            return uow.audit_events(cid)
+            return uow.audit_events(self._trail_of(uow, attempt, actor, company_id))
 
         return self._run("audit.read", body, write=False)
+
+    def _trail_of(
+        self, uow: UnitOfWork, attempt: _Attempt, actor: User | str, company_id: object
+    ) -> str:
+        """The company whose trail the actor reads: its own, and only as its global admin."""
+        user = self._actor(uow, actor, attempt)
+        cid = _plain(user.company_id if company_id is None else company_id)
+        if not isinstance(cid, str):
+            attempt.company_id = _shown(cid)
+            raise ValidationError("company_id", "must be a company id (a string)")
+        attempt.company_id = cid
+        attempt.role = _role_label(user, own=cid == user.company_id)
+        if cid != user.company_id or user.admin_role is not AdminRole.GLOBAL_ADMIN:
+            raise Forbidden(_NOT_OWN_GLOBAL_ADMIN)
+        return cid
 
     def audit_trail_page(
         self,
@@ -463,15 +469,7 @@ class DirectoryCases(PortalCore):
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> AuditPage:
-            user = self._actor(uow, actor, attempt)
-            cid = _plain(user.company_id if company_id is None else company_id)
-            if not isinstance(cid, str):
-                attempt.company_id = _shown(cid)
-                raise ValidationError("company_id", "must be a company id (a string)")
-            attempt.company_id = cid
-            attempt.role = _role_label(user, own=cid == user.company_id)
-            if cid != user.company_id or user.admin_role is not AdminRole.GLOBAL_ADMIN:
-                raise Forbidden(_NOT_OWN_GLOBAL_ADMIN)
+            cid = self._trail_of(uow, attempt, actor, company_id)
             size = _check_limit(limit)
             if type(newest_first) is not bool:
                 raise ValidationError("newest_first", "must be True or False")

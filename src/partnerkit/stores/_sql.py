@@ -31,6 +31,7 @@ __all__ = [
     "Codec",
     "TableSQL",
     "audit_range_params",
+    "audit_range_query",
     "audit_range_rows",
     "audit_range_sql",
     "chain_head",
@@ -1126,6 +1127,26 @@ def audit_range_params(
         return [*bounds, limit]
     company = str.__str__(company_id)
     return [company, *bounds, limit, company, *bounds, limit]
+
+
+def audit_range_query(
+    select: str,
+    mark: str,
+    company_id: str | None,
+    limit: int,
+    above: int | None,
+    below: int | None,
+    newest_first: bool,
+) -> tuple[str, list[Any]] | None:
+    """The statement and parameters of ``audit_range`` on a SQL store (*select* its
+    ``SELECT ... FROM audit_events``), after :func:`check_audit_range`; ``None`` when no
+    event can match. Its rows go through :func:`audit_range_rows`."""
+    if not check_audit_range(company_id, limit, above, below, newest_first):
+        return None
+    sql = audit_range_sql(
+        select, mark, company_id is not None, above is not None, below is not None, newest_first
+    )
+    return sql, audit_range_params(company_id, limit, above, below)
 
 
 def audit_range_rows(rows: Sequence[Sequence[Any]], limit: int) -> list[Sequence[Any]]:

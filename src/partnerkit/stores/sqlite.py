@@ -37,12 +37,10 @@ from partnerkit.stores._sql import (
     Unheld,
     UpdatePlan,
     add_columns,
-    audit_range_params,
+    audit_range_query,
     audit_range_rows,
-    audit_range_sql,
     chain_head,
     check_appendable,
-    check_audit_range,
     check_search,
     check_timeout,
     columns_added_later,
@@ -549,18 +547,10 @@ class _SQLiteUnitOfWork:
         newest_first: bool = False,
     ) -> list[AuditEvent]:
         self._connection(False)  # a finished unit of work, or another thread's, refuses first
-        if not check_audit_range(company_id, limit, above, below, newest_first):
+        query = audit_range_query(_AUDIT_SELECT, "?", company_id, limit, above, below, newest_first)
+        if query is None:
             return []
-        sql = audit_range_sql(
-            _AUDIT_SELECT,
-            "?",
-            company_id is not None,
-            above is not None,
-            below is not None,
-            newest_first,
-        )
-        params = audit_range_params(company_id, limit, above, below)
-        return decode_events(audit_range_rows(self.fetchall(sql, params), limit))
+        return decode_events(audit_range_rows(self.fetchall(*query), limit))
 
     def search_relations(
         self,

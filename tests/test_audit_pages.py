@@ -261,8 +261,11 @@ def test_a_store_without_ranges_gives_the_same_pages(busy: Portal, customer: Cus
 # -- the chain checked a part at a time ----------------------------------------------------
 
 
-def _append_chain(store: Store, count: int) -> list[AuditEvent]:
-    """*count* events after the store's head, appended in one unit of work."""
+def _append_chain(
+    store: Store, count: int, company_id: str = "cmp_bulk", actor_company_id: str | None = None
+) -> list[AuditEvent]:
+    """*count* events after the store's head, on *company_id* by *actor_company_id*'s
+    users, appended in one unit of work."""
     with store.unit_of_work() as uow:
         seq, prev = uow.audit_head()
         events = []
@@ -273,7 +276,8 @@ def _append_chain(store: Store, count: int) -> list[AuditEvent]:
                 at=DEFAULT_START,
                 action="test.event",
                 outcome="success",
-                company_id="cmp_bulk",
+                actor_company_id=actor_company_id,
+                company_id=company_id,
                 detail={"n": n},
                 correlation_id="bulk",
             )
@@ -412,22 +416,7 @@ def test_tampering_in_any_part_is_found(long_sqlite: tuple[Portal, Path], statem
 
 def _own_events(store: Store, company_id: str, count: int) -> None:
     """*count* events a company's users caused on the company itself."""
-    with store.unit_of_work() as uow:
-        seq, prev = uow.audit_head()
-        for n in range(seq + 1, seq + count + 1):
-            event = AuditEvent.chained(
-                seq=n,
-                prev_hash=prev,
-                at=DEFAULT_START,
-                action="user.update",
-                outcome="success",
-                actor_company_id=company_id,
-                company_id=company_id,
-                correlation_id="own",
-            )
-            uow.append_audit(event)
-            prev = event.hash
-        uow.commit()
+    _append_chain(store, count, company_id, company_id)
 
 
 def _page_work(store: SQLiteStore, portal: Portal, admin: Any, newest_first: bool) -> int:

@@ -19,6 +19,8 @@ keep.
 
 from __future__ import annotations
 
+import inspect
+import pickle
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,8 +34,10 @@ from partnerkit import (
     AuditChainBroken,
     ContactInfo,
     Forbidden,
+    InvalidLink,
     NotFound,
     OfferLine,
+    PartnerKitError,
     Permission,
     Portal,
     User,
@@ -393,3 +397,49 @@ def test_urls_and_cursors_of_a_subclass_are_read_as_their_text(
     assert decision == portal.decide(
         partner.full, Permission.RESET_PASSWORD, customer.company.id, customer.by_role[None].id
     )
+
+
+class _ClaimsStr:
+    """Not a str at all, but its ``__class__`` says ``str`` (so ``isinstance`` agrees)."""
+
+    @property
+    def __class__(self) -> type:  # type: ignore[override]
+        return str
+
+
+def test_an_object_that_only_claims_to_be_text_is_refused_as_what_it_is(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    """Read by its type, it is no text: refused as any other non-text value is, with a
+    partnerkit error, never a ``TypeError`` from taking its text."""
+    fake: Any = _ClaimsStr()
+    assert isinstance(fake, str)
+    url, _ = portal.create_purchase_offer(partner.full, [OfferLine(sku="INTUNE", licenses=5)])
+    with pytest.raises(InvalidLink):
+        portal.inspect_link(fake)
+    with pytest.raises(InvalidLink):
+        portal.redeem(fake, customer.admin)
+    with pytest.raises(ValidationError) as info:
+        portal.redeem(url, customer.admin, licenses={fake: 3})
+    assert info.value.field == "licenses"
+    with pytest.raises(ValidationError):
+        portal.audit_trail_page(customer.admin, cursor=fake)
+    assert not portal.verify_password(customer.admin.id, fake)
+    with pytest.raises(PartnerKitError):
+        portal.remove_user(customer.admin, fake)
+    with portal.store.unit_of_work(write=False) as uow:
+        assert uow.users.get(fake) is None
+        assert uow.audit_events(fake) == []
+
+
+def test_the_use_cases_stay_what_they_were_to_tools() -> None:
+    """Wrapped to read their arguments by their text, the use cases keep their names,
+    signatures and docstrings, and pickle by reference; the converted fields stay typed."""
+    for name in ("create_user", "audit_trail_page", "sign_up"):
+        method = getattr(Portal, name)
+        assert method.__qualname__ == f"Portal.{name}"
+        assert pickle.loads(pickle.dumps(method)) is method  # noqa: S301 - our own bytes
+        assert "actor" in str(inspect.signature(method)) or name == "sign_up"
+        assert method.__doc__
+    assert str(inspect.signature(ContactInfo)).startswith("(email: 'str', phone: 'str | None'")
+    assert str(inspect.signature(OfferLine)) == "(sku: 'str', licenses: 'int') -> None"

@@ -493,7 +493,7 @@ class OfferCases(PortalCore):
             LinkExpired: past its expiry. LinkRevoked: revoked, or its offer withdrawn.
             LinkExhausted: its ``max_uses`` are spent.
         """
-        claims = self._claims(url, self.now())
+        claims = self._claims(_plain(url), self.now())  # by its text (see portal.py)
         with self.store.unit_of_work(write=False) as uow:
             record = self._live_record(uow, claims)
         if record.max_uses is not None and record.uses >= record.max_uses:
@@ -967,7 +967,7 @@ class OfferCases(PortalCore):
         if not isinstance(licenses, Mapping):
             raise ValidationError("licenses", "must be a mapping of sku to licence count")
         for given, count in licenses.items():
-            if not isinstance(given, str):
+            if not issubclass(type(given), str):  # by its type: a __class__ can claim str
                 raise ValidationError("licenses", "must be a mapping of sku to licence count")
             sku = _plain(given)  # its text: its own __format__ or __eq__ never run
             if sku not in counts:

@@ -24,6 +24,7 @@ from partnerkit.errors import (
     NotFound,
     PartnerKitError,
     ValidationError,
+    _plain,
     _shown,
 )
 from partnerkit.ports import UnitOfWork
@@ -123,6 +124,9 @@ class SupportCases(PortalCore):
         ended, or past its end date: no longer found).
         """
 
+        # By their text, as every use case reads its arguments (portal.py), here inline.
+        actor, prefix, after = _plain(actor), _plain(prefix), _plain(after)
+
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[Company]:
             ctx = self._context(uow, attempt, actor, None)
             self._require(ctx, Permission.SEARCH_CUSTOMERS)
@@ -160,6 +164,9 @@ class SupportCases(PortalCore):
             ValidationError: a malformed *cursor* (not in the form this method gives), a bad
                 *prefix* or *limit*.
         """
+
+        # By their text, as every use case reads its arguments (portal.py), here inline.
+        actor, prefix, cursor = _plain(actor), _plain(prefix), _plain(cursor)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> CustomerPage:
             ctx = self._context(uow, attempt, actor, None)

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from partnerkit._random import random_hex128
-from partnerkit.errors import ValidationError, _plain
+from partnerkit.errors import ValidationError, _plain_optional, _plain_str
 from partnerkit.roles import AdminRole, PartnerAccess
 
 __all__ = [
@@ -209,13 +209,13 @@ class ContactInfo:
     """Contact information a partner shows its customers (F1)."""
 
     #: Contact e-mail address.
-    email: str = attrs.field(converter=_plain, validator=_v_email)
+    email: str = attrs.field(converter=_plain_str, validator=_v_email)
     #: Phone number: digits with an optional leading ``+`` and separators.
-    phone: str | None = attrs.field(default=None, converter=_plain, validator=_v_phone)
+    phone: str | None = attrs.field(default=None, converter=_plain_optional, validator=_v_phone)
     #: Web site, an http(s) URL.
-    website: str | None = attrs.field(default=None, converter=_plain, validator=_v_web)
+    website: str | None = attrs.field(default=None, converter=_plain_optional, validator=_v_web)
     #: Postal address, free text.
-    address: str | None = attrs.field(default=None, converter=_plain, validator=_v_address)
+    address: str | None = attrs.field(default=None, converter=_plain_optional, validator=_v_address)
 
 
 class CompanyKind(enum.Enum):

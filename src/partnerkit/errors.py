@@ -140,9 +140,22 @@ def _plain(value: Any) -> Any:
     up in a dict, would match whatever the subclass says. Ids are compared and looked up only
     once made plain.
     """
-    if type(value) is str or not isinstance(value, str):
-        return value
+    kind = type(value)
+    if kind is str or not issubclass(kind, str):
+        return value  # (an object that only claims str as its __class__ is no str: as it is)
     return str.__str__(value)
+
+
+def _plain_str(value: str) -> str:
+    """:func:`_plain` for a field of text (an attrs converter: the field stays typed)."""
+    plain: str = _plain(value)
+    return plain
+
+
+def _plain_optional(value: str | None) -> str | None:
+    """:func:`_plain` for a field of text or ``None`` (an attrs converter)."""
+    plain: str | None = _plain(value)
+    return plain
 
 
 def _shown(value: object) -> str:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from partnerkit._time import later
-from partnerkit.errors import NotFound, ValidationError, _plain, _shown
+from partnerkit.errors import NotFound, ValidationError, _plain, _plain_str, _shown
 
 if TYPE_CHECKING:
     from partnerkit.consent import Delegation
@@ -245,7 +245,7 @@ class Catalog:
 class OfferLine:
     """One line of a purchase offer: a service and a number of user licences."""
 
-    sku: str = attrs.field(converter=_plain, validator=_v_sku)
+    sku: str = attrs.field(converter=_plain_str, validator=_v_sku)
     licenses: int = attrs.field(validator=_v_licenses)
 
 

@@ -22,6 +22,7 @@ from partnerkit._portal_core import utc_now
 from partnerkit._portal_directory import DirectoryCases
 from partnerkit._portal_offers import OfferCases
 from partnerkit._portal_support import SupportCases
+from partnerkit.errors import _plain
 
 __all__ = ["Portal", "utc_now"]
 
@@ -43,10 +44,6 @@ class Portal(DirectoryCases, OfferCases, ConsentCases, SupportCases):
     """
 
 
-def _text(value: object) -> object:
-    return str.__str__(value) if isinstance(value, str) and type(value) is not str else value
-
-
 def _read_as_text(method: Callable[..., Any]) -> Callable[..., Any]:
     """*method*, given the plain text of each argument of a ``str`` subclass.
 
@@ -58,15 +55,24 @@ def _read_as_text(method: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(method)
     def use_case(self: Portal, *args: object, **kwargs: object) -> Any:
-        return method(self, *[_text(a) for a in args], **{k: _text(v) for k, v in kwargs.items()})
+        for value in (*args, *kwargs.values()):
+            kind = type(value)
+            if kind is not str and issubclass(kind, str):
+                args = tuple([_plain(a) for a in args])
+                kwargs = {name: _plain(v) for name, v in kwargs.items()}
+                break
+        return method(self, *args, **kwargs)
 
+    use_case.__module__ = __name__
+    use_case.__qualname__ = f"Portal.{method.__name__}"  # pickled by reference, as before
     return use_case
 
 
-# Every public use case, but ``decide`` and ``redeem`` (they read their arguments by their
-# text themselves, on the paths that must stay fastest) and ``now``.
+#: The use cases that read their arguments by their text themselves, on the paths with
+#: targets in SPEC section 6; and ``now``, which takes none.
+_INLINE = ("decide", "redeem", "inspect_link", "find_customers", "find_customers_page", "now")
 for _name, _method in inspect.getmembers(Portal, inspect.isfunction):
-    if not _name.startswith("_") and _name not in ("decide", "redeem", "now"):
+    if not _name.startswith("_") and _name not in _INLINE:
         setattr(Portal, _name, _read_as_text(_method))
 
 del _name, _method

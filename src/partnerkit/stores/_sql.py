@@ -531,7 +531,7 @@ _MAX_SPAN_DAYS = _INT64_MAX // 86_400_000_000 - 1
 
 def _text_problem(value: object) -> str | None:
     """What is wrong with a text column's value that no store keeps as given, or ``None``."""
-    if not isinstance(value, str):
+    if not issubclass(type(value), str):  # by its type: a __class__ property can claim str
         return "is not text"
     value = str.__str__(value)  # of a subclass, its text: none of its own methods run
     if "\x00" in value:
@@ -966,7 +966,7 @@ class Unheld(Exception):
 
 def unheld_key(value: object) -> bool:
     """Whether *value* cannot be any row's key: not text, or text no store keeps."""
-    return not isinstance(value, str) or never_stored(value)
+    return not issubclass(type(value), str) or never_stored(value)
 
 
 def never_stored(value: object) -> bool:
@@ -975,7 +975,7 @@ def never_stored(value: object) -> bool:
     characters, valid Unicode), and PostgreSQL and SQLite cannot even take such a parameter.
     A read by it finds nothing, on every store, as on ``MemoryStore``; the SQL stores answer
     so without asking the database, which would refuse the parameter."""
-    if not isinstance(value, str):
+    if not issubclass(type(value), str):  # by its type: a __class__ property can claim str
         return False
     value = str.__str__(value)  # of a subclass, its text: none of its own methods run
     if "\x00" in value:
@@ -1084,7 +1084,9 @@ def check_audit_range(
             raise ValidationError(name, "must be None or a whole number (64 bits)")
     if type(newest_first) is not bool:
         raise ValidationError("newest_first", "must be True or False")
-    if company_id is not None and (not isinstance(company_id, str) or never_stored(company_id)):
+    if company_id is not None and (
+        not issubclass(type(company_id), str) or never_stored(company_id)
+    ):
         return False
     if isinstance(above, int) and isinstance(below, int):
         return below > above + 1

@@ -393,9 +393,9 @@ def _encode(params: Sequence[Any]) -> list[bytes | None]:
             out.append(None)
         elif kind is int:
             out.append(b"%d" % value)
-        elif isinstance(value, str):
+        elif issubclass(kind, str):
             out.append(_text(value))
-        elif isinstance(value, int):
+        elif issubclass(kind, int):
             out.append(b"%d" % int.__int__(value))
         elif isinstance(value, list | tuple):
             out.append(("{" + ",".join(_array_item(v) for v in value) + "}").encode())
@@ -788,7 +788,7 @@ class _PostgresRepository(Repository[T]):
         self._clash = sql.clash_positions
 
     def get(self, ident: str) -> T | None:
-        if not isinstance(ident, str):  # no key is anything but text
+        if not issubclass(type(ident), str):  # no key is anything but text (by its type)
             self._uow._open(False)
             return None
         try:
@@ -1354,9 +1354,9 @@ class _PostgresUnitOfWork:
         self._head = (event.seq, event.hash)
 
     def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
-        if never_stored(company_id):
+        if company_id is not None and unheld_key(company_id):
             self._open(False)  # refuses in a finished unit of work
-            return []  # no event names a company by text no row holds
+            return []  # no event names a company by what is not text, or text no row holds
         if company_id is None:
             rows = self.fetchall(f"{_AUDIT_SELECT} ORDER BY seq", ())
         else:

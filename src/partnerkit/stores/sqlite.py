@@ -217,7 +217,8 @@ def translate_errors() -> Iterator[None]:
 
 def _text_of(value: object) -> object:
     """*value*, or its plain text when it is of a ``str`` subclass."""
-    return str.__str__(value) if isinstance(value, str) and type(value) is not str else value
+    kind = type(value)
+    return str.__str__(value) if kind is not str and issubclass(kind, str) else value
 
 
 class _SQLiteRepository(Repository[T]):
@@ -236,13 +237,12 @@ class _SQLiteRepository(Repository[T]):
         self._update = plan
 
     def get(self, ident: str) -> T | None:
-        if not isinstance(ident, str):  # no key is anything but text
+        if not issubclass(type(ident), str):  # no key is anything but text (by its type)
             self._uow.check_open()
             return None
-        if type(ident) is not str:
-            ident = str.__str__(ident)  # bound by its text, not by its own __conform__
+        key = ident if type(ident) is str else _text_of(ident)  # its text, not its __conform__
         try:
-            row = self._uow.fetchone(self._sql["get"], (ident,))
+            row = self._uow.fetchone(self._sql["get"], (key,))
         except ValidationError:
             if self._uow.conn is not None and never_stored(ident):
                 return None  # no stored key is such text; SQLite cannot take it
@@ -253,7 +253,7 @@ class _SQLiteRepository(Repository[T]):
         self._uow.check_open()  # a finished unit of work refuses, whatever the ids
         found: dict[str, T] = {}
         decode = self._codec.decode
-        plain = [str.__str__(i) if isinstance(i, str) else i for i in idents]
+        plain = [_text_of(i) for i in idents]
         unique = [i for i in dict.fromkeys(plain) if not unheld_key(i)]
         for start in range(0, len(unique), _BATCH):  # SQLite binds at most 999 values
             batch = unique[start : start + _BATCH]
@@ -524,9 +524,9 @@ class _SQLiteUnitOfWork:
         self._head = (event.seq, event.hash)
 
     def audit_events(self, company_id: str | None = None) -> list[AuditEvent]:
-        if never_stored(company_id):
+        if company_id is not None and unheld_key(company_id):
             self._connection(False)  # refuses in a finished unit of work
-            return []  # no event names a company by text no row holds
+            return []  # no event names a company by what is not text, or text no row holds
         if company_id is None:
             rows = self.fetchall(f"{_AUDIT_SELECT} ORDER BY seq", ())
         else:

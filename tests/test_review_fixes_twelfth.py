@@ -443,3 +443,53 @@ def test_the_use_cases_stay_what_they_were_to_tools() -> None:
         assert method.__doc__
     assert str(inspect.signature(ContactInfo)).startswith("(email: 'str', phone: 'str | None'")
     assert str(inspect.signature(OfferLine)) == "(sku: 'str', licenses: 'int') -> None"
+
+
+class _ClaimsToBe:
+    """Not a str, but its ``__class__`` says ``str``, and it hashes and compares as *text*."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    @property
+    def __class__(self) -> type:  # type: ignore[override]
+        return str
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __hash__(self) -> int:
+        return hash(self.text)
+
+
+def test_an_object_that_claims_an_id_s_text_is_no_one_on_every_store(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    """Hashing and comparing as a real id once found its row in ``MemoryStore`` (and the
+    Portal took it for that user); the SQL stores answered a storage error. It names no row
+    on every store, and the Portal refuses it as an unknown actor or company."""
+    consent(portal, partner.admin, customer)
+    actor: Any = _ClaimsToBe(customer.admin.id)
+    company: Any = _ClaimsToBe(customer.company.id)
+    with pytest.raises(Forbidden) as info:
+        portal.create_user(actor, email="x@fabrikam.example", display_name="X")
+    assert info.value.decision.reason == "actor-does-not-exist"
+    with pytest.raises(Forbidden):
+        portal.profile(actor)
+    for call in (
+        lambda: portal.create_service_request(partner.full, company, title="T"),
+        lambda: portal.list_service_requests(partner.full, company),
+        lambda: portal.reset_password(partner.full, company, customer.by_role[None].id),
+    ):
+        with pytest.raises(Forbidden):
+            call()
+    with portal.store.unit_of_work(write=False) as uow:
+        assert uow.users.get(actor) is None
+        assert uow.companies.get(company) is None
+        assert uow.users.get_many([actor]) == {}
+        assert uow.users.find(company_id=company) == []
+        assert uow.users.count(company_id=company) == 0
+        assert uow.search_relations(company, "", 10) == []
+        if hasattr(uow, "get_each"):  # PostgreSQL's reads in one round trip
+            assert uow.get_each((USERS, actor)) == [None]
+            assert uow.find_each((USERS, actor), (USERS, {"company_id": company})) == [None, []]

@@ -278,7 +278,8 @@ class PortalCore:
 
     def _actor(self, uow: UnitOfWork, actor: User | str, attempt: _Attempt | None) -> User:
         actor_id = _plain(actor if isinstance(actor, str) else getattr(actor, "id", None))
-        user = uow.users.get(actor_id) if isinstance(actor_id, str) else None
+        # By its type: an object whose __class__ only claims str is no id.
+        user = uow.users.get(actor_id) if type(actor_id) is str else None
         if user is None:
             if attempt is not None:
                 # What was given: an id, or else the object itself (123, bytes, ...).
@@ -293,7 +294,7 @@ class PortalCore:
         self, uow: UnitOfWork, actor: User, company_id: str, now: datetime
     ) -> Delegation | None:
         """The active delegation through which *actor* may act on *company_id*, if any."""
-        if actor.partner_access is None or not isinstance(company_id, str):
+        if actor.partner_access is None or type(company_id) is not str:
             return None
         delegation = self._granted_delegation(uow, actor.company_id, company_id)
         return delegation if delegation is not None and delegation.is_active(now) else None

@@ -43,6 +43,7 @@ __all__ = [
     "customer_search",
     "ddl",
     "decode_events",
+    "fakes_text",
     "key_of",
     "migrate_forward",
     "prefix_range",
@@ -964,6 +965,12 @@ class Unheld(Exception):
     store (``MemoryStore`` compares the value with what it keeps, and nothing is equal)."""
 
 
+def fakes_text(value: object) -> bool:
+    """Whether *value* claims to be text (``isinstance`` says so, through a ``__class__``
+    property) without being any: it names no row, and a driver cannot bind it."""
+    return isinstance(value, str) and not issubclass(type(value), str)
+
+
 def unheld_key(value: object) -> bool:
     """Whether *value* cannot be any row's key: not text, or text no store keeps."""
     return not issubclass(type(value), str) or never_stored(value)
@@ -1067,7 +1074,7 @@ def check_search(
     check_search_cursor(after)
     if now is not None and (not isinstance(now, datetime) or now.utcoffset() is None):
         raise ValidationError("now", "must be an aware time or None")
-    return isinstance(partner_id, str) and isinstance(prefix, str)
+    return issubclass(type(partner_id), str) and issubclass(type(prefix), str)
 
 
 def check_audit_range(

@@ -199,8 +199,21 @@ def _plain_values(where: dict[str, object]) -> dict[str, object]:
     differs (the SQL stores bind the text)."""
     for value in where.values():
         if type(value) is not str and isinstance(value, str):
-            return {name: _plain(v) for name, v in where.items()}
+            return {name: _lookup_value(v) for name, v in where.items()}
     return where
+
+
+#: What a lookup value that only claims to be text is looked up as: it equals no key.
+_NO_ROW = object()
+
+
+def _lookup_value(value: object) -> object:
+    kind = type(value)
+    if kind is str or not isinstance(value, str):
+        return value
+    if issubclass(kind, str):
+        return str.__str__(value)
+    return _NO_ROW  # its __class__ claims str, and it is none: no row holds it
 
 
 class _MemoryRepository(Repository[T]):
@@ -218,6 +231,8 @@ class _MemoryRepository(Repository[T]):
             self._store.check_open()
         if type(ident) is not str:
             ident = _plain(ident)  # looked up by its text, as the SQL stores bind it
+            if type(ident) is not str:
+                return None  # not text, whatever its __class__ claims: no row's key
         row: T | None = self._data.rows.get(ident)
         return row
 
@@ -226,7 +241,7 @@ class _MemoryRepository(Repository[T]):
             self._store.check_open()
         rows = self._data.rows
         plain = [i if type(i) is str else _plain(i) for i in idents]
-        return {i: rows[i] for i in plain if i in rows}
+        return {i: rows[i] for i in plain if type(i) is str and i in rows}
 
     def add(self, obj: T) -> None:
         store = self._store

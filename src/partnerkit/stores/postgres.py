@@ -99,6 +99,7 @@ from partnerkit.stores._sql import (
     columns_added_later,
     ddl,
     decode_events,
+    fakes_text,
     key_of,
     listed_sql,
     migrate_forward,
@@ -889,6 +890,8 @@ class _PostgresRepository(Repository[T]):
         if group is None:
             raise ValueError(f"{self._table.name} has no lookup on {sorted(where)}")
         enc = self._codec.encode_value
+        if any(fakes_text(where[c]) for c in group):
+            raise Unheld  # claims to be text and is none: no row has it
         values = [enc(c, where[c]) for c in group]
         nulls = tuple(v is None for v in values)
         select, count = self._find_statements(group, nulls)
@@ -1206,7 +1209,7 @@ class _PostgresUnitOfWork:
         ``get_each`` of ``partnerkit.ports.EachReader``, with which ``Portal.decide`` reads
         the actor and the company at once.
         """
-        if not all(isinstance(key, str) for _, key in keys):
+        if not all(issubclass(type(key), str) for _, key in keys):
             return self._each(keys, self._get_each, None)  # no key is anything but text
         try:
             return self._get_each(keys)
@@ -1231,7 +1234,7 @@ class _PostgresUnitOfWork:
         ``partnerkit.ports.EachFinder``, with which ``Portal.redeem`` reads what a
         redemption needs at once.
         """
-        if not all(isinstance(key, (str, Mapping)) for _, key in reads):
+        if not all(issubclass(type(key), str) or isinstance(key, Mapping) for _, key in reads):
             return self._each(reads, self._find_each, None)  # a key that is not text
         try:
             return self._find_each(reads)
@@ -1270,7 +1273,7 @@ class _PostgresUnitOfWork:
             return unheld_key(key)
         encode = self._store.tables[table.name].codec.encode_value
         for column, value in key.items():
-            if never_stored(value):
+            if never_stored(value) or fakes_text(value):
                 return True
             try:
                 encode(column, value)

@@ -47,6 +47,7 @@ from partnerkit.stores._sql import (
     customer_search,
     ddl,
     decode_events,
+    fakes_text,
     key_of,
     migrate_forward,
     never_stored,
@@ -354,6 +355,8 @@ class _SQLiteRepository(Repository[T]):
     def _params(self, group: tuple[str, ...], where: dict[str, object]) -> list[Any]:
         enc = self._codec.encode_value
         # A value of a str subclass by its text: sqlite3 would bind what its __conform__ says.
+        if any(fakes_text(where[c]) for c in group):
+            raise Unheld  # claims to be text and is none: no row has it
         return [enc(c, _text_of(where[c])) for c in group]
 
     def _row(self, obj: T) -> list[Any]:

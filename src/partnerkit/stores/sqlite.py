@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from partnerkit.audit import GENESIS_HASH, AuditEvent
 from partnerkit.consent import Delegation, DelegationOffer
 from partnerkit.directory import Company, User
-from partnerkit.errors import Conflict, PartnerKitError, ValidationError
+from partnerkit.errors import Conflict, PartnerKitError, ValidationError, _plain
 from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
 from partnerkit.ports import TABLES, Repository, Table
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
@@ -216,12 +216,6 @@ def translate_errors() -> Iterator[None]:
         raise translate(exc) from exc
 
 
-def _text_of(value: object) -> object:
-    """*value*, or its plain text when it is of a ``str`` subclass."""
-    kind = type(value)
-    return str.__str__(value) if kind is not str and issubclass(kind, str) else value
-
-
 class _SQLiteRepository(Repository[T]):
     """One table's operations for one thread of a store: made once, they run their
     statements in whatever unit of work is open in that thread (see :class:`_Session`)."""
@@ -241,7 +235,7 @@ class _SQLiteRepository(Repository[T]):
         if not issubclass(type(ident), str):  # no key is anything but text (by its type)
             self._uow.check_open()
             return None
-        key = ident if type(ident) is str else _text_of(ident)  # its text, not its __conform__
+        key = ident if type(ident) is str else _plain(ident)  # its text, not its __conform__
         try:
             row = self._uow.fetchone(self._sql["get"], (key,))
         except ValidationError:
@@ -254,7 +248,7 @@ class _SQLiteRepository(Repository[T]):
         self._uow.check_open()  # a finished unit of work refuses, whatever the ids
         found: dict[str, T] = {}
         decode = self._codec.decode
-        plain = [_text_of(i) for i in idents]
+        plain = [_plain(i) for i in idents]
         unique = [i for i in dict.fromkeys(plain) if not unheld_key(i)]
         for start in range(0, len(unique), _BATCH):  # SQLite binds at most 999 values
             batch = unique[start : start + _BATCH]
@@ -357,7 +351,7 @@ class _SQLiteRepository(Repository[T]):
         # A value of a str subclass by its text: sqlite3 would bind what its __conform__ says.
         if any(fakes_text(where[c]) for c in group):
             raise Unheld  # claims to be text and is none: no row has it
-        return [enc(c, _text_of(where[c])) for c in group]
+        return [enc(c, _plain(where[c])) for c in group]
 
     def _row(self, obj: T) -> list[Any]:
         return self._codec.row(obj, self._computed)

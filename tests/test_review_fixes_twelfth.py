@@ -467,7 +467,7 @@ def test_an_object_that_claims_an_id_s_text_is_no_one_on_every_store(
 ) -> None:
     """Hashing and comparing as a real id once found its row in ``MemoryStore`` (and the
     Portal took it for that user); the SQL stores answered a storage error. It names no row
-    on every store, and the Portal refuses it as an unknown actor or company."""
+    on every store, and the Portal refuses it as an unknown actor, or as no company id."""
     consent(portal, partner.admin, customer)
     actor: Any = _ClaimsToBe(customer.admin.id)
     company: Any = _ClaimsToBe(customer.company.id)
@@ -481,8 +481,20 @@ def test_an_object_that_claims_an_id_s_text_is_no_one_on_every_store(
         lambda: portal.list_service_requests(partner.full, company),
         lambda: portal.reset_password(partner.full, company, customer.by_role[None].id),
     ):
-        with pytest.raises(Forbidden):
+        with pytest.raises(ValidationError):  # no company id at all, on every store
             call()
+    # Where the text is judged before anything is read, it is refused as no text at all
+    # (it once passed for the admin's own company and read an empty trail, unrefused).
+    for field, call in (
+        ("company_id", lambda: portal.audit_trail(customer.admin, company)),
+        ("company_id", lambda: portal.audit_trail_page(customer.admin, company)),
+        ("prefix", lambda: portal.find_customers(partner.full, company)),
+        ("cursor", lambda: portal.find_customers_page(partner.full, "", cursor=company)),
+        ("after", lambda: portal.find_customers(partner.full, "", after=company)),
+    ):
+        with pytest.raises(ValidationError) as info:
+            call()
+        assert info.value.field == field
     with portal.store.unit_of_work(write=False) as uow:
         assert uow.users.get(actor) is None
         assert uow.companies.get(company) is None

@@ -314,7 +314,7 @@ class PortalCore:
         the name the caller passed it by."""
         user = self._actor(uow, actor, attempt)
         cid = _plain(user.company_id if company_id is None and not required else company_id)
-        if not isinstance(cid, str):
+        if type(cid) is not str:  # by its type: a __class__ property can claim str
             attempt.company_id = _shown(cid)
             raise ValidationError(field, "must be a company id (a string)")
         attempt.company_id = cid
@@ -778,7 +778,7 @@ def _check_max_uses(max_uses: object) -> int | None:
 
 
 def _check_prefix(prefix: object) -> str:
-    if not isinstance(prefix, str) or len(prefix) > 100:
+    if type(prefix) is not str or len(prefix) > 100:
         raise ValidationError("prefix", "must be text of at most 100 characters")
     try:
         prefix.encode("utf-8")

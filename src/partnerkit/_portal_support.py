@@ -80,7 +80,7 @@ def _encode_cursor(key: str, relation_id: str) -> str:
 def _decode_cursor(cursor: object) -> tuple[str, str]:
     """The place a cursor of :func:`_encode_cursor` holds; else a ``ValidationError``."""
     refused = ValidationError("cursor", "is not a cursor that find_customers_page gave")
-    if not isinstance(cursor, str) or not 0 < len(cursor) <= _MAX_CURSOR or not cursor.isascii():
+    if type(cursor) is not str or not 0 < len(cursor) <= _MAX_CURSOR or not cursor.isascii():
         raise refused
     try:
         raw = base64.b64decode(cursor + "=" * (-len(cursor) % 4), altchars=b"-_", validate=True)
@@ -134,7 +134,7 @@ class SupportCases(PortalCore):
             size = _check_limit(limit)
             cursor = None
             if after is not None:
-                if not isinstance(after, str):
+                if type(after) is not str:
                     raise ValidationError("after", "must be a company id or None")
                 rel = uow.customer_relations.get(CustomerRelation.key(ctx.company.id, after))
                 if rel is None:
@@ -242,7 +242,7 @@ class SupportCases(PortalCore):
 
         ``False`` unless the user still exists: a removed user's password verifies no more.
         """
-        if not isinstance(user_id, str) or not isinstance(password, str):
+        if type(user_id) is not str or type(password) is not str:
             return False
         with self.store.unit_of_work(write=False) as uow:
             user = uow.users.get(user_id)

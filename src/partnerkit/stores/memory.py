@@ -29,6 +29,7 @@ from partnerkit.stores._sql import (
     check_appendable,
     check_audit_range,
     check_search,
+    fakes_text,
     table_codec,
 )
 from partnerkit.support import Credential, ServiceRequest
@@ -208,12 +209,8 @@ _NO_ROW = object()
 
 
 def _lookup_value(value: object) -> object:
-    kind = type(value)
-    if kind is str or not isinstance(value, str):
-        return value
-    if issubclass(kind, str):
-        return str.__str__(value)
-    return _NO_ROW  # its __class__ claims str, and it is none: no row holds it
+    # Its text; or, when its __class__ only claims str, what no row holds.
+    return _NO_ROW if fakes_text(value) else _plain(value)
 
 
 class _MemoryRepository(Repository[T]):

@@ -87,6 +87,8 @@ def tell_the_whole_story(store: RecordingStore) -> None:
     portal.profile(partner_admin)
     portal.update_profile(partner_admin, name="Contoso Partners Ltd")
     portal.list_users(partner_admin)
+    first_users = portal.list_users(partner_admin, limit=1)
+    portal.list_users(partner_admin, limit=1, after=first_users[0].id)
     temp = portal.create_user(partner_admin, email="tmp@contoso.example", display_name="Temp")
     portal.assign_roles(partner_admin, temp.id, admin_role=AdminRole.SERVICE_ADMIN)
     portal.remove_user(partner_admin, temp.id)
@@ -106,6 +108,8 @@ def tell_the_whole_story(store: RecordingStore) -> None:
     portal.change_licenses(m.billing, bought.subscriptions[0].id, 40)
     portal.list_subscriptions(customer_admin)
     portal.list_subscriptions(partner_admin)
+    portal.list_subscriptions(partner_admin, limit=1, after="")
+    portal.list_subscriptions(customer_admin, limit=1)
     spare_url = portal.create_trial_invitation(partner_admin, INTUNE.sku, expires_in=timedelta(1))
     claims = portal.inspect_link(spare_url)
     portal.revoke_link(partner_admin, claims.link_id)
@@ -113,12 +117,16 @@ def tell_the_whole_story(store: RecordingStore) -> None:
     assert offer.id
 
     portal.list_delegations(customer_admin)
+    portal.list_delegations(customer_admin, limit=1, after="")
+    portal.list_delegations(partner_admin, limit=1)
+    portal.list_delegations(partner_admin, limit=1, after="")
     portal.find_customers(partner_admin, "fab")
     portal.find_customers(partner_admin, "", limit=1, after=customer.id)
     reset = portal.reset_password(partner_admin, customer.id, world.customer_user.id)
     assert reset.temporary_password
     request = portal.create_service_request(partner_admin, customer.id, title="Mail is slow")
     portal.list_service_requests(partner_admin, customer.id)
+    portal.list_service_requests(partner_admin, customer.id, limit=1, after="")
     portal.update_service_request(partner_admin, request.id, status="attention_needed")
     assert trial.delegation is not None
     portal.end_delegation(partner_admin, trial.delegation.id)

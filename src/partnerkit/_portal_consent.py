@@ -9,6 +9,7 @@ from partnerkit._portal_core import (
     PortalCore,
     _Attempt,
     _Context,
+    _listed,
     _roles_of,
 )
 from partnerkit.consent import (
@@ -130,12 +131,20 @@ class ConsentCases(PortalCore):
         return self._run("delegation.end", body)
 
     def list_delegations(
-        self, actor: User | str, company_id: str | None = None
+        self,
+        actor: User | str,
+        company_id: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[Delegation]:
         """Return a company's delegations with their status as of now.
 
         A customer's global admins see their company's; a partner's global admins and users
         with partner access see the ones their partner offered.
+
+        With *limit* and *after*, one page of it in id order, read from the store's
+        index: as :meth:`list_users` pages.
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[Delegation]:
@@ -145,10 +154,10 @@ class ConsentCases(PortalCore):
             if ctx.company.is_partner:
                 if not self._decide(ctx, Permission.VIEW_PARTNER_OVERVIEW):
                     self._require(ctx, Permission.MANAGE_PARTNER_RELATIONSHIPS)
-                found = uow.delegations.find(partner_id=ctx.company.id)
+                found = _listed(uow.delegations, limit, after, partner_id=ctx.company.id)
             else:
                 self._require(ctx, Permission.MANAGE_PARTNER_RELATIONSHIPS)
-                found = uow.delegations.find(customer_id=ctx.company.id)
+                found = _listed(uow.delegations, limit, after, customer_id=ctx.company.id)
             return [d.as_of(ctx.now) for d in found]
 
         return self._run("delegation.list", body, write=False)

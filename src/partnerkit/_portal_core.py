@@ -59,8 +59,10 @@ from partnerkit.ports import (
     RELATIONS,
     USERS,
     Clock,
+    Repository,
     Store,
     UnitOfWork,
+    check_find_page,
 )
 from partnerkit.records import CustomerRelation, LinkRecord
 from partnerkit.roles import (
@@ -785,6 +787,25 @@ def _check_prefix(prefix: object) -> str:
     except UnicodeEncodeError:
         raise ValidationError("prefix", "must be valid text") from None
     return prefix.strip().casefold()
+
+
+_key: Callable[[Any], str] = operator.attrgetter("id")
+
+
+def _listed(repo: Repository[R], limit: int | None, after: str | None, **where: object) -> list[R]:
+    """A Portal list: every object of ``find(**where)``, or with *limit* the page of them
+    whose keys follow *after*, in key order (the store's ``find_page`` when it has one,
+    else ``find``). *limit* and *after* are judged first, by ``find_page``'s rules."""
+    bound = check_find_page(1 if limit is None else limit, after)
+    if limit is not None:
+        paged = getattr(repo, "find_page", None)
+        if paged is not None:
+            found: list[R] = paged(where, limit, bound)
+            return found
+    everything = repo.find(**where)
+    if bound is not None:
+        everything = [obj for obj in everything if _key(obj) > bound]
+    return everything if limit is None else everything[:limit]
 
 
 def _check_limit(limit: object) -> int:

@@ -16,6 +16,7 @@ from partnerkit._portal_core import (
     _bump,
     _check_limit,
     _Context,
+    _listed,
     _role_label,
     _roles_detail,
 )
@@ -214,14 +215,31 @@ class DirectoryCases(PortalCore):
 
         return self._run("profile.update", body)
 
-    def list_users(self, actor: User | str, company_id: str | None = None) -> list[User]:
-        """Return the users of a company, for those who manage users or assign roles."""
+    def list_users(
+        self,
+        actor: User | str,
+        company_id: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
+    ) -> list[User]:
+        """Return the users of a company, for those who manage users or assign roles.
+
+        With *limit*, one page of the list: the first *limit* in key (id) order whose
+        id follows *after* (pass the last id of the page before; ``None`` starts at the
+        first). A page is read from the store's index, not the whole list; a page shorter
+        than *limit* is the last. Without *limit*, the whole list (after *after*).
+
+        Raises:
+            ValidationError: a *limit* that is not a whole number from 1 to
+                ``MAX_FIND_PAGE`` (1,000), or an *after* that is not text an id can be.
+        """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[User]:
             ctx = self._context(uow, attempt, actor, company_id)
             if not self._decide(ctx, Permission.ASSIGN_ROLES):
                 self._require(ctx, Permission.MANAGE_USERS)
-            return uow.users.find(company_id=ctx.company.id)
+            return _listed(uow.users, limit, after, company_id=ctx.company.id)
 
         return self._run("user.list", body, write=False)
 

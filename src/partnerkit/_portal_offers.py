@@ -17,6 +17,7 @@ from partnerkit._portal_core import (
     _check_max_uses,
     _Context,
     _finds_each,
+    _listed,
     _reads_each,
     _role_label,
     _roles_of,
@@ -1050,18 +1051,27 @@ class OfferCases(PortalCore):
         return self._run("subscription.change_licenses", body)
 
     def list_subscriptions(
-        self, actor: User | str, company_id: str | None = None
+        self,
+        actor: User | str,
+        company_id: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[Subscription]:
-        """Return a customer's subscriptions, or those a partner advises, as of now."""
+        """Return a customer's subscriptions, or those a partner advises, as of now.
+
+        With *limit* and *after*, one page of it in id order, read from the store's
+        index: as :meth:`list_users` pages.
+        """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[Subscription]:
             ctx = self._context(uow, attempt, actor, company_id)
             if ctx.company.is_partner:
                 self._require(ctx, Permission.VIEW_PARTNER_OVERVIEW)
-                found = uow.subscriptions.find(partner_id=ctx.company.id)
+                found = _listed(uow.subscriptions, limit, after, partner_id=ctx.company.id)
             else:
                 self._require(ctx, Permission.MANAGE_SUBSCRIPTIONS)
-                found = uow.subscriptions.find(customer_id=ctx.company.id)
+                found = _listed(uow.subscriptions, limit, after, customer_id=ctx.company.id)
             return [s.as_of(ctx.now) for s in found]
 
         return self._run("subscription.list", body, write=False)

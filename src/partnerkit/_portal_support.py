@@ -14,6 +14,7 @@ from partnerkit._portal_core import (
     _bump,
     _check_limit,
     _check_prefix,
+    _listed,
 )
 from partnerkit.directory import (
     Company,
@@ -296,14 +297,23 @@ class SupportCases(PortalCore):
         return self._run("service_request.create", body)
 
     def list_service_requests(
-        self, actor: User | str, customer_id: str | None = None
+        self,
+        actor: User | str,
+        customer_id: str | None = None,
+        *,
+        limit: int | None = None,
+        after: str | None = None,
     ) -> list[ServiceRequest]:
-        """Return a customer's service requests (needs ``MANAGE_SERVICE_REQUESTS`` there)."""
+        """Return a customer's service requests (needs ``MANAGE_SERVICE_REQUESTS`` there).
+
+        With *limit* and *after*, one page of it in id order, read from the store's
+        index: as :meth:`list_users` pages.
+        """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[ServiceRequest]:
             ctx = self._context(uow, attempt, actor, customer_id, "customer_id")
             self._require(ctx, Permission.MANAGE_SERVICE_REQUESTS)
-            return uow.service_requests.find(customer_id=ctx.company.id)
+            return _listed(uow.service_requests, limit, after, customer_id=ctx.company.id)
 
         return self._run("service_request.list", body, write=False)
 

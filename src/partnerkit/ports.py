@@ -43,6 +43,7 @@ __all__ = [
     "DELEGATION_OFFERS",
     "LINKS",
     "MAX_AUDIT_RANGE",
+    "MAX_FIND_PAGE",
     "MAX_SEARCH_LIMIT",
     "OFFERS",
     "REDEMPTIONS",
@@ -57,11 +58,14 @@ __all__ = [
     "CustomerSearch",
     "EachFinder",
     "EachReader",
+    "FindPages",
     "LaterChecks",
     "Repository",
     "Store",
     "Table",
     "UnitOfWork",
+    "check_find_page",
+    "never_stored",
 ]
 
 T = TypeVar("T")
@@ -87,6 +91,10 @@ class Table(Generic[T]):
     unique: tuple[tuple[str, ...], ...] = ()
     #: Groups of columns that :meth:`Repository.find` may be asked about (each indexed).
     indexes: tuple[tuple[str, ...], ...] = ()
+    #: The lookups the Portal lists a page at a time (``FindPages.find_page``): each has an
+    #: index that ends in the key, so that a page is read in key order and no further,
+    #: even where a longer index serves the lookup's equality.
+    pages: tuple[tuple[str, ...], ...] = ()
     #: Columns computed from the object, such as a case-folded key.
     computed: Mapping[str, Callable[[Any], object]] = attrs.field(factory=dict)
     #: SQL ``CHECK`` constraints the SQL stores add, as a last line of defence.
@@ -119,6 +127,7 @@ USERS: Table[User] = Table(
     noun="user",
     unique=(("email_key",),),
     indexes=(("company_id",), ("company_id", "admin_role")),
+    pages=(("company_id",),),
     computed={"email_key": lambda u: email_key(u.email)},
 )
 
@@ -182,6 +191,8 @@ SUBSCRIPTIONS: Table[Subscription] = Table(
     noun="subscription",
     unique=(("customer_id", "sku"),),
     indexes=(("customer_id",), ("partner_id",)),
+    # A customer's own list is not among them: it holds one subscription a service at most.
+    pages=(("partner_id",),),
     checks=("licenses >= 1 AND licenses <= 1000000",),
     validate=_valid_subscription,
 )
@@ -201,6 +212,7 @@ DELEGATIONS: Table[Delegation] = Table(
         ("partner_id", "customer_id"),
         ("partner_id", "customer_id", "status"),
     ),
+    pages=(("partner_id",), ("customer_id",)),
 )
 CREDENTIALS: Table[Credential] = Table(
     name="credentials",
@@ -213,6 +225,7 @@ SERVICE_REQUESTS: Table[ServiceRequest] = Table(
     cls=ServiceRequest,
     noun="service request",
     indexes=(("customer_id",),),
+    pages=(("customer_id",),),
 )
 RELATIONS: Table[CustomerRelation] = Table(
     name="customer_relations",
@@ -246,6 +259,41 @@ TABLES: tuple[Table[Any], ...] = (
 MAX_SEARCH_LIMIT = 500
 #: The most events one ``audit_range`` call returns.
 MAX_AUDIT_RANGE = 1000
+#: The most objects one ``find_page`` call returns.
+MAX_FIND_PAGE = 1000
+
+
+def never_stored(value: object) -> bool:
+    """Whether *value* is text that no stored key or lookup value can equal: one with a NUL
+    or a lone surrogate. Ids, keys and the values of lookups are validated text (no control
+    characters, valid Unicode), and PostgreSQL and SQLite cannot even take such a parameter.
+    A read by it finds nothing, on every store, as on ``MemoryStore``; the SQL stores answer
+    so without asking the database, which would refuse the parameter."""
+    if not issubclass(type(value), str):  # by its type: a __class__ property can claim str
+        return False
+    value = str.__str__(value)  # of a subclass, its text: none of its own methods run
+    if "\x00" in value:
+        return True
+    if value.isascii():
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def check_find_page(limit: object, after: object) -> str | None:
+    """Judge the arguments of ``find_page`` as every store does, before anything is read:
+    a ``ValidationError`` naming the first that is wrong, else *after* as plain text (of a
+    ``str`` subclass, its text: none of its own methods judge the bound)."""
+    if type(limit) is not int or not 1 <= limit <= MAX_FIND_PAGE:
+        raise ValidationError("limit", f"must be a whole number from 1 to {MAX_FIND_PAGE}")
+    if after is None:
+        return None
+    if not issubclass(type(after), str) or never_stored(after):
+        raise ValidationError("after", "must be None or a key's text (no NUL, valid Unicode)")
+    return str.__str__(after)
 
 
 class Repository(Protocol[T]):
@@ -401,6 +449,30 @@ class AuditRanges(Protocol):
         ``None`` or whole numbers of 64 bits, *newest_first* a ``bool``; anything else is a
         ``ValidationError`` naming the argument, before anything is read. A *company_id*
         that is not text names no company: nothing is found, as by ``audit_events``.
+        """
+
+
+class FindPages(Protocol[T]):
+    """An optional capability of a repository: a bounded part of ``find``, in key order.
+
+    The Portal's lists (``list_users``, ``list_subscriptions``, ``list_delegations``,
+    ``list_service_requests``) read a page with it when they are given a ``limit``: a
+    partner advising a million subscriptions lists them a page at a time, without the
+    store reading them all. The built-in stores offer it (the SQL ones read it from the
+    lookup's index, whose last column is the key). A store without it is served by
+    ``find``, with the same pages, and the whole list read each time.
+    """
+
+    def find_page(
+        self, where: Mapping[str, object], limit: int, after: str | None = None
+    ) -> list[T]:
+        """Return the objects ``find(**where)`` returns whose key is greater than *after*
+        (``None``: from the first), the *limit* first of them, in key order.
+
+        *limit* is a whole number from 1 to :data:`MAX_FIND_PAGE`, *after* ``None`` or
+        text that a key can be (no NUL, no lone surrogate); anything else is a
+        ``ValidationError`` naming the argument, before anything is read. *where* is as
+        for ``find``: one of the table's lookups, else ``ValueError``.
         """
 
 

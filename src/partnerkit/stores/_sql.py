@@ -23,7 +23,7 @@ import attrs
 
 from partnerkit.audit import AuditChainBroken, AuditEvent
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError
-from partnerkit.ports import MAX_AUDIT_RANGE, Table
+from partnerkit.ports import MAX_AUDIT_RANGE, Table, never_stored
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -872,6 +872,19 @@ def ddl(
     return stmts
 
 
+def page_indexes(table: Table[Any]) -> list[str]:
+    """The statements that create, for each lookup *table* lists a page at a time
+    (``Table.pages``), an index ending in the key, where :func:`ddl` made none: one whose
+    equality a longer index serves reads its rows in that index's order, not the key's."""
+    stmts = []
+    for group in table.pages:
+        if group in table.indexes and not _served_by_longer(group, table):
+            continue  # its own index already ends in the key
+        name = f"{table.name}_pg_{'_'.join(group)}"
+        stmts.append(f"CREATE INDEX IF NOT EXISTS {name} ON {table.name} ({', '.join(group)}, id)")
+    return stmts
+
+
 def _served_by_longer(columns: tuple[str, ...], table: Table[Any]) -> bool:
     """Whether another index of *table* starts with *columns*, and so answers an equality
     lookup on them: every index costs pages and work on each write, so keep only that one."""
@@ -905,6 +918,8 @@ class TableSQL:
             "delete": f"DELETE FROM {name} WHERE id = {mark} AND version = {mark}",
         }
         self.lookups: dict[frozenset[str], tuple[tuple[str, ...], str, str]] = {}
+        #: ``find_page``'s statements of each lookup: from the first row, and after a key.
+        self.pages: dict[frozenset[str], tuple[str, str]] = {}
         for group in table.lookups():
             # A nullable column is compared with IS, so that None finds the rows without a
             # value (as the memory store does), not none at all as "= NULL" would.
@@ -917,6 +932,17 @@ class TableSQL:
                 f"SELECT {cols} FROM {name} WHERE {where} ORDER BY id",
                 f"SELECT count(*) FROM {name} WHERE {where}",
             )
+            self.pages[frozenset(group)] = page_statements(cols, name, where, mark)
+
+
+def page_statements(cols: str, table: str, where: str, mark: str) -> tuple[str, str]:
+    """``find_page``'s two statements for a lookup's *where*: its first rows in key order,
+    and its rows after a key; the key, when given, then the limit are their last
+    parameters."""
+    return (
+        f"SELECT {cols} FROM {table} WHERE {where} ORDER BY id LIMIT {mark}",
+        f"SELECT {cols} FROM {table} WHERE {where} AND id > {mark} ORDER BY id LIMIT {mark}",
+    )
 
 
 @attrs.frozen
@@ -974,26 +1000,6 @@ def fakes_text(value: object) -> bool:
 def unheld_key(value: object) -> bool:
     """Whether *value* cannot be any row's key: not text, or text no store keeps."""
     return not issubclass(type(value), str) or never_stored(value)
-
-
-def never_stored(value: object) -> bool:
-    """Whether *value* is text that no stored key or lookup value can equal: one with a NUL
-    or a lone surrogate. Ids, keys and the values of lookups are validated text (no control
-    characters, valid Unicode), and PostgreSQL and SQLite cannot even take such a parameter.
-    A read by it finds nothing, on every store, as on ``MemoryStore``; the SQL stores answer
-    so without asking the database, which would refuse the parameter."""
-    if not issubclass(type(value), str):  # by its type: a __class__ property can claim str
-        return False
-    value = str.__str__(value)  # of a subclass, its text: none of its own methods run
-    if "\x00" in value:
-        return True
-    if value.isascii():
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
 
 
 def chain_head(row: Sequence[Any] | None) -> tuple[int, str]:

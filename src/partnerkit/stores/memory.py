@@ -9,9 +9,10 @@ undone from a log on rollback, so a commit costs nothing.
 from __future__ import annotations
 
 import bisect
+import heapq
 import operator
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from threading import get_ident
 from types import TracebackType
@@ -22,7 +23,7 @@ from partnerkit.consent import Delegation, DelegationOffer
 from partnerkit.directory import Company, User
 from partnerkit.errors import Conflict, PartnerKitError, _plain
 from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
-from partnerkit.ports import TABLES, Repository, Table
+from partnerkit.ports import TABLES, Repository, Table, check_find_page
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
@@ -309,6 +310,22 @@ class _MemoryRepository(Repository[T]):
         if held.__class__ is str:
             return [rows[held]]
         return [rows[i] for i in sorted(held)]
+
+    def find_page(
+        self, where: Mapping[str, object], limit: int, after: str | None = None
+    ) -> list[T]:
+        self._store.check_open()
+        where = _plain_values(dict(where))
+        held = self._held(where)
+        bound = check_find_page(limit, after)
+        if held is None:
+            return []
+        rows = self._data.rows
+        if held.__class__ is str:
+            return [rows[held]] if bound is None or held > bound else []
+        keys = held if bound is None else [k for k in held if k > bound]
+        # The *limit* smallest keys, without sorting the rest (a partner's million).
+        return [rows[k] for k in heapq.nsmallest(limit, keys)]
 
     def count(self, **where: object) -> int:
         if self._store.owner != get_ident():

@@ -81,7 +81,7 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 from partnerkit.audit import GENESIS_HASH, AuditEvent
 from partnerkit.errors import Conflict, PartnerKitError, StoreUnavailable, ValidationError
-from partnerkit.ports import TABLES, Repository, Table
+from partnerkit.ports import TABLES, Repository, Table, check_find_page, never_stored
 from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     BACKFILL_V2,
@@ -103,7 +103,8 @@ from partnerkit.stores._sql import (
     key_of,
     listed_sql,
     migrate_forward,
-    never_stored,
+    page_indexes,
+    page_statements,
     prefix_range,
     rekey_renamed,
     table_codec,
@@ -194,10 +195,21 @@ def _rekey(cur: _Cursor) -> None:
     rekey_renamed(fetchall, cur.executemany, "%s")
 
 
+def _schema_v4() -> list[str]:
+    # The lists read a page at a time, in key order (a partner's delegations, a company's
+    # users): an index ending in the key for each.
+    return [stmt for table in TABLES for stmt in page_indexes(table)]
+
+
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,
 #: and steps that need Python (called with the migration's cursor).
 _Step = str | Callable[[_Cursor], None]
-MIGRATIONS: tuple[list[_Step], ...] = ([*_schema_v1()], [*_schema_v2()], _schema_v3())
+MIGRATIONS: tuple[list[_Step], ...] = (
+    [*_schema_v1()],
+    [*_schema_v2()],
+    _schema_v3(),
+    [*_schema_v4()],
+)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -869,6 +881,33 @@ class _PostgresRepository(Repository[T]):
         decode = self._codec.decode
         return [decode(r) for r in rows]
 
+    def find_page(
+        self, where: Mapping[str, object], limit: int, after: str | None = None
+    ) -> list[T]:
+        self._uow._open(False)
+        where = dict(where)
+        if self._find_sql.get(frozenset(where)) is None:
+            raise ValueError(f"{self._table.name} has no lookup on {sorted(where)}")
+        bound = check_find_page(limit, after)
+        try:
+            group, params = self._lookup_params(where)
+        except Unheld:
+            return []
+        first, following = self._tsql.page_sql(group, tuple(v is None for v in params))
+        params = [v for v in params if v is not None]
+        if bound is None:
+            params.append(limit)
+        else:
+            params += (bound, limit)
+        try:
+            rows = self._uow.fetchall(first if bound is None else following, params)
+        except ValidationError:
+            if self._uow._slot is not None and _never_read(where):
+                return []  # no row holds such text; PostgreSQL cannot take it
+            raise
+        decode = self._codec.decode
+        return [decode(r) for r in rows]
+
     def count(self, **where: object) -> int:
         self._uow._open(False)
         try:
@@ -886,16 +925,20 @@ class _PostgresRepository(Repository[T]):
 
     def _sql_of(self, where: dict[str, object]) -> tuple[str, str, list[Any]]:
         """The statements for a lookup and their parameters (``None`` matches NULL)."""
+        group, values = self._lookup_params(where)
+        nulls = tuple(v is None for v in values)
+        select, count = self._find_statements(group, nulls)
+        return select, count, [v for v in values if v is not None]
+
+    def _lookup_params(self, where: dict[str, object]) -> tuple[tuple[str, ...], list[Any]]:
+        """A lookup's columns and its values encoded (``None`` where the row has none)."""
         group = self._find_sql.get(frozenset(where))
         if group is None:
             raise ValueError(f"{self._table.name} has no lookup on {sorted(where)}")
         enc = self._codec.encode_value
         if any(fakes_text(where[c]) for c in group):
             raise Unheld  # claims to be text and is none: no row has it
-        values = [enc(c, where[c]) for c in group]
-        nulls = tuple(v is None for v in values)
-        select, count = self._find_statements(group, nulls)
-        return select, count, [v for v in values if v is not None]
+        return group, [enc(c, where[c]) for c in group]
 
     def _row(self, obj: T) -> list[Any]:
         return self._codec.row(obj, self._computed)
@@ -944,6 +987,7 @@ class _PostgresTableSQL(TableSQL):
         #: The column group of each lookup, by its set of columns.
         self.groups = {frozenset(group): group for group in table.lookups()}
         self._finds: dict[tuple[tuple[str, ...], tuple[bool, ...]], tuple[str, str]] = {}
+        self._pages: dict[tuple[tuple[str, ...], tuple[bool, ...]], tuple[str, str]] = {}
 
     def find_statements(self, group: tuple[str, ...], nulls: tuple[bool, ...]) -> tuple[str, str]:
         """``SELECT`` and ``count`` for *group*, with ``IS NULL`` where *nulls* says so.
@@ -955,16 +999,29 @@ class _PostgresTableSQL(TableSQL):
         key = (group, nulls)
         found = self._finds.get(key)
         if found is None:
-            where = " AND ".join(
-                f"{c} IS NULL" if null else f"{c} = %s"
-                for c, null in zip(group, nulls, strict=True)
-            )
+            where = self._where(group, nulls)
             found = (
                 f"SELECT {self.columns} FROM {self.table.name} WHERE {where} ORDER BY id",
                 f"SELECT count(*) FROM {self.table.name} WHERE {where}",
             )
             self._finds[key] = found
         return found
+
+    def page_sql(self, group: tuple[str, ...], nulls: tuple[bool, ...]) -> tuple[str, str]:
+        """``find_page``'s two statements for *group* (:func:`page_statements`), with
+        ``IS NULL`` where *nulls* says so, made once."""
+        key = (group, nulls)
+        found = self._pages.get(key)
+        if found is None:
+            where = self._where(group, nulls)
+            found = self._pages[key] = page_statements(self.columns, self.table.name, where, "%s")
+        return found
+
+    @staticmethod
+    def _where(group: tuple[str, ...], nulls: tuple[bool, ...]) -> str:
+        return " AND ".join(
+            f"{c} IS NULL" if null else f"{c} = %s" for c, null in zip(group, nulls, strict=True)
+        )
 
 
 def _never_read(key: object) -> bool:

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from threading import get_ident
@@ -27,7 +27,7 @@ from partnerkit.consent import Delegation, DelegationOffer
 from partnerkit.directory import Company, User
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError, _plain
 from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
-from partnerkit.ports import TABLES, Repository, Table
+from partnerkit.ports import TABLES, Repository, Table, check_find_page, never_stored
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
@@ -50,7 +50,7 @@ from partnerkit.stores._sql import (
     fakes_text,
     key_of,
     migrate_forward,
-    never_stored,
+    page_indexes,
     rekey_renamed,
     relation_search,
     table_codec,
@@ -116,10 +116,21 @@ def _rekey_renamed(conn: sqlite3.Connection) -> None:
     rekey_renamed(lambda sql: conn.execute(sql).fetchall(), executemany)
 
 
+def _schema_v4() -> list[str]:
+    # The lists read a page at a time, in key order (a partner's delegations, a company's
+    # users): an index ending in the key for each.
+    return [stmt for table in TABLES for stmt in page_indexes(table)]
+
+
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,
 #: and steps that need Python (called with the connection).
 _Step = str | Callable[[sqlite3.Connection], None]
-MIGRATIONS: tuple[list[_Step], ...] = ([*_schema_v1()], [*_schema_v2()], _schema_v3())
+MIGRATIONS: tuple[list[_Step], ...] = (
+    [*_schema_v1()],
+    [*_schema_v2()],
+    _schema_v3(),
+    [*_schema_v4()],
+)
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -220,7 +231,16 @@ class _SQLiteRepository(Repository[T]):
     """One table's operations for one thread of a store: made once, they run their
     statements in whatever unit of work is open in that thread (see :class:`_Session`)."""
 
-    __slots__ = ("_codec", "_computed", "_find_sql", "_sql", "_table", "_uow", "_update")
+    __slots__ = (
+        "_codec",
+        "_computed",
+        "_find_sql",
+        "_pages",
+        "_sql",
+        "_table",
+        "_uow",
+        "_update",
+    )
 
     def __init__(self, session: _Session, sql: TableSQL, plan: UpdatePlan) -> None:
         self._uow = session
@@ -229,6 +249,7 @@ class _SQLiteRepository(Repository[T]):
         self._computed = tuple(sql.table.computed.values())
         self._sql = sql.statements
         self._find_sql = sql.lookups
+        self._pages = sql.pages
         self._update = plan
 
     def get(self, ident: str) -> T | None:
@@ -314,6 +335,31 @@ class _SQLiteRepository(Repository[T]):
             rows = self._uow.fetchall(select, self._params(group, where))
         except Unheld:
             return []
+        except ValidationError:
+            if self._unmatched(where):
+                return []
+            raise
+        decode = self._codec.decode
+        return [decode(r) for r in rows]
+
+    def find_page(
+        self, where: Mapping[str, object], limit: int, after: str | None = None
+    ) -> list[T]:
+        self._uow.check_open()
+        where = dict(where)
+        group, _, _ = self._lookup(where)
+        bound = check_find_page(limit, after)
+        first, following = self._pages[frozenset(group)]
+        try:
+            params = self._params(group, where)
+        except Unheld:
+            return []
+        if bound is None:
+            params.append(limit)
+        else:
+            params += (bound, limit)
+        try:
+            rows = self._uow.fetchall(first if bound is None else following, params)
         except ValidationError:
             if self._unmatched(where):
                 return []

@@ -58,6 +58,7 @@ from partnerkit.ports import (
     DELEGATIONS,
     LINKS,
     MAX_AUDIT_RANGE,
+    MAX_FIND_PAGE,
     OFFERS,
     REDEMPTIONS,
     RELATIONS,
@@ -68,6 +69,7 @@ from partnerkit.ports import (
     USERS,
     AuditRanges,
     CustomerSearch,
+    FindPages,
     Store,
     Table,
     UnitOfWork,
@@ -84,6 +86,7 @@ __all__ = [
     "ChecksContract",
     "CompaniesContract",
     "ConcurrencyContract",
+    "FindPageContract",
     "LaterChecksContract",
     "PortalContract",
     "RelationsContract",
@@ -1909,6 +1912,113 @@ class AuditRangeContract(_Base):
             assert _ranges(store, uow).audit_range("cmp_a", 10) == events[:1]
 
 
+def _pages(repo: Any) -> FindPages[Any]:
+    """The repository's ``find_page``, or a skip for a store that does not offer it."""
+    if not hasattr(repo, "find_page"):
+        pytest.skip("this store's repositories do not offer find_page")
+    return cast(FindPages[Any], repo)
+
+
+class FindPageContract(_Base):
+    """The optional ``find_page`` (``partnerkit.ports.FindPages``): a bounded part of
+    ``find``, in key order, run on every table of :data:`TABLE_SAMPLES`. A store whose
+    repositories do not offer it skips these (the Portal's lists then read ``find``)."""
+
+    def test_a_page_is_the_part_of_find_it_names(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """For every lookup, limit and bound: exactly the rows of ``find`` whose key follows
+        the bound, the *limit* first, in key order. The bound is any text: a key, text
+        between keys, before the first or past the last."""
+        table = sample.table
+        rows = [sample.make(n) for n in range(16)]
+        _add(store, sample, *rows[8:], *reversed(rows[:8]))
+        ids = sorted(r.id for r in rows)
+        bounds = [None, "", "~", *ids, *(i + "\x01" for i in ids), *(i[:-1] for i in ids)]
+        with store.unit_of_work(write=False) as uow:
+            repo = uow.repository(table)
+            pages = _pages(repo)
+            for group in table.lookups():
+                for values in {tuple(table.value(r, c) for c in group) for r in rows}:
+                    where = dict(zip(group, values, strict=True))
+                    found = repo.find(**where)
+                    for after in bounds:
+                        following = [r for r in found if after is None or r.id > after]
+                        for limit in (1, 3, MAX_FIND_PAGE):
+                            got = pages.find_page(where, limit, after)
+                            assert got == following[:limit], (where, limit, after)
+
+    @pytest.mark.parametrize(
+        ("name", "value"),
+        [
+            ("limit", 0),
+            ("limit", -1),
+            ("limit", MAX_FIND_PAGE + 1),
+            ("limit", True),
+            ("limit", 2.0),
+            ("limit", "2"),
+            ("limit", None),
+            ("after", 7),
+            ("after", b"usr_"),
+            ("after", "usr\x00"),
+            ("after", "usr\ud800"),
+        ],
+    )
+    def test_a_bad_argument_is_a_validation_error_naming_it(
+        self, store: Store, name: str, value: object
+    ) -> None:
+        """Every store refuses the same arguments, by name, whatever the lookup's value."""
+        sample = USERS_SAMPLE
+        row = sample.make(0)
+        _add(store, sample, row)
+        arguments: dict[str, Any] = {"limit": 2, "after": None, name: value}
+        with store.unit_of_work(write=False) as uow:
+            pages = _pages(uow.users)
+            for company in (row.company_id, "cmp_none", 7, "cmp\x00a"):
+                with pytest.raises(ValidationError) as info:
+                    pages.find_page({"company_id": company}, **arguments)
+                assert info.value.field == name
+
+    def test_a_lookup_the_table_does_not_declare_is_a_value_error(self, store: Store) -> None:
+        """As for ``find``: only declared column groups may be looked up."""
+        with store.unit_of_work(write=False) as uow:
+            pages = _pages(uow.users)
+            for where in ({}, {"display_name": "x"}, {"company_id": "c", "version": 1}):
+                with pytest.raises(ValueError):  # noqa: PT011 - the type is the contract
+                    pages.find_page(where, 2)
+
+    def test_a_value_no_row_can_hold_finds_nothing(self, store: Store) -> None:
+        """A lookup value that is not text, or text no store keeps, finds nothing."""
+        row = USERS_SAMPLE.make(0)
+        _add(store, USERS_SAMPLE, row)
+        with store.unit_of_work(write=False) as uow:
+            pages = _pages(uow.users)
+            for company in (7, b"x", "cmp\x00a", "cmp_\ud800", None):
+                assert pages.find_page({"company_id": company}, 5) == []
+            assert pages.find_page({"company_id": row.company_id}, 5) == [row]
+
+    def test_a_page_is_refused_outside_its_open_unit_of_work(self, store: Store) -> None:
+        """After its unit of work ended, ``find_page`` refuses, as every read does."""
+        with store.unit_of_work(write=False) as uow:
+            pages = _pages(uow.users)
+        with pytest.raises(PartnerKitError):
+            pages.find_page({"company_id": "cmp_a"}, 5)
+
+    def test_a_page_sees_the_unit_of_work_s_own_writes(self, store: Store) -> None:
+        """Rows added or removed in the unit of work are in its pages, and gone after a
+        rollback."""
+        first, second = USERS_SAMPLE.make(0), USERS_SAMPLE.make(2)
+        assert first.company_id == second.company_id
+        _add(store, USERS_SAMPLE, first)
+        where = {"company_id": first.company_id}
+        with store.unit_of_work() as uow:
+            uow.users.add(second)
+            uow.users.remove(first)
+            assert _pages(uow.users).find_page(where, 5) == [second]
+        with store.unit_of_work(write=False) as uow:
+            assert _pages(uow.users).find_page(where, 5) == [first]
+
+
 _EDGE_TIMES = (
     datetime(1970, 1, 1, tzinfo=UTC),
     datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
@@ -2666,6 +2776,7 @@ class StoreContract(
     LaterChecksContract,
     AuditContract,
     AuditRangeContract,
+    FindPageContract,
     RoundTripContract,
     ConcurrencyContract,
     PortalContract,

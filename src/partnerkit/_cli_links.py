@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from partnerkit.cli import path_argument
 from partnerkit.directory import email_key
 from partnerkit.errors import (
     InvalidLink,
@@ -83,7 +84,9 @@ def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
         action="store_true",
         help="public-key links that storefronts verify without the secret (default: HMAC)",
     )
-    new.add_argument("--out", required=True, type=Path, metavar="FILE", help="must not exist")
+    new.add_argument(
+        "--out", required=True, type=path_argument, metavar="FILE", help="must not exist"
+    )
     new.set_defaults(func=_keys_new)
 
     rotate = actions.add_parser(
@@ -93,7 +96,7 @@ def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
         "app servers, use --staged: the key then only verifies, until 'keys activate' makes "
         "it sign, once every server has loaded the ring with it.",
     )
-    rotate.add_argument("file", type=Path, metavar="FILE")
+    rotate.add_argument("file", type=path_argument, metavar="FILE")
     rotate.add_argument(
         "--staged", action="store_true", help="add the key without letting it sign yet"
     )
@@ -105,7 +108,7 @@ def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Make the key KID of the ring in FILE sign new links (a key added with "
         "'keys rotate --staged', or an older one again). Every key keeps verifying.",
     )
-    activate.add_argument("file", type=Path, metavar="FILE")
+    activate.add_argument("file", type=path_argument, metavar="FILE")
     activate.add_argument("kid", metavar="KID", help="the key's id, as 'keys rotate' printed it")
     activate.set_defaults(func=_keys_activate)
 
@@ -115,12 +118,12 @@ def add_keys_parser(subparsers: Any) -> argparse.ArgumentParser:
         description="Remove the key KID from the ring in FILE (never the active one: rotate "
         "first). Links that key signed stop verifying as soon as the portal loads the ring.",
     )
-    remove.add_argument("file", type=Path, metavar="FILE")
+    remove.add_argument("file", type=path_argument, metavar="FILE")
     remove.add_argument("kid", metavar="KID", help="the key's id, as 'keys rotate' printed it")
     remove.set_defaults(func=_keys_remove)
 
     public = actions.add_parser("public", help="print the public keys as a JWK Set (Ed25519)")
-    public.add_argument("file", type=Path, metavar="FILE")
+    public.add_argument("file", type=path_argument, metavar="FILE")
     public.set_defaults(func=_keys_public)
     return keys
 
@@ -145,9 +148,14 @@ def add_link_parser(subparsers: Any) -> argparse.ArgumentParser:
         "them too; without it, a revoked link is reported valid.",
     )
     inspect.add_argument("url", metavar="URL", help="a link, or the bare code of one")
-    inspect.add_argument("--keys", required=True, type=Path, metavar="FILE", help="key ring")
     inspect.add_argument(
-        "--db", type=Path, metavar="PATH", help="the portal's SQLite file (checks revocation)"
+        "--keys", required=True, type=path_argument, metavar="FILE", help="key ring"
+    )
+    inspect.add_argument(
+        "--db",
+        type=path_argument,
+        metavar="PATH",
+        help="the portal's SQLite file (checks revocation)",
     )
     inspect.add_argument("--json", action="store_true", help="print the claims as JSON")
     inspect.set_defaults(func=_link_inspect)
@@ -159,8 +167,10 @@ def add_link_parser(subparsers: Any) -> argparse.ArgumentParser:
         "the Portal, as the partner user with e-mail ACTOR, so that the link is recorded in "
         "the portal's store (and can be redeemed and revoked there). Prints the URL.",
     )
-    new.add_argument("--db", required=True, type=Path, metavar="PATH", help="the SQLite file")
-    new.add_argument("--keys", required=True, type=Path, metavar="FILE", help="key ring")
+    new.add_argument(
+        "--db", required=True, type=path_argument, metavar="PATH", help="the SQLite file"
+    )
+    new.add_argument("--keys", required=True, type=path_argument, metavar="FILE", help="key ring")
     new.add_argument("--actor", required=True, metavar="EMAIL", help="the partner user")
     new.add_argument("--base-url", required=True, metavar="URL", help="the page links open")
     what = new.add_mutually_exclusive_group(required=True)
@@ -169,7 +179,7 @@ def add_link_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--delegated-admin", action="store_true", help="a standalone delegated-admin offer"
     )
     new.add_argument(
-        "--catalog", type=Path, metavar="FILE", help="the catalogue as JSON (for --trial)"
+        "--catalog", type=path_argument, metavar="FILE", help="the catalogue as JSON (for --trial)"
     )
     new.add_argument(
         "--role",

@@ -39,6 +39,7 @@ from partnerkit.errors import (
     PartnerKitError,
     ValidationError,
     _plain,
+    _pretends,
     _shown,
 )
 from partnerkit.links import (
@@ -142,9 +143,9 @@ class PortalCore:
         # What is not of its kind is refused now, not at the first use case that needs it.
         if not callable(getattr(store, "unit_of_work", None)):
             raise ValidationError("store", "must be a store (an object with unit_of_work)")
-        if keyring is not None and not isinstance(keyring, Keyring):
+        if keyring is not None and (not isinstance(keyring, Keyring) or _pretends(keyring)):
             raise ValidationError("keyring", "must be a Keyring or None")
-        if catalog is not None and not isinstance(catalog, Catalog):
+        if catalog is not None and (not isinstance(catalog, Catalog) or _pretends(catalog)):
             raise ValidationError("catalog", "must be a Catalog or None")
         if clock is not None and not callable(clock):
             raise ValidationError("clock", "must be a callable that returns the time, or None")
@@ -158,7 +159,7 @@ class PortalCore:
         self.keyring = keyring if keyring is not None else Keyring.generate()
         self.catalog = catalog if catalog is not None else Catalog()
         build_url(base_url, "x")  # refuse a base URL links cannot be built on, now
-        self.base_url = base_url
+        self.base_url = str.__str__(base_url)  # of a subclass, its text
         self.clock: Callable[[], datetime] = clock or utc_now
         self.password_hasher = password_hasher or PasswordHasher()
         if type(conflict_retries) is not int or not 0 <= conflict_retries <= 100:
@@ -178,7 +179,7 @@ class PortalCore:
         if clock is utc_now:
             return datetime.now(UTC)
         now = clock()
-        if not isinstance(now, datetime) or now.utcoffset() is None:
+        if not isinstance(now, datetime) or _pretends(now) or now.utcoffset() is None:
             raise ValidationError("clock", "must return an aware datetime")
         # Kept as UTC, as every store gives times back: an event's hash covers its time as
         # text, which another zone's offset would change once stored and read again.
@@ -412,7 +413,7 @@ class PortalCore:
         Without *target_user_id* the answer is whether the actor holds the permission in
         that company at all; with it, the target rules of F2 apply as well.
         """
-        if permission.__class__ is not Permission:
+        if type(permission) is not Permission:  # a __class__ property cannot claim it
             raise ValidationError("permission", "must be a Permission")
         # As every use case reads it (_actor): an id of a str subclass by its text.
         actor_id = _plain(actor if isinstance(actor, str) else getattr(actor, "id", None))
@@ -483,9 +484,9 @@ class PortalCore:
         admin_name: str | None,
         contact: ContactInfo | None,
     ) -> tuple[Company, User]:
-        if not isinstance(domain, str):
+        if not isinstance(domain, str) or _pretends(domain):
             raise ValidationError("domain", "must be a string")
-        if contact is not None and not isinstance(contact, ContactInfo):
+        if contact is not None and (not isinstance(contact, ContactInfo) or _pretends(contact)):
             raise ValidationError("contact", "must be a ContactInfo")
         check_new_name("name", name)
         now = self.now()
@@ -736,8 +737,10 @@ def _clean(attempt: _Attempt) -> None:
     if attempt.delegation_id is not None:
         attempt.delegation_id = _shown(attempt.delegation_id)
     for key, value in attempt.detail.items():
-        if isinstance(value, str) and not value.isprintable():
-            attempt.detail[key] = value.encode("unicode_escape").decode("ascii")
+        if isinstance(value, str) and not _pretends(value):
+            text = str.__str__(value)  # of a subclass, its text
+            if not text.isprintable():
+                attempt.detail[key] = text.encode("unicode_escape").decode("ascii")
 
 
 def _not_recorded(exc: PartnerKitError) -> str:
@@ -759,11 +762,16 @@ def _check_bool(field: str, value: object) -> None:
         raise ValidationError(field, "must be True or False")
 
 
+_NO_TIME = timedelta(0)
+
+
 def _check_lifetime(expires_in: object) -> timedelta:
     if expires_in is None:
         return DEFAULT_LINK_LIFETIME
-    if not isinstance(expires_in, timedelta):
+    if not isinstance(expires_in, timedelta) or _pretends(expires_in):
         raise ValidationError("expires_in", "must be a timedelta or None")
+    # Of a subclass, its days, seconds and microseconds: its own comparisons judge nothing.
+    expires_in = timedelta.__add__(_NO_TIME, expires_in)
     if expires_in < timedelta(seconds=1) or expires_in > MAX_LINK_LIFETIME:
         raise ValidationError(
             "expires_in", f"must be from 1 second to {MAX_LINK_LIFETIME.days} days"

@@ -36,6 +36,7 @@ from partnerkit.errors import (
     PartnerKitError,
     ValidationError,
     _plain,
+    _pretends,
     _shown,
 )
 from partnerkit.ports import MAX_AUDIT_RANGE, AuditRanges, UnitOfWork
@@ -114,7 +115,7 @@ class DirectoryCases(PortalCore):
         The partner gets a new public advisor id. Raises ``ValidationError`` for bad input
         or an e-mail already in use.
         """
-        if not isinstance(contact, ContactInfo):
+        if not isinstance(contact, ContactInfo) or _pretends(contact):
             raise ValidationError("contact", "must be a ContactInfo")
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[Company, User]:
@@ -192,7 +193,7 @@ class DirectoryCases(PortalCore):
             self._require(ctx, Permission.EDIT_PROFILE)
             changes: dict[str, Any] = {}
             if contact is not None:
-                if not isinstance(contact, ContactInfo):
+                if not isinstance(contact, ContactInfo) or _pretends(contact):
                     raise ValidationError("contact", "must be a ContactInfo")
                 changes["contact"] = contact
             if name is not None:
@@ -382,9 +383,10 @@ class DirectoryCases(PortalCore):
         admin_role: AdminRole | None,
         partner_access: PartnerAccess | None,
     ) -> None:
-        if admin_role is not None and not isinstance(admin_role, AdminRole):
+        # By their types: a __class__ property cannot claim a member of an enum.
+        if admin_role is not None and type(admin_role) is not AdminRole:
             raise ValidationError("admin_role", "must be an AdminRole or None")
-        if partner_access is not None and not isinstance(partner_access, PartnerAccess):
+        if partner_access is not None and type(partner_access) is not PartnerAccess:
             raise ValidationError("partner_access", "must be a PartnerAccess or None")
         if partner_access is not None and not ctx.company.is_partner:
             raise ValidationError("partner_access", "only users of a partner hold partner access")

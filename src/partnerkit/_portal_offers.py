@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -45,6 +46,7 @@ from partnerkit.errors import (
     NotFound,
     ValidationError,
     _plain,
+    _pretends,
     _shown,
 )
 from partnerkit.links import (
@@ -57,6 +59,7 @@ from partnerkit.links import (
     code_from_url,
 )
 from partnerkit.offers import (
+    MAX_OFFER_LINES,
     OfferLine,
     OfferStatus,
     PurchaseOffer,
@@ -342,17 +345,26 @@ class OfferCases(PortalCore):
         return url, offer
 
     def _check_lines(self, lines: Iterable[OfferLine]) -> tuple[OfferLine, ...]:
-        if isinstance(lines, OfferLine):
+        if isinstance(lines, OfferLine) and not _pretends(lines):
             lines = (lines,)
-        if isinstance(lines, str | bytes | Mapping) or not isinstance(lines, Iterable):
+        if (
+            isinstance(lines, str | bytes | Mapping)
+            or not isinstance(lines, Iterable)
+            or _pretends(lines)
+        ):
             raise ValidationError("lines", "must be OfferLine objects")
-        checked = tuple(lines)
-        for line in checked:
-            if not isinstance(line, OfferLine):
+        # Only so many are read: an endless iterable is refused, not followed for ever.
+        given = tuple(itertools.islice(iter(lines), MAX_OFFER_LINES + 1))
+        checked = []
+        for line in given:
+            if not isinstance(line, OfferLine) or _pretends(line):
                 raise ValidationError("lines", "must be OfferLine objects")
+            if type(line) is not OfferLine:  # of a subclass, its values, judged again
+                line = OfferLine(sku=line.sku, licenses=line.licenses)
             self.catalog.get(line.sku).check(line.licenses, f"licenses[{line.sku}]")
+            checked.append(line)
         # The PurchaseOffer constructor refuses empty, oversized and repeated lines.
-        return checked
+        return tuple(checked)
 
     def withdraw_offer(self, actor: User | str, offer_id: str) -> PurchaseOffer:
         """Withdraw an open purchase offer; its link stops working at once."""
@@ -965,7 +977,7 @@ class OfferCases(PortalCore):
         counts = {line.sku: line.licenses for line in offer.lines}
         if licenses is None:
             return counts
-        if not isinstance(licenses, Mapping):
+        if not isinstance(licenses, Mapping) or _pretends(licenses):
             raise ValidationError("licenses", "must be a mapping of sku to licence count")
         for given, count in licenses.items():
             if not issubclass(type(given), str):  # by its type: a __class__ can claim str

@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument(
         "--db",
-        type=Path,
+        type=path_argument,
         metavar="PATH",
         help="the SQLite file to use (default: a new file in a new temporary directory); "
         "an existing file must be a partnerkit database",
@@ -115,6 +115,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def path_argument(text: str) -> Path:
+    """A command line's path, refused at once (a usage error) when no file can have it: with
+    a NUL, or text the file system's encoding cannot write (a lone surrogate)."""
+    try:
+        if "\x00" in text:
+            raise ValueError
+        os.fsencode(text)
+    except (ValueError, UnicodeError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a path a file can have") from None
+    return Path(text)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``partnerkit`` command with *argv* (default: ``sys.argv[1:]``).
 
@@ -123,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         (sub-commands may define more).
     """
     parser = build_parser()
+    if argv is not None and not all(issubclass(type(arg), str) for arg in argv):
+        print("partnerkit: error: the arguments must be text", file=sys.stderr)
+        return EXIT_USAGE
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors end here

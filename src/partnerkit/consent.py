@@ -14,13 +14,14 @@ no background job. Transitions are methods that return a new object, or raise
 from __future__ import annotations
 
 import enum
+import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
 
 from partnerkit._time import later
-from partnerkit.errors import ValidationError
+from partnerkit.errors import ValidationError, _pretends
 from partnerkit.roles import ALL_ADMIN_ROLES, AdminRole
 
 __all__ = [
@@ -62,16 +63,25 @@ class DelegationStatus(enum.Enum):
 _ACTIVE = DelegationStatus.ACTIVE  # bound once: is_active runs on every delegated decision
 
 
+#: The most roles an iterable given as a delegation's roles is read to (there are five).
+_MOST_ROLES_GIVEN = 64
+_NO_TIME = timedelta(0)
+
+
 def check_roles(roles: object) -> frozenset[AdminRole]:
     """Validate the admin roles a delegation grants; ``None`` means all five (as in 2012)."""
     if roles is None:
         return ALL_ADMIN_ROLES
-    if isinstance(roles, AdminRole):
+    if type(roles) is AdminRole:  # by its type: a __class__ property cannot claim a member
         return frozenset((roles,))
-    if isinstance(roles, str | bytes) or not hasattr(roles, "__iter__"):
+    if isinstance(roles, str | bytes) or _pretends(roles) or not hasattr(roles, "__iter__"):
         raise ValidationError("roles", "must be a set of AdminRole")
-    items = list(roles)  # judged before any is hashed: a list among them is no TypeError
-    if not items or not all(isinstance(r, AdminRole) for r in items):
+    # Judged before any is hashed (a list among them is no TypeError), and only so many:
+    # an endless iterable is refused, not followed for ever.
+    items = list(itertools.islice(iter(roles), _MOST_ROLES_GIVEN + 1))
+    if len(items) > _MOST_ROLES_GIVEN:
+        raise ValidationError("roles", f"must be at most {_MOST_ROLES_GIVEN} AdminRole")
+    if not items or not all(type(r) is AdminRole for r in items):
         raise ValidationError("roles", "must be a non-empty set of AdminRole")
     return frozenset(items)
 
@@ -80,16 +90,25 @@ def check_duration(duration: object) -> timedelta | None:
     """Validate a delegation's duration: ``None`` (no end date) or 1 day to 2 years."""
     if duration is None:
         return None
-    if not isinstance(duration, timedelta):
+    if not isinstance(duration, timedelta) or _pretends(duration):
         raise ValidationError("duration", "must be a timedelta or None")
-    if not MIN_DURATION <= duration <= MAX_DURATION:
+    # Of a subclass, its days, seconds and microseconds: its own comparisons judge nothing.
+    plain = timedelta.__add__(_NO_TIME, duration)
+    if not MIN_DURATION <= plain <= MAX_DURATION:
         raise ValidationError("duration", "must be between 1 day and 730 days")
-    return duration
+    return plain
 
 
 def _v_roles(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
     if not isinstance(value, frozenset) or check_roles(value) != value:
         raise ValidationError("roles", "must be a non-empty frozenset of AdminRole")
+
+
+def _plain_duration(value: timedelta | None) -> timedelta | None:
+    """A duration of a ``timedelta`` subclass as a plain one (an attrs converter)."""
+    if value is not None and type(value) is not timedelta and issubclass(type(value), timedelta):
+        return timedelta.__add__(_NO_TIME, value)
+    return value
 
 
 def _v_duration(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> None:
@@ -105,7 +124,7 @@ class DelegationOffer:
     #: The admin roles the partner asks for.
     roles: frozenset[AdminRole] = attrs.field(validator=_v_roles)
     #: How long the delegation lasts from acceptance; ``None`` for no end date.
-    duration: timedelta | None = attrs.field(validator=_v_duration)
+    duration: timedelta | None = attrs.field(converter=_plain_duration, validator=_v_duration)
     offered_by: str
     offered_at: datetime
     version: int = 1
@@ -121,7 +140,7 @@ class Delegation:
     #: The offer whose terms this delegation carries.
     offer_id: str
     roles: frozenset[AdminRole] = attrs.field(validator=_v_roles)
-    duration: timedelta | None = attrs.field(validator=_v_duration)
+    duration: timedelta | None = attrs.field(converter=_plain_duration, validator=_v_duration)
     status: DelegationStatus
     #: When it was offered to this customer, and by which partner user.
     offered_at: datetime

@@ -16,7 +16,7 @@ from typing import Any
 import attrs
 
 from partnerkit._random import random_hex128
-from partnerkit.errors import ValidationError, _plain_optional, _plain_str
+from partnerkit.errors import ValidationError, _plain_optional, _plain_str, _pretends
 from partnerkit.roles import AdminRole, PartnerAccess
 
 __all__ = [
@@ -79,8 +79,9 @@ def normalize_domain(domain: str) -> str:
 
 
 def _text(field: str, value: object, *, max_len: int, required: bool = True) -> None:
-    if not isinstance(value, str):
+    if not isinstance(value, str) or _pretends(value):
         raise ValidationError(field, "must be a string")
+    value = str.__str__(value)  # of a subclass, its text: none of its own methods judge it
     if required and not value.strip():
         raise ValidationError(field, "must not be empty")
     if len(value) > max_len:
@@ -97,6 +98,7 @@ def check_name(field: str, value: object) -> None:
     """Validate a company or display name (1 to 100 printable characters)."""
     _text(field, value, max_len=MAX_NAME)
     assert isinstance(value, str)
+    value = str.__str__(value)
     if value != value.strip():
         raise ValidationError(field, "must not start or end with white space")
 
@@ -121,7 +123,7 @@ def check_new_name(field: str, value: object) -> None:
     """
     check_name(field, value)
     assert isinstance(value, str)
-    if _UNSAFE_IN_NEW_NAME.search(value):
+    if _UNSAFE_IN_NEW_NAME.search(str.__str__(value)):
         raise ValidationError(
             field,
             "must not contain control characters or bidirectional embedding, override or "
@@ -133,6 +135,7 @@ def check_email(field: str, value: object) -> None:
     """Validate the syntax of an e-mail address."""
     _text(field, value, max_len=MAX_EMAIL)
     assert isinstance(value, str)
+    value = str.__str__(value)
     local = value.rsplit("@", 1)[0]
     if len(local) > 64 or not _EMAIL.match(value):
         raise ValidationError(field, "is not a valid e-mail address")
@@ -151,6 +154,7 @@ def _v_phone(_inst: object, attribute: attrs.Attribute[Any], value: object) -> N
         return
     _text(attribute.name, value, max_len=30)
     assert isinstance(value, str)
+    value = str.__str__(value)
     digits = sum(c.isdigit() for c in value)
     if not _PHONE.match(value) or not 7 <= digits <= 15:
         raise ValidationError(attribute.name, "is not a valid phone number")
@@ -168,7 +172,10 @@ def _v_web(_inst: object, attribute: attrs.Attribute[Any], value: object) -> Non
 def _v_address(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
-    if not isinstance(value, str) or not value.strip() or len(value) > MAX_ADDRESS:
+    if not isinstance(value, str) or _pretends(value):
+        raise ValidationError(attribute.name, f"must be 1 to {MAX_ADDRESS} characters")
+    value = str.__str__(value)
+    if not value.strip() or len(value) > MAX_ADDRESS:
         raise ValidationError(attribute.name, f"must be 1 to {MAX_ADDRESS} characters")
     if _CONTROL_BUT_LINES.search(value):
         raise ValidationError(attribute.name, "must not contain control characters")
@@ -190,7 +197,7 @@ def _v_version(_inst: object, attribute: attrs.Attribute[Any], value: object) ->
 def _v_aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
     if value is None:
         return
-    if not isinstance(value, datetime) or value.utcoffset() is None:
+    if not isinstance(value, datetime) or _pretends(value) or value.utcoffset() is None:
         raise ValidationError(attribute.name, "must be an aware datetime")
 
 
@@ -198,7 +205,7 @@ def _v_enum(kind: type[enum.Enum], optional: bool) -> Any:
     def check(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
         if value is None and optional:
             return
-        if not isinstance(value, kind):
+        if type(value) is not kind:  # a member's type is its enum: nothing can claim it
             raise ValidationError(attribute.name, f"must be a {kind.__name__}")
 
     return check
@@ -238,7 +245,8 @@ def _v_company(inst: Company, _attribute: attrs.Attribute[Any], _value: object) 
     else:
         if inst.domain is None or inst.advisor_id is not None:
             raise ValidationError("domain", "a customer has a domain and no advisor id")
-        if not isinstance(inst.domain, str) or not _DOMAIN.match(inst.domain):
+        domain = inst.domain
+        if not isinstance(domain, str) or _pretends(domain) or not _DOMAIN.match(domain):
             raise ValidationError("domain", "is not a valid lower-case domain name")
 
 

@@ -146,6 +146,44 @@ def _plain(value: Any) -> Any:
     return str.__str__(value)
 
 
+def _pretends(value: object) -> bool:
+    """Whether *value*'s ``__class__`` names a class its type is not (nor a subclass of): a
+    property, or a proxy, claims a class the object is not. ``isinstance`` believes the
+    claim; nothing here does. (A ``str`` subclass that calls itself ``str`` is text all the
+    same, and is read by its text.)"""
+    kind = type(value)
+    try:
+        claimed = value.__class__
+        return claimed is not kind and not issubclass(kind, claimed)
+    except Exception:  # a __class__ that raises, or is no class, claims nothing it can keep
+        return True
+
+
+class _Pretender:
+    """What the Portal reads an argument as whose ``__class__`` claims a class it is not
+    (:func:`_pretends`): an object of no class a use case takes, so that it is refused as
+    any value of the wrong kind is (a ``ValidationError`` naming the argument, audited for
+    a known actor), and none of its own methods runs again."""
+
+    __slots__ = ("kind",)
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+
+    def __repr__(self) -> str:
+        return f"<a {self.kind} claiming another class>"
+
+
+_TYPE_NAME = type.__dict__["__name__"]  # a type's own name: no metaclass property answers
+
+
+def _unpretended(value: object) -> object:
+    """*value*, or a :class:`_Pretender` in its place when it pretends."""
+    if not _pretends(value):
+        return value
+    return _Pretender(str.__str__(_TYPE_NAME.__get__(type(value)))[:MAX_SHOWN_ID])
+
+
 def _plain_str(value: str) -> str:
     """:func:`_plain` for a field of text (an attrs converter: the field stays typed)."""
     plain: str = _plain(value)

@@ -66,6 +66,7 @@ from partnerkit.errors import (
     NotFound,
     ValidationError,
     _plain,
+    _pretends,
     _shown,
 )
 
@@ -98,6 +99,8 @@ MAX_CLOCK_SKEW: Final = timedelta(seconds=60)
 MAX_CODE_LENGTH: Final = 2048
 #: The longest ``link_id``, ``advisor_id`` and ``target`` a link carries.
 MAX_ID_LENGTH: Final = 128
+#: The longest base URL a link is built on (a link is this plus its code).
+MAX_BASE_URL: Final = 2048
 #: The algorithm name of an HMAC-SHA256 key ring (the default).
 HMAC_SHA256: Final = "hmac-sha256"
 #: The algorithm name of an Ed25519 key ring.
@@ -243,9 +246,9 @@ def _is_valid_kid(value: object) -> bool:
 
 def _whole_seconds(field: str, value: object) -> int:
     """The epoch seconds of an aware datetime, rounded down to a whole second."""
-    if not isinstance(value, datetime):
+    if not isinstance(value, datetime) or _pretends(value):
         raise ValidationError(field, "must be a datetime")
-    if value.tzinfo is None or value.utcoffset() is None:
+    if datetime.utcoffset(value) is None:  # datetime's own method, not a subclass's
         raise ValidationError(field, "must be timezone-aware")
     try:
         seconds = (value - _EPOCH) // _ONE_SECOND
@@ -262,7 +265,7 @@ def _utc(seconds: int) -> datetime:
 def _timestamp(now: datetime) -> float:
     # datetime's own methods, not a subclass's: one whose timestamp() said NaN made every
     # comparison false, and an expired link verify.
-    if not isinstance(now, datetime) or datetime.utcoffset(now) is None:
+    if not isinstance(now, datetime) or _pretends(now) or datetime.utcoffset(now) is None:
         raise ValidationError("now", "must be a timezone-aware datetime")
     return datetime.timestamp(now)
 
@@ -341,9 +344,11 @@ class _RingState:
 
 
 def _check_algorithm(algorithm: object) -> str:
-    if algorithm not in _ALGORITHMS:
+    # By its text: no __eq__ of its own makes an object one of the algorithms.
+    text = str.__str__(algorithm) if issubclass(type(algorithm), str) else None
+    if text not in _ALGORITHMS:
         raise ValidationError("algorithm", f"must be one of {', '.join(_ALGORITHMS)}")
-    return str(algorithm)
+    return text
 
 
 def _new_key(algorithm: str, taken: tuple[_Key, ...] = ()) -> _Key:
@@ -571,8 +576,10 @@ class Keyring:
             ValidationError: for anything that is not such a ring (field ``"keyring"``, or the
                 offending field); the message never contains a secret.
         """
-        if not isinstance(text, str | bytes | bytearray):
+        if not isinstance(text, str | bytes | bytearray) or _pretends(text):
             raise ValidationError("keyring", "must be a JSON text (the file's contents)")
+        if issubclass(type(text), str):
+            text = str.__str__(text)  # of a subclass, its text: none of its methods runs
         try:
             document = json.loads(text)
         except (ValueError, UnicodeError, RecursionError):
@@ -649,7 +656,7 @@ class Keyring:
                 printable ASCII characters, times aware datetimes, and the lifetime
                 (field ``"expires_in"``) positive and at most :data:`MAX_LINK_LIFETIME`.
         """
-        if not isinstance(kind, LinkKind):
+        if type(kind) is not LinkKind:  # a member's type is its enum: nothing can claim it
             raise ValidationError("kind", "must be a LinkKind")
         for field, value in (("link_id", link_id), ("advisor_id", advisor_id), ("target", target)):
             if not _is_valid_id(value):
@@ -777,7 +784,7 @@ class Keyring:
 
     @staticmethod
     def _wrong_kind(kind: object) -> NoReturn:
-        if not isinstance(kind, LinkKind):
+        if type(kind) is not LinkKind:
             raise ValidationError("kind", "must be a LinkKind or None")
         _invalid()
 
@@ -811,10 +818,15 @@ def build_url(base_url: str, code: str) -> str:
         ValidationError: ``base_url`` is not an absolute http(s) URL, already has a ``code``
             parameter, or ``code`` does not look like a code.
     """
-    if not isinstance(base_url, str) or not base_url.isascii() or not base_url.isprintable():
+    if not isinstance(base_url, str) or _pretends(base_url):
         raise ValidationError("base_url", "must be an ASCII URL")
+    base_url = str.__str__(base_url)  # of a subclass, its text: none of its methods runs
+    if not base_url.isascii() or not base_url.isprintable() or len(base_url) > MAX_BASE_URL:
+        raise ValidationError(
+            "base_url", f"must be an ASCII URL of at most {MAX_BASE_URL} characters"
+        )
     if (
-        not isinstance(code, str)
+        type(code) is not str
         or not 0 < len(code) <= MAX_CODE_LENGTH
         or not _CODE_ALPHABET.issuperset(code)
     ):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from partnerkit._time import later
-from partnerkit.errors import NotFound, ValidationError, _plain, _plain_str, _shown
+from partnerkit.errors import NotFound, ValidationError, _plain, _plain_str, _pretends, _shown
 
 if TYPE_CHECKING:
     from partnerkit.consent import Delegation
@@ -71,9 +71,9 @@ def check_licenses(
 
 def check_sku(value: object, field: str = "sku") -> str:
     """Validate a service code: 1 to 64 upper-case letters, digits, ``_ . -``."""
-    if not isinstance(value, str) or not _SKU.match(value):
+    if not isinstance(value, str) or _pretends(value) or not _SKU.match(value):
         raise ValidationError(field, "must be 1-64 characters of A-Z, 0-9, _ . -")
-    return value
+    return str.__str__(value)  # of a subclass, its text
 
 
 def _v_licenses(inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
@@ -102,21 +102,25 @@ def _fields_of(
 ) -> dict[str, Any]:
     """The fields of a description of *cls*, each of them one of *cls*'s, the *required*
     ones present; else a ``ValidationError`` on ``catalog`` that says which (*what*)."""
-    if not isinstance(item, Mapping):
+    if not isinstance(item, Mapping) or _pretends(item):
         raise ValidationError("catalog", f"{what} must be an object of fields")
     known = {field.name for field in attrs.fields(cls)}
-    for name in item:
-        if name not in known:
+    fields = {}
+    for name, value in item.items():
+        # A name by its text: no __eq__ or __hash__ of its own makes it one of the fields.
+        text = str.__str__(name) if issubclass(type(name), str) else None
+        if text is None or text not in known:
             raise ValidationError("catalog", f"{what} has an unknown field {_shown(name)!r}")
+        fields[text] = value
     for name in required:
-        if name not in item:
+        if name not in fields:
             raise ValidationError("catalog", f"{what} has no {name!r}")
-    return dict(item)
+    return fields
 
 
 def _service_from_dict(position: int, item: object) -> Service:
-    sku = item.get("sku") if isinstance(item, Mapping) else None
-    what = f"service {position}" + (f" ({_shown(sku)})" if isinstance(sku, str) else "")
+    sku = item.get("sku") if isinstance(item, Mapping) and not _pretends(item) else None
+    what = f"service {position}" + (f" ({_shown(sku)})" if issubclass(type(sku), str) else "")
     fields = _fields_of(what, item, Service, ("sku", "name"))
     try:
         trial = fields.pop("trial", None)
@@ -136,7 +140,7 @@ def _v_service(inst: Service, _attribute: attrs.Attribute[Any], _value: object) 
         raise ValidationError("max_licenses", "must not be below min_licenses")
     trial = inst.trial
     if trial is not None:
-        if not isinstance(trial, TrialTerms):
+        if not isinstance(trial, TrialTerms) or _pretends(trial):
             raise ValidationError("trial", "must be TrialTerms or None")
         check_licenses(
             trial.licenses,
@@ -147,8 +151,13 @@ def _v_service(inst: Service, _attribute: attrs.Attribute[Any], _value: object) 
 
 
 def _v_name(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > 100:
+    if not isinstance(value, str) or _pretends(value):
         raise ValidationError(attribute.name, "must be 1 to 100 characters")
+    text = str.__str__(value)  # of a subclass, its text: none of its own methods judge it
+    if not text.strip() or len(text) > 100:
+        raise ValidationError(attribute.name, "must be 1 to 100 characters")
+    if not text.isprintable():  # control characters, lone surrogates
+        raise ValidationError(attribute.name, "must be printable text")
 
 
 @attrs.frozen
@@ -179,8 +188,12 @@ class Catalog:
 
     def __init__(self, services: Iterable[Service] = ()) -> None:
         by_sku: dict[str, Service] = {}
+        if isinstance(services, str | bytes | Mapping) or not isinstance(services, Iterable):
+            raise ValidationError("services", "must be Service objects")
+        if _pretends(services):
+            raise ValidationError("services", "must be Service objects")
         for service in services:
-            if not isinstance(service, Service):
+            if not isinstance(service, Service) or _pretends(service):
                 raise ValidationError("services", "must be Service objects")
             if service.sku in by_sku:
                 raise ValidationError("sku", f"{service.sku} appears twice")
@@ -198,10 +211,10 @@ class Catalog:
             ValidationError: what is wrong and, in its message, which service (by its
                 position from 1, and its sku when it has one).
         """
-        if not isinstance(data, Mapping) or "services" not in data:
+        if not isinstance(data, Mapping) or _pretends(data) or "services" not in data:
             raise ValidationError("catalog", 'must be a mapping with "services"')
         items = data["services"]
-        if isinstance(items, str | bytes) or not isinstance(items, list | tuple):
+        if not issubclass(type(items), list | tuple):
             raise ValidationError("catalog", "services must be a list")
         return cls([_service_from_dict(position, item) for position, item in enumerate(items, 1)])
 
@@ -210,7 +223,7 @@ class Catalog:
         """Build a catalogue from JSON text (see :meth:`from_dict`)."""
         try:
             data = json.loads(text)
-        except (TypeError, ValueError) as exc:
+        except (TypeError, ValueError, RecursionError) as exc:  # nested past what json reads
             raise ValidationError("catalog", "is not valid JSON") from exc
         if not isinstance(data, dict):
             raise ValidationError("catalog", "must be a JSON object")
@@ -223,13 +236,14 @@ class Catalog:
     def get(self, sku: str) -> Service:
         """Return the service *sku*; ``NotFound`` if the catalogue has none."""
         sku = _plain(sku)
-        service = self._services.get(sku) if isinstance(sku, str) else None
+        service = self._services.get(sku) if type(sku) is str else None
         if service is None:
             raise NotFound("service", _shown(sku))
         return service
 
     def __contains__(self, sku: object) -> bool:
-        return sku in self._services
+        # By its text: anything else (a list, an object equal to every sku) is no sku here.
+        return issubclass(type(sku), str) and str.__str__(sku) in self._services
 
     def __iter__(self) -> Iterator[Service]:
         return iter(self._services.values())

@@ -15,14 +15,15 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable
-from typing import Any
+from datetime import timedelta
+from typing import Any, cast
 
 from partnerkit._portal_consent import ConsentCases
 from partnerkit._portal_core import utc_now
 from partnerkit._portal_directory import DirectoryCases
 from partnerkit._portal_offers import OfferCases
 from partnerkit._portal_support import SupportCases
-from partnerkit.errors import _plain
+from partnerkit.errors import _plain, _pretends, _unpretended
 
 __all__ = ["Portal", "utc_now"]
 
@@ -45,27 +46,44 @@ class Portal(DirectoryCases, OfferCases, ConsentCases, SupportCases):
 
 
 def _read_as_text(method: Callable[..., Any]) -> Callable[..., Any]:
-    """*method*, given the plain text of each argument of a ``str`` subclass.
+    """*method*, given each argument as what it is.
 
-    Ids, names, e-mails, prefixes, cursors and URLs are read by their text: a subclass's own
-    methods (``__eq__``, ``__len__``, ``strip``, ``encode``, sqlite3's ``__conform__``, ...)
-    never judge or choose what a use case validates, compares, records or stores. The
-    check is ``type()``, which a ``__class__`` property cannot fake.
+    Ids, names, e-mails, prefixes, cursors and URLs are read by their text: a ``str``
+    subclass's own methods (``__eq__``, ``__len__``, ``strip``, ``encode``, sqlite3's
+    ``__conform__``, ...) never judge or choose what a use case validates, compares,
+    records or stores. A ``timedelta`` of a subclass is read by its days, seconds and
+    microseconds, so that its own comparisons never judge a bound. And an object whose
+    ``__class__`` claims a class it is not (which ``isinstance`` believes) is read as an
+    object of no class a use case takes: it is refused as any wrong value is, by a
+    ``ValidationError`` naming the argument. Each check is by ``type()``, which a
+    ``__class__`` property cannot fake.
     """
 
     @functools.wraps(method)
     def use_case(self: Portal, *args: object, **kwargs: object) -> Any:
         for value in (*args, *kwargs.values()):
             kind = type(value)
-            if kind is not str and issubclass(kind, str):
-                args = tuple([_plain(a) for a in args])
-                kwargs = {name: _plain(v) for name, v in kwargs.items()}
+            if kind is not str and (issubclass(kind, _READ_PLAIN) or _pretends(value)):
+                args = tuple([_as_it_is(a) for a in args])
+                kwargs = {name: _as_it_is(v) for name, v in kwargs.items()}
                 break
         return method(self, *args, **kwargs)
 
     use_case.__module__ = __name__
     use_case.__qualname__ = f"Portal.{method.__name__}"  # pickled by reference, as before
     return use_case
+
+
+#: The classes whose subclasses' values an argument is read as: their own methods never run.
+_READ_PLAIN = (str, timedelta)
+_NO_TIME = timedelta(0)
+
+
+def _as_it_is(value: object) -> object:
+    kind = type(value)
+    if kind is not timedelta and issubclass(kind, timedelta):
+        return timedelta.__add__(_NO_TIME, cast(timedelta, value))
+    return _plain(_unpretended(value))
 
 
 #: The use cases that read their arguments by their text themselves, on the paths with

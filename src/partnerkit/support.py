@@ -21,7 +21,7 @@ import attrs
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from partnerkit.directory import Company
-from partnerkit.errors import ValidationError
+from partnerkit.errors import ValidationError, _pretends
 
 __all__ = [
     "Credential",
@@ -100,11 +100,19 @@ class PasswordHasher:
             raise ValidationError(*problem)
 
     def hash(self, password: str) -> str:
-        """Return ``scrypt$n$r$p$salt$hash`` for *password*."""
+        """Return ``scrypt$n$r$p$salt$hash`` for *password*.
+
+        Raises:
+            ValidationError: *password* is not text, or not valid Unicode (a lone surrogate).
+        """
+        if not issubclass(type(password), str):  # by its type: a __class__ can claim str
+            raise ValidationError("password", "must be text")
+        try:
+            secret = str.__str__(password).encode("utf-8")  # of a subclass, its text
+        except UnicodeEncodeError:
+            raise ValidationError("password", "must be valid Unicode text") from None
         salt = os.urandom(16)
-        key = Scrypt(salt=salt, length=32, n=self.n, r=self.r, p=self.p).derive(
-            password.encode("utf-8")
-        )
+        key = Scrypt(salt=salt, length=32, n=self.n, r=self.r, p=self.p).derive(secret)
         return f"scrypt${self.n}${self.r}${self.p}${_b64(salt)}${_b64(key)}"
 
     @staticmethod
@@ -115,8 +123,9 @@ class PasswordHasher:
         edited, or with parameters out of bounds): a sign-in fails closed, and nothing of
         the hash's own decoding reaches the caller.
         """
-        if not isinstance(password, str) or not isinstance(encoded, str):
-            return False
+        if not issubclass(type(password), str) or not issubclass(type(encoded), str):
+            return False  # by their types: a __class__ property can claim str
+        password, encoded = str.__str__(password), str.__str__(encoded)  # their texts
         try:
             scheme, n_text, r_text, p_text, salt_text, key_text = encoded.split("$")
             if scheme != "scrypt" or not all(
@@ -203,13 +212,16 @@ _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _v_title(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+    if not isinstance(value, str) or _pretends(value):
+        raise ValidationError(attribute.name, "must be 1 to 200 characters")
+    value = str.__str__(value)  # of a subclass, its text: none of its own methods judge it
+    if not value.strip() or len(value) > 200:
         raise ValidationError(attribute.name, "must be 1 to 200 characters")
     _check_unicode(attribute.name, value)
 
 
 def _v_description(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if not isinstance(value, str) or len(value) > 10_000:
+    if not isinstance(value, str) or _pretends(value) or len(str.__str__(value)) > 10_000:
         raise ValidationError(attribute.name, "must be text of at most 10,000 characters")
     _check_unicode(attribute.name, value)
 
@@ -231,27 +243,35 @@ def check_request_text(title: str, description: str) -> None:
 
 def _check_unicode(field: str, value: str) -> None:
     try:
-        value.encode("utf-8")
+        str.__str__(value).encode("utf-8")  # of a subclass, its text
     except UnicodeEncodeError:
         raise ValidationError(field, "must be valid Unicode text") from None
 
 
+def _value_text(value: object) -> str:
+    """An enum's value given as text, read by its text (``ValueError`` for anything else:
+    none of its own ``__eq__`` or ``__hash__`` picks a member)."""
+    if not issubclass(type(value), str):
+        raise ValueError(value)
+    return str.__str__(value)
+
+
 def check_severity(value: object) -> Severity:
     """Accept a :class:`Severity` or its value (``"critical"``, ``"moderate"``, ``"minimal"``)."""
-    if isinstance(value, Severity):
+    if type(value) is Severity:  # by its type: a __class__ property cannot claim a member
         return value
     try:
-        return Severity(value)
+        return Severity(_value_text(value))
     except ValueError:
         raise ValidationError("severity", "must be critical, moderate or minimal") from None
 
 
 def check_request_status(value: object) -> RequestStatus:
     """Accept a :class:`RequestStatus` or its value."""
-    if isinstance(value, RequestStatus):
+    if type(value) is RequestStatus:
         return value
     try:
-        return RequestStatus(value)
+        return RequestStatus(_value_text(value))
     except ValueError:
         raise ValidationError("status", "must be open, attention_needed or closed") from None
 

@@ -258,41 +258,41 @@ def _shape(hint: Any) -> Callable[[Any], bool]:
         return lambda v: (nullable and v is None) or any(ok(v) for ok in options)
     if origin is frozenset:
         item = _shape(args[0])
-        return lambda v: v.__class__ is frozenset and all(map(item, v))
+        return lambda v: type(v) is frozenset and all(map(item, v))
     if origin is tuple:
         if len(args) == 2 and args[1] is Ellipsis:
             item = args[0]
             if item is str:  # ids: the texts checked at once
-                return lambda v: v.__class__ is tuple and _all_text(v)
+                return lambda v: type(v) is tuple and _all_text(v)
             inner = typing.get_args(item)
             if typing.get_origin(item) is tuple and inner and all(a is str for a in inner):
                 n = len(inner)  # pairs of text (an audit event's detail), checked at once
                 return lambda v: (
-                    v.__class__ is tuple
+                    type(v) is tuple
                     and set(map(type, v)) <= {tuple}
                     and set(map(len, v)) <= {n}
                     and _all_text(list(itertools.chain.from_iterable(v)))
                 )
             each = _shape(item)
-            return lambda v: v.__class__ is tuple and all(map(each, v))
+            return lambda v: type(v) is tuple and all(map(each, v))
         parts = [_shape(a) for a in args]
-        return lambda v: v.__class__ is tuple and len(v) == len(parts) and all(map(_fits, parts, v))
+        return lambda v: type(v) is tuple and len(v) == len(parts) and all(map(_fits, parts, v))
     if hint is str:
         return _is_text
     if hint is bool:
-        return lambda v: v.__class__ is bool
+        return lambda v: type(v) is bool
     if hint is int:
-        return lambda v: v.__class__ is int
+        return lambda v: type(v) is int
     if hint is datetime:
         return lambda v: _time_problem(v) is None
     if hint is timedelta:
-        return lambda v: isinstance(v, timedelta)
+        return lambda v: type(v) is timedelta
     if isinstance(hint, type) and issubclass(hint, enum.Enum):
-        return lambda v: v.__class__ is hint
+        return lambda v: type(v) is hint
     if isinstance(hint, type) and attrs.has(hint):
         hints = typing.get_type_hints(hint)
         fields = [(f.name, _shape(hints[f.name])) for f in attrs.fields(hint)]
-        return lambda v: isinstance(v, hint) and all(ok(getattr(v, n)) for n, ok in fields)
+        return lambda v: issubclass(type(v), hint) and all(ok(getattr(v, n)) for n, ok in fields)
     return lambda v: True  # a type this module does not take apart: the encoder judges
 
 
@@ -545,7 +545,7 @@ def _text_problem(value: object) -> str | None:
 
 
 def _time_problem(value: object) -> str | None:
-    if not isinstance(value, datetime) or value.utcoffset() is None:
+    if not issubclass(type(value), datetime) or datetime.utcoffset(value) is None:  # type: ignore[arg-type]
         return "is not an aware time"
     return None
 
@@ -587,20 +587,20 @@ def _compile_checker(cls: type[Any], columns: Sequence[Column]) -> Callable[[Any
             odd = "type(v) is not str or not v.isascii() or '\\x00' in v"
             act = f"refuse_if(cls, {quoted}, text(v))"
         elif raw is bool:
-            odd = "v.__class__ is not bool"
+            odd = "type(v) is not bool"
             act = f"refuse(cls, {quoted}, 'is not True or False')"
         elif column.sql_type == "BIGINT" and column.encode is _identity:
-            odd = "v.__class__ is not int or not lo <= v <= hi"
+            odd = "type(v) is not int or not lo <= v <= hi"
             act = f"refuse(cls, {quoted}, 'is not a whole number of 64 bits')"
         elif raw is _dec_datetime:
-            odd = "v.__class__ is not dt or v.tzinfo is not UTC"
+            odd = "type(v) is not dt or v.tzinfo is not UTC"
             act = f"refuse_if(cls, {quoted}, time(v))"
         elif raw is _dec_timedelta:
-            odd = "not isinstance(v, td) or not -days <= v.days <= days"
+            odd = "type(v) is not td or not -days <= v.days <= days"
             act = f"refuse(cls, {quoted}, 'is not a time span of 64 bits of microseconds')"
         elif isinstance(raw, type) and issubclass(raw, enum.Enum):
             env[f"e{i}"] = raw
-            odd = f"v.__class__ is not e{i}"
+            odd = f"type(v) is not e{i}"
             act = f"refuse(cls, {quoted}, 'is not a {raw.__name__}')"
         elif column.shape is not None:
             env[f"j{i}"] = column.shape
@@ -1040,8 +1040,8 @@ def check_appendable(event: AuditEvent, head: tuple[int, str]) -> None:
     if event.seq != seq + 1 or event.prev_hash != prev:
         raise Conflict("audit event does not follow the chain head")
     at = event.at
-    if not (at.__class__ is datetime and at.tzinfo is UTC) and (
-        not isinstance(at, datetime) or at.utcoffset() != _NO_OFFSET
+    if not (type(at) is datetime and at.tzinfo is UTC) and (
+        not issubclass(type(at), datetime) or datetime.utcoffset(at) != _NO_OFFSET
     ):
         raise ValidationError("at", "an audit event's time must be in UTC")
 
@@ -1055,7 +1055,7 @@ def check_search_cursor(after: tuple[str, str] | None) -> None:
     refuses it alike, ``MemoryStore`` too (a cursor is a bound of a range, so unlike a key
     it cannot simply find nothing, and the SQL stores cannot take it as a parameter)."""
     if after is not None and (
-        after.__class__ is not tuple
+        type(after) is not tuple
         or len(after) != 2
         or not all(type(part) is str for part in after)
         or any(never_stored(part) for part in after)

@@ -21,6 +21,8 @@ from delegation_kit import CustomerCast, PartnerCast, consent
 from partnerkit import (
     AdminRole,
     Catalog,
+    Company,
+    CompanyKind,
     ContactInfo,
     OfferLine,
     PartnerAccess,
@@ -236,12 +238,18 @@ def test_an_endless_iterable_is_refused_not_followed(portal: Portal, partner: Pa
                 admin_role=fake,
             ),
         ),
+        (
+            "contact",
+            lambda fake: Company(
+                id="cmp_1", kind=CompanyKind.CUSTOMER, name="N", domain="n.example", contact=fake
+            ),
+        ),
     ],
 )
 def test_value_objects_refuse_what_only_claims_their_types(
     field: str, make: Callable[[Any], object]
 ) -> None:
-    kind = AdminRole if field == "admin_role" else str
+    kind = {"admin_role": AdminRole, "contact": ContactInfo}.get(field, str)
     _refused(field, lambda: make(claiming(kind, value="global_admin")))
 
 

@@ -225,6 +225,11 @@ class ContactInfo:
     address: str | None = attrs.field(default=None, converter=_plain_optional, validator=_v_address)
 
 
+def _v_contact(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and (not isinstance(value, ContactInfo) or _pretends(value)):
+        raise ValidationError(attribute.name, "must be a ContactInfo or None")
+
+
 class CompanyKind(enum.Enum):
     """Whether a company is a partner (reseller, advisor) or a customer."""
 
@@ -260,7 +265,7 @@ class Company:
     #: Contact information (shown to customers for partners).
     contact: ContactInfo | None = attrs.field(
         default=None,
-        validator=attrs.validators.optional(attrs.validators.instance_of(ContactInfo)),
+        validator=_v_contact,
     )
     #: A customer's primary domain, unique across the portal.
     domain: str | None = None

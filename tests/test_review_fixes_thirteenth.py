@@ -341,3 +341,16 @@ def test_a_store_keeps_no_member_that_only_claims_its_enum(any_store: Store) -> 
         uow.users.add(user)
     with any_store.unit_of_work(write=False) as uow:
         assert uow.users.find(company_id="cmp_1") == []
+
+
+def test_a_version_is_a_number_a_store_can_keep() -> None:
+    """A version beyond 64 bits is refused when the object is made, not by the store."""
+    _refused(
+        "version",
+        lambda: User(
+            id="usr_1", company_id="cmp_1", email="a@b.example", display_name="A", version=2**63
+        ),
+    )
+    assert User(
+        id="usr_1", company_id="c", email="a@b.example", display_name="A", version=2**63 - 1
+    )

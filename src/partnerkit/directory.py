@@ -190,8 +190,8 @@ def _v_id(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None
 
 
 def _v_version(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:
-    if type(value) is not int or value < 1:
-        raise ValidationError(attribute.name, "must be a positive int")
+    if type(value) is not int or not 1 <= value < 2**63:  # what a store keeps: 64 bits
+        raise ValidationError(attribute.name, "must be a positive int (64 bits)")
 
 
 def _v_aware(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:

@@ -11,9 +11,11 @@ delegation a million days, fakes were stored, and some fifty calls raised an
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from unittest.mock import Mock
 
 import pytest
 
@@ -26,6 +28,7 @@ from partnerkit import (
     ContactInfo,
     OfferLine,
     PartnerAccess,
+    Permission,
     Portal,
     Service,
     User,
@@ -33,7 +36,7 @@ from partnerkit import (
 )
 from partnerkit.audit import correlation
 from partnerkit.cli import main
-from partnerkit.links import Keyring, LinkKind
+from partnerkit.links import Keyring, LinkKind, build_url
 from partnerkit.ports import Store
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.support import PasswordHasher, RequestStatus, Severity
@@ -354,3 +357,20 @@ def test_a_version_is_a_number_a_store_can_keep() -> None:
     assert User(
         id="usr_1", company_id="c", email="a@b.example", display_name="A", version=2**63 - 1
     )
+
+
+def test_an_actor_may_be_a_proxy_of_a_user(portal: Portal, partner: PartnerCast) -> None:
+    """Only the actor's id is read (then the user is read again from the store): a mock or
+    a proxy of a ``User`` (a web framework's "current user") acts as that user, in every
+    use case as in ``decide``."""
+    for actor in (Mock(spec=User, id=partner.admin.id), weakref.proxy(partner.admin)):
+        assert portal.profile(actor).id == partner.company.id
+        assert partner.admin in portal.list_users(actor, limit=50)
+        assert portal.decide(actor, Permission.MANAGE_USERS, partner.company.id)
+
+
+def test_a_link_code_of_a_str_subclass_is_read_by_its_text() -> None:
+    class Markup(str):
+        pass
+
+    assert build_url("https://portal.example/join", Markup("abcDEF123")).endswith("?code=abcDEF123")

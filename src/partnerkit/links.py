@@ -825,6 +825,7 @@ def build_url(base_url: str, code: str) -> str:
         raise ValidationError(
             "base_url", f"must be an ASCII URL of at most {MAX_BASE_URL} characters"
         )
+    code = _plain(code)  # of a str subclass, its text
     if (
         type(code) is not str
         or not 0 < len(code) <= MAX_CODE_LENGTH

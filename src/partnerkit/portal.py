@@ -59,13 +59,18 @@ def _read_as_text(method: Callable[..., Any]) -> Callable[..., Any]:
     ``__class__`` property cannot fake.
     """
 
+    # The actor is read for its id alone, and re-read from the store: it may be a proxy of
+    # a User (a web framework's "current user"), whose __class__ says User.
+    names = list(inspect.signature(method).parameters)[1:]
+    actor_at = names.index("actor") if "actor" in names else -1
+
     @functools.wraps(method)
     def use_case(self: Portal, *args: object, **kwargs: object) -> Any:
         for value in (*args, *kwargs.values()):
             kind = type(value)
             if kind is not str and (issubclass(kind, _READ_PLAIN) or _pretends(value)):
-                args = tuple([_as_it_is(a) for a in args])
-                kwargs = {name: _as_it_is(v) for name, v in kwargs.items()}
+                args = tuple([a if i == actor_at else _as_it_is(a) for i, a in enumerate(args)])
+                kwargs = {n: v if n == "actor" else _as_it_is(v) for n, v in kwargs.items()}
                 break
         return method(self, *args, **kwargs)
 

@@ -9,7 +9,6 @@ undone from a log on rollback, so a commit costs nothing.
 from __future__ import annotations
 
 import bisect
-import heapq
 import operator
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -73,9 +72,12 @@ class _TableData:
         "by_columns",
         "by_names",
         "check",
+        "generation",
         "keys",
         "keys_of",
         "lookups",
+        "ordered",
+        "ordered_at",
         "rows",
         "table",
         "uniques",
@@ -96,9 +98,27 @@ class _TableData:
         self.keys_of: Callable[[Any], tuple[object, ...]] = _key_function(table, self.lookups)
         #: What the SQL stores refuse to write, refused here too (see ``Codec.check``).
         self.check: Callable[[Any], None] = table_codec(table).check
+        #: How many writes the table has seen; and the keys of the lookups paged since the
+        #: last one, each lookup's in key order (``find_page``), kept until the next write.
+        self.generation = 0
+        self.ordered: dict[tuple[tuple[str, ...], object], list[str]] = {}
+        self.ordered_at = 0
+
+    def in_order(self, lookup: _Lookup, key: object, held: str | set[str]) -> list[str]:
+        """The ids *held* under *key* of *lookup*, in key order: sorted once, then reused
+        for every page read until the table is written again."""
+        if self.ordered_at != self.generation:
+            self.ordered.clear()
+            self.ordered_at = self.generation
+        found = self.ordered.get((lookup.columns, key))
+        if found is None:
+            found = [held] if type(held) is str else sorted(held)
+            self.ordered[(lookup.columns, key)] = found
+        return found
 
     def put(self, ident: str, obj: Any, keys: tuple[object, ...]) -> None:
         """Store a new row under *keys*."""
+        self.generation += 1
         self.rows[ident] = obj
         self.keys[ident] = keys
         for lk, key in zip(self.lookups, keys):  # noqa: B905 - one key per lookup, always
@@ -113,12 +133,14 @@ class _TableData:
 
     def drop(self, ident: str) -> None:
         """Forget a row and its index entries."""
+        self.generation += 1
         del self.rows[ident]
         for lk, key in zip(self.lookups, self.keys.pop(ident), strict=True):
             _leave(lk.index, key, ident)
 
     def replace(self, ident: str, obj: Any, keys: tuple[object, ...]) -> None:
         """Swap a row for a new version, moving only the index entries that changed."""
+        self.generation += 1
         old_keys = self.keys[ident]
         if old_keys != keys:
             for lk, old, new in zip(self.lookups, old_keys, keys, strict=True):
@@ -316,16 +338,22 @@ class _MemoryRepository(Repository[T]):
     ) -> list[T]:
         self._store.check_open()
         where = _plain_values(dict(where))
-        held = self._held(where)
+        data = self._data
+        lookup = data.by_names.get(tuple(where)) or data.by_columns.get(frozenset(where))
+        if lookup is None:
+            raise ValueError(f"{data.table.name} has no lookup on {sorted(where)}")
         bound = check_find_page(limit, after)
+        key = lookup.key_of_where(where)
+        try:
+            held = lookup.index.get(key)
+        except TypeError:  # a value no row can hold (a list, a dict): nothing is found
+            return []
         if held is None:
             return []
-        rows = self._data.rows
-        if held.__class__ is str:
-            return [rows[held]] if bound is None or held > bound else []
-        keys = held if bound is None else [k for k in held if k > bound]
-        # The *limit* smallest keys, without sorting the rest (a partner's million).
-        return [rows[k] for k in heapq.nsmallest(limit, keys)]
+        ordered = data.in_order(lookup, key, held)
+        start = 0 if bound is None else bisect.bisect_right(ordered, bound)
+        rows = data.rows
+        return [rows[k] for k in ordered[start : start + limit]]
 
     def count(self, **where: object) -> int:
         if self._store.owner != get_ident():

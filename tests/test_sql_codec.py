@@ -131,6 +131,34 @@ def test_a_class_without_slots_decodes_to_itself_too() -> None:
 
 
 @attrs.frozen
+class _Counted:
+    """A slotted class with a ``__new__`` of its own, which no decode runs."""
+
+    id: str
+    version: int = 1
+
+    def __new__(cls, *args: object, **kwargs: object) -> _Counted:
+        raise AssertionError("a decode ran __new__")
+
+
+def test_decode_rows_decodes_each_row_and_leaves_out_one_without_a_key() -> None:
+    """``decode_rows`` gives what ``decode`` gives for each row, in order, leaving out a row
+    whose key is ``NULL`` (a ``LEFT JOIN`` that found no object); a class's own ``__new__``
+    is not run by either, as its ``__init__`` is not."""
+    codec = Codec(_Slotted)
+    objs = [_Slotted(f"x_{n}", datetime(2024, 1, 15, tzinfo=UTC) + timedelta(n), n) for n in (1, 2)]
+    rows = [codec.encode(objs[0]), (None, None, None), tuple(codec.encode(objs[1]))]
+    back = codec.decode_rows(rows)
+    assert back == objs == [codec.decode(rows[0]), codec.decode(rows[2])]
+    assert [type(o) for o in back] == [_Slotted, _Slotted]
+    assert codec.decode_rows([]) == []
+    counted = Codec(_Counted)
+    for obj in (counted.decode(["c_1", 2]), *counted.decode_rows([("c_1", 2)])):
+        assert type(obj) is _Counted
+        assert (obj.id, obj.version) == ("c_1", 2)
+
+
+@attrs.frozen
 class _Tagged:
     """A frozen class with a mutable field: its JSON values must never be shared."""
 

@@ -13,9 +13,10 @@ import enum
 import functools
 import itertools
 import json
+import textwrap
 import types
 import typing
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal, NoReturn, Protocol
 
@@ -175,6 +176,9 @@ def _unfrozen_twin(cls: type[Any]) -> type[Any] | None:
             "__slots__": (),
             "__setattr__": object.__setattr__,
             "__delattr__": object.__delattr__,
+            # ``twin()`` makes a bare instance as ``object.__new__(twin)`` does, through the
+            # type's own slots (no lookup of ``object.__new__``, no Python ``__init__``).
+            "__init__": object.__init__,
             "__module__": __name__,
         },
     )
@@ -411,7 +415,7 @@ def _dec_timedelta(value: int) -> timedelta:
     return _MICROSECOND * value
 
 
-_new = object.__new__
+_new: Any = object.__new__
 _set = object.__setattr__  # frozen attrs classes refuse their own __setattr__
 
 
@@ -450,6 +454,9 @@ class Codec:
     #: cost more than the read itself. The object is built the way its ``__init__`` would,
     #: field by field, without the validators.
     decode: Callable[[Sequence[Any]], Any]
+    #: :attr:`decode` each of *rows*, in order, leaving out a row whose first value (the
+    #: key) is ``NULL``: a ``LEFT JOIN`` that found no object. One call for a page of rows.
+    decode_rows: Callable[[Iterable[Sequence[Any]]], list[Any]]
 
     def __init__(self, cls: type[Any], computed: Sequence[str] = ()) -> None:
         hints = typing.get_type_hints(cls)
@@ -468,7 +475,7 @@ class Codec:
             if c.sql_type == "TEXT" and (c.raw is None or isinstance(c.raw, type))
         }
         self.encode = _compile_encoder(cls, self.columns)
-        self.decode = _compile_decoder(cls, self.columns)
+        self.decode, self.decode_rows = _compile_decoder(cls, self.columns)
         self.check = _compile_checker(cls, self.columns)
 
     def names(self) -> list[str]:
@@ -618,7 +625,12 @@ def _compile_checker(cls: type[Any], columns: Sequence[Column]) -> Callable[[Any
     return check
 
 
-def _compile_decoder(cls: type[Any], columns: Sequence[Column]) -> Callable[[Sequence[Any]], Any]:
+def _compile_decoder(
+    cls: type[Any], columns: Sequence[Column]
+) -> tuple[Callable[[Sequence[Any]], Any], Callable[[Iterable[Sequence[Any]]], list[Any]]]:
+    """``decode(row)`` and ``decode_rows(rows)`` for :class:`Codec`: the statements that
+    build one object, written once into each (the second loops over its rows itself, with
+    no call per row)."""
     twin = _unfrozen_twin(cls)
     env: dict[str, Any] = {
         "new": _new,
@@ -627,7 +639,14 @@ def _compile_decoder(cls: type[Any], columns: Sequence[Column]) -> Callable[[Seq
         "us": _MICROSECOND,
         "epoch": _EPOCH,
     }
-    lines = ["def decode(row):", f"    obj = new({'cls' if twin is None else 'twin'})"]
+    if twin is None:
+        lines = ["    obj = new(cls)"]
+    elif cls.__new__ is _new:
+        # Called, the twin makes a bare instance as object.__new__ would (its __init__ is
+        # object's: see _unfrozen_twin), for less than the call of object.__new__.
+        lines = ["    obj = twin()"]
+    else:  # a __new__ of its own is not run, as on every decode
+        lines = ["    obj = new(twin)"]
     for i, column in enumerate(columns):
         if twin is None:
             env[f"s{i}"] = _setter(cls, column.name)
@@ -666,11 +685,25 @@ def _compile_decoder(cls: type[Any], columns: Sequence[Column]) -> Callable[[Seq
         lines.append("    " + store.format(f"None if v is None else {value}"))
     if twin is not None:
         lines.append("    obj.__class__ = cls")
-    lines.append("    return obj")
-    decode: Callable[[Sequence[Any]], Any] = _compile(
-        "\n".join(lines) + "\n", env, f"decode {cls.__qualname__}"
-    )["decode"]
-    return decode
+    body = "\n".join(lines)
+    source = "\n".join(
+        [
+            "def decode(row):",
+            body,
+            "    return obj",
+            "def decode_rows(rows):",
+            "    found = []",
+            "    keep = found.append",
+            "    for row in rows:",
+            "        if row[0] is None:",
+            "            continue",
+            textwrap.indent(body, "    "),
+            "        keep(obj)",
+            "    return found",
+        ]
+    )
+    compiled = _compile(source + "\n", env, f"decode {cls.__qualname__}")
+    return compiled["decode"], compiled["decode_rows"]
 
 
 def _compile(source: str, env: dict[str, Any], label: str) -> dict[str, Any]:

@@ -626,9 +626,8 @@ class _SQLiteUnitOfWork:
         codec = self._store.tables["companies"].codec
         # The same statement joined to the companies: one round trip from search to page.
         statement, params = customer_search(codec.fields, partner_id, prefix, limit, after, now=now)
-        decode = codec.decode
         # A row without a company id is a relation whose company is missing: left out.
-        return [decode(row) for row in self._search(statement, params) if row[0] is not None]
+        return codec.decode_rows(self._search(statement, params))
 
     def _search(self, statement: str, params: list[Any]) -> list[Any]:
         """The rows of a search; none when it asks by text no row holds (SQLite cannot take

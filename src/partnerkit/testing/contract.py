@@ -1993,7 +1993,8 @@ class FindPageContract(_Base):
         _add(store, USERS_SAMPLE, row)
         with store.unit_of_work(write=False) as uow:
             pages = _pages(uow.users)
-            for company in (7, b"x", "cmp\x00a", "cmp_\ud800", None, [], {}):
+            unheld: tuple[object, ...] = (7, b"x", "cmp\x00a", "cmp_\ud800", None, [], {})
+            for company in unheld:
                 assert pages.find_page({"company_id": company}, 5) == []
             assert pages.find_page({"company_id": row.company_id}, 5) == [row]
 

@@ -878,8 +878,8 @@ class _PostgresRepository(Repository[T]):
             if self._uow._slot is not None and _never_read(where):
                 return []  # no row holds such text; PostgreSQL cannot take it
             raise
-        decode = self._codec.decode
-        return [decode(r) for r in rows]
+        found: list[T] = self._codec.decode_rows(rows)
+        return found
 
     def find_page(
         self, where: Mapping[str, object], limit: int, after: str | None = None
@@ -905,8 +905,8 @@ class _PostgresRepository(Repository[T]):
             if self._uow._slot is not None and _never_read(where):
                 return []  # no row holds such text; PostgreSQL cannot take it
             raise
-        decode = self._codec.decode
-        return [decode(r) for r in rows]
+        found: list[T] = self._codec.decode_rows(rows)
+        return found
 
     def count(self, **where: object) -> int:
         self._uow._open(False)

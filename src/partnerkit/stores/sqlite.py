@@ -339,8 +339,8 @@ class _SQLiteRepository(Repository[T]):
             if self._unmatched(where):
                 return []
             raise
-        decode = self._codec.decode
-        return [decode(r) for r in rows]
+        found: list[T] = self._codec.decode_rows(rows)
+        return found
 
     def find_page(
         self, where: Mapping[str, object], limit: int, after: str | None = None
@@ -364,8 +364,8 @@ class _SQLiteRepository(Repository[T]):
             if self._unmatched(where):
                 return []
             raise
-        decode = self._codec.decode
-        return [decode(r) for r in rows]
+        found: list[T] = self._codec.decode_rows(rows)
+        return found
 
     def count(self, **where: object) -> int:
         self._uow.check_open()

@@ -15,10 +15,11 @@ from typing import Any
 
 import pytest
 
+from _proxy_units import ProxyStore, ProxyUnit
 from delegation_kit import CustomerCast, PartnerCast, add_customer, consent
 from partnerkit import AdminRole, ContactInfo, Forbidden, Portal, User, ValidationError
 from partnerkit.consent import Delegation, DelegationStatus
-from partnerkit.ports import MAX_FIND_PAGE, Store
+from partnerkit.ports import MAX_FIND_PAGE
 from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.testing import DEFAULT_START
 
@@ -144,30 +145,9 @@ def test_a_page_needs_the_right_the_whole_list_needs(
         portal.list_subscriptions(customer.by_role[None], limit=5, after="x")
 
 
-class _WithoutPages:
-    """A store whose repositories lack the optional ``find_page``: a third-party store
-    written before it existed."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def unit_of_work(self, *, write: bool = True) -> Any:
-        return _HiddenPages(self._store.unit_of_work(write=write))
-
-    def close(self) -> None:
-        self._store.close()
-
-
-class _HiddenPages:
-    def __init__(self, uow: Any) -> None:
-        self._uow = uow
-
-    def __enter__(self) -> Any:
-        self._inner = self._uow.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> Any:
-        return self._uow.__exit__(*exc)
+class _HiddenPages(ProxyUnit):
+    """A real unit of work whose repositories lack the optional ``find_page``: a
+    third-party store written before it existed."""
 
     def __getattr__(self, name: str) -> Any:
         found = getattr(self._inner, name)
@@ -193,7 +173,7 @@ def test_a_store_without_pages_gives_the_same_pages(
     plain = Portal(
         store=portal.store, keyring=portal.keyring, catalog=portal.catalog, clock=portal.clock
     )
-    plain.store = _WithoutPages(portal.store)  # type: ignore[assignment]
+    plain.store = ProxyStore(portal.store, _HiddenPages)  # type: ignore[assignment]
     ids = [u.id for u in portal.list_users(partner.admin)]
     for limit in (1, 3, 100):
         for after in (None, "", *ids):

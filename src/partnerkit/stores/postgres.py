@@ -872,14 +872,7 @@ class _PostgresRepository(Repository[T]):
             select, _, params = self._sql_of(where)
         except Unheld:
             return []
-        try:
-            rows = self._uow.fetchall(select, params)
-        except ValidationError:
-            if self._uow._slot is not None and _never_read(where):
-                return []  # no row holds such text; PostgreSQL cannot take it
-            raise
-        found: list[T] = self._codec.decode_rows(rows)
-        return found
+        return self._rows(select, params, where)
 
     def find_page(
         self, where: Mapping[str, object], limit: int, after: str | None = None
@@ -890,17 +883,18 @@ class _PostgresRepository(Repository[T]):
             raise ValueError(f"{self._table.name} has no lookup on {sorted(where)}")
         bound = check_find_page(limit, after)
         try:
-            group, params = self._lookup_params(where)
+            group, values = self._lookup_params(where)
         except Unheld:
             return []
-        first, following = self._tsql.page_sql(group, tuple(v is None for v in params))
-        params = [v for v in params if v is not None]
-        if bound is None:
-            params.append(limit)
-        else:
-            params += (bound, limit)
+        first, following = self._tsql.page_sql(group, tuple(v is None for v in values))
+        params = [v for v in values if v is not None]
+        params += [limit] if bound is None else [bound, limit]
+        return self._rows(first if bound is None else following, params, where)
+
+    def _rows(self, select: str, params: list[Any], where: dict[str, object]) -> list[T]:
+        """The objects of a lookup's *select*; none for a value no row can hold."""
         try:
-            rows = self._uow.fetchall(first if bound is None else following, params)
+            rows = self._uow.fetchall(select, params)
         except ValidationError:
             if self._uow._slot is not None and _never_read(where):
                 return []  # no row holds such text; PostgreSQL cannot take it

@@ -331,16 +331,7 @@ class _SQLiteRepository(Repository[T]):
     def find(self, **where: object) -> list[T]:
         self._uow.check_open()
         group, select, _ = self._lookup(where)
-        try:
-            rows = self._uow.fetchall(select, self._params(group, where))
-        except Unheld:
-            return []
-        except ValidationError:
-            if self._unmatched(where):
-                return []
-            raise
-        found: list[T] = self._codec.decode_rows(rows)
-        return found
+        return self._rows(select, group, where)
 
     def find_page(
         self, where: Mapping[str, object], limit: int, after: str | None = None
@@ -350,16 +341,22 @@ class _SQLiteRepository(Repository[T]):
         group, _, _ = self._lookup(where)
         bound = check_find_page(limit, after)
         first, following = self._pages[frozenset(group)]
+        tail = [limit] if bound is None else [bound, limit]
+        return self._rows(first if bound is None else following, group, where, tail)
+
+    def _rows(
+        self,
+        select: str,
+        group: tuple[str, ...],
+        where: dict[str, object],
+        tail: Sequence[Any] = (),
+    ) -> list[T]:
+        """The objects of a lookup's *select*, its values then *tail* its parameters; none
+        for a value no row can hold."""
         try:
-            params = self._params(group, where)
+            rows = self._uow.fetchall(select, [*self._params(group, where), *tail])
         except Unheld:
             return []
-        if bound is None:
-            params.append(limit)
-        else:
-            params += (bound, limit)
-        try:
-            rows = self._uow.fetchall(first if bound is None else following, params)
         except ValidationError:
             if self._unmatched(where):
                 return []

@@ -374,3 +374,27 @@ def test_a_link_code_of_a_str_subclass_is_read_by_its_text() -> None:
         pass
 
     assert build_url("https://portal.example/join", Markup("abcDEF123")).endswith("?code=abcDEF123")
+
+
+def test_an_object_equal_to_the_stored_value_is_no_e_mail(
+    portal: Portal, partner: PartnerCast
+) -> None:
+    """It was taken for "the same again", and the update succeeded changing nothing."""
+    for field in ("email", "display_name"):
+        same = getattr(partner.plain, field)
+        _refused(
+            field,
+            lambda f=field, v=same: portal.update_user(
+                partner.admin, partner.plain.id, **{f: claiming(object, equal_to=v)}
+            ),
+        )
+
+
+def test_a_catalogue_from_json_reads_text_by_its_type() -> None:
+    class Raising(str):
+        def startswith(self, *args: object) -> bool:
+            raise AssertionError("its own method ran")
+
+    _refused("catalog", lambda: Catalog.from_json(claiming(str)))
+    text = '{"services": [{"sku": "X", "name": "N"}]}'
+    assert "X" in Catalog.from_json(Raising(text))

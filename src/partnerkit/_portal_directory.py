@@ -326,6 +326,11 @@ class DirectoryCases(PortalCore):
             if new_name is not None and new_name != target.display_name:
                 check_new_name("display_name", new_name)
                 changes["display_name"] = new_name
+            # Judged by type, once the rights are: an object that equals the stored value
+            # is no e-mail or name, and does not pass for "the same again".
+            for field, given in (("email", new_email), ("display_name", new_name)):
+                if given is not None and type(given) is not str:
+                    raise ValidationError(field, "must be a string")
             if not changes and (email is not None or display_name is not None):
                 # The same values again: nothing to write; the attempt is still recorded.
                 attempt.detail["changed"] = ""

@@ -221,6 +221,10 @@ class Catalog:
     @classmethod
     def from_json(cls, text: str) -> Catalog:
         """Build a catalogue from JSON text (see :meth:`from_dict`)."""
+        if issubclass(type(text), str):
+            text = str.__str__(text)  # of a subclass, its text: none of its methods runs
+        elif not issubclass(type(text), bytes | bytearray):
+            raise ValidationError("catalog", "must be JSON text")
         try:
             data = json.loads(text)
         except (TypeError, ValueError, RecursionError) as exc:  # nested past what json reads

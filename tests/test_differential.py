@@ -510,8 +510,21 @@ class ReadEverything:
                 # Ordered by their (random) ids: compared as sets.
                 found = _outcome(listing, reader)
                 seen.append(Unordered(found) if isinstance(found, list) else found)
+                if isinstance(found, list):  # a walk a page of two at a time: the same list
+                    assert _walk_pages(listing, reader) == found
             seen.append(_outcome(portal.audit_trail, reader))
         return seen
+
+
+def _walk_pages(listing: Callable[..., list[Any]], reader: str) -> list[Any]:
+    walked: list[Any] = []
+    after = None
+    while True:
+        page = listing(reader, limit=2, after=after)
+        walked.extend(page)
+        if len(page) < 2:
+            return walked
+        after = page[-1].id
 
 
 @attrs.frozen

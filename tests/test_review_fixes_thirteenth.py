@@ -398,3 +398,49 @@ def test_a_catalogue_from_json_reads_text_by_its_type() -> None:
     _refused("catalog", lambda: Catalog.from_json(claiming(str)))
     text = '{"services": [{"sku": "X", "name": "N"}]}'
     assert "X" in Catalog.from_json(Raising(text))
+
+
+def test_memory_s_page_order_is_kept_only_for_keys_of_plain_values() -> None:
+    """A lookup value whose hash changes between two reads must not leave one company's
+    order kept under another's key (a later page of that company would show the first's
+    users until the next write)."""
+    store = MemoryStore()
+    with store.unit_of_work() as uow:
+        for n, company in enumerate(["cmp_A", "cmp_A", "cmp_B"]):
+            uow.users.add(
+                User(id=f"usr_{n}", company_id=company, email=f"u{n}@x.example", display_name="U")
+            )
+        uow.commit()
+
+    class Shifty:
+        calls = 0
+
+        def __hash__(self) -> int:
+            Shifty.calls += 1
+            return hash("cmp_A") if Shifty.calls == 1 else hash("cmp_B")
+
+        def __eq__(self, other: object) -> bool:
+            return True
+
+    with store.unit_of_work(write=False) as uow:
+        uow.users.find_page({"company_id": Shifty()}, 10)  # type: ignore[attr-defined]
+        page = uow.users.find_page({"company_id": "cmp_B"}, 10)  # type: ignore[attr-defined]
+    assert [u.id for u in page] == ["usr_2"]
+
+
+def test_memory_finds_nothing_for_a_value_no_row_can_hold(any_store: Store) -> None:
+    """A list or a dict as a lookup value: nothing found and nothing counted, on every store."""
+    with any_store.unit_of_work(write=False) as uow:
+        for value in ([], {}, ["cmp_1"]):
+            assert uow.users.find(company_id=value) == []
+            assert uow.users.count(company_id=value) == 0
+
+
+def test_a_catalogue_from_json_reads_bytes_by_their_bytes() -> None:
+    class Sneaky(bytes):
+        def decode(self, *args: object, **kwargs: object) -> str:  # type: ignore[override]
+            return '{"services": [{"sku": "EVIL", "name": "N"}]}'
+
+    catalog = Catalog.from_json(Sneaky(b'{"services": [{"sku": "REAL", "name": "N"}]}'))
+    assert "REAL" in catalog
+    assert "EVIL" not in catalog

@@ -326,8 +326,8 @@ class DirectoryCases(PortalCore):
             if new_name is not None and new_name != target.display_name:
                 check_new_name("display_name", new_name)
                 changes["display_name"] = new_name
-            # Judged by type, once the rights are: an object that equals the stored value
-            # is no e-mail or name, and does not pass for "the same again".
+            # Judged by type too, once the rights are: an object that compares equal to the
+            # stored value is no e-mail or name, and does not pass for "the same again".
             for field, given in (("email", new_email), ("display_name", new_name)):
                 if given is not None and type(given) is not str:
                     raise ValidationError(field, "must be a string")

@@ -221,12 +221,16 @@ class Catalog:
     @classmethod
     def from_json(cls, text: str) -> Catalog:
         """Build a catalogue from JSON text (see :meth:`from_dict`)."""
-        if issubclass(type(text), str):
-            text = str.__str__(text)  # of a subclass, its text: none of its methods runs
-        elif not issubclass(type(text), bytes | bytearray):
+        given: object = text
+        source: str | bytes
+        if isinstance(given, str) and issubclass(type(given), str):
+            source = str.__str__(given)  # of a subclass, its text: none of its methods runs
+        elif isinstance(given, bytes | bytearray) and issubclass(type(given), bytes | bytearray):
+            source = bytes(memoryview(given))  # its bytes, through the buffer: no method of its
+        else:
             raise ValidationError("catalog", "must be JSON text")
         try:
-            data = json.loads(text)
+            data = json.loads(source)
         except (TypeError, ValueError, RecursionError) as exc:  # nested past what json reads
             raise ValidationError("catalog", "is not valid JSON") from exc
         if not isinstance(data, dict):

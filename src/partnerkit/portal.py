@@ -55,8 +55,9 @@ def _read_as_text(method: Callable[..., Any]) -> Callable[..., Any]:
     microseconds, so that its own comparisons never judge a bound. And an object whose
     ``__class__`` claims a class it is not (which ``isinstance`` believes) is read as an
     object of no class a use case takes: it is refused as any wrong value is, by a
-    ``ValidationError`` naming the argument. Each check is by ``type()``, which a
-    ``__class__`` property cannot fake.
+    ``ValidationError`` naming the argument. The actor is the exception: only its id is
+    read (by its type and text, like every id), so a proxy of a ``User`` acts as that
+    user. Each check is by ``type()``, which a ``__class__`` property cannot fake.
     """
 
     # The actor is read for its id alone, and re-read from the store: it may be a proxy of

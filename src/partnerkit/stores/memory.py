@@ -9,6 +9,7 @@ undone from a log on rollback, so a commit costs nothing.
 from __future__ import annotations
 
 import bisect
+import enum
 import operator
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -110,6 +111,8 @@ class _TableData:
         if self.ordered_at != self.generation:
             self.ordered.clear()
             self.ordered_at = self.generation
+        if not _kept_as_is(key):  # an object of the caller's: its hash may change
+            return [held] if type(held) is str else sorted(held)
         found = self.ordered.get((lookup.columns, key))
         if found is None:
             found = [held] if type(held) is str else sorted(held)
@@ -164,6 +167,15 @@ class _TableData:
             elif any(h != ignore for h in holders):
                 return True
         return False
+
+
+def _kept_as_is(key: object) -> bool:
+    """Whether a lookup's *key* is made of values whose hash and equality nothing but their
+    value decides (text, enum members, ``None``): fit to key a memory kept between calls."""
+    parts = key if type(key) is tuple else (key,)
+    return all(
+        part is None or type(part) is str or isinstance(type(part), enum.EnumMeta) for part in parts
+    )
 
 
 def _key_function(table: Table[Any], lookups: list[_Lookup]) -> Callable[[Any], tuple[object, ...]]:
@@ -321,11 +333,14 @@ class _MemoryRepository(Repository[T]):
         where = _plain_values(where)
         data = self._data
         lookup = data.by_names.get(tuple(where))
-        held = (
-            lookup.index.get(lookup.key_of_where(where))
-            if lookup is not None
-            else self._held(where)  # the columns named in another order, or no such lookup
-        )
+        try:
+            held = (
+                lookup.index.get(lookup.key_of_where(where))
+                if lookup is not None
+                else self._held(where)  # the columns named in another order, or no such lookup
+            )
+        except TypeError:  # a value no row can hold (a list, a dict): nothing is found
+            return []
         if held is None:
             return []
         rows = data.rows
@@ -368,7 +383,10 @@ class _MemoryRepository(Repository[T]):
         lookup = data.by_names.get(tuple(where)) or data.by_columns.get(frozenset(where))
         if lookup is None:
             raise ValueError(f"{self._data.table.name} has no lookup on {sorted(where)}")
-        return lookup.index.get(lookup.key_of_where(where))
+        try:
+            return lookup.index.get(lookup.key_of_where(where))
+        except TypeError:  # a value no row can hold (a list, a dict): nothing is found
+            return None
 
 
 class _MemoryUnitOfWork:

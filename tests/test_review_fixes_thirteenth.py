@@ -444,3 +444,14 @@ def test_a_catalogue_from_json_reads_bytes_by_their_bytes() -> None:
     catalog = Catalog.from_json(Sneaky(b'{"services": [{"sku": "REAL", "name": "N"}]}'))
     assert "REAL" in catalog
     assert "EVIL" not in catalog
+
+
+def test_a_password_with_a_nul_is_no_other_password() -> None:
+    """scrypt keys HMAC with the password, which pads a short key with zeros: "pw" and
+    "pw\\x00" hashed alike. No password holds a NUL now, so none verifies as another."""
+    hasher = PasswordHasher(n=2**4, r=1, p=1)
+    stored = hasher.hash("correct horse")
+    assert hasher.verify("correct horse", stored)
+    for padded in ("correct horse\x00", "correct horse\x00\x00"):
+        assert not hasher.verify(padded, stored)
+    _refused("password", lambda: hasher.hash("pw\x00"))

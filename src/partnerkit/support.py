@@ -103,7 +103,8 @@ class PasswordHasher:
         """Return ``scrypt$n$r$p$salt$hash`` for *password*.
 
         Raises:
-            ValidationError: *password* is not text, or not valid Unicode (a lone surrogate).
+            ValidationError: *password* is not text, not valid Unicode (a lone surrogate),
+                or holds a NUL.
         """
         if not issubclass(type(password), str):  # by its type: a __class__ can claim str
             raise ValidationError("password", "must be text")
@@ -111,6 +112,10 @@ class PasswordHasher:
             secret = str.__str__(password).encode("utf-8")  # of a subclass, its text
         except UnicodeEncodeError:
             raise ValidationError("password", "must be valid Unicode text") from None
+        if b"\x00" in secret:
+            # scrypt keys HMAC with the password, and HMAC pads a short key with zeros: "pw"
+            # and "pw\x00" would be one password. None holds a NUL, so none is padded alike.
+            raise ValidationError("password", "must not contain NUL")
         salt = os.urandom(16)
         key = Scrypt(salt=salt, length=32, n=self.n, r=self.r, p=self.p).derive(secret)
         return f"scrypt${self.n}${self.r}${self.p}${_b64(salt)}${_b64(key)}"
@@ -126,6 +131,8 @@ class PasswordHasher:
         if not issubclass(type(password), str) or not issubclass(type(encoded), str):
             return False  # by their types: a __class__ property can claim str
         password, encoded = str.__str__(password), str.__str__(encoded)  # their texts
+        if "\x00" in password:
+            return False  # no password :meth:`hash` takes holds one (see there)
         try:
             scheme, n_text, r_text, p_text, salt_text, key_text = encoded.split("$")
             if scheme != "scrypt" or not all(

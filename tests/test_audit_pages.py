@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from _sqlite_steps import steps_of
 from delegation_kit import CustomerCast, PartnerCast, add_customer, add_partner, consent
 from partnerkit import (
     AdminRole,
@@ -421,20 +422,9 @@ def _own_events(store: Store, company_id: str, count: int) -> None:
 
 def _page_work(store: SQLiteStore, portal: Portal, admin: Any, newest_first: bool) -> int:
     """SQLite's virtual-machine steps (in thousands) for one page of 20."""
-    steps = 0
-
-    def count() -> int:
-        nonlocal steps
-        steps += 1
-        return 0
-
-    conn = store.acquire()
-    try:
-        conn.set_progress_handler(count, 1000)
-        page = portal.audit_trail_page(admin, limit=20, newest_first=newest_first)
-        conn.set_progress_handler(None, 1000)
-    finally:
-        store.release(conn)
+    steps, page = steps_of(
+        store, lambda: portal.audit_trail_page(admin, limit=20, newest_first=newest_first)
+    )
     assert len(page.events) == 20
     return steps
 

@@ -16,12 +16,14 @@ from typing import Any
 import pytest
 
 from _proxy_units import ProxyStore, ProxyUnit
+from _sqlite_steps import steps_of
 from delegation_kit import CustomerCast, PartnerCast, add_customer, consent
 from partnerkit import AdminRole, ContactInfo, Forbidden, Portal, User, ValidationError
 from partnerkit.consent import Delegation, DelegationStatus
 from partnerkit.ports import MAX_FIND_PAGE
 from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.testing import DEFAULT_START
+from partnerkit.testing.contract import FIND_PAGE_REFUSED
 
 pytest_plugins = ["pg_fixtures", "cast_fixtures"]
 
@@ -101,18 +103,8 @@ def test_after_any_text_starts_after_it(world: dict[str, Lister], which: str) ->
 
 @pytest.mark.parametrize(
     ("name", "value"),
-    [
-        ("limit", 0),
-        ("limit", -1),
-        ("limit", MAX_FIND_PAGE + 1),
-        ("limit", True),
-        ("limit", 2.0),
-        ("limit", "2"),
-        ("after", 7),
-        ("after", b"usr_"),
-        ("after", "usr\x00"),
-        ("after", "usr\ud800"),
-    ],
+    # A list without a limit is the whole list: every other refusal is the store's own.
+    [(name, value) for name, value in FIND_PAGE_REFUSED if (name, value) != ("limit", None)],
 )
 def test_bad_paging_arguments_are_refused_by_name(
     world: dict[str, Lister], name: str, value: object
@@ -184,21 +176,8 @@ def test_a_store_without_pages_gives_the_same_pages(
 
 
 def _steps(store: SQLiteStore, call: Callable[[], list[Any]]) -> int:
-    """SQLite's virtual-machine steps (in thousands) for *call*."""
-    steps = 0
-
-    def count() -> int:
-        nonlocal steps
-        steps += 1
-        return 0
-
-    conn = store.acquire()
-    try:
-        conn.set_progress_handler(count, 1000)
-        assert len(call()) == 20
-        conn.set_progress_handler(None, 1000)
-    finally:
-        store.release(conn)
+    steps, page = steps_of(store, call)
+    assert len(page) == 20
     return steps
 
 

@@ -80,6 +80,7 @@ from partnerkit.support import Credential, RequestStatus, ServiceRequest, Severi
 from partnerkit.testing import FakeClock, StoreSnapshot, World, build_world, snapshot
 
 __all__ = [
+    "FIND_PAGE_REFUSED",
     "TABLE_SAMPLES",
     "AuditContract",
     "AuditRangeContract",
@@ -1919,6 +1920,22 @@ def _pages(repo: Any) -> FindPages[Any]:
     return cast(FindPages[Any], repo)
 
 
+#: Arguments every ``find_page`` refuses, by the name a ``ValidationError`` gives.
+FIND_PAGE_REFUSED: tuple[tuple[str, object], ...] = (
+    ("limit", 0),
+    ("limit", -1),
+    ("limit", MAX_FIND_PAGE + 1),
+    ("limit", True),
+    ("limit", 2.0),
+    ("limit", "2"),
+    ("limit", None),
+    ("after", 7),
+    ("after", b"usr_"),
+    ("after", "usr\x00"),
+    ("after", "usr\ud800"),
+)
+
+
 class FindPageContract(_Base):
     """The optional ``find_page`` (``partnerkit.ports.FindPages``): a bounded part of
     ``find``, in key order, run on every table of :data:`TABLE_SAMPLES`. A store whose
@@ -1948,22 +1965,7 @@ class FindPageContract(_Base):
                             got = pages.find_page(where, limit, after)
                             assert got == following[:limit], (where, limit, after)
 
-    @pytest.mark.parametrize(
-        ("name", "value"),
-        [
-            ("limit", 0),
-            ("limit", -1),
-            ("limit", MAX_FIND_PAGE + 1),
-            ("limit", True),
-            ("limit", 2.0),
-            ("limit", "2"),
-            ("limit", None),
-            ("after", 7),
-            ("after", b"usr_"),
-            ("after", "usr\x00"),
-            ("after", "usr\ud800"),
-        ],
-    )
+    @pytest.mark.parametrize(("name", "value"), FIND_PAGE_REFUSED)
     def test_a_bad_argument_is_a_validation_error_naming_it(
         self, store: Store, name: str, value: object
     ) -> None:

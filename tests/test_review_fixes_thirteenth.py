@@ -200,6 +200,13 @@ def test_objects_claiming_a_class_are_refused_by_name(
         )
 
 
+def test_a_mapping_is_no_set_of_roles(portal: Portal, partner: PartnerCast) -> None:
+    _refused(
+        "roles",
+        lambda: portal.offer_delegated_admin(partner.admin, roles={AdminRole.PASSWORD_ADMIN: 1}),
+    )
+
+
 def test_an_endless_iterable_is_refused_not_followed(portal: Portal, partner: PartnerCast) -> None:
     _refused(
         "roles",

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import enum
 import itertools
+from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -74,7 +75,11 @@ def check_roles(roles: object) -> frozenset[AdminRole]:
         return ALL_ADMIN_ROLES
     if type(roles) is AdminRole:  # by its type: a __class__ property cannot claim a member
         return frozenset((roles,))
-    if isinstance(roles, str | bytes) or _pretends(roles) or not hasattr(roles, "__iter__"):
+    if (
+        isinstance(roles, str | bytes | Mapping)  # a mapping's keys are no set of roles
+        or _pretends(roles)
+        or not hasattr(roles, "__iter__")
+    ):
         raise ValidationError("roles", "must be a set of AdminRole")
     # Judged before any is hashed (a list among them is no TypeError), and only so many:
     # an endless iterable is refused, not followed for ever.

@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 
+from _faked_text import FakedStr as _FakedStr
 from delegation_kit import CustomerCast, PartnerCast, add_customer, consent
 from partnerkit import (
     AdminRole,
@@ -49,24 +50,6 @@ from partnerkit.stores.memory import MemoryStore
 from partnerkit.stores.sqlite import SQLiteStore
 
 pytest_plugins = ["pg_fixtures", "cast_fixtures"]
-
-
-class _FakedStr(str):
-    """Equal to everything, and says its class is ``str``."""
-
-    __slots__ = ()
-
-    @property  # type: ignore[misc]
-    def __class__(self) -> type:
-        return str
-
-    def __eq__(self, other: object) -> bool:
-        return True
-
-    def __ne__(self, other: object) -> bool:
-        return False
-
-    __hash__ = str.__hash__
 
 
 def test_the_faked_class_fools_the_attribute_but_not_type() -> None:

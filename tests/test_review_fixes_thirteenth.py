@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from unittest.mock import Mock
 
+import attrs
 import pytest
 
 from delegation_kit import CustomerCast, PartnerCast, consent
@@ -25,6 +26,7 @@ from partnerkit import (
     Catalog,
     Company,
     CompanyKind,
+    Conflict,
     ContactInfo,
     OfferLine,
     PartnerAccess,
@@ -462,3 +464,20 @@ def test_a_password_with_a_nul_is_no_other_password() -> None:
     for padded in ("correct horse\x00", "correct horse\x00\x00"):
         assert not hasher.verify(padded, stored)
     _refused("password", lambda: hasher.hash("pw\x00"))
+
+
+def test_removing_a_version_no_store_keeps_is_stale_on_every_store(any_store: Store) -> None:
+    """A version beyond 64 bits names no stored row: ``Conflict``, as ``MemoryStore`` said,
+    where the SQL stores failed on the parameter (``ValidationError``). Found by the stores'
+    differential test."""
+    company = Company(id="cmp_1", kind=CompanyKind.CUSTOMER, name="N", domain="n.example")
+    with any_store.unit_of_work() as uow:
+        uow.companies.add(company)
+        uow.commit()
+    for version in (2**63, -(2**63) - 1, 10**400):
+        stale = attrs.evolve(company)
+        object.__setattr__(stale, "version", version)
+        with any_store.unit_of_work() as uow, pytest.raises(Conflict):
+            uow.companies.remove(stale)
+    with any_store.unit_of_work(write=False) as uow:
+        assert uow.companies.get("cmp_1") == company

@@ -49,6 +49,7 @@ __all__ = [
     "prefix_range",
     "relation_search",
     "table_codec",
+    "unheld_version",
 ]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -1038,6 +1039,12 @@ def fakes_text(value: object) -> bool:
     """Whether *value* claims to be text (``isinstance`` says so, through a ``__class__``
     property) without being any: it names no row, and a driver cannot bind it."""
     return isinstance(value, str) and not issubclass(type(value), str)
+
+
+def unheld_version(value: object) -> bool:
+    """Whether *value* cannot be any stored row's version: not a whole number of 64 bits
+    (a ``remove`` naming it is stale, on every store, before the database is asked)."""
+    return type(value) is not int or not _INT64_MIN <= value <= _INT64_MAX
 
 
 def unheld_key(value: object) -> bool:

@@ -109,6 +109,7 @@ from partnerkit.stores._sql import (
     rekey_renamed,
     table_codec,
     unheld_key,
+    unheld_version,
 )
 
 if TYPE_CHECKING:
@@ -861,7 +862,7 @@ class _PostgresRepository(Repository[T]):
     def remove(self, obj: T) -> None:
         self._uow._open(True)  # the unit of work is judged before what it is given
         ident, version = key_of(obj)
-        if unheld_key(ident) or version.__class__ is not int:  # no row has it
+        if unheld_key(ident) or unheld_version(version):  # no row has it
             raise Conflict(f"stale {self._table.noun}: a concurrent change won")
         if self._uow.execute(self._sql["delete"], (ident, version), write=True) != 1:
             raise Conflict(f"stale {self._table.noun}: a concurrent change won")

@@ -55,6 +55,7 @@ from partnerkit.stores._sql import (
     relation_search,
     table_codec,
     unheld_key,
+    unheld_version,
 )
 from partnerkit.support import Credential, ServiceRequest
 
@@ -322,7 +323,7 @@ class _SQLiteRepository(Repository[T]):
     def remove(self, obj: T) -> None:
         self._uow.check_writable()
         ident, version = key_of(obj)
-        if unheld_key(ident) or version.__class__ is not int:  # no row has it
+        if unheld_key(ident) or unheld_version(version):  # no row has it
             raise Conflict(f"stale {self._table.noun}: a concurrent change won")
         n = self._uow.execute(self._sql["delete"], (ident, version), write=True)
         if n != 1:

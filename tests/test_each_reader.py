@@ -1,10 +1,10 @@
 """``Portal.decide`` with and without the optional ``get_each`` of a unit of work.
 
 A unit of work that reads several keys at once (``ports.EachReader``; ``PostgresStore``
-offers it) answers a decision's reads together; one without it is read key by key. The
-answers are the same for every actor, company, permission and target, including unknown
-ids. The store is a real ``MemoryStore`` behind a wrapper that adds the method and notes
-its calls.
+offers it) answers a decision's reads together (the actor, the company and the target); one
+without it is read key by key. The answers are the same for every actor, company, permission
+and target, including unknown ids. The store is a real ``MemoryStore`` behind a wrapper that
+adds the method and notes its calls.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def test_decisions_read_together_answer_as_decisions_read_key_by_key(world: Worl
     ]
     companies = [world.partner.id, world.customer.id, "cmp_nowhere"]
     targets = [None, world.customer_user.id, world.customer_admin.id, world.partner_agent.id]
-    asked = 0
+    read: list[tuple[str, ...]] = []
     for actor in actors:
         for company in companies:
             for permission in Permission:
@@ -67,6 +67,6 @@ def test_decisions_read_together_answer_as_decisions_read_key_by_key(world: Worl
                     expected = plain.decide(actor, permission, company, target)
                     got = each.decide(actor, permission, company, target)
                     assert (bool(got), got.rule) == (bool(expected), expected.rule)
-                    asked += 1
-    # Every decision read the actor and the company together, once.
-    assert wrapped.calls == [("users", "companies")] * asked
+                    read.append(("users", "companies") + (() if target is None else ("users",)))
+    # Every decision read the actor, the company and the target (if any) together, once.
+    assert wrapped.calls == read

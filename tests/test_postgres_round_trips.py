@@ -16,9 +16,10 @@ from typing import Any
 import pytest
 
 from _money import money_world, new_customer
-from partnerkit import OfferLine
+from partnerkit import OfferLine, Permission, Portal
 from partnerkit.directory import Company, CompanyKind, User
 from partnerkit.ports import COMPANIES, SUBSCRIPTIONS, USERS
+from partnerkit.testing import FakeClock, build_world
 
 if find_spec("psycopg") is None and not os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"):
     pytest.skip("psycopg is not installed (partnerkit[postgres])", allow_module_level=True)
@@ -212,3 +213,34 @@ def test_a_redemption_by_an_actor_given_by_id_takes_one_round_trip_more(
     assert m.portal.redeem(url, admin.id).subscriptions  # a replay: two round trips of reads
     assert len(batches.sent) == 3
     assert batches.reading("subscriptions") == [batches.sent[1], batches.sent[2]]
+
+
+def test_a_targeted_decision_reads_its_target_with_the_actor(
+    pg_store: PostgresStore, batches: Batches
+) -> None:
+    """The actor, the company and the target user travel together: one round trip in the
+    actor's own company, two through a delegation (its relation and delegation second)."""
+    world = build_world(Portal(store=pg_store, clock=FakeClock()))
+    portal = world.portal
+    url = portal.offer_delegated_admin(world.partner_admin)
+    portal.redeem(url, world.customer_admin, accept_delegated_admin=True)
+    customer, target = world.customer.id, world.customer_user.id
+    batches.sent.clear()
+    assert portal.decide(world.customer_admin, Permission.RESET_PASSWORD, customer, target)
+    assert len(batches.sent) == 1
+    assert [s.split(" WHERE")[0].split(" FROM ")[-1] for s in _selects(batches.sent[0])] == [
+        "users",
+        "companies",
+        "users",
+    ]
+    batches.sent.clear()
+    assert portal.decide(world.partner_agent, Permission.RESET_PASSWORD, customer, target)
+    assert len(batches.sent) == 2
+    assert len(batches.reading("users")) == 1  # the actor and the target, at once
+    assert batches.reading("customer_relations") == [batches.sent[1]]
+    batches.sent.clear()
+    # A target elsewhere is still found out, and refused, from the same reads.
+    assert not portal.decide(
+        world.customer_admin, Permission.RESET_PASSWORD, customer, world.partner_agent.id
+    )
+    assert len(batches.sent) == 1

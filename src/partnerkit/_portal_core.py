@@ -418,12 +418,23 @@ class PortalCore:
         # As every use case reads it (_actor): an id of a str subclass by its text.
         actor_id = _plain(actor if isinstance(actor, str) else getattr(actor, "id", None))
         company_id = _plain(company_id)
+        if target_user_id is not None:
+            target_user_id = _plain(target_user_id)
         with self.store.unit_of_work(write=False) as uow:
             users = uow.users
             company: Company | None = None
+            target: User | None = None
+            fetched = False  # whether the target, if any, was read with the actor
             if type(actor_id) is str and type(company_id) is str and _reads_each(uow):
-                # One round trip for both (the company is needed only in the actor's own).
-                user, company = uow.get_each((USERS, actor_id), (COMPANIES, company_id))  # type: ignore[attr-defined]
+                # One round trip for the actor, the company (needed only in the actor's own)
+                # and the target: a store across a network reads them at once.
+                if type(target_user_id) is str:
+                    user, company, target = uow.get_each(  # type: ignore[attr-defined]
+                        (USERS, actor_id), (COMPANIES, company_id), (USERS, target_user_id)
+                    )
+                else:
+                    user, company = uow.get_each((USERS, actor_id), (COMPANIES, company_id))  # type: ignore[attr-defined]
+                fetched = True
             else:
                 user = users.get(actor_id) if type(actor_id) is str else None
             if user is None:
@@ -450,10 +461,9 @@ class PortalCore:
                         now = self.now()  # only an end date needs the clock
                         if not now < delegation.ends_at:
                             delegation = None
-            target = None
             if target_user_id is not None:
-                target_user_id = _plain(target_user_id)
-                target = users.get(target_user_id) if type(target_user_id) is str else None
+                if not fetched:
+                    target = users.get(target_user_id) if type(target_user_id) is str else None
                 if target is None or target.company_id != company_id:
                     target = None
                     if decide(

@@ -386,14 +386,27 @@ def profile(setup: Setup, count: int) -> None:
         for statement, times in counter.counts.most_common():
             print(f"- {times / n:.1f} x `{statement}`")
     fresh = setup.customers(count)
-    profiler = cProfile.Profile()
-    profiler.enable()
-    for admin in fresh:
-        setup.portal.redeem(setup.url, admin)
-    profiler.disable()
-    print(f"\n## cProfile: {count} redemptions\n")
-    stats = pstats.Stats(profiler)
-    stats.sort_stats("tottime").print_stats(15)
+
+    def redeem_fresh() -> None:
+        for admin in fresh:
+            setup.portal.redeem(setup.url, admin)
+
+    profiled: list[tuple[str, Callable[[], None]]] = [
+        (f"{count} redemptions", redeem_fresh),
+        (f"{count * 5} decisions, own company", lambda: setup.decide_own(count * 5)(0)),
+        (
+            f"{count * 5} decisions, delegated and targeted",
+            lambda: setup.decide_delegated(count * 5)(0),
+        ),
+    ]
+    for title, call in profiled:
+        profiler = cProfile.Profile()
+        profiler.enable()
+        call()
+        profiler.disable()
+        print(f"\n## cProfile: {title}\n")
+        stats = pstats.Stats(profiler)
+        stats.sort_stats("tottime").print_stats(15)
 
 
 # -- output ---------------------------------------------------------------------------------

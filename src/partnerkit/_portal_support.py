@@ -119,7 +119,9 @@ class SupportCases(PortalCore):
 
         Prefix search on company name and domain, case-insensitive, ordered by the text
         that matched (the name when it starts with *prefix*, else the domain), then by id;
-        pass the last company id seen as *after* for the next page. A customer is found
+        pass the last company id seen as *after* for the next page (a customer the search no
+        longer finds is refused there, as one never found: :meth:`find_customers_page` keeps
+        its place through such changes). A customer is found
         while the partner is advisor of one of its subscriptions or holds an active
         delegation of it, not past its end date (a pending offer finds nothing; revoked,
         ended, or past its end date: no longer found).
@@ -138,7 +140,10 @@ class SupportCases(PortalCore):
                 if type(after) is not str:
                     raise ValidationError("after", "must be a company id or None")
                 rel = uow.customer_relations.get(CustomerRelation.key(ctx.company.id, after))
-                if rel is None:
+                # Only a customer the search finds now: the relation of one no longer advised
+                # or administered keeps its name up to date, which the place of a page after
+                # it would give away to the former partner.
+                if rel is None or not rel.is_listed(ctx.now):
                     raise ValidationError("after", "is not a customer of this partner")
                 cursor = (rel.search_key(key), rel.id)
             return _search(uow, ctx.company.id, key, size, cursor, ctx.now)

@@ -246,8 +246,11 @@ def test_demo_shows_a_temporary_password_once_and_keeps_only_its_hash(demo: Demo
     assert demo.out.count(password) == 1
     assert re.search(r"temporary password: \*{16,} \(shown to lee alone\)", step)
     assert "password=***>" in step
-    assert "the portal's sign-in accepts it: True" in step
-    assert "ana's temporary password still works: no" in step
+    assert "the store keeps only its hash (scrypt$32768$8$1$...)" in step
+    assert "ana's temporary password still works: no" in step  # lee's reset replaced it
+    assert "jo signs in with lee's: yes" in step
+    assert "and with it again (one-time): no" in step
+    assert "must change at next sign-in: no" in step
     files = sorted(demo.db.parent.glob(demo.db.name + "*"))
     assert files
     for file in files:
@@ -255,14 +258,15 @@ def test_demo_shows_a_temporary_password_once_and_keeps_only_its_hash(demo: Demo
     store, portal = _open(demo.db)
     try:
         jo = _user(store, "jo@fabrikam.example")
-        assert jo.must_change_password
+        assert not jo.must_change_password  # jo chose a new password
         with store.unit_of_work(write=False) as uow:
             credential = uow.credentials.get(jo.id)
             events = uow.audit_events()
-        assert credential is not None
-        assert credential.password_hash.startswith("scrypt$32768$8$1$")
-        assert not portal.verify_password(jo.id, password)  # lee's reset replaced it
+        assert credential is None  # used up at jo's sign-in
+        assert not portal.verify_password(jo.id, password)
         assert all(password not in repr(event) for event in events)
+        used = [e.actor_id for e in events if e.action == "user.temporary_password.use"]
+        assert used == [jo.id]
     finally:
         store.close()
 

@@ -554,7 +554,12 @@ class DelegationLifecycle(RuleBasedStateMachine):
         record_path("reset: success")
         assert len(reset.temporary_password) >= 16
         assert self.portal.verify_password(victim.id, reset.temporary_password)
-        [event] = self.expect_events(("user.reset_password", "success"))
+        assert not self.portal.verify_password(victim.id, reset.temporary_password)  # one-time
+        event, used = self.expect_events(
+            ("user.reset_password", "success"), ("user.temporary_password.use", "success")
+        )
+        assert (used.actor_id, used.target_id) == (victim.id, victim.id)
+        assert reset.temporary_password not in repr(used)
         active = self.active_of(customer)
         assert active is not None
         assert event.delegation_id == active.id

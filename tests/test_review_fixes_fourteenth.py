@@ -1,15 +1,42 @@
-"""What the fourteenth session's reviews found, on every built-in store.
+"""What the fourteenth session's reviews found.
 
-A former partner learned a customer's name after it had lost it, through the place of a
-search page; and a temporary password from a reset stayed good for any number of sign-ins.
+- A former partner learned a customer's name after it had lost it, through the place of a
+  search page.
+- A temporary password from a reset signed in any number of times, for ever, and after the
+  delegation behind it was revoked.
+- Opening a SQLite file switched a file the store then refused to WAL for good, took a
+  ``schema_version`` table holding no version for a ``ValueError``, and failed at once when
+  app servers opened a new file together.
+- A storage error did not say what failed.
 """
 
 from __future__ import annotations
 
+import os
+import sqlite3
+import threading
+import time
+from datetime import timedelta
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from delegation_kit import CustomerCast, PartnerCast, add_customer, consent
-from partnerkit import Portal, ValidationError
+from delegation_kit import CustomerCast, PartnerCast, add_customer, consent, make_portal
+from partnerkit import Forbidden, PartnerKitError, Portal, ValidationError
+from partnerkit.errors import StoreUnavailable
+from partnerkit.stores.memory import MemoryStore
+from partnerkit.stores.sqlite import SQLiteStore, _enter_wal
+from partnerkit.testing import FakeClock, build_world
+from partnerkit.testing.postgres import PostgresServer
+
+if find_spec("psycopg") is not None or os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"):
+    import psycopg
+
+    from partnerkit.stores.postgres import PostgresStore
+else:  # the two PostgreSQL tests skip: the module's others run
+    psycopg = PostgresStore = None  # type: ignore[assignment,misc]
 
 pytest_plugins = ["pg_fixtures", "cast_fixtures"]
 
@@ -43,9 +70,264 @@ def test_a_former_customer_is_no_place_to_start_a_page(
 def test_a_customer_past_its_delegations_end_is_no_place_either(
     portal: Portal, partner: PartnerCast, customer: CustomerCast, clock: object
 ) -> None:
-    from datetime import timedelta
-
     consent(portal, partner.admin, customer, duration=timedelta(days=1))
     assert portal.find_customers(partner.admin, "", after=customer.company.id) == []
     clock.advance(timedelta(days=1))  # type: ignore[attr-defined]
     _after_refused(portal, partner.admin, customer.company.id)
+
+
+# -- opening a SQLite file: the journal mode, a broken version table, a busy file -----------
+
+
+def _journal_mode(path: Path) -> str:
+    conn = sqlite3.connect(path)
+    try:
+        mode: str = conn.execute("PRAGMA journal_mode").fetchone()[0]
+        return mode
+    finally:
+        conn.close()
+
+
+def test_a_file_the_store_refuses_keeps_its_journal_mode(tmp_path: Path) -> None:
+    """Another application's database with a ``users`` table of its own: the store refuses
+    it, and leaves it as it was, journal mode included (it went over to WAL for good)."""
+    path = tmp_path / "app.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE users (name TEXT)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(PartnerKitError, match="cannot open the SQLite store"):
+        SQLiteStore(path)
+    assert _journal_mode(path) == "delete"
+    ours = tmp_path / "ours.db"
+    SQLiteStore(ours).close()
+    assert _journal_mode(ours) == "wal"
+
+
+@pytest.mark.parametrize("held", ["abc", 4.5, -1, 0, b"4"])
+def test_a_version_table_that_holds_no_version_is_refused_by_name(
+    tmp_path: Path, held: object
+) -> None:
+    path = tmp_path / "broken.db"
+    SQLiteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute("DELETE FROM schema_version")
+    conn.execute("INSERT INTO schema_version (version) VALUES (?)", (held,))
+    conn.commit()
+    before = conn.execute("SELECT * FROM schema_version").fetchall()
+    conn.close()
+    with pytest.raises(PartnerKitError, match="schema_version table holds") as info:
+        SQLiteStore(path)
+    assert type(info.value) is PartnerKitError  # not a ValueError from deep inside
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT * FROM schema_version").fetchall() == before
+    conn.close()
+
+
+class _BusyAtFirst(sqlite3.Connection):
+    """A real connection whose first changes of journal mode meet another connection in
+    the middle of its own (SQLite answers "locked" then, without its busy handler)."""
+
+    refusals = 0
+
+    def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql.startswith("PRAGMA journal_mode") and self.refusals > 0:
+            self.refusals -= 1
+            raise sqlite3.OperationalError("database is locked")
+        return super().execute(sql, *args)
+
+
+def test_the_change_to_wal_is_tried_again_while_the_file_is_busy(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "new.db", factory=_BusyAtFirst, isolation_level=None)
+    try:
+        conn.refusals = 3
+        _enter_wal(conn, 2.0)
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        conn.refusals = 1_000_000  # busy for longer than the timeout: the error goes on
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            _enter_wal(conn, 0.05)
+    finally:
+        conn.close()
+
+
+def test_a_failure_that_is_no_busy_file_is_not_waited_on(tmp_path: Path) -> None:
+    conn = sqlite3.connect(tmp_path / "x.db", isolation_level=None)
+    conn.close()
+    started = time.monotonic()
+    with pytest.raises(sqlite3.ProgrammingError):
+        _enter_wal(conn, 5.0)
+    assert time.monotonic() - started < 1.0
+
+
+# -- a storage error says what failed ----------------------------------------------------------
+
+
+def test_a_sqlite_storage_error_names_its_cause(tmp_path: Path) -> None:
+    path = tmp_path / "portal.db"
+    world = build_world(Portal(store=SQLiteStore(path), clock=FakeClock()))
+    conn = sqlite3.connect(path)
+    conn.execute("DROP TABLE service_requests")
+    conn.commit()
+    conn.close()
+    with pytest.raises(PartnerKitError) as info:
+        world.portal.list_service_requests(world.customer_admin, world.customer.id)
+    assert str(info.value) == "storage error: no such table: service_requests"
+
+
+@pytest.mark.postgres
+def test_a_postgres_storage_error_names_its_cause(empty_dsn: str) -> None:
+    if psycopg is None:
+        pytest.skip("psycopg is not installed (partnerkit[postgres])")
+    store = PostgresStore(empty_dsn)  # a database of its own: a table is dropped
+    try:
+        world = build_world(Portal(store=store, clock=FakeClock()))
+        with psycopg.connect(empty_dsn, autocommit=True) as conn:
+            conn.execute("DROP TABLE service_requests")
+        with pytest.raises(PartnerKitError) as info:
+            world.portal.list_service_requests(world.customer_admin, world.customer.id)
+        assert str(info.value) == (
+            'storage error: relation "service_requests" does not exist (SQLSTATE 42P01)'
+        )
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+def test_a_refused_connection_says_why(postgres_server: PostgresServer) -> None:
+    """An unknown database is a mistake in the settings, not an outage: the reason is in the
+    message (still ``StoreUnavailable``, as before)."""
+    if psycopg is None:
+        pytest.skip("psycopg is not installed (partnerkit[postgres])")
+    with pytest.raises(StoreUnavailable, match='database "no_such_db" does not exist'):
+        PostgresStore(postgres_server.dsn("no_such_db"))
+
+
+# -- a temporary password signs in once, while the right that set it stands ------------------
+
+
+def _events(portal: Portal, action: str) -> list[Any]:
+    with portal.store.unit_of_work(write=False) as uow:
+        return [e for e in uow.audit_events() if e.action == action]
+
+
+def test_a_temporary_password_signs_in_once(portal: Portal, customer: CustomerCast) -> None:
+    dee = customer.by_role[None]
+    reset = portal.reset_password(customer.admin, customer.company.id, dee.id)
+    assert not portal.verify_password(dee.id, reset.temporary_password + "x")  # uses nothing
+    assert portal.verify_password(dee.id, reset.temporary_password)
+    assert not portal.verify_password(dee.id, reset.temporary_password)
+    [used] = _events(portal, "user.temporary_password.use")
+    assert (used.actor_id, used.company_id, used.target_id) == (dee.id, dee.company_id, dee.id)
+    assert used.outcome == "success"
+    assert reset.temporary_password not in repr(used)
+    assert portal.verify_audit_trail() == used.seq
+
+
+def test_of_several_sign_ins_at_once_one_uses_it(tmp_path: Path) -> None:
+    portal = make_portal(SQLiteStore(tmp_path / "portal.db"))
+    try:
+        customer = add_customer(portal, "Fabrikam", "fabrikam.example", roles=[None])
+        dee = customer.by_role[None]
+        password = portal.reset_password(
+            customer.admin, customer.company.id, dee.id
+        ).temporary_password
+        start = threading.Barrier(8)
+        answers: list[bool] = []
+
+        def sign_in() -> None:
+            start.wait()
+            answers.append(portal.verify_password(dee.id, password))
+
+        workers = [threading.Thread(target=sign_in) for _ in range(8)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        assert sorted(answers) == [False] * 7 + [True]
+        assert len(_events(portal, "user.temporary_password.use")) == 1
+    finally:
+        portal.store.close()
+
+
+def test_a_temporary_password_lapses_after_its_lifetime(any_store: Any) -> None:
+    clock = FakeClock()
+    portal = make_portal(any_store, clock)
+    portal = Portal(
+        store=any_store,
+        clock=clock,
+        password_hasher=portal.password_hasher,
+        temporary_password_lifetime=timedelta(hours=1),
+    )
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example", roles=[None])
+    dee = customer.by_role[None]
+    early = portal.reset_password(customer.admin, customer.company.id, dee.id)
+    clock.advance(timedelta(hours=1) - timedelta(microseconds=1))
+    assert portal.verify_password(dee.id, early.temporary_password)
+    late = portal.reset_password(customer.admin, customer.company.id, dee.id)
+    clock.advance(timedelta(hours=1))
+    assert not portal.verify_password(dee.id, late.temporary_password)
+
+
+@pytest.mark.parametrize("ending", ["revoke", "end", "end date", "access", "resetter removed"])
+def test_a_delegates_temporary_password_dies_with_the_right_that_set_it(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast, clock: Any, ending: str
+) -> None:
+    """A partner user set it through a delegation: once the consent is withdrawn (or ended,
+    or past its end date), or the partner user could no longer reset it, it signs no one in;
+    the customer's own admin resets again."""
+    delegation = consent(portal, partner.admin, customer, duration=timedelta(days=30))
+    dee = customer.by_role[None]
+    reset = portal.reset_password(partner.full, customer.company.id, dee.id)
+    if ending == "revoke":
+        portal.revoke_delegation(customer.admin, delegation.id)
+    elif ending == "end":
+        portal.end_delegation(partner.admin, delegation.id)
+    elif ending == "end date":
+        clock.advance(timedelta(days=30))
+    elif ending == "access":
+        portal.assign_roles(partner.admin, partner.full.id, admin_role=None, partner_access=None)
+    else:
+        portal.remove_user(partner.admin, partner.full.id)
+    assert not portal.verify_password(dee.id, reset.temporary_password)
+    own = portal.reset_password(customer.admin, customer.company.id, dee.id)
+    assert portal.verify_password(dee.id, own.temporary_password)
+
+
+def test_a_delegates_temporary_password_signs_in_while_the_delegation_stands(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    consent(portal, partner.admin, customer)
+    dee = customer.by_role[None]
+    reset = portal.reset_password(partner.limited, customer.company.id, dee.id)
+    assert portal.verify_password(dee.id, reset.temporary_password)
+
+
+def test_password_changed_clears_the_flag_and_forgets_an_unused_password(
+    portal: Portal, customer: CustomerCast
+) -> None:
+    dee = customer.by_role[None]
+    reset = portal.reset_password(customer.admin, customer.company.id, dee.id)
+    changed = portal.password_changed(dee.id)
+    assert changed.must_change_password is False
+    assert changed.version == dee.version + 2  # the reset's bump, then this one
+    assert not portal.verify_password(dee.id, reset.temporary_password)
+    [event] = _events(portal, "user.password_changed")
+    assert (event.actor_id, event.company_id, event.outcome) == (dee.id, dee.company_id, "success")
+    # Nothing left to clear: the user as it is, and nothing recorded.
+    assert portal.password_changed(dee) == changed
+    assert len(_events(portal, "user.password_changed")) == 1
+
+
+def test_password_changed_needs_a_known_actor(portal: Portal) -> None:
+    with pytest.raises(Forbidden):
+        portal.password_changed("usr_nobody")
+
+
+@pytest.mark.parametrize(
+    "lifetime",
+    [timedelta(seconds=59), timedelta(days=91), -timedelta(days=1), 3600, None, "7 days"],
+)
+def test_a_temporary_password_lifetime_out_of_range_is_refused(lifetime: object) -> None:
+    with pytest.raises(ValidationError) as info:
+        Portal(store=MemoryStore(), temporary_password_lifetime=lifetime)  # type: ignore[arg-type]
+    assert info.value.field == "temporary_password_lifetime"

@@ -124,8 +124,9 @@ def test_verify_password_with_a_damaged_stored_hash_is_false(tmp_path: Path) -> 
     portal = _make_portal(SQLiteStore(path))
     customer = add_customer(portal, "Fabrikam", "fabrikam.example")
     target = next(u for u in customer.users if u.admin_role is None)
+    used = portal.reset_password(customer.admin, customer.company.id, target.id)
+    assert portal.verify_password(target.id, used.temporary_password)  # the hash was good
     reset = portal.reset_password(customer.admin, customer.company.id, target.id)
-    assert portal.verify_password(target.id, reset.temporary_password)
     with sqlite3.connect(path) as conn:
         conn.execute(
             "UPDATE credentials SET password_hash = password_hash || 'A' WHERE id = ?",

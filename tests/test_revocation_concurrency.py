@@ -27,6 +27,7 @@ from delegation_kit import (
 )
 from partnerkit import Delegation, Forbidden, Portal
 from partnerkit.stores.sqlite import SQLiteStore
+from partnerkit.support import PasswordHasher
 
 WORKERS = 4
 USERS = 6
@@ -149,11 +150,16 @@ def test_no_reset_commits_after_the_delegation_is_withdrawn(tmp_path: Path, how:
         assert len(late) >= WORKERS * TRIES_AFTER
         assert not any(a.succeeded for a in late)
 
-        # Each user's last committed reset is the one password of theirs that verifies.
+        # Each user's last committed reset is the one password of theirs the store holds;
+        # and since the consent behind it is gone, none of them signs in any more.
         assert portal.verify_audit_trail() == events[-1].seq
         for user_id in {a.user_id for a in succeeded}:
             passwords = [a.temporary_password for a in succeeded if a.user_id == user_id]
-            assert sum(portal.verify_password(user_id, p or "") for p in passwords) == 1
+            with store.unit_of_work(write=False) as uow:
+                stored = uow.credentials.get(user_id)
+            assert stored is not None
+            assert sum(PasswordHasher.verify(p or "", stored.password_hash) for p in passwords) == 1
+            assert not any(portal.verify_password(user_id, p or "") for p in passwords)
     finally:
         store.close()
 

@@ -77,6 +77,9 @@ from partnerkit.roles import (
     effective_roles,
 )
 from partnerkit.support import (
+    DEFAULT_TEMPORARY_PASSWORD_LIFETIME,
+    MAX_TEMPORARY_PASSWORD_LIFETIME,
+    MIN_TEMPORARY_PASSWORD_LIFETIME,
     PasswordHasher,
 )
 
@@ -139,6 +142,7 @@ class PortalCore:
         *,
         password_hasher: PasswordHasher | None = None,
         conflict_retries: int = 3,
+        temporary_password_lifetime: timedelta = DEFAULT_TEMPORARY_PASSWORD_LIFETIME,
     ) -> None:
         # What is not of its kind is refused now, not at the first use case that needs it.
         if not callable(getattr(store, "unit_of_work", None)):
@@ -165,6 +169,15 @@ class PortalCore:
         if type(conflict_retries) is not int or not 0 <= conflict_retries <= 100:
             raise ValidationError("conflict_retries", "must be a whole number from 0 to 100")
         self.conflict_retries = conflict_retries
+        lifetime = temporary_password_lifetime
+        if type(lifetime) is not timedelta or not (
+            MIN_TEMPORARY_PASSWORD_LIFETIME <= lifetime <= MAX_TEMPORARY_PASSWORD_LIFETIME
+        ):
+            raise ValidationError(
+                "temporary_password_lifetime", "must be a timedelta from 1 minute to 90 days"
+            )
+        #: How long a reset's temporary password signs in (once), from the reset.
+        self.temporary_password_lifetime = lifetime
         #: url -> code of the links followed lately whose codes verified (see ``_claims``).
         self._link_codes: OrderedDict[str, str] = OrderedDict()
 

@@ -244,9 +244,22 @@ class SupportCases(PortalCore):
         return self._run("user.reset_password", body)
 
     def verify_password(self, user_id: str, password: str) -> bool:
-        """Check a password against the hash a reset stored (for a portal's sign-in).
+        """Sign a user in with the temporary password a reset gave: ``True`` once.
 
-        ``False`` unless the user still exists: a removed user's password verifies no more.
+        The temporary password is one-time. The first call that verifies it uses it up
+        (the store forgets its hash, and the trail records the use), so a second sign-in
+        with it is ``False``, and of two calls at once only one is ``True``. Before that it
+        is good:
+
+        - for :attr:`temporary_password_lifetime` after the reset;
+        - while whoever reset it could reset that user's password now. A delegation revoked,
+          ended or past its end date, partner access or an admin role taken away, or the
+          resetting user removed, ends it: a partner keeps no way into a customer's
+          accounts once the consent behind the reset is gone;
+        - while the user exists (a removed user's password verifies no more).
+
+        The user keeps ``must_change_password`` until your portal has it choose a new
+        password (in your identity provider) and calls :meth:`password_changed`.
         """
         if type(user_id) is not str or type(password) is not str:
             return False
@@ -258,9 +271,58 @@ class SupportCases(PortalCore):
             or credential is None
             or credential.id != user.id
             or credential.company_id != user.company_id
+            or not self.now() < credential.set_at + self.temporary_password_lifetime
+            or not self.decide(
+                credential.set_by, Permission.RESET_PASSWORD, user.company_id, user.id
+            )
+            or not PasswordHasher.verify(password, credential.password_hash)
         ):
             return False
-        return PasswordHasher.verify(password, credential.password_hash)
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> bool:
+            # Used up once: by the call that finds it as it was verified, and no other.
+            current = uow.credentials.get(user_id)
+            signing_in = uow.users.get(user_id)
+            if current != credential or signing_in is None:
+                return False
+            attempt.actor = signing_in
+            attempt.company_id = signing_in.company_id
+            attempt.target_id = signing_in.id
+            uow.credentials.remove(current)
+            self._succeed(uow, attempt)
+            return True
+
+        return self._run("user.temporary_password.use", body)
+
+    def password_changed(self, actor: User | str) -> User:
+        """Record that *actor* has chosen a new password (in your identity provider).
+
+        Clears the actor's ``must_change_password`` and forgets a temporary password it has
+        not used; returns the user as stored now. Only users themselves say so, as the
+        actor: no one clears another's flag. A user with nothing to clear is returned as it
+        is, and nothing is recorded.
+
+        Raises:
+            Forbidden: the actor is unknown.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> User:
+            user = self._actor(uow, actor, attempt)
+            attempt.company_id = user.company_id
+            attempt.target_id = user.id
+            credential = uow.credentials.get(user.id)
+            if credential is None and not user.must_change_password:
+                return user
+            if credential is not None:
+                uow.credentials.remove(credential)
+            changed = user
+            if user.must_change_password:
+                changed = _bump(user, must_change_password=False)
+                uow.users.update(changed)
+            self._succeed(uow, attempt)
+            return changed
+
+        return self._run("user.password_changed", body)
 
     def create_service_request(
         self,

@@ -518,14 +518,21 @@ def step_password_resets(story: Story) -> None:
         f"  the store keeps only its hash ({scheme}$...); must change at next sign-in: "
         f"{'yes' if reread.must_change_password else 'no'}"
     )
-    accepted = portal.verify_password(jo.id, first.temporary_password)
-    story.say(f"  the portal's sign-in accepts it: {accepted}")
     second = portal.reset_password(story.users["lee"], fabrikam.id, jo.id)
     story.say("lee (LIMITED, acting as Fabrikam's password admin) resets it again")
     story.say(f"  temporary password: {_mask(second.temporary_password)} (shown to lee alone)")
     story.say(
         "  ana's temporary password still works: "
         f"{'yes' if portal.verify_password(jo.id, first.temporary_password) else 'no'}"
+    )
+    accepted = portal.verify_password(jo.id, second.temporary_password)
+    story.say(f"  jo signs in with lee's: {'yes' if accepted else 'no'}")
+    again = portal.verify_password(jo.id, second.temporary_password)
+    story.say(f"  and with it again (one-time): {'yes' if again else 'no'}")
+    changed = portal.password_changed(jo)
+    story.say(
+        "  jo chooses a new password in the portal's identity provider; must change at next "
+        f"sign-in: {'yes' if changed.must_change_password else 'no'}"
     )
 
 

@@ -14,7 +14,7 @@ import hmac
 import os
 import re
 import secrets
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -24,6 +24,9 @@ from partnerkit.directory import Company
 from partnerkit.errors import ValidationError, _pretends
 
 __all__ = [
+    "DEFAULT_TEMPORARY_PASSWORD_LIFETIME",
+    "MAX_TEMPORARY_PASSWORD_LIFETIME",
+    "MIN_TEMPORARY_PASSWORD_LIFETIME",
     "Credential",
     "CustomerPage",
     "PasswordHasher",
@@ -160,6 +163,13 @@ def _b64(data: bytes) -> str:
 
 def _unb64(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+#: How long a reset's temporary password signs in, unless the Portal is told otherwise
+#: (``Portal(temporary_password_lifetime=...)``, from MIN_ to MAX_TEMPORARY_PASSWORD_LIFETIME).
+DEFAULT_TEMPORARY_PASSWORD_LIFETIME = timedelta(days=7)
+MIN_TEMPORARY_PASSWORD_LIFETIME = timedelta(minutes=1)
+MAX_TEMPORARY_PASSWORD_LIFETIME = timedelta(days=90)
 
 
 @attrs.frozen

@@ -256,7 +256,10 @@ def _translate(exc: psycopg.Error) -> PartnerKitError:
         # The server answered with an error of its own (out of resources, a cancelled
         # statement, ...): the connection itself is fine.
         return StoreUnavailable(f"the database refused the statement (SQLSTATE {exc.sqlstate})")
-    return PartnerKitError("storage error")
+    # The server's primary message ("permission denied for table users"): what to mend.
+    # Values of rows go to its detail, which is left out.
+    primary = exc.diag.message_primary or type(exc).__name__
+    return PartnerKitError(f"storage error: {primary[:200]} (SQLSTATE {exc.sqlstate})")
 
 
 def _connection_broke(exc: psycopg.Error) -> bool:
@@ -1755,7 +1758,14 @@ class PostgresStore:
 
     def _connect(self) -> _Connection:
         with translate_errors():
-            conn: _Connection = psycopg.connect(self._dsn, **self._connect_args)
+            try:
+                conn: _Connection = psycopg.connect(self._dsn, **self._connect_args)
+            except psycopg.OperationalError as exc:
+                # libpq's reason (a refused password, an unknown database or role, no
+                # server on that socket) tells an outage from a mistake in the settings; it
+                # never holds the password.
+                reason = " ".join(str(exc).split())[:300]
+                raise StoreUnavailable(f"the database connection failed: {reason}") from exc
             try:
                 conn.execute(
                     f"SET lock_timeout = {max(1, round(self.timeout * 1000))}; "

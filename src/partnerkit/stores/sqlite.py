@@ -14,6 +14,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
@@ -178,6 +179,39 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_count_fork)
 
 
+def _enter_wal(conn: sqlite3.Connection, timeout: float) -> None:
+    """Put the file in WAL mode (it stays so; a file already in it is left as it is).
+
+    The change takes the file's exclusive lock, and SQLite answers "busy" at once, without
+    its busy handler, while another connection is in the middle of the same change or of
+    opening the WAL: app servers starting together on a new file. So it is tried again, a
+    little later each time, for up to *timeout* seconds, as a lock is waited for.
+    """
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while True:
+        try:
+            conn.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            left = deadline - time.monotonic()
+            if left <= 0 or ("locked" not in str(exc) and "busy" not in str(exc)):
+                raise
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.05)
+
+
+def _version_in(value: object) -> int:
+    """The schema version a file's ``schema_version`` table holds (``None``: no row yet)."""
+    if value is None:
+        return 0
+    if type(value) is not int or value < 1:
+        raise PartnerKitError(
+            f"the file's schema_version table holds {value!r}, not a partnerkit schema version"
+        )
+    return value
+
+
 def _current_schema(conn: sqlite3.Connection) -> bool:
     """Whether the file's schema is this partnerkit's, read without a write lock (a file
     with no schema, or an older or newer one, is left to the migration, under the lock)."""
@@ -216,7 +250,9 @@ def translate(exc: Exception) -> PartnerKitError:
         return ValidationError("store", "a number is too large to store")
     if isinstance(exc, UnicodeError):
         return ValidationError("store", "text must be valid Unicode (no lone surrogates)")
-    return PartnerKitError("storage error")
+    # SQLite's own words ("database or disk is full", "attempt to write a readonly
+    # database"): what to mend, with no value of a row in them.
+    return PartnerKitError(f"storage error: {exc}")
 
 
 @contextlib.contextmanager
@@ -771,8 +807,19 @@ class SQLiteStore:
         made: list[Path] = []
         if not self._memory:
             made = _make_parents(Path(self.path))
+        # The file goes over to WAL only once its schema is known to be this partnerkit's
+        # (or made so): a file the store refuses is left in its journal mode.
+        self._wal = False
         try:
             self._migrate()
+            if not self._memory:
+                self._wal = True
+                conn = self.acquire()
+                try:
+                    with translate_errors():
+                        _enter_wal(conn, self.timeout)
+                finally:
+                    self.release(conn)
         except PartnerKitError as exc:
             self.close()
             for directory in reversed(made):  # nothing is left behind by a failed open
@@ -792,8 +839,8 @@ class SQLiteStore:
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
-            if not self._memory:
-                conn.execute("PRAGMA journal_mode=WAL")
+            if self._wal:
+                _enter_wal(conn, self.timeout)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
@@ -887,7 +934,7 @@ class SQLiteStore:
                     )
                     row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
                     migrate_forward(
-                        int(row[0] or 0),
+                        _version_in(row[0]),
                         MIGRATIONS,
                         conn,
                         conn.execute,

@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 
 from delegation_kit import CustomerCast, PartnerCast, add_customer, consent, make_portal
-from partnerkit import Forbidden, PartnerKitError, Portal, ValidationError
+from partnerkit import ContactInfo, Forbidden, PartnerKitError, Portal, ValidationError
 from partnerkit.errors import StoreUnavailable
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.stores.sqlite import SQLiteStore, _enter_wal
@@ -331,3 +331,28 @@ def test_a_temporary_password_lifetime_out_of_range_is_refused(lifetime: object)
     with pytest.raises(ValidationError) as info:
         Portal(store=MemoryStore(), temporary_password_lifetime=lifetime)  # type: ignore[arg-type]
     assert info.value.field == "temporary_password_lifetime"
+
+
+# -- small things a portal developer met ----------------------------------------------------
+
+
+@pytest.mark.parametrize("phone", ["(425) 555-0100", "(425) 555 0100", "+1 (425) 555-0100"])
+def test_a_phone_number_may_open_with_its_area_code_in_parentheses(phone: str) -> None:
+    assert ContactInfo(email="hi@contoso.example", phone=phone).phone == phone
+
+
+def test_a_refused_phone_number_says_what_is_taken() -> None:
+    with pytest.raises(ValidationError, match="7 to 15 digits"):
+        ContactInfo(email="hi@contoso.example", phone="call us")
+
+
+def test_a_refused_delegation_move_reads_as_english(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    delegation = consent(portal, partner.admin, customer)
+    portal.revoke_delegation(customer.admin, delegation.id)
+    with pytest.raises(ValidationError, match=r"^status: a revoked delegation cannot"):
+        portal.revoke_delegation(customer.admin, delegation.id)
+    other = consent(portal, partner.admin, customer)
+    with pytest.raises(ValidationError, match=r"^status: an active delegation cannot"):
+        portal.accept_delegation(customer.admin, other.id)

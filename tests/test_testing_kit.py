@@ -1,9 +1,11 @@
 """The testing kit shipped in ``partnerkit.testing``: the fake clock, the pytest plugin's
-fixtures, snapshots, and the contract suite as an outsider would use it."""
+fixtures, snapshots, and the contract suite as an outsider would use it (the test module of
+docs/testing.md among them)."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
@@ -167,3 +169,32 @@ def test_an_outside_store_certifies_itself_and_a_broken_one_is_caught(
     assert all("TestLastWriterWins" in line for line in failed)
     assert any("read_modify_write" in line for line in failed)
     assert outcomes["passed"] > 10
+
+
+def _text_blocks_after(marker: str, page: Path) -> list[str]:
+    """The ```text blocks of a docs page from the first one after *marker* on."""
+    text = page.read_text(encoding="utf-8")
+    rest = text[text.index(marker) :]
+    return [block.split("\n", 1)[1] for block in rest.split("```text")[1:]]
+
+
+def test_the_test_module_in_the_testing_howto_passes_on_memory_and_on_sqlite(
+    pytester: pytest.Pytester,
+) -> None:
+    """docs/testing.md's test module runs as a portal developer's own, with the fixtures
+    pytest found by itself; then again with the page's ``conftest.py``, on a SQLite file."""
+    page = Path(__file__).parent.parent / "docs" / "testing.md"
+    blocks = _text_blocks_after("<!-- the test module below", page)
+    module = blocks[0].split("```", 1)[0]
+    conftest = blocks[1].split("```", 1)[0]
+    pytester.makepyfile(test_our_portal=module)
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    assert result.parseoutcomes() == {"passed": 3}, result.stdout.str()
+    pytester.makeconftest(
+        conftest
+        + "\n\n@pytest.fixture(autouse=True)\n"
+        + "def _on_sqlite(partnerkit_store):\n"
+        + "    assert isinstance(partnerkit_store, SQLiteStore)\n"
+    )
+    result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
+    assert result.parseoutcomes() == {"passed": 3}, result.stdout.str()

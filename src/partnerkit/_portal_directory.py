@@ -359,6 +359,11 @@ class DirectoryCases(PortalCore):
     ) -> User:
         """Set both admin settings of a user (global admins only; no escalation).
 
+        Both are set: a setting left out is set to ``None`` (a user with ``LIMITED`` partner
+        access given only ``admin_role=...`` loses the access). Pass the user's current
+        value to keep it. With *company_id*, in a customer through a delegation; without
+        it, the actor's own company (a user of another company is not found there).
+
         Raises:
             Forbidden: the actor may not assign these roles to this user.
             ValidationError: partner access on a customer's user, or the company would lose

@@ -109,6 +109,11 @@ def _v_roles(_inst: object, _attribute: attrs.Attribute[Any], value: object) -> 
         raise ValidationError("roles", "must be a non-empty frozenset of AdminRole")
 
 
+def _a(word: str) -> str:
+    """*word* with its indefinite article ("an active", "a pending")."""
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
 def _plain_duration(value: timedelta | None) -> timedelta | None:
     """A duration of a ``timedelta`` subclass as a plain one (an attrs converter)."""
     if value is not None and type(value) is not timedelta and issubclass(type(value), timedelta):
@@ -203,7 +208,7 @@ class Delegation:
         current = self.status_at(now)
         if current is not allowed_from:
             raise ValidationError(
-                "status", f"a {current.value} delegation cannot become {to.value}"
+                "status", f"{_a(current.value)} delegation cannot become {to.value}"
             )
         return attrs.evolve(
             self, status=to, decided_at=now, decided_by=by, version=self.version + 1
@@ -232,5 +237,5 @@ class Delegation:
     def expire(self, now: datetime) -> Delegation:
         """Record that the delegation expired (only when :meth:`status_at` says so)."""
         if self.status.is_final or self.status_at(now) is not DelegationStatus.EXPIRED:
-            raise ValidationError("status", f"a {self.status.value} delegation has not expired")
+            raise ValidationError("status", f"{_a(self.status.value)} delegation has not expired")
         return attrs.evolve(self, status=DelegationStatus.EXPIRED, version=self.version + 1)

@@ -41,7 +41,7 @@ _EMAIL = re.compile(
     r"@(?=.{1,253}$)(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$"
 )
 _DOMAIN = re.compile(r"^(?=.{1,253}$)(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-_PHONE = re.compile(r"^\+?[0-9][0-9 ().-]{5,28}[0-9]$")
+_PHONE = re.compile(r"^\+?[0-9(][0-9 ().-]{5,28}[0-9]$")
 _WEB = re.compile(r"^https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[!-~]*)?$")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b-\x1f]")
@@ -157,7 +157,11 @@ def _v_phone(_inst: object, attribute: attrs.Attribute[Any], value: object) -> N
     value = str.__str__(value)
     digits = sum(c.isdigit() for c in value)
     if not _PHONE.match(value) or not 7 <= digits <= 15:
-        raise ValidationError(attribute.name, "is not a valid phone number")
+        raise ValidationError(
+            attribute.name,
+            "is not a valid phone number: 7 to 15 digits, with spaces, dots, dashes or "
+            "parentheses between them, and an optional leading +",
+        )
 
 
 def _v_web(_inst: object, attribute: attrs.Attribute[Any], value: object) -> None:

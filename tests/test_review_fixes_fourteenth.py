@@ -24,7 +24,15 @@ from typing import Any
 import pytest
 
 from delegation_kit import CustomerCast, PartnerCast, add_customer, consent, make_portal
-from partnerkit import ContactInfo, Forbidden, PartnerKitError, Portal, ValidationError
+from partnerkit import (
+    ContactInfo,
+    Decision,
+    Forbidden,
+    PartnerKitError,
+    Permission,
+    Portal,
+    ValidationError,
+)
 from partnerkit.errors import StoreUnavailable
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.stores.sqlite import SQLiteStore, _enter_wal
@@ -356,3 +364,15 @@ def test_a_refused_delegation_move_reads_as_english(
     other = consent(portal, partner.admin, customer)
     with pytest.raises(ValidationError, match=r"^status: an active delegation cannot"):
         portal.accept_delegation(customer.admin, other.id)
+
+
+def test_every_rule_explains_itself_and_a_refusal_says_so() -> None:
+    from partnerkit.roles import Rule
+
+    explained = {rule: rule.explanation for rule in Rule}
+    assert all(text and not text.endswith(".") for text in explained.values())
+    assert len(set(explained.values())) == len(explained)
+    denied = Forbidden(Decision(False, Rule.NO_ACTIVE_DELEGATION), Permission.RESET_PASSWORD)
+    assert str(denied) == (
+        f"forbidden: reset_password: no-active-delegation ({Rule.NO_ACTIVE_DELEGATION.explanation})"
+    )

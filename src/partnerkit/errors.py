@@ -45,7 +45,8 @@ class Forbidden(PartnerKitError):
         self.decision = decision
         self.permission = permission
         what = f"{permission.value}: " if permission is not None else ""
-        super().__init__(f"forbidden: {what}{decision.reason}")
+        rule = decision.rule
+        super().__init__(f"forbidden: {what}{rule.value} ({rule.explanation})")
 
 
 class NotFound(PartnerKitError, LookupError):

@@ -167,6 +167,62 @@ class Rule(enum.Enum):
     LINK_OF_OTHER_PARTNER = "link-belongs-to-another-partner"
     REVOKE_LINK_NEEDS_GLOBAL_ADMIN_OR_ACCESS = "links-revoked-by-global-admins-or-partner-users"
 
+    @property
+    def explanation(self) -> str:
+        """The rule in a sentence, for a person reading an error or a log."""
+        return _EXPLANATIONS[self]
+
+
+_EXPLANATIONS: dict[Rule, str] = {
+    Rule.ROLE_GRANTS: "the actor's admin role grants it",
+    Rule.EVERY_USER_VIEWS_PROFILE: "every user may view its own company's profile",
+    Rule.PARTNER_ACCESS_GRANTS: "the actor's partner access grants it",
+    Rule.FULL_ACCESS_ENDS_DELEGATIONS: "FULL partner access manages the partner's relationships",
+    Rule.DELEGATION_GRANTS: "an active delegation grants it",
+    Rule.DENY_BY_DEFAULT: "no admin role, partner access or delegation of the actor grants it",
+    Rule.ROLE_LACKS_PERMISSION: "the actor's admin role does not grant it",
+    Rule.NOT_A_PARTNER_USER: "only a partner's user with partner access may",
+    Rule.PARTNER_PERMISSION_OWN_COMPANY_ONLY: (
+        "partner permissions hold only in the actor's own company"
+    ),
+    Rule.NO_ACTIVE_DELEGATION: (
+        "no active delegation gives the actor's partner rights in that company (none was "
+        "accepted, or it was revoked, ended or is past its end date; or the id is not a "
+        "customer's of this partner)"
+    ),
+    Rule.DELEGATION_LACKS_PERMISSION: (
+        "the delegation's roles (a LIMITED user's: password admin only) do not grant it"
+    ),
+    Rule.DELEGATES_NEVER_MANAGE_RELATIONSHIPS: (
+        "only a company's own global admins manage its partner relationships"
+    ),
+    Rule.NO_SELF_RESET: "nobody resets their own password through the admin path",
+    Rule.TARGET_IN_OTHER_COMPANY: "the target user is not in that company",
+    Rule.PRIVILEGED_TARGET: (
+        "a user with partner access is managed only by a global admin of its own company"
+    ),
+    Rule.RESET_NEEDS_ACCESS_HELD: (
+        "resetting a partner user's password takes partner access at least as high as theirs"
+    ),
+    Rule.CUSTOMER_GLOBAL_ADMIN_NOT_DELEGATED: "a delegate never acts on a customer's global admins",
+    Rule.DELEGATES_NEVER_GRANT_GLOBAL_ADMIN: "a delegate never makes anyone a global admin",
+    Rule.TARGET_OUTSIDE_ROLE_LIMITS: "the target's admin role is beyond what the actor may manage",
+    Rule.ONLY_GLOBAL_ADMIN_ASSIGNS: "only a global admin assigns admin roles",
+    Rule.NO_ESCALATION: (
+        "partner access is granted only in one's own partner company, and never above one's own"
+    ),
+    Rule.PARTNER_ACCESS_ON_CUSTOMER: "partner access is only for a partner's users",
+    Rule.ASSIGNMENT_ALLOWED: "a global admin assigns the roles",
+    Rule.ACTOR_UNKNOWN: "no user has the actor's id",
+    Rule.AUDIT_TRAIL_GLOBAL_ADMINS_ONLY: "only a company's own global admins read its audit trail",
+    Rule.PARTNER_USERS_NEVER_REDEEM: "a partner's users never redeem links; a customer's users do",
+    Rule.TRIAL_NEEDS_ADMIN_ROLE: "a trial link is redeemed by a customer's user with an admin role",
+    Rule.LINK_OF_OTHER_PARTNER: "the link belongs to another partner",
+    Rule.REVOKE_LINK_NEEDS_GLOBAL_ADMIN_OR_ACCESS: (
+        "links are revoked by the partner's global admins and its users with partner access"
+    ),
+}
+
 
 @attrs.frozen(repr=False)
 class Decision:

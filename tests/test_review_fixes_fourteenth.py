@@ -28,6 +28,7 @@ from partnerkit import (
     ContactInfo,
     Decision,
     Forbidden,
+    LinkRevoked,
     PartnerKitError,
     Permission,
     Portal,
@@ -376,3 +377,19 @@ def test_every_rule_explains_itself_and_a_refusal_says_so() -> None:
     assert str(denied) == (
         f"forbidden: reset_password: no-active-delegation ({Rule.NO_ACTIVE_DELEGATION.explanation})"
     )
+
+
+def test_revoking_a_link_by_its_url_says_to_pass_its_id(
+    portal: Portal, partner: PartnerCast
+) -> None:
+    url = portal.create_trial_invitation(partner.admin, "EXCHANGE")
+    with pytest.raises(ValidationError, match="inspect_link") as info:
+        portal.revoke_link(partner.admin, url)
+    assert info.value.field == "link_id"
+    with portal.store.unit_of_work(write=False) as uow:
+        [event] = [e for e in uow.audit_events() if e.action == "link.revoke"]
+    assert (event.outcome, event.target_id) == ("failed", None)
+    link_id = portal.inspect_link(url).link_id  # nothing revoked: it still inspects
+    portal.revoke_link(partner.admin, link_id)
+    with pytest.raises(LinkRevoked):
+        portal.inspect_link(url)

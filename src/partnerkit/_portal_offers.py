@@ -524,6 +524,12 @@ class OfferCases(PortalCore):
                 and ctx.actor.partner_access is None
             ):
                 raise Forbidden(Decision(False, Rule.REVOKE_LINK_NEEDS_GLOBAL_ADMIN_OR_ACCESS))
+            if type(link_id) is str and "://" in link_id:
+                # A link's URL for its id, the easy slip: said so (the URL, which carries the
+                # signed code, is not recorded).
+                raise ValidationError(
+                    "link_id", "is a link's URL; pass its id (portal.inspect_link(url).link_id)"
+                )
             attempt.target_id = _shown(link_id)
             record = uow.links.get(link_id) if isinstance(link_id, str) else None
             if record is None or record.partner_id != ctx.company.id:

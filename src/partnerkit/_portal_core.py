@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 import attrs
 
+from partnerkit._build import builder
 from partnerkit.audit import AuditEvent, Outcome, current_correlation_id
 from partnerkit.consent import (
     Delegation,
@@ -590,7 +591,7 @@ class PortalCore:
         ends_at = delegation.ends_at if delegation is not None else None
         if relation is None:
             uow.customer_relations.add(
-                CustomerRelation(
+                _build_relation(
                     id=key,
                     partner_id=partner_id,
                     customer_id=customer.id,
@@ -683,20 +684,23 @@ def _bump(obj: V, **changes: Any) -> V:
         shape = _SHAPES[obj.__class__] = _shape(obj.__class__)
     if not shape:
         return attrs.evolve(obj, version=obj.version + 1, **changes)
-    values_of, position = shape
+    values_of, position, build = shape
     values = list(values_of(obj))
     for name, value in changes.items():
         values[position[name]] = value
     values[position["version"]] = obj.version + 1
-    return obj.__class__(*values)
+    return build(*values)  # type: ignore[no-any-return]
 
 
-_Shape = tuple[Callable[[Any], tuple[Any, ...]], dict[str, int]]
+_Shape = tuple[Callable[[Any], tuple[Any, ...]], dict[str, int], Callable[..., Any]]
 _SHAPES: dict[type, _Shape | tuple[()]] = {}
+#: ``CustomerRelation(...)``, with plain stores (see _build.py).
+_build_relation = builder(CustomerRelation)
 
 
 def _shape(cls: type) -> _Shape | tuple[()]:
-    """How to rebuild *cls* positionally: one getter for every field, and their positions.
+    """How to rebuild *cls* positionally: one getter for every field, their positions, and
+    what builds it from them as ``cls(*values)`` does (see _build.py).
 
     Empty when the class cannot be built from its fields in order (a field left out of
     ``__init__``, keyword-only, or renamed), and ``attrs.evolve`` is used instead.
@@ -706,7 +710,7 @@ def _shape(cls: type) -> _Shape | tuple[()]:
         return ()
     names = [f.name for f in fields]
     getter = operator.attrgetter(*names)
-    return getter, {name: i for i, name in enumerate(names)}
+    return getter, {name: i for i, name in enumerate(names)}, builder(cls)
 
 
 def _capability(name: str) -> Callable[[object], bool]:

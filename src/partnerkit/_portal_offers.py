@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from partnerkit._build import builder
 from partnerkit._portal_core import (
     PortalCore,
     _Attempt,
@@ -102,6 +103,11 @@ _PURCHASE = Permission.PURCHASE
 _MANAGE_RELATIONSHIPS = Permission.MANAGE_PARTNER_RELATIONSHIPS
 _PENDING = DelegationStatus.PENDING
 _ACTIVE = DelegationStatus.ACTIVE
+# ``RedemptionRecord(...)``, ``Subscription(...)`` and ``Redemption(...)``, with plain
+# stores (see _build.py).
+_build_redemption = builder(RedemptionRecord)
+_build_subscription = builder(Subscription)
+_build_result = builder(Redemption)
 
 
 def _may_decide(user: User, company: Company) -> bool:
@@ -813,7 +819,7 @@ class OfferCases(PortalCore):
             delegation = self._offered_delegation(uow, attempt, record, user, company, now, accept)
         uow.links.update(_bump(record, uses=record.uses + 1))
         uow.redemptions.add(
-            RedemptionRecord(
+            _build_redemption(
                 id=redemption_id,
                 link_id=record.id,
                 customer_id=company.id,
@@ -840,7 +846,7 @@ class OfferCases(PortalCore):
             delegation=delegation.status.value if delegation is not None else "none",
         )
         self._succeed(uow, attempt)
-        return Redemption(subscriptions=subscriptions, delegation=delegation)
+        return _build_result(subscriptions=subscriptions, delegation=delegation)
 
     def _answer_later(
         self,
@@ -962,7 +968,7 @@ class OfferCases(PortalCore):
                     # Another partner's trial: its partner may advise this customer no more.
                     self._unrelate_advice(uow, current.partner_id, company.id)
             else:
-                sub = Subscription(
+                sub = _build_subscription(
                     id=new_id("sub"),
                     customer_id=company.id,
                     sku=line.sku,

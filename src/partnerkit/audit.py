@@ -19,6 +19,7 @@ from typing import Literal
 
 import attrs
 
+from partnerkit._build import builder
 from partnerkit._random import random_hex128
 from partnerkit.errors import PartnerKitError, ValidationError, _plain
 
@@ -172,7 +173,10 @@ class AuditEvent:
             prev_hash,
         )
         digest = hashlib.sha256(_canonical(*fields).encode("ascii")).hexdigest()
-        return cls(*fields, digest)
+        # Built as cls(...) builds it, with plain stores (see _build.py).
+        build = _build_event if cls is AuditEvent else builder(cls)
+        event: AuditEvent = build(*fields, digest)
+        return event
 
     def expected_hash(self) -> str:
         """Recompute this event's hash from its fields."""
@@ -183,6 +187,8 @@ class AuditEvent:
         """The details as a dict."""
         return dict(self.detail)
 
+
+_build_event = builder(AuditEvent)
 
 #: The fields a hash covers, in the order they are encoded (every field but ``hash``).
 _HASHED = (

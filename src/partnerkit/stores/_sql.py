@@ -21,6 +21,7 @@ from typing import Any, Literal, NoReturn, Protocol
 
 import attrs
 
+from partnerkit._build import unfrozen_twin
 from partnerkit.audit import AuditChainBroken, AuditEvent
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError
 from partnerkit.ports import MAX_AUDIT_RANGE, Table, never_stored
@@ -156,38 +157,14 @@ def _set_named(obj: Any, value: Any, *, name: str) -> None:
 
 
 def _unfrozen_twin(cls: type[Any]) -> type[Any] | None:
-    """Return a subclass of the slotted, frozen *cls* whose fields can be set as plainly
-    as those of any object, or ``None`` where *cls* is not such a class.
+    """The class's twin (:func:`partnerkit._build.unfrozen_twin`), shared with the builders.
 
     A decoder builds each object as this twin, with plain attribute stores (which the
     interpreter runs at a slot's own speed: about a third of the time of going round a
     frozen class's ``__setattr__`` through the slot's descriptor, eight fields or so a
     row, fifty rows a page), then gives it its own class back: what a caller gets is an
-    instance of *cls* and nothing else. The twin adds no slot, so the two have the same
-    layout, which is what lets the object change class; setting both ``__setattr__`` and
-    ``__delattr__`` back to ``object``'s gives the twin the interpreter's own attribute
-    store rather than a call into Python."""
-    if "__slots__" not in cls.__dict__ or cls.__dictoffset__:  # instances with a dict
-        return None
-    twin = type(
-        f"_Decoding{cls.__name__}",
-        (cls,),
-        {
-            "__slots__": (),
-            "__setattr__": object.__setattr__,
-            "__delattr__": object.__delattr__,
-            # ``twin()`` makes a bare instance as ``object.__new__(twin)`` does, through the
-            # type's own slots (no lookup of ``object.__new__``, no Python ``__init__``).
-            "__init__": object.__init__,
-            "__module__": __name__,
-        },
-    )
-    probe: Any = _new(twin)
-    try:
-        probe.__class__ = cls
-    except TypeError:  # pragma: no cover - a layout the interpreter will not swap
-        return None
-    return twin
+    instance of *cls* and nothing else."""
+    return unfrozen_twin(cls)
 
 
 #: Values JSON takes as they are (``bool`` is its own class, so it is listed too).

@@ -16,14 +16,22 @@ import os
 import sqlite3
 import threading
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from delegation_kit import CustomerCast, PartnerCast, add_customer, consent, make_portal
+from delegation_kit import (
+    CustomerCast,
+    PartnerCast,
+    add_customer,
+    add_partner,
+    consent,
+    make_portal,
+)
 from partnerkit import (
     ContactInfo,
     Decision,
@@ -37,7 +45,7 @@ from partnerkit import (
 from partnerkit.errors import StoreUnavailable
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.stores.sqlite import SQLiteStore, _enter_wal
-from partnerkit.testing import FakeClock, build_world
+from partnerkit.testing import FAST_HASHER, FakeClock, build_world, sample_catalog
 from partnerkit.testing.postgres import PostgresServer
 
 if find_spec("psycopg") is not None or os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"):
@@ -207,8 +215,27 @@ def test_a_refused_connection_says_why(postgres_server: PostgresServer) -> None:
     message (still ``StoreUnavailable``, as before)."""
     if psycopg is None:
         pytest.skip("psycopg is not installed (partnerkit[postgres])")
-    with pytest.raises(StoreUnavailable, match='database "no_such_db" does not exist'):
+    with pytest.raises(StoreUnavailable, match="the database the DSN names does not exist"):
         PostgresStore(postgres_server.dsn("no_such_db"))
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "postgresql://portal:S3cr@tPw@127.0.0.1:1/portal",  # an '@' left unescaped
+        "host=/nonexistent/S3cr@tPw dbname=portal password=S3cr@tPw",
+        "host=127.0.0.1 port=1 user=portal password=S3cr@tPw",
+    ],
+)
+def test_a_failed_connection_says_nothing_of_the_dsn(dsn: str) -> None:
+    if psycopg is None:
+        pytest.skip("psycopg is not installed (partnerkit[postgres])")
+    with pytest.raises(StoreUnavailable) as info:
+        PostgresStore(dsn, timeout=2)
+    said = str(info.value)
+    assert said.startswith("the database connection failed: ")
+    assert "S3cr" not in said
+    assert "tPw" not in said
 
 
 # -- a temporary password signs in once, while the right that set it stands ------------------
@@ -393,3 +420,75 @@ def test_revoking_a_link_by_its_url_says_to_pass_its_id(
     portal.revoke_link(partner.admin, link_id)
     with pytest.raises(LinkRevoked):
         portal.inspect_link(url)
+
+
+class _Meddling:
+    """The test hasher, with one thing done while the next check of a password runs (the
+    slow part of a sign-in, outside any unit of work): another call committing then."""
+
+    def __init__(self) -> None:
+        self.meddle: Callable[[], object] | None = None
+
+    def hash(self, password: str) -> str:
+        return FAST_HASHER.hash(password)
+
+    def verify(self, password: str, encoded: str) -> bool:
+        meddle, self.meddle = self.meddle, None
+        if meddle is not None:
+            meddle()
+        return FAST_HASHER.verify(password, encoded)
+
+
+def _meddled(store: Any, clock: FakeClock) -> tuple[Portal, _Meddling]:
+    hasher = _Meddling()
+    portal = Portal(
+        store=store,
+        clock=clock,
+        catalog=sample_catalog(),
+        password_hasher=hasher,  # type: ignore[arg-type]
+    )
+    return portal, hasher
+
+
+@pytest.mark.parametrize("meddle", ["revoke", "end", "remove the resetter", "take access"])
+def test_a_consent_withdrawn_while_a_password_is_checked_signs_no_one_in(
+    any_store: Any, meddle: str
+) -> None:
+    portal, hasher = _meddled(any_store, FakeClock())
+    partner = add_partner(portal, "Contoso", "contoso")
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example", roles=[None])
+    delegation = consent(portal, partner.admin, customer)
+    dee = customer.by_role[None]
+    password = portal.reset_password(partner.full, customer.company.id, dee.id).temporary_password
+    hasher.meddle = {
+        "revoke": lambda: portal.revoke_delegation(customer.admin, delegation.id),
+        "end": lambda: portal.end_delegation(partner.admin, delegation.id),
+        "remove the resetter": lambda: portal.remove_user(partner.admin, partner.full.id),
+        "take access": lambda: portal.assign_roles(partner.admin, partner.full.id),
+    }[meddle]
+    assert not portal.verify_password(dee.id, password)
+    assert _events(portal, "user.temporary_password.use") == []
+
+
+def test_an_old_password_checked_while_a_new_reset_commits_uses_nothing(any_store: Any) -> None:
+    """The old password verified against the old hash; the new reset committed meanwhile:
+    the old one signs no one in, and the new one is still there to use."""
+    portal, hasher = _meddled(any_store, FakeClock())
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example", roles=[None])
+    dee = customer.by_role[None]
+    old = portal.reset_password(customer.admin, customer.company.id, dee.id).temporary_password
+    new: list[str] = []
+    hasher.meddle = lambda: new.append(
+        portal.reset_password(customer.admin, customer.company.id, dee.id).temporary_password
+    )
+    assert not portal.verify_password(dee.id, old)
+    assert portal.verify_password(dee.id, new[0])
+
+
+def test_a_reset_at_the_end_of_time_still_signs_in(any_store: Any) -> None:
+    clock = FakeClock(datetime(9999, 12, 28, tzinfo=UTC))
+    portal = make_portal(any_store, clock)
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example", roles=[None])
+    dee = customer.by_role[None]
+    reset = portal.reset_password(customer.admin, customer.company.id, dee.id)
+    assert portal.verify_password(dee.id, reset.temporary_password)

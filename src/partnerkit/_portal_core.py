@@ -435,69 +435,80 @@ class PortalCore:
         if target_user_id is not None:
             target_user_id = _plain(target_user_id)
         with self.store.unit_of_work(write=False) as uow:
-            users = uow.users
-            company: Company | None = None
-            target: User | None = None
-            fetched = False  # whether the target, if any, was read with the actor
-            if type(actor_id) is str and type(company_id) is str and _reads_each(uow):
-                # One round trip for the actor, the company (needed only in the actor's own)
-                # and the target: a store across a network reads them at once.
-                if type(target_user_id) is str:
-                    user, company, target = uow.get_each(  # type: ignore[attr-defined]
-                        (USERS, actor_id), (COMPANIES, company_id), (USERS, target_user_id)
-                    )
-                else:
-                    user, company = uow.get_each((USERS, actor_id), (COMPANIES, company_id))  # type: ignore[attr-defined]
-                fetched = True
+            return self._decision(uow, actor_id, permission, company_id, target_user_id)
+
+    def _decision(
+        self,
+        uow: UnitOfWork,
+        actor_id: object,
+        permission: Permission,
+        company_id: object,
+        target_user_id: object,
+    ) -> Decision:
+        """:meth:`decide`'s answer from what *uow* holds (ids read by their text already)."""
+        users = uow.users
+        company: Company | None = None
+        target: User | None = None
+        fetched = False  # whether the target, if any, was read with the actor
+        if type(actor_id) is str and type(company_id) is str and _reads_each(uow):
+            # One round trip for the actor, the company (needed only in the actor's own)
+            # and the target: a store across a network reads them at once.
+            if type(target_user_id) is str:
+                user, company, target = uow.get_each(  # type: ignore[attr-defined]
+                    (USERS, actor_id), (COMPANIES, company_id), (USERS, target_user_id)
+                )
             else:
-                user = users.get(actor_id) if type(actor_id) is str else None
-            if user is None:
-                return _ACTOR_UNKNOWN
-            if type(company_id) is not str:
-                # No company has it: answered as for an id of none (nothing of the caller's
-                # object is run, whose str() might raise, or name the actor's own company).
-                return decide(user, permission, _NO_COMPANY)
-            now = delegation = None
-            if company_id == user.company_id:
-                if company is None:
-                    company = uow.companies.get(company_id)
-                if company is None:
-                    return decide(user, permission, company_id)
-                is_partner = company.kind is CompanyKind.PARTNER
-            else:
-                # In another company only an active delegation gives rights, and the kind of
-                # company changes no answer there (partner-side rights are own-company only):
-                # the company is not read. No delegation, no right, whether it exists or not.
-                is_partner = False
-                if user.partner_access is not None:
-                    delegation = self._granted_delegation(uow, user.company_id, company_id)
-                    if delegation is not None and delegation.ends_at is not None:
-                        now = self.now()  # only an end date needs the clock
-                        if not now < delegation.ends_at:
-                            delegation = None
-            if target_user_id is not None:
-                if not fetched:
-                    target = users.get(target_user_id) if type(target_user_id) is str else None
-                if target is None or target.company_id != company_id:
-                    target = None
-                    if decide(
-                        user,
-                        permission,
-                        company_id,
-                        delegation=delegation,
-                        now=now,
-                        company_is_partner=is_partner,
-                    ):
-                        return _TARGET_ELSEWHERE
-            return decide(
-                user,
-                permission,
-                company_id,
-                target=target,
-                delegation=delegation,
-                now=now,
-                company_is_partner=is_partner,
-            )
+                user, company = uow.get_each((USERS, actor_id), (COMPANIES, company_id))  # type: ignore[attr-defined]
+            fetched = True
+        else:
+            user = users.get(actor_id) if type(actor_id) is str else None
+        if user is None:
+            return _ACTOR_UNKNOWN
+        if type(company_id) is not str:
+            # No company has it: answered as for an id of none (nothing of the caller's
+            # object is run, whose str() might raise, or name the actor's own company).
+            return decide(user, permission, _NO_COMPANY)
+        now = delegation = None
+        if company_id == user.company_id:
+            if company is None:
+                company = uow.companies.get(company_id)
+            if company is None:
+                return decide(user, permission, company_id)
+            is_partner = company.kind is CompanyKind.PARTNER
+        else:
+            # In another company only an active delegation gives rights, and the kind of
+            # company changes no answer there (partner-side rights are own-company only):
+            # the company is not read. No delegation, no right, whether it exists or not.
+            is_partner = False
+            if user.partner_access is not None:
+                delegation = self._granted_delegation(uow, user.company_id, company_id)
+                if delegation is not None and delegation.ends_at is not None:
+                    now = self.now()  # only an end date needs the clock
+                    if not now < delegation.ends_at:
+                        delegation = None
+        if target_user_id is not None:
+            if not fetched:
+                target = users.get(target_user_id) if type(target_user_id) is str else None
+            if target is None or target.company_id != company_id:
+                target = None
+                if decide(
+                    user,
+                    permission,
+                    company_id,
+                    delegation=delegation,
+                    now=now,
+                    company_is_partner=is_partner,
+                ):
+                    return _TARGET_ELSEWHERE
+        return decide(
+            user,
+            permission,
+            company_id,
+            target=target,
+            delegation=delegation,
+            now=now,
+            company_is_partner=is_partner,
+        )
 
     def _new_customer(
         self,

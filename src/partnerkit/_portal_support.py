@@ -36,7 +36,6 @@ from partnerkit.roles import (
 from partnerkit.support import (
     Credential,
     CustomerPage,
-    PasswordHasher,
     PasswordReset,
     RequestStatus,
     ServiceRequest,
@@ -264,26 +263,20 @@ class SupportCases(PortalCore):
         if type(user_id) is not str or type(password) is not str:
             return False
         with self.store.unit_of_work(write=False) as uow:
-            user = uow.users.get(user_id)
-            credential = uow.credentials.get(user_id) if user is not None else None
-        if (
-            user is None
-            or credential is None
-            or credential.id != user.id
-            or credential.company_id != user.company_id
-            or not self.now() < credential.set_at + self.temporary_password_lifetime
-            or not self.decide(
-                credential.set_by, Permission.RESET_PASSWORD, user.company_id, user.id
-            )
-            or not PasswordHasher.verify(password, credential.password_hash)
+            credential = self._signing_in(uow, user_id)
+        # The hash is slow on purpose: checked outside any unit of work, and only for a
+        # password that is still good.
+        if credential is None or not self.password_hasher.verify(
+            password, credential.password_hash
         ):
             return False
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> bool:
-            # Used up once: by the call that finds it as it was verified, and no other.
-            current = uow.credentials.get(user_id)
+            # Used up once: by the call that finds it as it was verified, still good now
+            # (a revocation may have committed while the hash was checked), and no other.
+            current = self._signing_in(uow, user_id)
             signing_in = uow.users.get(user_id)
-            if current != credential or signing_in is None:
+            if current is None or current != credential or signing_in is None:
                 return False
             attempt.actor = signing_in
             attempt.company_id = signing_in.company_id
@@ -293,6 +286,31 @@ class SupportCases(PortalCore):
             return True
 
         return self._run("user.temporary_password.use", body)
+
+    def _signing_in(self, uow: UnitOfWork, user_id: str) -> Credential | None:
+        """The user's temporary password if it may sign in now (see :meth:`verify_password`):
+        the user exists, the password is within its lifetime, and whoever set it could set
+        it now."""
+        user = uow.users.get(user_id)
+        credential = uow.credentials.get(user_id) if user is not None else None
+        if (
+            user is None
+            or credential is None
+            or credential.id != user.id
+            or credential.company_id != user.company_id
+        ):
+            return None
+        try:
+            lapses = credential.set_at + self.temporary_password_lifetime
+        except OverflowError:  # beyond the year 9999: it lapses after the clock does
+            lapses = None
+        if lapses is not None and not self.now() < lapses:
+            return None
+        if not self._decision(
+            uow, credential.set_by, Permission.RESET_PASSWORD, user.company_id, user.id
+        ):
+            return None
+        return credential
 
     def password_changed(self, actor: User | str) -> User:
         """Record that *actor* has chosen a new password (in your identity provider).

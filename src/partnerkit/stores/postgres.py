@@ -262,6 +262,37 @@ def _translate(exc: psycopg.Error) -> PartnerKitError:
     return PartnerKitError(f"storage error: {primary[:200]} (SQLSTATE {exc.sqlstate})")
 
 
+#: What libpq says when a connection fails (every fragment of a row), and how a
+#: PostgresStore says it: nothing of the DSN, since a malformed one can put part of its
+#: password where libpq quotes the host.
+_CONNECT_REASONS: tuple[tuple[tuple[str, ...], str], ...] = (
+    (("password authentication failed",), "the server refused the user's password"),
+    (("no password supplied",), "the server asks for a password and the DSN gives none"),
+    (('database "', "does not exist"), "the database the DSN names does not exist"),
+    (('role "', "does not exist"), "the role (user) the DSN names does not exist"),
+    (("pg_hba.conf",), "the server's pg_hba.conf admits no such connection"),
+    (("connection refused",), "no server accepts connections there (connection refused)"),
+    (("no such file or directory",), "no server's socket is there"),
+    (("could not translate host name",), "the host name does not resolve"),
+    (("failed to resolve host",), "the host name does not resolve"),
+    (("timeout expired",), "the server did not answer in time"),
+    (("too many clients",), "the server has no connection slot left"),
+    (("remaining connection slots",), "the server has no connection slot left"),
+    (("starting up",), "the server is starting up"),
+    (("shutting down",), "the server is shutting down"),
+)
+
+
+def _connect_reason(exc: psycopg.Error) -> str:
+    """Why a connection failed, in :data:`_CONNECT_REASONS`'s words (the driver's own
+    are the error's cause)."""
+    said = str(exc).lower()
+    for fragments, reason in _CONNECT_REASONS:
+        if all(fragment in said for fragment in fragments):
+            return reason
+    return "see the error's cause"
+
+
 def _connection_broke(exc: psycopg.Error) -> bool:
     """Whether *exc* means the session ended (no answer from the server, a connection
     error, or the server ending the session) rather than the server refusing a statement,
@@ -1761,11 +1792,12 @@ class PostgresStore:
             try:
                 conn: _Connection = psycopg.connect(self._dsn, **self._connect_args)
             except psycopg.OperationalError as exc:
-                # libpq's reason (a refused password, an unknown database or role, no
-                # server on that socket) tells an outage from a mistake in the settings; it
-                # never holds the password.
-                reason = " ".join(str(exc).split())[:300]
-                raise StoreUnavailable(f"the database connection failed: {reason}") from exc
+                # Why (a refused password, an unknown database or role, no server there)
+                # tells an outage from a mistake in the settings; said in words of our own,
+                # since libpq's repeat parts of the DSN, where a password may have strayed.
+                raise StoreUnavailable(
+                    f"the database connection failed: {_connect_reason(exc)}"
+                ) from exc
             try:
                 conn.execute(
                     f"SET lock_timeout = {max(1, round(self.timeout * 1000))}; "

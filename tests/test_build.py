@@ -120,5 +120,46 @@ def test_a_class_it_cannot_build_exactly_is_given_back() -> None:
     class CachedHash:
         x: int
 
-    for cls in (Converted, PostInit, Factory, Dicted, CachedHash):
+    class Meta(type):
+        pass
+
+    @attrs.frozen
+    class Metered(metaclass=Meta):
+        x: int
+
+    made_subclasses: list[str] = []
+
+    class Hooked:
+        __slots__ = ()
+
+        def __init_subclass__(cls) -> None:
+            made_subclasses.append(cls.__name__)
+
+    @attrs.frozen
+    class Final(Hooked):
+        x: int
+
+    for cls in (Converted, PostInit, Factory, Dicted, CachedHash, Metered, Final):
         assert builder(cls) is cls
+    assert not any(name.startswith("_Unfrozen") for name in made_subclasses)
+
+
+def test_a_field_may_bear_any_name_the_generated_code_used_to() -> None:
+    @attrs.frozen
+    class Odd:
+        obj: str
+        twin: str = "t"
+        cls: str = "c"
+        disabled: bool = False
+        v0: int = attrs.field(default=0, validator=attrs.validators.instance_of(int))
+        a0: str = "a"
+        build: str = "b"
+
+    made = Odd("o")
+    built = builder(Odd)("o")
+    assert builder(Odd) is not Odd
+    assert type(built) is Odd
+    assert built == made
+    assert built.obj == "o"
+    with pytest.raises(TypeError):
+        builder(Odd)("o", v0="not an int")

@@ -50,6 +50,12 @@ _TWINS: dict[type[Any], type[Any] | None] = {}
 def _make_twin(cls: type[Any]) -> type[Any] | None:
     if "__slots__" not in cls.__dict__ or cls.__dictoffset__:  # instances with a dict
         return None
+    if (
+        type(cls) is not type  # a metaclass of its own, which would see the twin made
+        or any("__init_subclass__" in vars(k) for k in cls.__mro__[:-1])  # or a hook
+        or getattr(cls, "__abstractmethods__", None)
+    ):
+        return None
     twin = type(
         f"_Unfrozen{cls.__name__}",
         (cls,),
@@ -105,6 +111,7 @@ def _make_builder(cls: type[Any]) -> Callable[..., Any]:
         or f.converter is not None
         or isinstance(f.default, attrs.Factory)  # type: ignore[arg-type]
         or not f.name.isidentifier()
+        or f.name.startswith("_")  # the generated code's own names start with "_"
         for f in fields
     ):
         return cls
@@ -114,26 +121,32 @@ def _make_builder(cls: type[Any]) -> Callable[..., Any]:
     twin = unfrozen_twin(cls)
     if twin is None:
         return cls
-    env: dict[str, Any] = {"twin": twin, "cls": cls, "disabled": attrs.validators.get_disabled}
+    # Every name of the code's own starts with "_", as no field's may (above): a field
+    # cannot stand for one of them.
+    env: dict[str, Any] = {
+        "_twin": twin,
+        "_cls": cls,
+        "_disabled": attrs.validators.get_disabled,
+    }
     params = []
     for i, f in enumerate(fields):
         if f.default is attrs.NOTHING:
             params.append(f.name)
         else:
-            env[f"d{i}"] = f.default
-            params.append(f"{f.name}=d{i}")
-    lines = [f"def build({', '.join(params)}):", "    obj = twin()"]
-    lines += [f"    obj.{f.name} = {f.name}" for f in fields]
-    lines.append("    obj.__class__ = cls")
+            env[f"_d{i}"] = f.default
+            params.append(f"{f.name}=_d{i}")
+    lines = [f"def build({', '.join(params)}):", "    _obj = _twin()"]
+    lines += [f"    _obj.{f.name} = {f.name}" for f in fields]
+    lines.append("    _obj.__class__ = _cls")
     checked = [(i, f) for i, f in enumerate(fields) if f.validator is not None]
     if checked:
         # As attrs does: every field set first, then the validators in field order, unless
         # validators are switched off.
-        lines.append("    if not disabled():")
+        lines.append("    if not _disabled():")
         for i, f in checked:
-            env[f"v{i}"], env[f"a{i}"] = f.validator, f
-            lines.append(f"        v{i}(obj, a{i}, obj.{f.name})")
-    lines.append("    return obj")
+            env[f"_v{i}"], env[f"_a{i}"] = f.validator, f
+            lines.append(f"        _v{i}(_obj, _a{i}, _obj.{f.name})")
+    lines.append("    return _obj")
     namespace = dict(env)
     # The source is made from the field names of an attrs class, checked to be identifiers.
     code = compile("\n".join(lines) + "\n", f"<partnerkit build {cls.__qualname__}>", "exec")

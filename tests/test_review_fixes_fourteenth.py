@@ -492,3 +492,21 @@ def test_a_reset_at_the_end_of_time_still_signs_in(any_store: Any) -> None:
     dee = customer.by_role[None]
     reset = portal.reset_password(customer.admin, customer.company.id, dee.id)
     assert portal.verify_password(dee.id, reset.temporary_password)
+
+
+def test_a_stored_value_no_member_names_is_a_storage_error(tmp_path: Path) -> None:
+    """A row written by something else than partnerkit (a kind no LinkKind has): a typed
+    error that says where, as every store failure is, and not the enum's ValueError."""
+    path = tmp_path / "portal.db"
+    portal = make_portal(SQLiteStore(path), catalog=sample_catalog())
+    partner = add_partner(portal, "Contoso", "contoso")
+    url = portal.create_trial_invitation(partner.admin, "EXCHANGE")
+    link_id = portal.inspect_link(url).link_id
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE links SET kind = 'bogus' WHERE id = ?", (link_id,))
+    conn.commit()
+    conn.close()
+    with pytest.raises(PartnerKitError) as info:
+        portal.inspect_link(url)
+    assert type(info.value) is PartnerKitError
+    assert str(info.value) == "storage error: LinkRecord.kind holds 'bogus', no LinkKind"

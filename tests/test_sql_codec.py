@@ -21,7 +21,15 @@ import attrs
 import pytest
 
 from delegation_kit import add_customer, add_partner, consent, make_portal
-from partnerkit import AdminRole, Company, CompanyKind, ContactInfo, OfferLine, ValidationError
+from partnerkit import (
+    AdminRole,
+    Company,
+    CompanyKind,
+    ContactInfo,
+    OfferLine,
+    PartnerKitError,
+    ValidationError,
+)
 from partnerkit.ports import TABLES
 from partnerkit.stores import _sql
 from partnerkit.stores._sql import AUDIT_COLUMNS, Codec, prefix_range
@@ -256,12 +264,16 @@ def test_json_columns_write_the_text_of_the_general_encoder() -> None:
     assert _sql._json_writer(tuple[tuple[str, str], ...]) is None
 
 
-def test_an_unknown_enum_value_fails_as_the_enum_does() -> None:
+def test_an_unknown_enum_value_is_a_storage_error_that_says_where() -> None:
+    """A stored value no member has (a row written by something else) is a typed storage
+    error naming the column, not the enum's own ValueError."""
     codec = Codec(Company)
     row = ["cmp_1", "partner", "Contoso", None, None, "PA-1", None, 1]
     assert codec.decode(row).kind is CompanyKind.PARTNER
-    with pytest.raises(ValueError, match="is not a valid CompanyKind"):
+    with pytest.raises(PartnerKitError, match=r"Company\.kind holds 'reseller', no CompanyKind"):
         codec.decode([row[0], "reseller", *row[2:]])
+    with pytest.raises(PartnerKitError, match=r"Company\.kind"):
+        codec.decode_rows([[row[0], "reseller", *row[2:]]])
 
 
 @pytest.mark.parametrize(

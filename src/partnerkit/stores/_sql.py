@@ -657,7 +657,7 @@ def _compile_decoder(
             # The member by its value from a dict, and the enum's own lookup (with its
             # error) for anything else.
             env[f"m{i}"] = {member.value: member for member in raw}
-            env[f"c{i}"] = raw
+            env[f"c{i}"] = functools.partial(_stored_member, raw, f"{cls.__name__}.{column.name}")
             lines += [
                 "    if v is not None:",
                 "        try:",
@@ -692,6 +692,18 @@ def _compile_decoder(
     )
     compiled = _compile(source + "\n", env, f"decode {cls.__qualname__}")
     return compiled["decode"], compiled["decode_rows"]
+
+
+def _stored_member(enum_class: type[enum.Enum], column: str, value: object) -> enum.Enum:
+    """The member a stored *value* names (by the enum's own lookup); a value that names
+    none (a row written by something else than partnerkit) is a storage error that says
+    where, not the enum's ``ValueError``."""
+    try:
+        return enum_class(value)
+    except ValueError:
+        raise PartnerKitError(
+            f"storage error: {column} holds {str(value)[:40]!r}, no {enum_class.__name__}"
+        ) from None
 
 
 def _compile(source: str, env: dict[str, Any], label: str) -> dict[str, Any]:

@@ -263,21 +263,20 @@ class SupportCases(PortalCore):
         if type(user_id) is not str or type(password) is not str:
             return False
         with self.store.unit_of_work(write=False) as uow:
-            credential = self._signing_in(uow, user_id)
+            found = self._signing_in(uow, user_id)
         # The hash is slow on purpose: checked outside any unit of work, and only for a
         # password that is still good.
-        if credential is None or not self.password_hasher.verify(
-            password, credential.password_hash
-        ):
+        if found is None or not self.password_hasher.verify(password, found[1].password_hash):
             return False
+        credential = found[1]
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> bool:
             # Used up once: by the call that finds it as it was verified, still good now
             # (a revocation may have committed while the hash was checked), and no other.
-            current = self._signing_in(uow, user_id)
-            signing_in = uow.users.get(user_id)
-            if current is None or current != credential or signing_in is None:
+            again = self._signing_in(uow, user_id)
+            if again is None or again[1] != credential:
                 return False
+            signing_in, current = again
             attempt.actor = signing_in
             attempt.company_id = signing_in.company_id
             attempt.target_id = signing_in.id
@@ -287,10 +286,10 @@ class SupportCases(PortalCore):
 
         return self._run("user.temporary_password.use", body)
 
-    def _signing_in(self, uow: UnitOfWork, user_id: str) -> Credential | None:
-        """The user's temporary password if it may sign in now (see :meth:`verify_password`):
-        the user exists, the password is within its lifetime, and whoever set it could set
-        it now."""
+    def _signing_in(self, uow: UnitOfWork, user_id: str) -> tuple[User, Credential] | None:
+        """The user and its temporary password, if that may sign in now (see
+        :meth:`verify_password`): the user exists, the password is within its lifetime, and
+        whoever set it could set it now."""
         user = uow.users.get(user_id)
         credential = uow.credentials.get(user_id) if user is not None else None
         if (
@@ -310,7 +309,7 @@ class SupportCases(PortalCore):
             uow, credential.set_by, Permission.RESET_PASSWORD, user.company_id, user.id
         ):
             return None
-        return credential
+        return user, credential
 
     def password_changed(self, actor: User | str) -> User:
         """Record that *actor* has chosen a new password (in your identity provider).

@@ -156,15 +156,11 @@ def _set_named(obj: Any, value: Any, *, name: str) -> None:
     _set(obj, name, value)
 
 
-def _unfrozen_twin(cls: type[Any]) -> type[Any] | None:
-    """The class's twin (:func:`partnerkit._build.unfrozen_twin`), shared with the builders.
-
-    A decoder builds each object as this twin, with plain attribute stores (which the
-    interpreter runs at a slot's own speed: about a third of the time of going round a
-    frozen class's ``__setattr__`` through the slot's descriptor, eight fields or so a
-    row, fifty rows a page), then gives it its own class back: what a caller gets is an
-    instance of *cls* and nothing else."""
-    return unfrozen_twin(cls)
+#: A decoder builds each object as its class's twin (shared with the builders of
+#: ``partnerkit._build``), with plain attribute stores, at a slot's own speed: about a third
+#: of the time of going round a frozen class's ``__setattr__``, eight fields or so a row,
+#: fifty rows a page. It then gives the object its own class back.
+_unfrozen_twin = unfrozen_twin
 
 
 #: Values JSON takes as they are (``bool`` is its own class, so it is listed too).

@@ -43,7 +43,7 @@ import urllib.parse
 from collections import OrderedDict
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, NoReturn, TypeVar
+from typing import Any, Final, Literal, NoReturn, TypedDict, TypeVar
 
 import attrs
 from cryptography.exceptions import InvalidSignature
@@ -79,9 +79,12 @@ __all__ = [
     "MAX_CODE_LENGTH",
     "MAX_ID_LENGTH",
     "MAX_LINK_LIFETIME",
+    "Algorithm",
     "Keyring",
     "LinkClaims",
     "LinkKind",
+    "PublicJwk",
+    "PublicJwks",
     "build_url",
     "check_link_times",
     "code_from_url",
@@ -101,10 +104,32 @@ MAX_CODE_LENGTH: Final = 2048
 MAX_ID_LENGTH: Final = 128
 #: The longest base URL a link is built on (a link is this plus its code).
 MAX_BASE_URL: Final = 2048
+#: The names of the algorithms a key ring may use (``Keyring.generate``, ``Keyring.algorithm``).
+Algorithm = Literal["hmac-sha256", "ed25519"]
 #: The algorithm name of an HMAC-SHA256 key ring (the default).
 HMAC_SHA256: Final = "hmac-sha256"
 #: The algorithm name of an Ed25519 key ring.
 ED25519: Final = "ed25519"
+
+
+class PublicJwk(TypedDict):
+    """One public key of :meth:`Keyring.public_jwks` (an OKP key, RFC 8037)."""
+
+    kty: Literal["OKP"]
+    crv: Literal["Ed25519"]
+    #: The public key, base64url without padding.
+    x: str
+    #: The key id, as in the ``kid`` header of the links the key signs.
+    kid: str
+    alg: Literal["EdDSA"]
+    use: Literal["sig"]
+
+
+class PublicJwks(TypedDict):
+    """The JWK Set :meth:`Keyring.public_jwks` returns (RFC 7517)."""
+
+    keys: list[PublicJwk]
+
 
 _ALGORITHMS: Final = (HMAC_SHA256, ED25519)
 _JWS_ALG: Final = {HMAC_SHA256: "HS256", ED25519: "EdDSA"}
@@ -305,7 +330,7 @@ class _RingState:
     """A snapshot of a ring, its keys immutable; rotation swaps the whole snapshot at once.
     Only ``verified``, the codes these keys verified lately, changes (see ``Keyring.verify``)."""
 
-    algorithm: str
+    algorithm: Algorithm
     keys: tuple[_Key, ...]
     active: str
     #: encoded header segment -> entry, for every key and kind (HMAC rings).
@@ -320,7 +345,7 @@ class _RingState:
     verified: OrderedDict[str, tuple[LinkClaims, int, int]] = attrs.field(factory=OrderedDict)
 
     @classmethod
-    def build(cls, algorithm: str, keys: tuple[_Key, ...], active: str) -> _RingState:
+    def build(cls, algorithm: Algorithm, keys: tuple[_Key, ...], active: str) -> _RingState:
         hmac_entries: dict[str, _HmacEntry] = {}
         ed25519_entries: dict[str, _Ed25519Entry] = {}
         signers: dict[LinkKind, tuple[str, hmac.HMAC | Ed25519PrivateKey]] = {}
@@ -343,12 +368,14 @@ class _RingState:
         return cls(algorithm, keys, active, hmac_entries, ed25519_entries, signers)
 
 
-def _check_algorithm(algorithm: object) -> str:
+def _check_algorithm(algorithm: object) -> Algorithm:
     # By its text: no __eq__ of its own makes an object one of the algorithms.
     text = str.__str__(algorithm) if issubclass(type(algorithm), str) else None
-    if text not in _ALGORITHMS:
-        raise ValidationError("algorithm", f"must be one of {', '.join(_ALGORITHMS)}")
-    return text
+    if text == HMAC_SHA256:
+        return HMAC_SHA256
+    if text == ED25519:
+        return ED25519
+    raise ValidationError("algorithm", f"must be one of {', '.join(_ALGORITHMS)}")
 
 
 def _new_key(algorithm: str, taken: tuple[_Key, ...] = ()) -> _Key:
@@ -463,7 +490,7 @@ class Keyring:
     _lock: threading.Lock = attrs.field(factory=threading.Lock)
 
     @classmethod
-    def generate(cls, algorithm: str = HMAC_SHA256) -> Keyring:
+    def generate(cls, algorithm: Algorithm = HMAC_SHA256) -> Keyring:
         """A new ring with one fresh random key.
 
         Args:
@@ -478,7 +505,7 @@ class Keyring:
         return cls(_RingState.build(algorithm, (key,), key.kid))
 
     @property
-    def algorithm(self) -> str:
+    def algorithm(self) -> Algorithm:
         """``"hmac-sha256"`` or ``"ed25519"``: every key of the ring uses it."""
         return self._state.algorithm
 
@@ -609,7 +636,7 @@ class Keyring:
             raise ValidationError("keys", "a key could not be loaded") from None
         return cls(state)
 
-    def public_jwks(self) -> dict[str, Any]:
+    def public_jwks(self) -> PublicJwks:
         """The public keys as a JWK Set (RFC 7517, RFC 8037), for storefronts to verify with.
 
         Every key of the ring is listed, so links of retired keys keep verifying there too.
@@ -620,7 +647,7 @@ class Keyring:
         state = self._state
         if state.algorithm != ED25519:
             raise ValidationError("algorithm", "an HMAC key ring has no public keys")
-        jwks = []
+        jwks: list[PublicJwk] = []
         for key in state.keys:
             public = Ed25519PrivateKey.from_private_bytes(key.secret).public_key()
             raw = public.public_bytes(Encoding.Raw, PublicFormat.Raw)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import string
 from datetime import UTC, datetime
+from typing import Literal, overload
 
 from hypothesis import strategies as st
 
@@ -145,12 +146,20 @@ def utc_datetimes() -> st.SearchStrategy[datetime]:
     return st.datetimes(timezones=st.just(UTC))
 
 
+@overload
+def admin_roles(*, optional: Literal[False]) -> st.SearchStrategy[AdminRole]: ...
+@overload
+def admin_roles(*, optional: bool = True) -> st.SearchStrategy[AdminRole | None]: ...
 def admin_roles(*, optional: bool = True) -> st.SearchStrategy[AdminRole | None]:
     """An admin role, or (if *optional*) none."""
     roles = st.sampled_from(AdminRole)
     return st.none() | roles if optional else roles
 
 
+@overload
+def partner_accesses(*, optional: Literal[False]) -> st.SearchStrategy[PartnerAccess]: ...
+@overload
+def partner_accesses(*, optional: bool = True) -> st.SearchStrategy[PartnerAccess | None]: ...
 def partner_accesses(*, optional: bool = True) -> st.SearchStrategy[PartnerAccess | None]:
     """A partner access, or (if *optional*) none."""
     accesses = st.sampled_from(PartnerAccess)

@@ -148,7 +148,7 @@ def test_py_typed_is_part_of_the_package() -> None:
 
 def test_the_wheel_ships_py_typed_the_testing_kit_and_the_entry_points(tmp_path: Path) -> None:
     """A wheel built from this checkout holds ``py.typed``, the testing kit, the pytest
-    plugin entry point and the console script."""
+    plugin entry point, the console script and the licence's text."""
     wheel_builder = pytest.importorskip("hatchling.builders.wheel")
     root = Path(__file__).resolve().parents[1]
     built = list(
@@ -163,6 +163,8 @@ def test_the_wheel_ships_py_typed_the_testing_kit_and_the_entry_points(tmp_path:
     assert "testing/strategies.py" in {n.removeprefix("partnerkit/") for n in names}
     assert "[pytest11]\npartnerkit = partnerkit.testing.plugin" in entry_text
     assert "partnerkit = partnerkit.cli:main" in entry_text
+    licence = [n for n in names if n.endswith("/LICENSE") and ".dist-info/" in n]
+    assert licence, "the wheel carries no licence text"
 
 
 def test_the_installed_distribution_declares_the_plugin_and_the_command() -> None:

@@ -4,6 +4,8 @@ docs/testing.md among them)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
@@ -198,3 +200,22 @@ def test_the_test_module_in_the_testing_howto_passes_on_memory_and_on_sqlite(
     )
     result = pytester.runpytest_subprocess("-q", "-p", "no:cacheprovider")
     assert result.parseoutcomes() == {"passed": 3}, result.stdout.str()
+
+
+@pytest.mark.parametrize(
+    ("module", "missing"),
+    [("partnerkit.testing.strategies", "hypothesis"), ("partnerkit.testing.contract", "pytest")],
+)
+def test_a_kit_module_without_its_test_tool_says_which_extra_to_install(
+    module: str, missing: str
+) -> None:
+    code = (
+        f"import sys; sys.modules[{missing!r}] = None\n"
+        f"try:\n    import {module}\n"
+        "except ImportError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(  # noqa: S603 - this interpreter, no shell
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == f"{module} needs {missing}: pip install 'partnerkit[testing]'"

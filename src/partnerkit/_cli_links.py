@@ -247,13 +247,14 @@ def _replace(path: Path, text: str) -> None:
             file.write(text)
             file.flush()
             os.fsync(file.fileno())
-        try:
-            os.chown(temporary, old.st_uid, old.st_gid)
-        except PermissionError:
-            # Another user's file: the owner cannot be kept, the group often can (a
-            # member of it may give a file to it), and it is the group that reads the ring.
-            with contextlib.suppress(PermissionError):
-                os.chown(temporary, -1, old.st_gid)
+        if hasattr(os, "chown"):  # POSIX: Windows keeps no owner and group to carry over
+            try:
+                os.chown(temporary, old.st_uid, old.st_gid)
+            except PermissionError:
+                # Another user's file: the owner cannot be kept, the group often can (a
+                # member of it may give a file to it), and it is the group that reads it.
+                with contextlib.suppress(PermissionError):
+                    os.chown(temporary, -1, old.st_gid)
         os.chmod(temporary, stat.S_IMODE(old.st_mode))
         os.replace(temporary, target)
     except BaseException:

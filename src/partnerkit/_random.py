@@ -34,7 +34,8 @@ def _forget_blocks() -> None:
     _pool = _Pool()
 
 
-os.register_at_fork(after_in_child=_forget_blocks)
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_forget_blocks)
 
 
 def random_hex128() -> str:

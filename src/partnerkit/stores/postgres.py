@@ -142,7 +142,8 @@ def _after_fork_in_child() -> None:
         store._after_fork()
 
 
-os.register_at_fork(after_in_child=_after_fork_in_child)
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 #: The key of the advisory lock that serialises schema migrations: the bytes ``partnerk``.
 MIGRATION_LOCK = int.from_bytes(b"partnerk", "big")
 

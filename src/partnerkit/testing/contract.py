@@ -35,7 +35,13 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar, cast
 
 import attrs
-import pytest
+
+try:
+    import pytest
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "partnerkit.testing.contract needs pytest: pip install 'partnerkit[testing]'"
+    ) from exc
 
 from partnerkit.audit import GENESIS_HASH, AuditEvent, verify_chain
 from partnerkit.consent import Delegation, DelegationOffer, DelegationStatus

@@ -10,19 +10,22 @@ pytest loads it by itself once partnerkit is installed (the ``pytest11`` entry p
   enough for tests (:data:`~partnerkit.testing.FAST_HASHER`);
 - ``partnerkit_world``: a :class:`~partnerkit.testing.World` registered through that portal.
 
-Loading the plugin does no I/O and builds nothing; each fixture builds its objects when a
-test asks for it.
+Loading the plugin does no I/O, builds nothing and imports nothing of partnerkit: pytest
+loads it in every session of an environment partnerkit is installed in, most of which never
+ask for its fixtures, so each fixture imports what it builds when a test asks for it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import pytest
 
-from partnerkit.portal import Portal
-from partnerkit.stores.memory import MemoryStore
-from partnerkit.testing import FAST_HASHER, FakeClock, World, build_world, sample_catalog
+if TYPE_CHECKING:
+    from partnerkit.portal import Portal
+    from partnerkit.stores.memory import MemoryStore
+    from partnerkit.testing import FakeClock, World
 
 __all__ = ["partnerkit_clock", "partnerkit_portal", "partnerkit_store", "partnerkit_world"]
 
@@ -33,12 +36,16 @@ pytest.register_assert_rewrite("partnerkit.testing.contract")
 @pytest.fixture
 def partnerkit_clock() -> FakeClock:
     """A fake aware-UTC clock, set to ``partnerkit.testing.DEFAULT_START``."""
+    from partnerkit.testing import FakeClock
+
     return FakeClock()
 
 
 @pytest.fixture
 def partnerkit_store() -> Iterator[MemoryStore]:
     """An empty in-memory store."""
+    from partnerkit.stores.memory import MemoryStore
+
     store = MemoryStore()
     yield store
     store.close()
@@ -47,6 +54,9 @@ def partnerkit_store() -> Iterator[MemoryStore]:
 @pytest.fixture
 def partnerkit_portal(partnerkit_store: MemoryStore, partnerkit_clock: FakeClock) -> Portal:
     """A portal on ``partnerkit_store`` whose time is ``partnerkit_clock``."""
+    from partnerkit.portal import Portal
+    from partnerkit.testing import FAST_HASHER, sample_catalog
+
     return Portal(
         store=partnerkit_store,
         catalog=sample_catalog(),
@@ -59,4 +69,6 @@ def partnerkit_portal(partnerkit_store: MemoryStore, partnerkit_clock: FakeClock
 def partnerkit_world(partnerkit_portal: Portal) -> World:
     """A partner (global admin with FULL access, LIMITED agent, billing admin) and a
     customer (global admin, plain user), registered through ``partnerkit_portal``."""
+    from partnerkit.testing import build_world
+
     return build_world(partnerkit_portal)

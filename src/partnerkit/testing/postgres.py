@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import pwd
 import shutil
 import signal
 import socket
@@ -32,6 +31,10 @@ import weakref
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pwd
 
 __all__ = [
     "PostgresNotFound",
@@ -80,8 +83,10 @@ def find_bindir() -> Path | None:
 
 def _server_user() -> pwd.struct_passwd | None:
     """The account the server runs as: ``None`` (this one) unless this process is root."""
-    if os.geteuid() != 0:
-        return None
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None  # not root, or not POSIX (Windows has no root, nor the pwd module)
+    import pwd  # POSIX only: the module itself stays importable everywhere
+
     wanted = os.environ.get("PARTNERKIT_PG_USER")
     for name in [wanted] if wanted else ["postgres", "nobody"]:
         with contextlib.suppress(KeyError):
@@ -114,11 +119,16 @@ def _stop_process(process: subprocess.Popen[bytes], owner_pid: int, base: str) -
     """Stop the postmaster and remove its directory (only from the process that started it)."""
     if os.getpid() != owner_pid:
         return  # a forked child must never stop its parent's server
-    for sig, wait in ((signal.SIGINT, 15.0), (signal.SIGQUIT, 5.0), (signal.SIGKILL, 5.0)):
+    # PostgreSQL's fast shutdown, then its immediate one (POSIX signals), then a kill.
+    stops = [("SIGINT", 15.0), ("SIGQUIT", 5.0)] if os.name == "posix" else []
+    for name, wait in [*stops, ("kill", 5.0)]:
         if process.poll() is not None:
             break
         with contextlib.suppress(ProcessLookupError):
-            process.send_signal(sig)
+            if name == "kill":
+                process.kill()
+            else:
+                process.send_signal(getattr(signal, name))
         with contextlib.suppress(subprocess.TimeoutExpired):
             process.wait(wait)
     shutil.rmtree(base, ignore_errors=True)

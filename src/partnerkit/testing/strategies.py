@@ -17,7 +17,12 @@ import string
 from datetime import UTC, datetime
 from typing import Literal, overload
 
-from hypothesis import strategies as st
+try:
+    from hypothesis import strategies as st
+except ImportError as exc:  # pragma: no cover - depends on the installation
+    raise ImportError(
+        "partnerkit.testing.strategies needs hypothesis: pip install 'partnerkit[testing]'"
+    ) from exc
 
 from partnerkit.directory import MAX_ADDRESS, MAX_NAME, Company, CompanyKind, ContactInfo, User
 from partnerkit.roles import AdminRole, PartnerAccess, Permission

@@ -6,6 +6,7 @@ import importlib.metadata
 import importlib.resources
 import subprocess
 import sys
+import tomllib
 import zipfile
 from pathlib import Path
 
@@ -187,3 +188,27 @@ def test_importing_the_package_and_its_testing_kit_stays_light() -> None:
         [sys.executable, "-c", probe], check=True, capture_output=True, text=True, timeout=60
     )
     assert out.stdout.strip() == "[]"
+
+
+def test_ci_runs_the_suite_on_the_lowest_versions_pyproject_allows() -> None:
+    """``.ci/minimum-versions.txt`` pins each lower bound of the runtime, ``test`` and
+    ``postgres`` requirements at exactly that bound, and ``.ci/run`` installs with it."""
+    requirements = pytest.importorskip("packaging.requirements")
+    version = pytest.importorskip("packaging.version")
+    root = Path(__file__).resolve().parents[1]
+    project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    declared = [
+        *project["dependencies"],
+        *project["optional-dependencies"]["test"],
+        *project["optional-dependencies"]["postgres"],
+    ]
+    pinned = {}
+    for line in (root / ".ci" / "minimum-versions.txt").read_text(encoding="utf-8").splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, at = line.partition("==")
+            pinned[name.strip().lower()] = version.Version(at.strip())
+    for text in declared:
+        requirement = requirements.Requirement(text)
+        (lower,) = [s.version for s in requirement.specifier if s.operator == ">="]
+        assert pinned.get(requirement.name.lower()) == version.Version(lower), text
+    assert "-c .ci/minimum-versions.txt" in (root / ".ci" / "run").read_text(encoding="utf-8")

@@ -2028,7 +2028,10 @@ class PostgresStore:
                     cur.execute("COMMIT")
                 except BaseException:
                     if not slot.conn.broken:
-                        cur.execute("ROLLBACK")
+                        # The migration's own error is the caller's to hear, not the
+                        # ROLLBACK's (the connection is discarded either way).
+                        with contextlib.suppress(psycopg.Error):
+                            cur.execute("ROLLBACK")
                     raise
         except BaseException:
             self.pool.discard(slot)

@@ -149,6 +149,10 @@ _FORKED = (
     "parent: open a unit of work in this process"
 )
 
+#: The size, in bytes, a WAL file is cut back to after a checkpoint that emptied it (twice
+#: what SQLite's automatic checkpoint of 1,000 pages lets it reach in normal work).
+WAL_SIZE_LIMIT = 8 * 1024 * 1024
+
 #: How many times this process has been forked from its parent (0 in the first process).
 #: A store remembers the count it was made (or last used) with: when it differs, the store
 #: is in a forked child and opens its own connections.
@@ -158,6 +162,41 @@ _forks = 0
 #: Every session (a thread's way into a store) of this process, so that a forked child can
 #: end the units of work that were open in its parent at the fork.
 _SESSIONS: weakref.WeakSet[_Session] = weakref.WeakSet()
+
+#: In a forked child, the connections its parent had open: kept, never used nor closed (a
+#: close would end on the parent's file what the parent's transactions hold).
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class _ThreadConnection:
+    """Closes a thread's own connection when the thread ends.
+
+    It is kept in the store's thread-local storage and nowhere else, and Python clears a
+    thread's local storage as the thread ends: a server that runs each request in a new
+    thread leaves no connection (two file descriptors each) behind it. Also when the store
+    drops its local storage (:meth:`SQLiteStore.close`) or the thread's connection is
+    replaced.
+    """
+
+    __slots__ = ("conn", "forks", "store")
+
+    def __init__(self, store: SQLiteStore, conn: sqlite3.Connection) -> None:
+        self.store = weakref.ref(store)
+        self.conn = conn
+        self.forks = _forks
+
+    def __del__(self) -> None:
+        conn = self.conn
+        if self.forks != _forks:
+            return  # the parent's (see _INHERITED)
+        store = self.store()
+        if store is not None:
+            with store._lock:
+                if store._closed and conn in store._all:
+                    return  # kept by close() for a unit of work still running: release closes it
+                store._all.pop(conn, None)
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
 
 
 def _count_fork() -> None:
@@ -769,9 +808,15 @@ class SQLiteStore:
     """Keeps everything in one SQLite file (``":memory:"`` for a private in-memory one).
 
     Args:
-        path: the database file; created with its schema if absent.
+        path: the database file; created with its schema if absent when the store opens.
+            Only then: the connections the store opens later (one per thread) open the
+            file as it is, so that one deleted or moved away under a running store fails
+            the units of work of new threads ("unable to open database file") instead of
+            giving them a new, empty database. A relative path is taken from the working
+            directory at the store's opening.
         timeout: seconds a writer waits for the write lock before ``Conflict`` (0: it does
-            not wait; at most ``MAX_TIMEOUT``, about 24 days).
+            not wait; at most ``MAX_TIMEOUT``, about 24 days). Opening waits as long for a
+            writer of another process before a schema migration, then raises ``Conflict``.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 10.0) -> None:
@@ -797,6 +842,11 @@ class SQLiteStore:
             sql.statements["update_narrow"] = self.update_plans[name].narrow
             sql.statements["update_full"] = self.update_plans[name].full
         self._memory = self.path == ":memory:"
+        #: What the store's first connection opens (and may create), and what the later
+        #: ones open: the same file, never created (see the class's ``path``).
+        self._first = self.path if self._memory else str(Path(self.path).absolute())
+        self._later = None if self._memory else f"{Path(self._first).as_uri()}?mode=rw"
+        self._opened = False
         self._lock = threading.Lock()
         self._local = threading.local()
         self._forks = _forks
@@ -835,15 +885,24 @@ class SQLiteStore:
 
     def _connect(self) -> sqlite3.Connection:
         self._refuse_if_closed()
+        later = self._later if self._opened else None
         with translate_errors():
             conn = sqlite3.connect(
-                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+                later or self._first,
+                timeout=self.timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                uri=later is not None,
             )
+            self._opened = True
             if self._wal:
                 _enter_wal(conn, self.timeout)
             conn.execute("PRAGMA synchronous=FULL")
             conn.execute("PRAGMA foreign_keys=ON")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            # A WAL that grew while a reader held it (a long report, a backup) is cut back
+            # to this once a checkpoint has emptied it, instead of keeping its size for ever.
+            conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         with self._lock:
             self._all[conn] = get_ident()
         return conn
@@ -876,6 +935,7 @@ class SQLiteStore:
         conn = session.own
         if conn is None:
             conn = session.own = self._connect()
+            self._local.closer = _ThreadConnection(self, conn)
         return conn
 
     def _connect_unlocked(self) -> sqlite3.Connection:
@@ -913,9 +973,11 @@ class SQLiteStore:
         # A child must not use its parent's connections: forget them (closing them here
         # could disturb the parent's locks) and open its own.
         self._forks = _forks
-        self._local = threading.local()
-        self._all = {}
+        # The lock first: the parent's may have been held by one of its threads at the fork.
         self._lock = threading.Lock()
+        _INHERITED.extend(self._all)
+        self._all = {}
+        self._local = threading.local()
         if self._memory:
             raise PartnerKitError("an in-memory SQLite store cannot be shared with a child")
 
@@ -944,7 +1006,11 @@ class SQLiteStore:
                     )
                     conn.execute("COMMIT")
                 except BaseException:
-                    conn.execute("ROLLBACK")
+                    # Not over a failed COMMIT that SQLite rolled back itself (a full disk):
+                    # the caller hears why the migration failed, not that nothing is open.
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
                     raise
         finally:
             self.release(conn)

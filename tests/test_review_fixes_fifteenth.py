@@ -9,8 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from partnerkit import ContactInfo, PartnerKitError, Portal
+from partnerkit import ContactInfo, PartnerKitError, Portal, User
 from partnerkit.stores.sqlite import SQLiteStore
+
+
+def _contoso(path: str | Path) -> tuple[SQLiteStore, Portal, User]:
+    """A store on *path*, a portal on it, and the global admin of its one partner."""
+    store = SQLiteStore(path)
+    portal = Portal(store=store)
+    _, ana = portal.register_partner(
+        name="Contoso",
+        contact=ContactInfo(email="hi@contoso.example"),
+        admin_email="ana@contoso.example",
+    )
+    return store, portal, ana
 
 
 def _open_descriptors() -> int:
@@ -22,13 +34,7 @@ def test_a_thread_per_request_leaves_no_connection_behind(tmp_path: Path) -> Non
     """A server that runs each request in a thread of its own: each thread's connection
     (two descriptors: the file and its WAL) is closed as the thread ends, not kept until
     the store closes (the review's server ran out of descriptors after about 500)."""
-    store = SQLiteStore(tmp_path / "portal.db")
-    portal = Portal(store=store)
-    _, ana = portal.register_partner(
-        name="Contoso",
-        contact=ContactInfo(email="hi@contoso.example"),
-        admin_email="ana@contoso.example",
-    )
+    store, portal, ana = _contoso(tmp_path / "portal.db")
     before = _open_descriptors()
     failures: list[BaseException] = []
 
@@ -117,13 +123,7 @@ def test_a_wal_grown_under_a_long_reader_is_cut_back(tmp_path: Path) -> None:
     from partnerkit.stores.sqlite import WAL_SIZE_LIMIT
 
     path = tmp_path / "portal.db"
-    store = SQLiteStore(path)
-    portal = Portal(store=store)
-    _, ana = portal.register_partner(
-        name="Contoso",
-        contact=ContactInfo(email="hi@contoso.example"),
-        admin_email="ana@contoso.example",
-    )
+    store, portal, ana = _contoso(path)
     wal = Path(f"{path}-wal")
     held, done = threading.Event(), threading.Event()
 
@@ -168,13 +168,7 @@ def _in_a_new_thread(work: Callable[[], object]) -> object:
 @pytest.mark.parametrize("name", ["portal.db", "a b?c#d%20e;f=&.db", "Fabrikam Ünïcødé ☃.db"])
 def test_every_thread_opens_the_file_the_store_opened(tmp_path: Path, name: str) -> None:
     """Later connections open the file by a URI: any name a file may have, in any thread."""
-    store = SQLiteStore(tmp_path / name)
-    portal = Portal(store=store)
-    _, ana = portal.register_partner(
-        name="Contoso",
-        contact=ContactInfo(email="hi@contoso.example"),
-        admin_email="ana@contoso.example",
-    )
+    store, portal, ana = _contoso(tmp_path / name)
     assert _in_a_new_thread(lambda: portal.profile(ana).name) == "Contoso"
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.endswith(".db")) == [name]
     store.close()
@@ -184,13 +178,7 @@ def test_a_relative_path_stays_the_file_opened_after_a_change_of_directory(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    store = SQLiteStore("portal.db")
-    portal = Portal(store=store)
-    _, ana = portal.register_partner(
-        name="Contoso",
-        contact=ContactInfo(email="hi@contoso.example"),
-        admin_email="ana@contoso.example",
-    )
+    store, portal, ana = _contoso("portal.db")
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
@@ -203,13 +191,7 @@ def test_a_file_deleted_under_a_running_store_is_not_made_again_empty(tmp_path: 
     """A new thread's unit of work fails with a storage error; no new, empty database
     appears in the deleted one's place (for the next start to take for the portal)."""
     path = tmp_path / "portal.db"
-    store = SQLiteStore(path)
-    portal = Portal(store=store)
-    _, ana = portal.register_partner(
-        name="Contoso",
-        contact=ContactInfo(email="hi@contoso.example"),
-        admin_email="ana@contoso.example",
-    )
+    store, portal, ana = _contoso(path)
     for leftover in tmp_path.iterdir():
         leftover.unlink()
     failed = _in_a_new_thread(lambda: portal.profile(ana))

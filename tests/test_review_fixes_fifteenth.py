@@ -199,3 +199,52 @@ def test_a_file_deleted_under_a_running_store_is_not_made_again_empty(tmp_path: 
     assert "unable to open database file" in str(failed)
     assert not path.exists()
     store.close()
+
+
+_FORK_DURING_A_QUERY = """
+import os, sys, threading, time
+from partnerkit.stores.sqlite import SQLiteStore
+
+store = SQLiteStore(sys.argv[1])
+running = threading.Event()
+
+def long_query():
+    with store.unit_of_work(write=False) as uow:
+        running.set()
+        uow.fetchone(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000000)"
+            " SELECT count(*) FROM n", ()
+        )
+
+worker = threading.Thread(target=long_query)
+worker.start()
+running.wait(10)
+time.sleep(0.2)  # the query is under way
+started = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    with store.unit_of_work(write=False) as uow:  # the child's own connection
+        uow.fetchone("SELECT 1", ())
+    os._exit(0)
+status = os.waitpid(pid, 0)[1]
+print(os.waitstatus_to_exitcode(status), round(time.monotonic() - started, 1) < 5)
+worker.join()
+"""
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="forks")
+def test_a_fork_while_another_thread_runs_a_query_returns_at_once(tmp_path: Path) -> None:
+    """The child must not close (and so wait on) the parent's connections while ``fork``
+    clears the other threads' local storage: the review's child hung in ``os.fork()``."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(  # noqa: S603 - this interpreter, our own script
+        [sys.executable, "-c", _FORK_DURING_A_QUERY, str(tmp_path / "portal.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["0", "True"], done.stdout + done.stderr

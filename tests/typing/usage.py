@@ -35,6 +35,12 @@ from partnerkit.roles import AdminRole, PartnerAccess
 from partnerkit.testing import strategies as pks
 
 
+def misspelt() -> None:
+    from partnerkit import Portl  # type: ignore[attr-defined]  # a name the package lacks
+
+    del Portl
+
+
 def keys() -> None:
     ring = Keyring.generate("ed25519")
     assert_type(ring.algorithm, Algorithm)

@@ -178,16 +178,18 @@ class _ThreadConnection:
     replaced.
     """
 
-    __slots__ = ("conn", "forks", "store")
+    __slots__ = ("conn", "pid", "store")
 
     def __init__(self, store: SQLiteStore, conn: sqlite3.Connection) -> None:
         self.store = weakref.ref(store)
         self.conn = conn
-        self.forks = _forks
+        # By process id, not _forks: os.fork() clears the other threads' local storage in
+        # the child before the after-fork hooks count the fork.
+        self.pid = os.getpid()
 
     def __del__(self) -> None:
         conn = self.conn
-        if self.forks != _forks:
+        if self.pid != os.getpid():
             return  # the parent's (see _INHERITED)
         store = self.store()
         if store is not None:
@@ -844,7 +846,12 @@ class SQLiteStore:
         self._memory = self.path == ":memory:"
         #: What the store's first connection opens (and may create), and what the later
         #: ones open: the same file, never created (see the class's ``path``).
-        self._first = self.path if self._memory else str(Path(self.path).absolute())
+        try:
+            self._first = self.path if self._memory else str(Path(self.path).absolute())
+        except OSError as exc:  # a relative path, and the working directory is gone
+            raise PartnerKitError(
+                f"cannot open the SQLite store {self.path!r}: {exc.strerror}"
+            ) from None
         self._later = None if self._memory else f"{Path(self._first).as_uri()}?mode=rw"
         self._opened = False
         self._lock = threading.Lock()

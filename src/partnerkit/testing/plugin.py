@@ -10,9 +10,10 @@ pytest loads it by itself once partnerkit is installed (the ``pytest11`` entry p
   enough for tests (:data:`~partnerkit.testing.FAST_HASHER`);
 - ``partnerkit_world``: a :class:`~partnerkit.testing.World` registered through that portal.
 
-Loading the plugin does no I/O, builds nothing and imports nothing of partnerkit: pytest
-loads it in every session of an environment partnerkit is installed in, most of which never
-ask for its fixtures, so each fixture imports what it builds when a test asks for it.
+Loading the plugin does no I/O and builds nothing, and it imports only the domain modules
+:mod:`partnerkit.testing` needs (not the portal nor a store): pytest loads it in every
+session of an environment partnerkit is installed in, most of which never ask for its
+fixtures, so each fixture imports what it builds when a test asks for it.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ import json
 import operator
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -89,10 +89,16 @@ class AuditChainBroken(PartnerKitError):
 
     #: The sequence number at which the chain first fails.
     seq: int
+    #: What is wrong there.
+    why: str
 
     def __init__(self, seq: int, why: str) -> None:
         self.seq = seq
+        self.why = why
         super().__init__(f"audit chain broken at event {seq}: {why}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.seq, self.why), self.__dict__
 
 
 @attrs.frozen

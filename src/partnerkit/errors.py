@@ -30,7 +30,11 @@ __all__ = [
 
 
 class PartnerKitError(Exception):
-    """Base class of every error partnerkit raises."""
+    """Base class of every error partnerkit raises.
+
+    Every one survives ``pickle`` and ``copy`` with its fields and notes: a worker process
+    (``concurrent.futures``, ``multiprocessing``) hands it back to its parent as it is.
+    """
 
 
 class Forbidden(PartnerKitError):
@@ -48,6 +52,9 @@ class Forbidden(PartnerKitError):
         rule = decision.rule
         super().__init__(f"forbidden: {what}{rule.value} ({rule.explanation})")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.decision, self.permission), self.__dict__
+
 
 class NotFound(PartnerKitError, LookupError):
     """The object does not exist, or the actor may not know that it exists."""
@@ -62,6 +69,9 @@ class NotFound(PartnerKitError, LookupError):
         self.ident = ident
         super().__init__(f"{kind} not found: {ident!r}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.kind, self.ident), self.__dict__
+
 
 class ValidationError(PartnerKitError, ValueError):
     """Input or a business rule was violated; :attr:`field` names what was wrong."""
@@ -75,6 +85,9 @@ class ValidationError(PartnerKitError, ValueError):
         self.field = field
         self.message = message
         super().__init__(f"{field}: {message}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return type(self), (self.field, self.message), self.__dict__
 
 
 class Conflict(PartnerKitError):

@@ -173,9 +173,9 @@ class _ThreadConnection:
 
     It is kept in the store's thread-local storage and nowhere else, and Python clears a
     thread's local storage as the thread ends: a server that runs each request in a new
-    thread leaves no connection (two file descriptors each) behind it. Also when the store
-    drops its local storage (:meth:`SQLiteStore.close`) or the thread's connection is
-    replaced.
+    thread leaves no connection (two file descriptors each) behind it. Also when the
+    thread's connection is replaced, or the store itself is garbage (no thread can be
+    using its connections then).
     """
 
     __slots__ = ("conn", "pid", "store")
@@ -188,17 +188,18 @@ class _ThreadConnection:
         self.pid = os.getpid()
 
     def __del__(self) -> None:
-        conn = self.conn
         if self.pid != os.getpid():
             return  # the parent's (see _INHERITED)
         store = self.store()
-        if store is not None:
-            with store._lock:
-                if store._closed and conn in store._all:
-                    return  # kept by close() for a unit of work still running: release closes it
-                store._all.pop(conn, None)
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
+        if store is None:
+            _close(self.conn)
+        else:
+            store._close_if_kept(self.conn)
+
+
+def _close(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.close()
 
 
 def _count_fork() -> None:
@@ -264,14 +265,6 @@ def _current_schema(conn: sqlite3.Connection) -> bool:
 
 
 _KEY_TAKEN = "key already taken"
-
-
-def _in_transaction(conn: sqlite3.Connection) -> bool:
-    """Whether a unit of work is open on *conn* (``False`` once it is closed)."""
-    try:
-        return conn.in_transaction
-    except sqlite3.ProgrammingError:
-        return False
 
 
 def translate(exc: Exception) -> PartnerKitError:
@@ -497,14 +490,31 @@ class _Session:
     writes in a read-only unit of work). With none open, they refuse to run.
     """
 
-    __slots__ = ("__weakref__", "conn", "own", "repositories", "thread", "uow")
+    __slots__ = (
+        "__weakref__",
+        "conn",
+        "depth",
+        "own",
+        "owner",
+        "repositories",
+        "thread",
+        "uow",
+        "using",
+    )
 
     def __init__(self, store: SQLiteStore) -> None:
         #: The thread this session belongs to: statements from any other thread are refused
         #: (a connection carries one conversation at a time), as on the other stores.
         self.thread = get_ident()
+        self.owner = threading.current_thread()
         #: This thread's own connection to a file, opened on first use.
         self.own: sqlite3.Connection | None = None
+        #: Held by this thread while it uses ``own`` (``depth`` counts its acquires), so
+        #: that :meth:`SQLiteStore.close` in another thread closes the connection only
+        #: between two uses: sqlite3 crashes the process on a connection closed while
+        #: another thread runs a statement on it.
+        self.using = threading.Lock()
+        self.depth = 0
         #: The unit of work open in this thread, and its connection.
         self.uow: _SQLiteUnitOfWork | None = None
         self.conn: sqlite3.Connection | None = None
@@ -749,6 +759,7 @@ class _SQLiteUnitOfWork:
 
     def __enter__(self) -> _SQLiteUnitOfWork:
         store = self._store
+        store._refuse_if_closed()  # first, as every store: also in a thread with one open
         session = store._session_of_thread()
         if session is not self._session:  # made in one thread, opened in another
             self._session = session
@@ -858,8 +869,9 @@ class SQLiteStore:
         self._local = threading.local()
         self._forks = _forks
         self._shared: sqlite3.Connection | None = None
-        #: Every connection opened (but ``":memory:"``'s shared one), with its thread.
-        self._all: dict[sqlite3.Connection, int] = {}
+        #: Every connection open (but ``":memory:"``'s shared one), with its thread's
+        #: session. Whoever takes a connection out of it (under ``_lock``) closes it.
+        self._all: dict[sqlite3.Connection, _Session] = {}
         self._closed = False
         made: list[Path] = []
         if not self._memory:
@@ -890,7 +902,7 @@ class SQLiteStore:
                 ) from exc.__cause__
             raise
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, session: _Session) -> sqlite3.Connection:
         self._refuse_if_closed()
         later = self._later if self._opened else None
         with translate_errors():
@@ -911,7 +923,10 @@ class SQLiteStore:
             # to this once a checkpoint has emptied it, instead of keeping its size for ever.
             conn.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         with self._lock:
-            self._all[conn] = get_ident()
+            if self._closed:  # closed meanwhile: close() did not see this one
+                _close(conn)
+                raise PartnerKitError("the store is closed")
+            self._all[conn] = session
         return conn
 
     def _session_of_thread(self) -> _Session:
@@ -939,11 +954,33 @@ class SQLiteStore:
                     self._lock.release()
                     raise
             return self._shared
+        if session.depth == 0:
+            # Free but while close() closes this thread's idle connection, a moment.
+            session.using.acquire()
+        session.depth += 1
         conn = session.own
         if conn is None:
-            conn = session.own = self._connect()
+            try:
+                conn = session.own = self._connect(session)
+            except BaseException:
+                self._done_with(session)
+                raise
             self._local.closer = _ThreadConnection(self, conn)
         return conn
+
+    def _done_with(self, session: _Session) -> None:
+        """This thread no longer uses its connection (one of its acquires is given back)."""
+        if session.depth > 0:
+            session.depth -= 1
+            if session.depth == 0:
+                session.using.release()
+
+    def _close_if_kept(self, conn: sqlite3.Connection) -> None:
+        """Close *conn* unless someone else took it out of ``_all`` to close it."""
+        with self._lock:
+            mine = self._all.pop(conn, None) is not None
+        if mine:
+            _close(conn)
 
     def _connect_unlocked(self) -> sqlite3.Connection:
         self._refuse_if_closed()
@@ -956,25 +993,27 @@ class SQLiteStore:
         """Give back a connection taken with :meth:`acquire`."""
         if self._memory:
             self._lock.release()
-        elif self._closed:
-            with self._lock:
-                self._all.pop(conn, None)
-            with contextlib.suppress(sqlite3.Error):
-                conn.close()
+            return
+        session = self._session_of_thread()
+        if self._closed and session.depth == 1:
+            # close() kept it for this use, the last: it is this thread's to close.
+            self._close_if_kept(conn)
+            if session.own is conn:
+                session.own = None
+        self._done_with(session)
 
     def discard(self, conn: sqlite3.Connection) -> None:
         """Forget a connection that can no longer be trusted."""
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
         if self._memory:
+            _close(conn)
             self._shared = None
             self._lock.release()
-        else:
-            with self._lock:
-                self._all.pop(conn, None)
-            session = self._session_of_thread()
-            if session.own is conn:
-                session.own = None
+            return
+        session = self._session_of_thread()
+        self._close_if_kept(conn)
+        if session.own is conn:
+            session.own = None
+        self._done_with(session)
 
     def _after_fork(self) -> None:
         # A child must not use its parent's connections: forget them (closing them here
@@ -1042,9 +1081,13 @@ class SQLiteStore:
 
     def close(self) -> None:
         """Close every connection this store opened; the store takes no unit of work after
-        this (``PartnerKitError``), as every store does. A unit of work open in another
-        live thread runs to its end, and its connection is closed then (one left open by
-        a thread that has ended is closed now)."""
+        this (``PartnerKitError``), as every store does.
+
+        A connection another live thread is using (a unit of work of its own, or a
+        statement about to run) is that thread's to close: the unit of work runs to its
+        end, and its connection is closed then, or as the thread ends. Closing it here,
+        under the statement, would crash the process in sqlite3.
+        """
         if self._memory:
             session = getattr(self._local, "session", None)
             if session is not None and session.uow is not None:
@@ -1053,18 +1096,21 @@ class SQLiteStore:
                 raise PartnerKitError("end this thread's unit of work before closing the store")
         self._closed = True
         with self._lock:
-            conns, self._all = self._all, {}
-            shared, self._shared = self._shared, None
-            if shared is not None:
-                conns[shared] = 0
-            alive = {thread.ident for thread in threading.enumerate()}
-            for conn, thread in conns.items():
-                if thread in alive and _in_transaction(conn):
-                    self._all[conn] = thread  # closed by ``release`` when its work ends
-                    continue
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-        self._local = threading.local()
+            if self._shared is not None:
+                _close(self._shared)
+                self._shared = None
+            for conn, session in list(self._all.items()):
+                if not session.owner.is_alive():
+                    del self._all[conn]
+                    _close(conn)
+                elif session.using.acquire(blocking=False):
+                    try:  # its thread waits for this to use its connection again
+                        del self._all[conn]
+                        session.own = None
+                        _close(conn)
+                    finally:
+                        session.using.release()
+                # else in use: closed by its thread (``release``, or as the thread ends)
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"

@@ -203,3 +203,47 @@ def test_a_unit_of_work_open_at_a_fork_is_the_parents_alone(store: SQLiteStore) 
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     finally:
         store.release(conn)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs os.fork")
+def test_a_child_forked_during_a_write_is_refused_writes_at_once_and_says_why(
+    tmp_path: Path,
+) -> None:
+    """SQLite keeps the write lock of the parent's unit of work in the child's copy of its
+    lock table for as long as the child lives: every write of the child, through the store
+    or a new one on the same file (by another spelling of its path), waited out the
+    timeout and got ``Conflict`` ("retry"), for ever. It is refused at once with a
+    ``PartnerKitError`` that says why; the child still reads, and the parent still writes."""
+    path = tmp_path / "portal.db"
+    store = SQLiteStore(path, timeout=5)
+    try:
+        with store.unit_of_work() as uow:
+            uow.companies.add(_company(1))
+
+            def child() -> str:
+                import time
+
+                outcome = []
+                for each in (store, SQLiteStore(tmp_path / "." / "portal.db", timeout=5)):
+                    began = time.monotonic()
+                    try:
+                        with each.unit_of_work() as own:
+                            own.companies.add(_company(2))
+                            own.commit()
+                        outcome.append("wrote")
+                    except PartnerKitError as exc:
+                        waited = time.monotonic() - began
+                        said = "forked while its parent was inside a write" in str(exc)
+                        outcome.append(f"{type(exc).__name__}:{said}:{waited < 1}")
+                with store.unit_of_work(write=False) as reader:
+                    outcome.append(str(reader.companies.get(_company(2).id)))
+                return " ".join(outcome)
+
+            reported = in_child(child)
+            uow.commit()
+        assert reported == "PartnerKitError:True:True PartnerKitError:True:True None"
+        with store.unit_of_work() as uow:  # the parent is not held back
+            uow.companies.add(_company(3))
+            uow.commit()
+    finally:
+        store.close()

@@ -149,6 +149,22 @@ _FORKED = (
     "parent: open a unit of work in this process"
 )
 
+#: What a write unit of work answers in a process forked while its parent was writing to
+#: the same file (see ``_WRITING_AT_FORK``).
+_WRITER_FORKED = (
+    "this process was forked while its parent was inside a write unit of work on this "
+    "SQLite file: SQLite keeps that write lock in this process for as long as it lives, so "
+    "nothing in it can write to the file (fork outside write units of work)"
+)
+
+#: In a forked child, the files (device, inode) its parent was writing to at the fork.
+#: SQLite keeps the locks of a process's connections to a file in one table per file, which
+#: the child inherits with its parent's write lock in it: every connection the child opens
+#: to that file, of any store, finds the lock taken (by "another connection" of its own
+#: process, which never lets it go). Its writes would wait out their timeout and then be
+#: told to retry, for ever; they are refused at once instead.
+_WRITING_AT_FORK: set[tuple[int, int]] = set()
+
 #: The size, in bytes, a WAL file is cut back to after a checkpoint that emptied it (twice
 #: what SQLite's automatic checkpoint of 1,000 pages lets it reach in normal work).
 WAL_SIZE_LIMIT = 8 * 1024 * 1024
@@ -212,6 +228,8 @@ def _count_fork() -> None:
     for session in list(_SESSIONS):
         uow = session.uow
         if uow is not None:
+            if uow._write and uow._store._inode is not None:
+                _WRITING_AT_FORK.add(uow._store._inode)
             uow._forked = True
             uow._conn = uow._head = None
         session.uow = session.conn = None
@@ -768,6 +786,8 @@ class _SQLiteUnitOfWork:
             # The thread's connection is in that one's transaction (and, for ":memory:",
             # the store's lock is held by it: waiting here would wait for ever).
             raise PartnerKitError("a unit of work is already open in this thread")
+        if _WRITING_AT_FORK and self._write and store._inode in _WRITING_AT_FORK:
+            raise PartnerKitError(_WRITER_FORKED)
         conn = store._connection_of(session)
         try:
             conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
@@ -879,8 +899,14 @@ class SQLiteStore:
         # The file goes over to WAL only once its schema is known to be this partnerkit's
         # (or made so): a file the store refuses is left in its journal mode.
         self._wal = False
+        #: The file's (device, inode) once open: what SQLite tells its files apart by.
+        self._inode: tuple[int, int] | None = None
         try:
             self._migrate()
+            if not self._memory:
+                with contextlib.suppress(OSError):
+                    info = os.stat(self._first)
+                    self._inode = (info.st_dev, info.st_ino)
             if not self._memory:
                 self._wal = True
                 conn = self.acquire()

@@ -6,6 +6,7 @@ The use cases themselves live in the ``_portal_*`` modules, one per feature; the
 
 from __future__ import annotations
 
+import logging
 import operator
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
@@ -87,6 +88,11 @@ from partnerkit.support import (
 __all__ = ["PortalCore", "utc_now"]
 
 R = TypeVar("R")
+#: The Portal's log: what an operator should hear of (an attempt the audit trail could not
+#: take, at WARNING) and what explains a slow call (a use case run again after a
+#: ``Conflict``, at DEBUG). Never a secret: ids, actions and error messages only.
+_log = logging.getLogger("partnerkit.portal")
+
 _ACTOR_UNKNOWN = Decision(False, Rule.ACTOR_UNKNOWN)
 _ACTIVE = DelegationStatus.ACTIVE
 _NOT_OWN_GLOBAL_ADMIN = Decision(False, Rule.AUDIT_TRAIL_GLOBAL_ADMINS_ONLY)
@@ -217,11 +223,18 @@ class PortalCore:
                         # so its writes may be checked by its next statement or commit.
                         uow.check_writes_later()  # type: ignore[attr-defined]
                     return body(uow, attempt)
-            except Conflict:
+            except Conflict as exc:
                 # A concurrent change won (or the store was busy): the unit of work was
                 # rolled back, so running the use case again from a fresh read is safe.
                 if not tries_left:
                     raise
+                _log.debug(
+                    "%s (correlation %s): %s; running it again, %d tries left",
+                    action,
+                    correlation_id,
+                    exc,
+                    tries_left,
+                )
             except Forbidden as exc:
                 self._record_failure(attempt, "denied", exc.decision.reason, exc)
                 raise
@@ -252,10 +265,10 @@ class PortalCore:
                 return
             except Conflict as exc:
                 if not tries_left:
-                    error.add_note(_not_recorded(exc))
+                    _lost(attempt, outcome, error, exc)
                     return
             except PartnerKitError as exc:
-                error.add_note(_not_recorded(exc))
+                _lost(attempt, outcome, error, exc)
                 return
 
     def _append(
@@ -783,6 +796,26 @@ def _clean(attempt: _Attempt) -> None:
 
 def _not_recorded(exc: PartnerKitError) -> str:
     return f"partnerkit: this attempt is not in the audit trail ({type(exc).__name__}: {exc})"
+
+
+def _lost(
+    attempt: _Attempt, outcome: Outcome, error: PartnerKitError, exc: PartnerKitError
+) -> None:
+    """Say on the caller's *error*, and in the log, that its attempt is not in the audit
+    trail, and why (*exc*, the store's refusal)."""
+    error.add_note(_not_recorded(exc))
+    actor = attempt.actor
+    _log.warning(
+        "not in the audit trail: %s %s by %s of %s on %s (correlation %s): %s: %s",
+        attempt.action,
+        outcome,
+        actor.id if actor is not None else "an unknown actor",
+        actor.company_id if actor is not None else "no company",
+        attempt.company_id or "no company",
+        attempt.correlation_id,
+        type(exc).__name__,
+        exc,
+    )
 
 
 def _reason(exc: PartnerKitError) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
+import logging
 import textwrap
 import types
 import typing
@@ -46,6 +47,7 @@ __all__ = [
     "decode_events",
     "fakes_text",
     "key_of",
+    "log_migrated",
     "migrate_forward",
     "prefix_range",
     "relation_search",
@@ -759,11 +761,12 @@ def migrate_forward(
     target: Any,
     execute: Callable[[str], object],
     record: Callable[[int], object],
-) -> None:
+) -> int:
     """Bring a schema at version *current* up to ``len(migrations)``, inside the caller's
     transaction: each version's steps (a statement for *execute*, or a function called with
     *target*), then *record* of the version reached. A schema newer than every migration
-    here is refused: an older partnerkit must not write to it."""
+    here is refused: an older partnerkit must not write to it. Returns *current*, for
+    :func:`log_migrated` once the caller has committed."""
     newest = len(migrations)
     if current > newest:
         raise PartnerKitError(
@@ -777,6 +780,18 @@ def migrate_forward(
             else:
                 execute(step)
         record(version + 1)
+    return current
+
+
+def log_migrated(log: logging.Logger, store: object, found: int, reached: int) -> None:
+    """Tell the operators (at ``INFO``) that *store*'s schema was created or migrated, once
+    it is committed; nothing when it was current already."""
+    if found == reached:
+        return
+    if found == 0:
+        log.info("%r: created the schema (version %d)", store, reached)
+    else:
+        log.info("%r: migrated the schema from version %d to %d", store, found, reached)
 
 
 def columns_added_later(table: str) -> frozenset[str]:

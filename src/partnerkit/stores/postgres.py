@@ -58,6 +58,7 @@ DSN to keep partnerkit's tables in a schema of their own.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import select
@@ -102,6 +103,7 @@ from partnerkit.stores._sql import (
     fakes_text,
     key_of,
     listed_sql,
+    log_migrated,
     migrate_forward,
     page_indexes,
     page_statements,
@@ -120,6 +122,9 @@ if TYPE_CHECKING:
 __all__ = ["SCHEMA_VERSION", "PostgresStore", "StoreUnavailable"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger(__name__)
+
 _Connection = psycopg.Connection[tuple[Any, ...]]
 _Cursor = psycopg.Cursor[tuple[Any, ...]]
 
@@ -1860,11 +1865,12 @@ class PostgresStore:
                     slot.send(tags)
                 slot.opening = tags
                 return slot
-            except StoreUnavailable:
+            except StoreUnavailable as exc:
                 self.pool.discard(slot, flush=True)
                 if attempt >= self.retries:
                     raise
                 attempt += 1
+                self._log_retry(True, exc, attempt)
                 slot = self.pool.get()
             except BaseException:
                 self.pool.discard(slot)  # a connection left mid-batch is not usable
@@ -1901,6 +1907,7 @@ class PostgresStore:
                 raise
             if self.retries < 1 or not (dead or isinstance(exc, Conflict)):
                 raise  # the unit of work keeps the connection, and rolls it back
+            self._log_retry(dead, exc, 1)
         turn, slot.turn = slot.turn, False
         uow._slot = None
         self._abandon(slot)
@@ -1981,10 +1988,25 @@ class PostgresStore:
                 if attempt >= self.retries or lock_wait or not (dead or isinstance(exc, Conflict)):
                     raise
                 attempt += 1
+                self._log_retry(dead, exc, attempt)
                 slot = self.pool.get()
             except BaseException:
                 self._abandon(slot)
                 raise
+
+    def _log_retry(self, dead: bool, exc: PartnerKitError, attempt: int) -> None:
+        """Tell the operators that a unit of work opens again, before anything of it ran: on
+        another connection (``INFO``: one to the server was lost, as after a restart), or
+        after a deadlock or serialization failure (``DEBUG``)."""
+        if dead:
+            _log.info(
+                "%r: a connection was lost (%s); opening the unit of work on another, try %d",
+                self,
+                exc,
+                attempt,
+            )
+        else:
+            _log.debug("%r: %s; opening the unit of work again, try %d", self, exc, attempt)
 
     def _abandon(self, slot: _Slot) -> None:
         conn = slot.conn
@@ -2016,7 +2038,7 @@ class PostgresStore:
                     if row is None or row[0] is None:
                         cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                     row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
-                    migrate_forward(
+                    found = migrate_forward(
                         int(row[0] or 0) if row is not None else 0,
                         MIGRATIONS,
                         cur,
@@ -2026,6 +2048,7 @@ class PostgresStore:
                         ),
                     )
                     cur.execute("COMMIT")
+                    log_migrated(_log, self, found, len(MIGRATIONS))
                 except BaseException:
                     if not slot.conn.broken:
                         # The migration's own error is the caller's to hear, not the

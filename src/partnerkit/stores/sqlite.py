@@ -11,6 +11,7 @@ retry), anything else a ``PartnerKitError`` with the cause chained.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import sqlite3
 import threading
@@ -50,6 +51,7 @@ from partnerkit.stores._sql import (
     decode_events,
     fakes_text,
     key_of,
+    log_migrated,
     migrate_forward,
     page_indexes,
     rekey_renamed,
@@ -143,6 +145,8 @@ _TRANSLATED = (sqlite3.Error, OverflowError, UnicodeError)
 
 
 _BATCH = 500
+
+_log = logging.getLogger(__name__)
 #: What a unit of work open when the process forked answers in the child.
 _FORKED = (
     "this unit of work was open when the process forked; its transaction belongs to the "
@@ -1067,7 +1071,7 @@ class SQLiteStore:
                         "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"
                     )
                     row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-                    migrate_forward(
+                    found = migrate_forward(
                         _version_in(row[0]),
                         MIGRATIONS,
                         conn,
@@ -1077,6 +1081,7 @@ class SQLiteStore:
                         ),
                     )
                     conn.execute("COMMIT")
+                    log_migrated(_log, self, found, len(MIGRATIONS))
                 except BaseException:
                     # Not over a failed COMMIT that SQLite rolled back itself (a full disk):
                     # the caller hears why the migration failed, not that nothing is open.

@@ -397,6 +397,76 @@ def test_link_new_issues_a_trial_invitation_with_a_catalogue_file(
     assert "trial_invitation" in capsys.readouterr().out
 
 
+def test_link_new_gives_a_trials_delegation_the_roles_and_days_asked_for(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--trial --with-delegated-admin --role R --days N``: the delegation offered with the
+    trial asks for R for N days (the options were dropped, and all five roles with no end
+    date offered instead)."""
+    from partnerkit import Portal
+    from partnerkit.stores.sqlite import SQLiteStore
+
+    db, keys = _portal_file(tmp_path)
+    catalog = tmp_path / "catalog.json"
+    catalog.write_text(
+        json.dumps({"services": [{"sku": "EXCHANGE", "name": "Exchange", "trial": {"days": 30,
+                    "licenses": 25}}]})
+    )  # fmt: skip
+    capsys.readouterr()
+    code = run(
+        "link", "new", "--db", db, "--keys", keys, "--actor", "ana@contoso.example",
+        "--base-url", "https://portal.example/join", "--trial", "EXCHANGE", "--catalog", catalog,
+        "--with-delegated-admin", "--role", "password_admin", "--days", "5",
+    )  # fmt: skip
+    assert code == EXIT_OK
+    url = capsys.readouterr().out.strip()
+    store = SQLiteStore(db)
+    try:
+        portal = Portal(store=store, keyring=Keyring.from_json(keys.read_text()))
+        claims = portal.inspect_link(url)
+        with store.unit_of_work(write=False) as uow:
+            record = uow.links.get(claims.link_id)
+            assert record is not None
+            assert record.delegation_offer_id is not None
+            terms = uow.delegation_offers.get(record.delegation_offer_id)
+    finally:
+        store.close()
+    assert claims.includes_delegated_admin
+    assert terms is not None
+    assert {r.value for r in terms.roles} == {"password_admin"}
+    assert terms.duration == timedelta(days=5)
+
+
+@pytest.mark.parametrize(
+    ("extra", "why"),
+    [
+        (
+            ["--trial", "EXCHANGE", "--role", "password_admin"],
+            "--role and --days set a delegation's terms: add --with-delegated-admin",
+        ),
+        (
+            ["--trial", "EXCHANGE", "--days", "5"],
+            "--role and --days set a delegation's terms: add --with-delegated-admin",
+        ),
+        (
+            ["--delegated-admin", "--with-delegated-admin"],
+            "--with-delegated-admin goes with --trial",
+        ),
+    ],
+)
+def test_link_new_refuses_options_it_would_ignore(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], why: str
+) -> None:
+    db, keys = _portal_file(tmp_path)
+    capsys.readouterr()
+    code = run("link", "new", "--db", db, "--keys", keys, "--base-url", "https://p.example/j",
+               "--actor", "ana@contoso.example", *extra)  # fmt: skip
+    assert code == EXIT_USAGE
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert why in captured.err
+
+
 @pytest.mark.parametrize(
     ("extra", "why"),
     [

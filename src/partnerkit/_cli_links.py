@@ -36,7 +36,15 @@ from partnerkit.errors import (
     PartnerKitError,
     ValidationError,
 )
-from partnerkit.links import ED25519, HMAC_SHA256, Keyring, LinkClaims, build_url, code_from_url
+from partnerkit.links import (
+    ED25519,
+    FILE_NAME_HINT,
+    HMAC_SHA256,
+    Keyring,
+    LinkClaims,
+    build_url,
+    code_from_url,
+)
 from partnerkit.roles import AdminRole
 
 __all__ = [
@@ -185,10 +193,18 @@ def add_link_parser(subparsers: Any) -> argparse.ArgumentParser:
         "--role",
         action="append",
         choices=[role.value for role in AdminRole],
-        help="a role the delegation grants (repeat; default all five)",
+        help="a role the delegation grants (repeat; default all five); with --delegated-admin "
+        "or --with-delegated-admin",
     )
-    new.add_argument("--days", type=int, help="the delegation's duration in days")
-    new.add_argument("--with-delegated-admin", action="store_true", help="trial: offer it too")
+    new.add_argument(
+        "--days",
+        type=int,
+        help="the delegation's duration in days (default: no end date); with "
+        "--delegated-admin or --with-delegated-admin",
+    )
+    new.add_argument(
+        "--with-delegated-admin", action="store_true", help="--trial: offer delegated admin too"
+    )
     new.add_argument("--expires-in-days", type=int, help="the link's lifetime (default 90)")
     new.add_argument("--max-uses", type=int, help="how many customers may redeem it")
     new.set_defaults(func=_link_new)
@@ -215,7 +231,8 @@ def _load(path: Path) -> Keyring | None:
     try:
         return Keyring.from_json(text)
     except ValidationError as error:
-        _error(f"{str(path)!r} is not a key ring: {error}")
+        # Here the file's name is what is given: the hint for a caller of the API is not ours.
+        _error(f"{str(path)!r} is not a key ring: {str(error).removesuffix(FILE_NAME_HINT)}")
         return None
 
 
@@ -511,6 +528,14 @@ def _link_new(args: argparse.Namespace) -> int:
     from partnerkit.offers import Catalog
     from partnerkit.portal import Portal
 
+    # Options that would be ignored are refused: a delegation asked for with a role or an
+    # end date must not be offered with all five roles and none.
+    if args.with_delegated_admin and not args.trial:
+        _error("--with-delegated-admin goes with --trial")
+        return EXIT_USAGE
+    if args.trial and not args.with_delegated_admin and (args.role or args.days is not None):
+        _error("--role and --days set a delegation's terms: add --with-delegated-admin")
+        return EXIT_USAGE
     ring = _load(args.keys)
     if ring is None:
         return EXIT_USAGE
@@ -533,6 +558,8 @@ def _link_new(args: argparse.Namespace) -> int:
             _error(f"no user with e-mail {args.actor!r}")
             return EXIT_USAGE
         expires = _days("--expires-in-days", args.expires_in_days)
+        roles = None if not args.role else {AdminRole(r) for r in args.role}
+        duration = _days("--days", args.days)
         if args.trial:
             url = portal.create_trial_invitation(
                 found[0],
@@ -540,12 +567,14 @@ def _link_new(args: argparse.Namespace) -> int:
                 args.with_delegated_admin,
                 expires_in=expires,
                 max_uses=args.max_uses,
+                delegation_roles=roles,
+                delegation_duration=duration,
             )
         else:
             url = portal.offer_delegated_admin(
                 found[0],
-                roles=None if not args.role else {AdminRole(r) for r in args.role},
-                duration=_days("--days", args.days),
+                roles=roles,
+                duration=duration,
                 expires_in=expires,
                 max_uses=args.max_uses,
             )

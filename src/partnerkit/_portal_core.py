@@ -28,6 +28,7 @@ from partnerkit.directory import (
     ContactInfo,
     User,
     check_email,
+    check_new_contact,
     check_new_name,
     email_key,
     new_id,
@@ -536,6 +537,8 @@ class PortalCore:
             raise ValidationError("domain", "must be a string")
         if contact is not None and (not isinstance(contact, ContactInfo) or _pretends(contact)):
             raise ValidationError("contact", "must be a ContactInfo")
+        if contact is not None:
+            check_new_contact(contact)
         check_new_name("name", name)
         now = self.now()
         company = Company(

@@ -22,10 +22,12 @@ from partnerkit._portal_core import (
 )
 from partnerkit.audit import AuditChainBroken, AuditEvent, AuditPage, verify_chain
 from partnerkit.directory import (
+    MAX_EMAIL,
     Company,
     CompanyKind,
     ContactInfo,
     User,
+    check_new_contact,
     check_new_name,
     email_key,
     new_advisor_id,
@@ -39,7 +41,7 @@ from partnerkit.errors import (
     _pretends,
     _shown,
 )
-from partnerkit.ports import MAX_AUDIT_RANGE, AuditRanges, UnitOfWork
+from partnerkit.ports import MAX_AUDIT_RANGE, AuditRanges, UnitOfWork, never_stored
 from partnerkit.roles import (
     AdminRole,
     PartnerAccess,
@@ -117,6 +119,7 @@ class DirectoryCases(PortalCore):
         """
         if not isinstance(contact, ContactInfo) or _pretends(contact):
             raise ValidationError("contact", "must be a ContactInfo")
+        check_new_contact(contact)
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[Company, User]:
             check_new_name("name", name)
@@ -195,6 +198,7 @@ class DirectoryCases(PortalCore):
             if contact is not None:
                 if not isinstance(contact, ContactInfo) or _pretends(contact):
                     raise ValidationError("contact", "must be a ContactInfo")
+                check_new_contact(contact)
                 changes["contact"] = contact
             if name is not None:
                 check_new_name("name", name)
@@ -215,6 +219,37 @@ class DirectoryCases(PortalCore):
             return company
 
         return self._run("profile.update", body)
+
+    def current_user(self, actor: User | str) -> User:
+        """Return the actor's own user as it is stored now: its admin role, partner access
+        and ``must_change_password``, for your portal to show a person about themselves.
+        Everyone may read their own; nobody needs a right for it. A removed user is
+        ``Forbidden`` (``actor-does-not-exist``), as in every use case."""
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> User:
+            return self._context(uow, attempt, actor, None).actor
+
+        return self._run("user.view_own", body, write=False)
+
+    def find_user_by_email(self, email: str) -> User | None:
+        """Return the user with this e-mail address, compared as partnerkit compares
+        addresses (case-insensitively), or ``None``: for your sign-in, to map an address
+        your identity provider vouched for to the actor it is (docs/actors.md).
+
+        Not a use case: it takes no actor and decides nothing, so it is not audited. Call
+        it only with an address your sign-in has verified, never to answer a visitor.
+
+        Raises:
+            ValidationError: an *email* that is not text (``field`` ``"email"``).
+        """
+        if not isinstance(email, str) or _pretends(email):
+            raise ValidationError("email", "must be an e-mail address (a string)")
+        key = email_key(email)
+        if len(key) > 4 * MAX_EMAIL or never_stored(key):
+            return None  # no stored address is that long, or holds such characters
+        with self.store.unit_of_work(write=False) as uow:
+            found = uow.users.find(email_key=key)
+        return found[0] if found else None
 
     def list_users(
         self,

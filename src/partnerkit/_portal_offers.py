@@ -102,6 +102,8 @@ _ACTIVE_SUBSCRIPTION = SubscriptionStatus.ACTIVE
 _PURCHASE = Permission.PURCHASE
 _MANAGE_RELATIONSHIPS = Permission.MANAGE_PARTNER_RELATIONSHIPS
 _PENDING = DelegationStatus.PENDING
+
+_TERMS_WITHOUT_DELEGATION = "is given only with include_delegated_admin=True"
 _ACTIVE = DelegationStatus.ACTIVE
 # ``RedemptionRecord(...)``, ``Subscription(...)`` and ``Redemption(...)``, with plain
 # stores (see _build.py).
@@ -226,6 +228,32 @@ class OfferCases(PortalCore):
         uow.delegation_offers.add(offer)
         return offer
 
+    def _included_delegation(
+        self,
+        uow: UnitOfWork,
+        ctx: _Context,
+        attempt: _Attempt,
+        include: object,
+        roles: object,
+        duration: object,
+    ) -> DelegationOffer | None:
+        """The delegation offer a trial or purchase offer includes (on these terms), if it
+        includes one: terms without one are refused, as they would be ignored."""
+        if include is not True:
+            if roles is not None:
+                raise ValidationError("delegation_roles", _TERMS_WITHOUT_DELEGATION)
+            if duration is not None:
+                raise ValidationError("delegation_duration", _TERMS_WITHOUT_DELEGATION)
+            return None
+        try:
+            d_offer = self._delegation_offer(uow, ctx, roles, duration)
+        except ValidationError as exc:  # named as this call takes them
+            if exc.field in ("roles", "duration"):
+                raise ValidationError(f"delegation_{exc.field}", exc.message) from None
+            raise
+        attempt.detail.update(_terms_detail(d_offer))
+        return d_offer
+
     def create_trial_invitation(
         self,
         actor: User | str,
@@ -234,11 +262,21 @@ class OfferCases(PortalCore):
         *,
         expires_in: timedelta | None = None,
         max_uses: int | None = None,
+        delegation_roles: Iterable[AdminRole] | AdminRole | None = None,
+        delegation_duration: timedelta | None = None,
     ) -> str:
         """Create a trial invitation link for one service that offers a trial (F3).
 
         The link is not bound to a customer: it may be mailed to many or published.
         Returns the URL (``base_url`` with the signed code in ``code``).
+
+        Args:
+            include_delegated_admin: offer delegated administration with the trial.
+            delegation_roles: the admin roles that delegation asks for (default: all
+                five), as :meth:`offer_delegated_admin`'s ``roles``; only with
+                *include_delegated_admin*.
+            delegation_duration: how long it lasts after consent (default: no end date);
+                only with *include_delegated_admin*.
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> str:
@@ -248,7 +286,9 @@ class OfferCases(PortalCore):
             service = self.catalog.get(sku)
             if service.trial is None:
                 raise ValidationError("sku", f"{service.sku} offers no trial")
-            d_offer = self._delegation_offer(uow, ctx) if include_delegated_admin else None
+            d_offer = self._included_delegation(
+                uow, ctx, attempt, include_delegated_admin, delegation_roles, delegation_duration
+            )
             link_id = new_id("lnk")
             url, record = self._issue(
                 uow,
@@ -288,18 +328,28 @@ class OfferCases(PortalCore):
         *,
         expires_in: timedelta | None = None,
         max_uses: int | None = None,
+        delegation_roles: Iterable[AdminRole] | AdminRole | None = None,
+        delegation_duration: timedelta | None = None,
     ) -> tuple[str, PurchaseOffer]:
         """Create a purchase offer (services and licence counts) and its link (F4).
 
         Every count is checked against the catalogue's bounds. Offers are immutable once
-        issued; to change counts, :meth:`supersede_offer`.
+        issued; to change counts, :meth:`supersede_offer`. *delegation_roles* and
+        *delegation_duration* set the terms of the delegation offered with it, as for
+        :meth:`create_trial_invitation`.
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[str, PurchaseOffer]:
             ctx = self._context(uow, attempt, actor, None)
             self._require(ctx, Permission.CREATE_PURCHASE_OFFERS)
             url, offer = self._new_offer(
-                uow, ctx, attempt, lines, include_delegated_admin, expires_in, max_uses
+                uow,
+                ctx,
+                attempt,
+                lines,
+                (include_delegated_admin, delegation_roles, delegation_duration),
+                expires_in,
+                max_uses,
             )
             self._succeed(uow, attempt)
             return url, offer
@@ -312,13 +362,15 @@ class OfferCases(PortalCore):
         ctx: _Context,
         attempt: _Attempt,
         lines: Iterable[OfferLine],
-        include_delegated_admin: bool,
+        delegation: tuple[bool, object, object],
         expires_in: timedelta | None,
         max_uses: int | None,
     ) -> tuple[str, PurchaseOffer]:
-        _check_bool("include_delegated_admin", include_delegated_admin)
+        """A new offer and its link; *delegation* is whether one is included, its roles
+        and its duration."""
+        _check_bool("include_delegated_admin", delegation[0])
         checked = self._check_lines(lines)
-        d_offer = self._delegation_offer(uow, ctx) if include_delegated_admin else None
+        d_offer = self._included_delegation(uow, ctx, attempt, *delegation)
         offer_id = new_id("off")
         url, record = self._issue(
             uow,
@@ -394,8 +446,15 @@ class OfferCases(PortalCore):
         *,
         expires_in: timedelta | None = None,
         max_uses: int | None = None,
+        delegation_roles: Iterable[AdminRole] | AdminRole | None = None,
+        delegation_duration: timedelta | None = None,
     ) -> tuple[str, PurchaseOffer]:
-        """Issue a new offer that replaces an open one (whose link then stops working)."""
+        """Issue a new offer that replaces an open one (whose link then stops working).
+
+        By default the new offer includes delegated administration when the old one did,
+        on the old one's terms; *delegation_roles* and *delegation_duration* set others
+        (both, when either is given, as for :meth:`create_purchase_offer`).
+        """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[str, PurchaseOffer]:
             ctx = self._context(uow, attempt, actor, None)
@@ -406,8 +465,19 @@ class OfferCases(PortalCore):
                 if include_delegated_admin is None
                 else include_delegated_admin
             )
+            roles, duration = delegation_roles, delegation_duration
+            if include is True and roles is None and duration is None:
+                kept = (
+                    uow.delegation_offers.get(old.delegation_offer_id)
+                    if old.delegation_offer_id is not None
+                    else None
+                )
+                if kept is not None:  # the terms the customer was offered before
+                    roles, duration = kept.roles, kept.duration
             attempt.detail["supersedes"] = old.id
-            url, offer = self._new_offer(uow, ctx, attempt, lines, include, expires_in, max_uses)
+            url, offer = self._new_offer(
+                uow, ctx, attempt, lines, (include, roles, duration), expires_in, max_uses
+            )
             uow.purchase_offers.update(old.supersede(offer.id))
             self._succeed(uow, attempt)
             return url, offer
@@ -756,8 +826,8 @@ class OfferCases(PortalCore):
             attempt.actor = user
         attempt.target_id = claims.link_id
         attempt.detail["kind"] = claims.kind._value_  # not .value: a property, slower
-        if accept is not None:
-            _check_bool("accept_delegated_admin", accept)
+        if accept is not None and type(accept) is not bool:
+            raise ValidationError("accept_delegated_admin", "must be True, False or None")
         if company.is_partner:
             raise Forbidden(Decision(False, Rule.PARTNER_USERS_NEVER_REDEEM))
         record, offer = self._live_link(uow, claims, known)

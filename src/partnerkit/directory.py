@@ -131,6 +131,20 @@ def check_new_name(field: str, value: object) -> None:
         )
 
 
+def check_new_contact(contact: ContactInfo) -> None:
+    """Validate contact information a caller gives now: its address (shown to customers)
+    without C1 control characters or bidirectional embedding, override and isolate
+    characters, as :func:`check_new_name` holds names (a ``ValidationError`` on
+    ``"address"``). Checked where contact information is written, as names are."""
+    address = contact.address
+    if address is not None and _UNSAFE_IN_NEW_NAME.search(address):
+        raise ValidationError(
+            "address",
+            "must not contain control characters or bidirectional embedding, override or "
+            "isolate characters",
+        )
+
+
 def check_email(field: str, value: object) -> None:
     """Validate the syntax of an e-mail address."""
     _text(field, value, max_len=MAX_EMAIL)

@@ -153,6 +153,8 @@ _ONE_SECOND: Final = timedelta(seconds=1)
 _MIN_TIMESTAMP: Final = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _ONE_SECOND
 _MAX_TIMESTAMP: Final = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _ONE_SECOND
 _KEYRING_FORMAT: Final = 1
+#: What :meth:`Keyring.from_json` adds to "is not valid JSON": the mistake it usually is.
+FILE_NAME_HINT: Final = " (pass the ring's text, not a file name)"
 
 _V = TypeVar("_V")
 #: How many verified codes a ring (and a Portal, URLs) remembers: 2.4 MB at most (a ring).
@@ -610,9 +612,7 @@ class Keyring:
         try:
             document = json.loads(text)
         except (ValueError, UnicodeError, RecursionError):
-            raise ValidationError(
-                "keyring", "is not valid JSON (pass the ring's text, not a file name)"
-            ) from None
+            raise ValidationError("keyring", f"is not valid JSON{FILE_NAME_HINT}") from None
         if not isinstance(document, dict):
             raise ValidationError("keyring", "must be a JSON object")
         if document.get("format") != _KEYRING_FORMAT or type(document.get("format")) is not int:

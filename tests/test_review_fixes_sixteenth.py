@@ -1,0 +1,102 @@
+"""Fixes from the sixteenth session's newcomer review (a developer building a portal from
+the docs alone)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from partnerkit import ContactInfo, OfferLine, Portal, ValidationError
+from partnerkit.cli import main as run
+from partnerkit.stores.memory import MemoryStore
+from partnerkit.testing import World, build_world, sample_catalog
+
+
+@pytest.fixture
+def world() -> World:
+    return build_world(Portal(store=MemoryStore(), catalog=sample_catalog()))
+
+
+@pytest.mark.parametrize("answer", ["yes", 1, 0])
+def test_a_wrong_consent_answer_names_all_three_it_takes(world: World, answer: object) -> None:
+    """``accept_delegated_admin`` takes ``None`` too (the default): the message said only
+    "must be True or False"."""
+    url, _ = world.portal.create_purchase_offer(
+        world.partner_admin, [OfferLine("EXCHANGE", 5)], True
+    )
+    with pytest.raises(ValidationError) as refused:
+        world.portal.redeem(url, world.customer_admin, accept_delegated_admin=answer)  # type: ignore[arg-type]
+    assert str(refused.value) == "accept_delegated_admin: must be True, False or None"
+
+
+@pytest.mark.parametrize("override", ["\u202e", "\u2066", "\u202a", "\x85"])
+def test_an_address_given_now_may_not_hold_bidirectional_controls(
+    world: World, override: str
+) -> None:
+    """The address is shown to customers, as the name is, and "1 Main\u202e St" shows as
+    something else: refused where contact information is written (registering a company,
+    changing its profile), as in names. A right-to-left mark stays allowed."""
+    portal = world.portal
+    bad = ContactInfo(email="hi@tailspin.example", address=f"1 Main{override} St")
+    with pytest.raises(ValidationError) as refused:
+        portal.register_partner(name="Tailspin", contact=bad, admin_email="t@tailspin.example")
+    assert refused.value.field == "address"
+    with pytest.raises(ValidationError) as refused:
+        portal.update_profile(world.partner_admin, contact=bad)
+    assert refused.value.field == "address"
+    with pytest.raises(ValidationError):
+        portal.register_customer(
+            name="Northwind", domain="northwind.example", admin_email="n@northwind.example",
+            contact=bad,
+        )  # fmt: skip
+    assert portal.profile(world.partner_admin).contact == world.partner.contact
+    marked = ContactInfo(email="hi@contoso.example", address="\u200f\u05e8\u05d7\u05d5\u05d1 1")
+    assert portal.update_profile(world.partner_admin, contact=marked).contact == marked
+
+
+def test_the_command_says_a_key_file_is_not_json_without_the_apis_hint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``--keys FILE`` takes a file's name: "pass the ring's text, not a file name" (the
+    hint for a caller of ``Keyring.from_json``) told the user to do what they had done."""
+    keys = tmp_path / "demo.out"
+    keys.write_text("not a key ring\n")
+    assert run(["link", "inspect", "https://p.example/j?code=x", "--keys", str(keys)]) == 1
+    err = capsys.readouterr().err
+    assert f"{str(keys)!r} is not a key ring: keyring: is not valid JSON" in err
+    assert "file name" not in err
+
+
+def test_a_sign_in_finds_its_user_by_e_mail_as_partnerkit_compares_them(world: World) -> None:
+    """``find_user_by_email``: the lookup the command's ``--actor EMAIL`` always made, for
+    the portal's sign-in; case-insensitive as uniqueness is, ``None`` for nobody."""
+    portal = world.portal
+    assert portal.find_user_by_email("ADA@Contoso.example") == world.partner_admin
+    assert portal.find_user_by_email("dee@fabrikam.example") == world.customer_user
+    for nobody in ("nobody@contoso.example", "", "a\x00b@c.example", "\ud800@x.example"):
+        assert portal.find_user_by_email(nobody) is None
+    with pytest.raises(ValidationError) as refused:
+        portal.find_user_by_email(None)  # type: ignore[arg-type]
+    assert refused.value.field == "email"
+    portal.remove_user(world.customer_admin, world.customer_user.id)
+    assert portal.find_user_by_email("dee@fabrikam.example") is None
+
+
+def test_every_user_reads_their_own_record_without_a_right(world: World) -> None:
+    """``current_user``: a user without ``MANAGE_USERS`` could not read its own roles or
+    ``must_change_password`` (``list_users`` is for user managers)."""
+    from partnerkit import Forbidden
+
+    portal, dee = world.portal, world.customer_user
+    with pytest.raises(Forbidden):
+        portal.list_users(dee)
+    assert portal.current_user(dee.id) == dee
+    portal.reset_password(world.customer_admin, world.customer.id, dee.id)
+    me = portal.current_user(dee)
+    assert me.must_change_password
+    assert me.version == dee.version + 1
+    portal.remove_user(world.customer_admin, dee.id)
+    with pytest.raises(Forbidden) as refused:
+        portal.current_user(dee)
+    assert refused.value.decision.rule.value == "actor-does-not-exist"

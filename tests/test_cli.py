@@ -7,6 +7,7 @@ import importlib.metadata
 import io
 import os
 import re
+import shlex
 import sqlite3
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from partnerkit import (
     Company,
     DelegationStatus,
     Forbidden,
+    Keyring,
     LinkKind,
     PartnerAccess,
     Portal,
@@ -509,6 +511,43 @@ def test_demo_without_db_uses_a_new_file_in_a_new_temporary_directory(
     assert code == 0, err
     (made,) = tmp_path.glob("partnerkit-demo-*/portal.db")
     assert f"The portal is kept in {made}" in out
+
+
+def test_demo_keeps_its_key_ring_so_the_link_commands_work_on_its_portal(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``--db`` the demo writes its key ring beside its file (mode 0600) and says
+    how to go on: the commands it prints issue a link on the demo's portal and inspect it
+    there. A second run with ``--keys`` signs with the same ring; a file that is no ring is
+    refused before anything is written."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    code, out, err = run(capsys, "demo")
+    assert code == 0, err
+    (keys,) = tmp_path.glob("partnerkit-demo-*/keys.json")
+    db = keys.parent / "portal.db"
+    assert keys.stat().st_mode & 0o777 == 0o600
+    assert f"and its key ring in {keys}. Next:" in out
+    new = re.search(r"^  partnerkit (link new .*?)   # a link$", out, re.M)
+    assert new is not None
+    code, url, err = run(capsys, *shlex.split(new.group(1)))
+    assert code == 0, err
+    code, inspected, err = run(
+        capsys, "link", "inspect", url.strip(), "--db", str(db), "--keys", str(keys)
+    )
+    assert code == 0, err
+    assert "status: valid" in inspected
+    assert "delegated_admin" in inspected
+    ring = Keyring.from_json(keys.read_text())
+    code, out, err = run(capsys, "demo", "--db", str(db), "--keys", str(keys))
+    assert code == 0, err
+    assert Keyring.from_json(keys.read_text()).to_json() == ring.to_json()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a ring")
+    code, _, err = run(capsys, "demo", "--db", str(tmp_path / "other.db"), "--keys", str(notes))
+    assert code == 1
+    assert "is not a key ring" in err
+    assert "file name" not in err
+    assert not (tmp_path / "other.db").exists()
 
 
 def test_demo_refuses_a_file_that_is_not_a_database(

@@ -25,6 +25,7 @@ import argparse
 import importlib
 import importlib.metadata
 import os
+import shlex
 import sqlite3
 import sys
 import tempfile
@@ -39,7 +40,7 @@ import attrs
 from partnerkit.consent import Delegation
 from partnerkit.directory import Company, ContactInfo, User, email_key
 from partnerkit.errors import Forbidden, InvalidLink, PartnerKitError, ValidationError
-from partnerkit.links import Keyring, LinkClaims
+from partnerkit.links import FILE_NAME_HINT, Keyring, LinkClaims
 from partnerkit.offers import Catalog, OfferLine, Service, TrialTerms
 from partnerkit.portal import Portal
 from partnerkit.roles import AdminRole, PartnerAccess, Permission
@@ -105,6 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="the SQLite file to use (default: a new file in a new temporary directory); "
         "an existing file must be a partnerkit database",
+    )
+    demo.add_argument(
+        "--keys",
+        type=path_argument,
+        metavar="FILE",
+        help="the key ring to sign with: read if FILE exists, else made and written there "
+        "(default: a new ring, kept beside the file when the demo makes the file's "
+        "directory, else for this run only), so that 'partnerkit link inspect' can check "
+        "the demo's links",
     )
     demo.set_defaults(func=_demo_command)
 
@@ -901,24 +911,29 @@ def _free_run(store: SQLiteStore) -> int:
     raise PartnerKitError("no free e-mail domain left for the demo")
 
 
-def demo_portal(store: SQLiteStore) -> Portal:
-    """The portal the demo runs on: the demo catalogue and a fresh HMAC key ring.
+def demo_portal(store: SQLiteStore, keyring: Keyring | None = None) -> Portal:
+    """The portal the demo runs on: the demo catalogue and *keyring* (default: a fresh HMAC
+    key ring).
 
-    The key ring lives as long as the run: links of an earlier run on the same file no
+    A fresh key ring lives as long as the run: links of an earlier run on the same file no
     longer verify, as after a key rotation and removal. Passwords are hashed with the real
     scrypt cost of :class:`~partnerkit.support.PasswordHasher`.
     """
     return Portal(
         store=store,
-        keyring=Keyring.generate(),
+        keyring=Keyring.generate() if keyring is None else keyring,
         catalog=DEMO_CATALOG,
         base_url="https://portal.example/join",
         password_hasher=PasswordHasher(),
     )
 
 
-def run_demo(path: Path, out: TextIO, steps: Sequence[DemoStep] = ()) -> None:
-    """Tell the story of *steps* (default :data:`DEMO_STEPS`) on the SQLite file *path*.
+def run_demo(
+    path: Path, out: TextIO, steps: Sequence[DemoStep] = (), keyring: Keyring | None = None
+) -> str:
+    """Tell the story of *steps* (default :data:`DEMO_STEPS`) on the SQLite file *path*,
+    signing with *keyring* (default: a fresh one). Returns the e-mail address of this run's
+    partner admin.
 
     Raises:
         PartnerKitError: the store failed, or a step found the portal misbehaving.
@@ -927,30 +942,65 @@ def run_demo(path: Path, out: TextIO, steps: Sequence[DemoStep] = ()) -> None:
     try:
         run = _free_run(store)
         domain = "contoso.example" if run == 1 else f"contoso{run}.example"
-        story = Story(portal=demo_portal(store), out=out, domain=domain, run=run)
+        story = Story(portal=demo_portal(store, keyring), out=out, domain=domain, run=run)
         print(f"partnerkit {_version()} demo on {_shown_path(path)}", file=out)
         for step in steps or DEMO_STEPS:
             step(story)
     finally:
         store.close()
+    return story.email("ana")
 
 
 def _demo_command(args: argparse.Namespace) -> int:
     path: Path
+    keys: Path | None = args.keys
     if args.db is None:
-        path = Path(tempfile.mkdtemp(prefix="partnerkit-demo-")) / "portal.db"
+        directory = Path(tempfile.mkdtemp(prefix="partnerkit-demo-"))
+        path = directory / "portal.db"
+        keys = directory / "keys.json" if keys is None else keys
     else:
         path = args.db
     try:
         _check_demo_file(path)
-        run_demo(path, sys.stdout)
+        keyring = None if keys is None else _demo_keyring(keys)
+        admin = run_demo(path, sys.stdout, keyring=keyring)
     except (_RefusedFile, PartnerKitError, OSError) as exc:
         print(f"partnerkit demo: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     shown = _shown_path(path)
     print(f"\nThe portal is kept in {shown}")
-    print(f"(run 'partnerkit demo --db {shown}' to add another partner to it)")
+    if keys is None:
+        print(f"(run 'partnerkit demo --db {shown}' to add another partner to it)")
+    else:
+        ring = _shown_path(keys)
+        given = f"--db {shlex.quote(shown)} --keys {shlex.quote(ring)}"
+        print(f"and its key ring in {ring}. Next:")
+        print(f"  partnerkit demo {given}   # another partner")
+        print(
+            f"  partnerkit link new {given} --actor {admin} "
+            "--base-url https://portal.example/join --delegated-admin   # a link"
+        )
+        print(f"  partnerkit link inspect URL {given}   # check it")
     return EXIT_OK
+
+
+def _demo_keyring(path: Path) -> Keyring:
+    """The key ring in *path*, or a new one written there (mode 0600) if there is none."""
+    try:
+        text = path.read_text("utf-8")
+    except FileNotFoundError:
+        ring = Keyring.generate()
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(ring.to_json())
+        return ring
+    except UnicodeError:
+        raise _RefusedFile(f"{str(path)!r} is not a key ring") from None
+    try:
+        return Keyring.from_json(text)
+    except PartnerKitError as exc:
+        reason = str(exc).removesuffix(FILE_NAME_HINT)  # a file's name is what was given
+        raise _RefusedFile(f"{str(path)!r} is not a key ring: {reason}") from None
 
 
 def _shown_path(path: Path) -> str:

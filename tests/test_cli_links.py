@@ -450,8 +450,15 @@ def test_link_new_gives_a_trials_delegation_the_roles_and_days_asked_for(
         ),
         (
             ["--delegated-admin", "--with-delegated-admin"],
-            "--with-delegated-admin goes with --trial",
+            "--with-delegated-admin and --catalog go with --trial",
         ),
+        (
+            ["--delegated-admin", "--catalog", "catalog.json"],
+            "--with-delegated-admin and --catalog go with --trial",
+        ),
+        # An empty SKU (an unset shell variable) is a trial of no service, not a standalone
+        # delegation of all five roles (review of the sixteenth session).
+        (["--trial", ""], "service not found: ''"),
     ],
 )
 def test_link_new_refuses_options_it_would_ignore(

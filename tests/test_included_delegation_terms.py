@@ -155,7 +155,10 @@ def test_bad_terms_are_refused_by_the_names_this_call_takes_them_by(
     assert refused.value.field == field
 
 
-def test_a_superseding_offer_keeps_the_old_terms_unless_given_others(world: World) -> None:
+def test_a_superseding_offer_keeps_each_old_term_it_is_not_given(world: World) -> None:
+    """Each term stays as the customer was offered it unless given anew: asking for a
+    shorter duration keeps the roles (before, giving one term put all five roles back, or
+    took the end date away, the review found)."""
     portal, ana = world.portal, world.partner_admin
     _, first = portal.create_purchase_offer(
         ana,
@@ -166,13 +169,26 @@ def test_a_superseding_offer_keeps_the_old_terms_unless_given_others(world: Worl
     )
     kept_url, kept = portal.supersede_offer(ana, first.id, [OfferLine("EXCHANGE", 12)])
     assert _terms(world, kept_url) == (_PASSWORD, timedelta(days=7))
-    new_url, _ = portal.supersede_offer(
+    shorter_url, shorter = portal.supersede_offer(
+        ana, kept.id, [OfferLine("EXCHANGE", 12)], delegation_duration=timedelta(days=3)
+    )
+    assert _terms(world, shorter_url) == (_PASSWORD, timedelta(days=3))
+    wider_url, _ = portal.supersede_offer(
         ana,
-        kept.id,
+        shorter.id,
         [OfferLine("EXCHANGE", 14)],
         delegation_roles={AdminRole.BILLING_ADMIN, AdminRole.PASSWORD_ADMIN},
     )
-    assert _terms(world, new_url) == (
+    assert _terms(world, wider_url) == (
         frozenset({AdminRole.BILLING_ADMIN, AdminRole.PASSWORD_ADMIN}),
-        None,
+        timedelta(days=3),
     )
+
+
+def test_an_offer_superseded_with_a_delegation_it_had_none_of_asks_for_the_defaults(
+    world: World,
+) -> None:
+    portal, ana = world.portal, world.partner_admin
+    _, first = portal.create_purchase_offer(ana, [OfferLine("EXCHANGE", 10)])
+    url, _ = portal.supersede_offer(ana, first.id, [OfferLine("EXCHANGE", 10)], True)
+    assert _terms(world, url) == (frozenset(AdminRole), None)

@@ -171,3 +171,59 @@ def test_a_thread_that_ends_inside_its_unit_of_work_after_the_close_leaves_nothi
             uow.commit()
     finally:
         again.close()
+
+
+def test_a_close_landing_as_a_thread_gives_its_connection_back_still_closes_it(
+    tmp_path: Path,
+) -> None:
+    """``close()`` in another thread at the moment a unit of work gives its connection
+    back (it finds it in use, and leaves it to the thread): the thread closes it. It used
+    to read "not closed" before letting go, and then left the connection open for as long
+    as the thread lived (the review paused a thread there with ``sys.settrace``)."""
+    store = SQLiteStore(tmp_path / "portal.db")
+    before = set(store._all)
+    letting_go = store._done_with
+
+    def close_meanwhile(session):  # type: ignore[no-untyped-def]
+        if not store._closed:
+            closer = threading.Thread(target=store.close)
+            closer.start()
+            closer.join(30)
+        letting_go(session)
+
+    store._done_with = close_meanwhile  # type: ignore[method-assign]
+    with store.unit_of_work(write=False) as uow:
+        uow.companies.get("cmp_1")
+        (conn,) = set(store._all) - before or set(store._all)
+    del store._done_with
+    assert store._all == {}
+    with pytest.raises(Exception, match="closed"):
+        conn.execute("SELECT 1")
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="needs os.fork")
+def test_a_forked_childs_close_neither_waits_for_its_parents_lock_nor_closes_its_connections(
+    tmp_path: Path,
+) -> None:
+    """A parent's thread held the store's lock at the fork: the child's ``close()`` (its
+    first call on the store) used to wait for it for ever, and to close the parent's
+    connections, which a child keeps unclosed."""
+    import signal
+
+    from _forking import in_child
+
+    store = SQLiteStore(tmp_path / "portal.db")
+    try:
+        (parents,) = store._all
+
+        def child() -> str:
+            signal.alarm(10)  # a hang ends the child, and fails the test
+            store.close()
+            signal.alarm(0)
+            return str(parents.execute("SELECT count(*) FROM companies").fetchone())
+
+        with store._lock:  # as a thread of the parent's would, at the fork
+            reported = in_child(child)
+        assert reported == "(0,)"
+    finally:
+        store.close()

@@ -530,10 +530,11 @@ def _link_new(args: argparse.Namespace) -> int:
 
     # Options that would be ignored are refused: a delegation asked for with a role or an
     # end date must not be offered with all five roles and none.
-    if args.with_delegated_admin and not args.trial:
-        _error("--with-delegated-admin goes with --trial")
+    trial = args.trial is not None  # by presence: an empty SKU is the catalogue's to refuse
+    if not trial and (args.with_delegated_admin or args.catalog is not None):
+        _error("--with-delegated-admin and --catalog go with --trial")
         return EXIT_USAGE
-    if args.trial and not args.with_delegated_admin and (args.role or args.days is not None):
+    if trial and not args.with_delegated_admin and (args.role or args.days is not None):
         _error("--role and --days set a delegation's terms: add --with-delegated-admin")
         return EXIT_USAGE
     ring = _load(args.keys)
@@ -560,7 +561,7 @@ def _link_new(args: argparse.Namespace) -> int:
         expires = _days("--expires-in-days", args.expires_in_days)
         roles = None if not args.role else {AdminRole(r) for r in args.role}
         duration = _days("--days", args.days)
-        if args.trial:
+        if trial:
             url = portal.create_trial_invitation(
                 found[0],
                 args.trial,
@@ -579,7 +580,7 @@ def _link_new(args: argparse.Namespace) -> int:
                 max_uses=args.max_uses,
             )
     except NotFound as error:
-        missing = args.trial and not args.catalog
+        missing = trial and not args.catalog
         _error(f"{error} (give the catalogue with --catalog FILE)" if missing else str(error))
         return EXIT_USAGE
     except PartnerKitError as error:

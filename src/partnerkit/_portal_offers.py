@@ -45,6 +45,7 @@ from partnerkit.errors import (
     LinkExhausted,
     LinkRevoked,
     NotFound,
+    PartnerKitError,
     ValidationError,
     _plain,
     _pretends,
@@ -452,8 +453,9 @@ class OfferCases(PortalCore):
         """Issue a new offer that replaces an open one (whose link then stops working).
 
         By default the new offer includes delegated administration when the old one did,
-        on the old one's terms; *delegation_roles* and *delegation_duration* set others
-        (both, when either is given, as for :meth:`create_purchase_offer`).
+        on the old one's terms; *delegation_roles* and *delegation_duration* change one
+        term or both (the other stays as it was). An end date cannot be taken away this
+        way: withdraw the offer and create a new one.
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[str, PurchaseOffer]:
@@ -466,14 +468,16 @@ class OfferCases(PortalCore):
                 else include_delegated_admin
             )
             roles, duration = delegation_roles, delegation_duration
-            if include is True and roles is None and duration is None:
-                kept = (
-                    uow.delegation_offers.get(old.delegation_offer_id)
-                    if old.delegation_offer_id is not None
-                    else None
-                )
-                if kept is not None:  # the terms the customer was offered before
-                    roles, duration = kept.roles, kept.duration
+            if include is True and old.delegation_offer_id is not None:
+                # Each term not given is the one the customer was offered before: asking
+                # for a shorter duration must not widen the roles back to all five.
+                kept = uow.delegation_offers.get(old.delegation_offer_id)
+                if kept is None:
+                    raise PartnerKitError(
+                        f"storage error: the delegation offer of {old.id} is missing"
+                    )
+                roles = kept.roles if roles is None else roles
+                duration = kept.duration if duration is None else duration
             attempt.detail["supersedes"] = old.id
             url, offer = self._new_offer(
                 uow, ctx, attempt, lines, (include, roles, duration), expires_in, max_uses

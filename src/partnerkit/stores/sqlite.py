@@ -1025,12 +1025,14 @@ class SQLiteStore:
             self._lock.release()
             return
         session = self._session_of_thread()
-        if self._closed and session.depth == 1:
-            # close() kept it for this use, the last: it is this thread's to close.
+        self._done_with(session)
+        # Only now: close() sets _closed before it tries ``using``, so either it found the
+        # connection free (and closed it) or this sees it closed (and closes it here).
+        # Read before letting go of ``using``, a close() in between would leave it open.
+        if self._closed and session.depth == 0:
             self._close_if_kept(conn)
             if session.own is conn:
                 session.own = None
-        self._done_with(session)
 
     def discard(self, conn: sqlite3.Connection) -> None:
         """Forget a connection that can no longer be trusted."""
@@ -1119,6 +1121,14 @@ class SQLiteStore:
         end, and its connection is closed then, or as the thread ends. Closing it here,
         under the statement, would crash the process in sqlite3.
         """
+        if self._forks != _forks:
+            # A forked child's first call: its parent's lock may be held for ever (by a
+            # thread the child does not have), and its parent's connections are kept.
+            with contextlib.suppress(PartnerKitError):  # ":memory:" refuses the child
+                self._after_fork()
+            if self._shared is not None:
+                _INHERITED.append(self._shared)
+                self._shared = None
         if self._memory:
             session = getattr(self._local, "session", None)
             if session is not None and session.uow is not None:

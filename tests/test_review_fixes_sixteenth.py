@@ -3,14 +3,18 @@ the docs alone)."""
 
 from __future__ import annotations
 
+import os
+from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
 
-from partnerkit import ContactInfo, OfferLine, Portal, ValidationError
+from partnerkit import ContactInfo, OfferLine, PartnerKitError, Portal, ValidationError
 from partnerkit.cli import main as run
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.testing import World, build_world, sample_catalog
+
+pytest_plugins = ["pg_fixtures"]
 
 
 @pytest.fixture
@@ -100,3 +104,79 @@ def test_every_user_reads_their_own_record_without_a_right(world: World) -> None
     with pytest.raises(Forbidden) as refused:
         portal.current_user(dee)
     assert refused.value.decision.rule.value == "actor-does-not-exist"
+
+
+# -- an older process left running after a newer one migrated --------------------------
+
+
+def test_an_older_sqlite_process_writes_nothing_once_a_newer_one_migrated(
+    tmp_path: Path,
+) -> None:
+    """A store of this partnerkit, open while a newer partnerkit migrates the file (here:
+    a version recorded and a table made, as a migration does), refuses every write from
+    then on, saying why; it still reads. Before, it went on writing rows without what the
+    newer schema adds. A table of the operator's own, which changes the schema but not its
+    version, changes nothing."""
+    import sqlite3
+
+    from partnerkit.stores.sqlite import SCHEMA_VERSION, SQLiteStore
+
+    path = tmp_path / "portal.db"
+    store = SQLiteStore(path)
+    try:
+        portal = Portal(store=store)
+        _, ana = portal.register_partner(
+            name="Contoso", contact=ContactInfo(email="hi@c.example"), admin_email="a@c.example"
+        )
+        with sqlite3.connect(path) as other:
+            other.execute("CREATE TABLE operators_notes (id INTEGER PRIMARY KEY)")
+        other.close()
+        portal.update_profile(ana, name="Contoso Ltd")  # someone else's table: no matter
+        with sqlite3.connect(path) as newer:
+            newer.execute("CREATE TABLE partnerkit_next (id TEXT PRIMARY KEY)")
+            newer.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+        newer.close()
+        with pytest.raises(PartnerKitError) as refused:
+            portal.update_profile(ana, name="Contoso Group")
+        assert f"migrated to schema version {SCHEMA_VERSION + 1} by a newer partnerkit" in str(
+            refused.value
+        )
+        assert portal.profile(ana).name == "Contoso Ltd"  # reads go on; nothing was written
+        with store.unit_of_work(write=False) as uow:
+            assert uow.audit_head()[0] == 2  # the registration and the first rename only
+    finally:
+        store.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    find_spec("psycopg") is None and not os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"),
+    reason="psycopg is not installed (partnerkit[postgres])",
+)
+def test_an_older_postgres_app_server_writes_nothing_once_a_newer_one_migrated(
+    empty_dsn: str,
+) -> None:
+    """The same on PostgreSQL: the version is read under the writers' lock, in the
+    writer's first round trip."""
+    import psycopg
+
+    from partnerkit.stores.postgres import SCHEMA_VERSION, PostgresStore
+
+    store = PostgresStore(empty_dsn, min_size=1, max_size=2)
+    try:
+        portal = Portal(store=store)
+        _, ana = portal.register_partner(
+            name="Contoso", contact=ContactInfo(email="hi@c.example"), admin_email="a@c.example"
+        )
+        with psycopg.connect(empty_dsn, autocommit=True) as newer:
+            newer.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION + 1,))
+        with pytest.raises(PartnerKitError) as refused:
+            portal.update_profile(ana, name="Contoso Group")
+        assert f"migrated to schema version {SCHEMA_VERSION + 1} by a newer partnerkit" in str(
+            refused.value
+        )
+        assert portal.profile(ana).name == "Contoso"
+        with store.unit_of_work(write=False) as uow:
+            assert uow.audit_head()[0] == 1
+    finally:
+        store.close()

@@ -49,6 +49,7 @@ __all__ = [
     "key_of",
     "log_migrated",
     "migrate_forward",
+    "newer_schema",
     "prefix_range",
     "relation_search",
     "table_codec",
@@ -781,6 +782,16 @@ def migrate_forward(
                 execute(step)
         record(version + 1)
     return current
+
+
+def newer_schema(found: int, known: int) -> PartnerKitError:
+    """What a write of an older partnerkit meets in a database a newer one migrated while it
+    ran (its rows would lack what the new schema adds, and read as less than they are)."""
+    return PartnerKitError(
+        f"the database was migrated to schema version {found} by a newer partnerkit while "
+        f"this process (schema version {known}) ran; it writes nothing more: upgrade it "
+        "(stop every older app server before the first upgraded one starts)"
+    )
 
 
 def log_migrated(log: logging.Logger, store: object, found: int, reached: int) -> None:

@@ -105,6 +105,7 @@ from partnerkit.stores._sql import (
     listed_sql,
     log_migrated,
     migrate_forward,
+    newer_schema,
     page_indexes,
     page_statements,
     prefix_range,
@@ -345,7 +346,12 @@ def translate_errors() -> _Translating:
 # A write unit of work opens with these two statements, sent together in one round trip: it
 # begins and takes the writers' lock.
 _BEGIN_WRITE = b"BEGIN ISOLATION LEVEL READ COMMITTED READ WRITE"
-_LOCK_HEAD = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+#: The writers' lock, which answers the chain's head and, read under it, the schema's
+#: version (a newer partnerkit's migration is refused writes of this one).
+_LOCK_HEAD = (
+    "SELECT seq, hash, (SELECT max(version) FROM schema_version) "
+    "FROM audit_head WHERE id = 1 FOR UPDATE"
+)
 _BEGIN_READ = b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 _COMMIT = b"COMMIT"
 #: What a write unit of work answers when its COMMIT finds its transaction failed.
@@ -1217,7 +1223,12 @@ class _PostgresUnitOfWork:
     def _take_head(self, result: Any) -> None:
         rows = self._slot.rows  # type: ignore[union-attr]
         rows.set_pgresult(result)
-        self._head = chain_head(rows.load_row(0, tuple) if result.ntuples else None)
+        row = rows.load_row(0, tuple) if result.ntuples else None
+        if row is not None and type(row[2]) is int and row[2] > SCHEMA_VERSION:
+            refused = newer_schema(row[2], SCHEMA_VERSION)
+            self._refuse(refused)
+            raise refused
+        self._head = chain_head(row[:2] if row is not None else None)
 
     def _opened_now(self) -> _Slot:
         """The connection, once the answers of this writer's opening are read (a round trip

@@ -53,6 +53,7 @@ from partnerkit.stores._sql import (
     key_of,
     log_migrated,
     migrate_forward,
+    newer_schema,
     page_indexes,
     rekey_renamed,
     relation_search,
@@ -795,7 +796,12 @@ class _SQLiteUnitOfWork:
         conn = store._connection_of(session)
         try:
             conn.execute("BEGIN IMMEDIATE" if self._write else "BEGIN")
+            if self._write and not store._memory:
+                store._check_schema(conn)  # under the write lock: no migration can follow
         except BaseException as exc:
+            if conn.in_transaction:  # begun, and then refused
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
             store.release(conn)
             if store._closed:  # closed while this one was opening
                 raise PartnerKitError("the store is closed") from exc
@@ -905,6 +911,8 @@ class SQLiteStore:
         self._wal = False
         #: The file's (device, inode) once open: what SQLite tells its files apart by.
         self._inode: tuple[int, int] | None = None
+        #: SQLite's schema cookie when the store last found the schema its own.
+        self._cookie: int | None = None
         try:
             self._migrate()
             if not self._memory:
@@ -1093,6 +1101,19 @@ class SQLiteStore:
                     raise
         finally:
             self.release(conn)
+
+    def _check_schema(self, conn: sqlite3.Connection) -> None:
+        """Refuse a write once a newer partnerkit has migrated the file (read under the
+        write lock). SQLite's schema cookie tells, for almost nothing, whether the schema
+        changed since the store last looked; only then is the version read."""
+        cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
+        if cookie == self._cookie:
+            return
+        row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+        found = _version_in(row[0]) if row is not None else 0
+        if found > SCHEMA_VERSION:
+            raise newer_schema(found, SCHEMA_VERSION)
+        self._cookie = cookie  # a change of someone else's (an index of the operator's)
 
     def schema_version(self) -> int:
         """Return the schema version recorded in the file."""

@@ -148,6 +148,93 @@ def test_an_older_sqlite_process_writes_nothing_once_a_newer_one_migrated(
         store.close()
 
 
+def test_an_older_sqlite_process_sees_a_migration_that_only_moves_data(tmp_path: Path) -> None:
+    """A migration may change no table (a backfill, a rekey): it still records its version,
+    and the older store, which has written before, is refused (the review found that the
+    first version of the check looked at the version only when SQLite's schema cookie,
+    which only DDL moves, had changed)."""
+    import sqlite3
+
+    from partnerkit.stores.sqlite import SCHEMA_VERSION, SQLiteStore
+
+    path = tmp_path / "portal.db"
+    store = SQLiteStore(path)
+    try:
+        portal = Portal(store=store)
+        _, ana = portal.register_partner(
+            name="Contoso", contact=ContactInfo(email="hi@c.example"), admin_email="a@c.example"
+        )
+        portal.update_profile(ana, name="Contoso Ltd")
+        with sqlite3.connect(path) as newer:
+            newer.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+        newer.close()
+        with pytest.raises(PartnerKitError, match="by a newer partnerkit"):
+            portal.update_profile(ana, name="Contoso Group")
+    finally:
+        store.close()
+
+
+_NEWER_MIGRATOR = """
+import sys
+import partnerkit.stores.postgres as pg
+slow = ["SELECT pg_sleep(1.5)", "ALTER TABLE companies ADD COLUMN later TEXT"]
+pg.MIGRATIONS = (*pg.MIGRATIONS, slow)
+pg.SCHEMA_VERSION = len(pg.MIGRATIONS)
+pg.PostgresStore(sys.argv[1], min_size=0).close()
+print("migrated")
+"""
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(
+    find_spec("psycopg") is None and not os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"),
+    reason="psycopg is not installed (partnerkit[postgres])",
+)
+def test_an_older_postgres_writer_during_a_migration_waits_for_it_and_is_refused(
+    empty_dsn: str,
+) -> None:
+    """A newer app server migrates (its migration takes a while) while an older one
+    writes: the older writer waits for the migration's commit, sees the new version, and
+    writes nothing. Before, it read the version still committed and wrote (the review's
+    reproducer), as the migration held no lock a writer waits for."""
+    import subprocess
+    import sys
+    import time
+
+    import psycopg
+
+    from partnerkit.stores.postgres import PostgresStore
+
+    store = PostgresStore(empty_dsn, min_size=1, max_size=2)
+    try:
+        portal = Portal(store=store)
+        _, ana = portal.register_partner(
+            name="Contoso", contact=ContactInfo(email="hi@c.example"), admin_email="a@c.example"
+        )
+        newer = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
+            [sys.executable, "-c", _NEWER_MIGRATOR, empty_dsn],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            with psycopg.connect(empty_dsn, autocommit=True) as watcher:
+                deadline = time.monotonic() + 60
+                query = "SELECT 1 FROM pg_stat_activity WHERE query LIKE 'SELECT pg_sleep(1.5)%'"
+                while not watcher.execute(query).fetchone():
+                    assert newer.poll() is None, newer.communicate()
+                    assert time.monotonic() < deadline, "the migration never started"
+                    time.sleep(0.01)
+            with pytest.raises(PartnerKitError, match="by a newer partnerkit"):
+                portal.update_profile(ana, name="Contoso Group")
+        finally:
+            out, err = newer.communicate(timeout=60)
+        assert out.strip() == "migrated", err
+        assert portal.profile(ana).name == "Contoso"
+    finally:
+        store.close()
+
+
 @pytest.mark.postgres
 @pytest.mark.skipif(
     find_spec("psycopg") is None and not os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"),

@@ -2049,8 +2049,14 @@ class PostgresStore:
                     if row is None or row[0] is None:
                         cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                     row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
+                    current = int(row[0] or 0) if row is not None else 0
+                    if 0 < current < len(MIGRATIONS):
+                        # Writers of older code read the version with their lock on the
+                        # head (_LOCK_HEAD): held off until this commits, they see the new
+                        # version then, and refuse. Readers go on.
+                        cur.execute("LOCK TABLE audit_head IN EXCLUSIVE MODE")
                     found = migrate_forward(
-                        int(row[0] or 0) if row is not None else 0,
+                        current,
                         MIGRATIONS,
                         cur,
                         cur.execute,

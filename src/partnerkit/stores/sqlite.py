@@ -911,8 +911,6 @@ class SQLiteStore:
         self._wal = False
         #: The file's (device, inode) once open: what SQLite tells its files apart by.
         self._inode: tuple[int, int] | None = None
-        #: SQLite's schema cookie when the store last found the schema its own.
-        self._cookie: int | None = None
         try:
             self._migrate()
             if not self._memory:
@@ -1104,16 +1102,12 @@ class SQLiteStore:
 
     def _check_schema(self, conn: sqlite3.Connection) -> None:
         """Refuse a write once a newer partnerkit has migrated the file (read under the
-        write lock). SQLite's schema cookie tells, for almost nothing, whether the schema
-        changed since the store last looked; only then is the version read."""
-        cookie = conn.execute("PRAGMA schema_version").fetchone()[0]
-        if cookie == self._cookie:
-            return
+        write lock, every time: a migration that only moves data leaves SQLite's schema
+        cookie as it was, so the cookie cannot stand in for the version)."""
         row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
         found = _version_in(row[0]) if row is not None else 0
         if found > SCHEMA_VERSION:
             raise newer_schema(found, SCHEMA_VERSION)
-        self._cookie = cookie  # a change of someone else's (an index of the operator's)
 
     def schema_version(self) -> int:
         """Return the schema version recorded in the file."""

@@ -376,16 +376,22 @@ def test_link_new_issues_a_delegated_admin_offer_the_portal_recorded(
     assert {r.value for r in terms.roles} == {"password_admin"}
 
 
-def test_link_new_issues_a_trial_invitation_with_a_catalogue_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """``link new --trial SKU --catalog FILE`` issues a trial link for that service."""
-    db, keys = _portal_file(tmp_path)
+def _catalog_file(tmp_path: Path) -> Path:
+    """A catalogue file of one service, ``EXCHANGE``, with a trial."""
     catalog = tmp_path / "catalog.json"
     catalog.write_text(
         json.dumps({"services": [{"sku": "EXCHANGE", "name": "Exchange", "trial": {"days": 30,
                     "licenses": 25}}]})
     )  # fmt: skip
+    return catalog
+
+
+def test_link_new_issues_a_trial_invitation_with_a_catalogue_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``link new --trial SKU --catalog FILE`` issues a trial link for that service."""
+    db, keys = _portal_file(tmp_path)
+    catalog = _catalog_file(tmp_path)
     capsys.readouterr()
     code = run(
         "link", "new", "--db", db, "--keys", keys, "--actor", "ana@contoso.example",
@@ -407,11 +413,7 @@ def test_link_new_gives_a_trials_delegation_the_roles_and_days_asked_for(
     from partnerkit.stores.sqlite import SQLiteStore
 
     db, keys = _portal_file(tmp_path)
-    catalog = tmp_path / "catalog.json"
-    catalog.write_text(
-        json.dumps({"services": [{"sku": "EXCHANGE", "name": "Exchange", "trial": {"days": 30,
-                    "licenses": 25}}]})
-    )  # fmt: skip
+    catalog = _catalog_file(tmp_path)
     capsys.readouterr()
     code = run(
         "link", "new", "--db", db, "--keys", keys, "--actor", "ana@contoso.example",

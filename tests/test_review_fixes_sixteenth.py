@@ -9,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from partnerkit import ContactInfo, OfferLine, PartnerKitError, Portal, ValidationError
+from partnerkit import ContactInfo, OfferLine, PartnerKitError, Portal, User, ValidationError
 from partnerkit.cli import main as run
+from partnerkit.ports import Store
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.testing import World, build_world, sample_catalog
 
@@ -109,6 +110,15 @@ def test_every_user_reads_their_own_record_without_a_right(world: World) -> None
 # -- an older process left running after a newer one migrated --------------------------
 
 
+def _contoso(store: Store) -> tuple[Portal, User]:
+    """A portal on *store* and the global admin of the partner registered in it."""
+    portal = Portal(store=store)
+    _, ana = portal.register_partner(
+        name="Contoso", contact=ContactInfo(email="hi@c.example"), admin_email="a@c.example"
+    )
+    return portal, ana
+
+
 def test_an_older_sqlite_process_writes_nothing_once_a_newer_one_migrated(
     tmp_path: Path,
 ) -> None:
@@ -124,10 +134,7 @@ def test_an_older_sqlite_process_writes_nothing_once_a_newer_one_migrated(
     path = tmp_path / "portal.db"
     store = SQLiteStore(path)
     try:
-        portal = Portal(store=store)
-        _, ana = portal.register_partner(
-            name="Contoso", contact=ContactInfo(email="hi@c.example"), admin_email="a@c.example"
-        )
+        portal, ana = _contoso(store)
         with sqlite3.connect(path) as other:
             other.execute("CREATE TABLE operators_notes (id INTEGER PRIMARY KEY)")
         other.close()
@@ -160,10 +167,7 @@ def test_an_older_sqlite_process_sees_a_migration_that_only_moves_data(tmp_path:
     path = tmp_path / "portal.db"
     store = SQLiteStore(path)
     try:
-        portal = Portal(store=store)
-        _, ana = portal.register_partner(
-            name="Contoso", contact=ContactInfo(email="hi@c.example"), admin_email="a@c.example"
-        )
+        portal, ana = _contoso(store)
         portal.update_profile(ana, name="Contoso Ltd")
         with sqlite3.connect(path) as newer:
             newer.execute("INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
@@ -172,6 +176,13 @@ def test_an_older_sqlite_process_sees_a_migration_that_only_moves_data(tmp_path:
             portal.update_profile(ana, name="Contoso Group")
     finally:
         store.close()
+
+
+#: A test that runs on PostgreSQL (skipped without psycopg, unless CI requires it).
+_needs_postgres = pytest.mark.skipif(
+    find_spec("psycopg") is None and not os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"),
+    reason="psycopg is not installed (partnerkit[postgres])",
+)
 
 
 _NEWER_MIGRATOR = """
@@ -186,10 +197,7 @@ print("migrated")
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(
-    find_spec("psycopg") is None and not os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"),
-    reason="psycopg is not installed (partnerkit[postgres])",
-)
+@_needs_postgres
 def test_an_older_postgres_writer_during_a_migration_waits_for_it_and_is_refused(
     empty_dsn: str,
 ) -> None:
@@ -207,10 +215,7 @@ def test_an_older_postgres_writer_during_a_migration_waits_for_it_and_is_refused
 
     store = PostgresStore(empty_dsn, min_size=1, max_size=2)
     try:
-        portal = Portal(store=store)
-        _, ana = portal.register_partner(
-            name="Contoso", contact=ContactInfo(email="hi@c.example"), admin_email="a@c.example"
-        )
+        portal, ana = _contoso(store)
         newer = subprocess.Popen(  # noqa: S603 - this interpreter, our own script
             [sys.executable, "-c", _NEWER_MIGRATOR, empty_dsn],
             stdout=subprocess.PIPE,
@@ -236,10 +241,7 @@ def test_an_older_postgres_writer_during_a_migration_waits_for_it_and_is_refused
 
 
 @pytest.mark.postgres
-@pytest.mark.skipif(
-    find_spec("psycopg") is None and not os.environ.get("PARTNERKIT_REQUIRE_POSTGRES"),
-    reason="psycopg is not installed (partnerkit[postgres])",
-)
+@_needs_postgres
 def test_an_older_postgres_app_server_writes_nothing_once_a_newer_one_migrated(
     empty_dsn: str,
 ) -> None:
@@ -251,10 +253,7 @@ def test_an_older_postgres_app_server_writes_nothing_once_a_newer_one_migrated(
 
     store = PostgresStore(empty_dsn, min_size=1, max_size=2)
     try:
-        portal = Portal(store=store)
-        _, ana = portal.register_partner(
-            name="Contoso", contact=ContactInfo(email="hi@c.example"), admin_email="a@c.example"
-        )
+        portal, ana = _contoso(store)
         with psycopg.connect(empty_dsn, autocommit=True) as newer:
             newer.execute("INSERT INTO schema_version (version) VALUES (%s)", (SCHEMA_VERSION + 1,))
         with pytest.raises(PartnerKitError) as refused:

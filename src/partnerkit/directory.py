@@ -108,6 +108,9 @@ def check_name(field: str, value: object) -> None:
 #: a name can display as another (a partner's customer list shows "Contoso" for a name
 #: stored as something else). Right-to-left names need none of them.
 _UNSAFE_IN_NEW_NAME = re.compile("[\x80-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSAFE_MESSAGE = (
+    "must not contain control characters or bidirectional embedding, override or isolate characters"
+)
 
 
 def check_new_name(field: str, value: object) -> None:
@@ -124,11 +127,7 @@ def check_new_name(field: str, value: object) -> None:
     check_name(field, value)
     assert isinstance(value, str)
     if _UNSAFE_IN_NEW_NAME.search(str.__str__(value)):
-        raise ValidationError(
-            field,
-            "must not contain control characters or bidirectional embedding, override or "
-            "isolate characters",
-        )
+        raise ValidationError(field, _UNSAFE_MESSAGE)
 
 
 def check_new_contact(contact: ContactInfo) -> None:
@@ -138,11 +137,7 @@ def check_new_contact(contact: ContactInfo) -> None:
     ``"address"``). Checked where contact information is written, as names are."""
     address = contact.address
     if address is not None and _UNSAFE_IN_NEW_NAME.search(address):
-        raise ValidationError(
-            "address",
-            "must not contain control characters or bidirectional embedding, override or "
-            "isolate characters",
-        )
+        raise ValidationError("address", _UNSAFE_MESSAGE)
 
 
 def check_email(field: str, value: object) -> None:

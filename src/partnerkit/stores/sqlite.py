@@ -991,7 +991,7 @@ class SQLiteStore:
                     raise
             return self._shared
         if session.depth == 0:
-            # Free but while close() closes this thread's idle connection, a moment.
+            # Free, but for the moment a close() takes to close this idle connection.
             session.using.acquire()
         session.depth += 1
         conn = session.own

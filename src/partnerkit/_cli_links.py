@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from partnerkit.cli import path_argument
+from partnerkit.cli import path_argument, write_new_file
 from partnerkit.directory import email_key
 from partnerkit.errors import (
     InvalidLink,
@@ -236,20 +236,6 @@ def _load(path: Path) -> Keyring | None:
         return None
 
 
-def _write_new(path: Path, text: str) -> None:
-    """Create ``path`` with mode 0600; fails if it exists, and leaves nothing if the write
-    fails (an empty file would refuse the next try)."""
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-            file.flush()
-            os.fsync(file.fileno())
-    except BaseException:
-        path.unlink(missing_ok=True)
-        raise
-
-
 def _replace(path: Path, text: str) -> None:
     """Replace the file ``path`` is (a symlink's target) atomically with one holding
     ``text``, with the old file's mode, owner and group (as far as this process may set
@@ -314,7 +300,7 @@ def _locked(path: Path) -> Iterator[None]:
 def _keys_new(args: argparse.Namespace) -> int:
     ring = Keyring.generate(ED25519 if args.ed25519 else HMAC_SHA256)
     try:
-        _write_new(args.out, ring.to_json())
+        write_new_file(args.out, ring.to_json())
     except FileExistsError:
         _error(f"{str(args.out)!r} exists; not overwriting a key ring")
         return EXIT_USAGE

@@ -137,6 +137,20 @@ def path_argument(text: str) -> Path:
     return Path(text)
 
 
+def write_new_file(path: Path, text: str) -> None:
+    """Create ``path`` with mode 0600; fails if it exists, and leaves nothing if the write
+    fails (an empty file would refuse the next try)."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+            file.flush()
+            os.fsync(file.fileno())
+    except BaseException:
+        path.unlink(missing_ok=True)
+        raise
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``partnerkit`` command with *argv* (default: ``sys.argv[1:]``).
 
@@ -990,9 +1004,7 @@ def _demo_keyring(path: Path) -> Keyring:
         text = path.read_text("utf-8")
     except FileNotFoundError:
         ring = Keyring.generate()
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(ring.to_json())
+        write_new_file(path, ring.to_json())
         return ring
     except UnicodeError:
         raise _RefusedFile(f"{str(path)!r} is not a key ring") from None

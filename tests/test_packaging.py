@@ -38,6 +38,7 @@ PUBLIC_NAMES = [
     "LinkExpired",
     "LinkKind",
     "LinkRevoked",
+    "LinkTerms",
     "NotFound",
     "OfferLine",
     "OfferStatus",

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from partnerkit.links import Keyring, LinkClaims, LinkKind
     from partnerkit.offers import (
         Catalog,
+        LinkTerms,
         OfferLine,
         OfferStatus,
         PurchaseOffer,
@@ -80,6 +81,7 @@ __all__ = [
     "LinkExpired",
     "LinkKind",
     "LinkRevoked",
+    "LinkTerms",
     "NotFound",
     "OfferLine",
     "OfferStatus",
@@ -130,6 +132,7 @@ _HOMES = {
     "LinkExpired": "partnerkit.errors",
     "LinkKind": "partnerkit.links",
     "LinkRevoked": "partnerkit.errors",
+    "LinkTerms": "partnerkit.offers",
     "NotFound": "partnerkit.errors",
     "OfferLine": "partnerkit.offers",
     "OfferStatus": "partnerkit.offers",

@@ -897,10 +897,21 @@ def _check_limit(limit: object) -> int:
 
 
 def _terms_detail(offer: DelegationOffer) -> dict[str, object]:
+    duration = offer.duration
     return {
         "roles": ",".join(sorted(r.value for r in offer.roles)),
-        "duration_days": offer.duration.days if offer.duration is not None else "none",
+        # Whole days for a reader, and the span exactly: a duration need not be whole days.
+        "duration_days": duration.days if duration is not None else "none",
+        "duration_seconds": _exact_seconds(duration) if duration is not None else "none",
     }
+
+
+def _exact_seconds(span: timedelta) -> str:
+    """*span* in seconds, exactly, as text: ``"172800"``, ``"90000.5"``."""
+    whole = span.days * 86_400 + span.seconds
+    if not span.microseconds:
+        return str(whole)
+    return f"{whole}.{span.microseconds:06d}".rstrip("0")
 
 
 def _roles_of(delegation: Delegation) -> dict[str, object]:

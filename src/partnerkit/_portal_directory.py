@@ -233,8 +233,10 @@ class DirectoryCases(PortalCore):
 
     def find_user_by_email(self, email: str) -> User | None:
         """Return the user with this e-mail address, compared as partnerkit compares
-        addresses (case-insensitively), or ``None``: for your sign-in, to map an address
-        your identity provider vouched for to the actor it is (docs/actors.md).
+        addresses (ASCII letters case-insensitively), or ``None``: for your sign-in, to map
+        an address your identity provider vouched for to the actor it is (docs/actors.md).
+        partnerkit stores only ASCII addresses, so one with any other character (an
+        internationalized address, or a look-alike such as ``ß`` for ``ss``) finds nobody.
 
         Not a use case: it takes no actor and decides nothing, so it is not audited. Call
         it only with an address your sign-in has verified, never to answer a visitor.
@@ -245,7 +247,7 @@ class DirectoryCases(PortalCore):
         if not isinstance(email, str) or _pretends(email):
             raise ValidationError("email", "must be an e-mail address (a string)")
         key = email_key(email)
-        if len(key) > 4 * MAX_EMAIL or never_stored(key):
+        if len(key) > MAX_EMAIL or not key.isascii() or never_stored(key):
             return None  # no stored address is that long, or holds such characters
         with self.store.unit_of_work(write=False) as uow:
             found = uow.users.find(email_key=key)

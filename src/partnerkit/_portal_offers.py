@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Iterable, Mapping
+from collections.abc import ItemsView, Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -47,6 +46,7 @@ from partnerkit.errors import (
     NotFound,
     PartnerKitError,
     ValidationError,
+    _first_items,
     _plain,
     _pretends,
     _shown,
@@ -62,6 +62,7 @@ from partnerkit.links import (
 )
 from partnerkit.offers import (
     MAX_OFFER_LINES,
+    LinkTerms,
     OfferLine,
     OfferStatus,
     PurchaseOffer,
@@ -105,6 +106,7 @@ _MANAGE_RELATIONSHIPS = Permission.MANAGE_PARTNER_RELATIONSHIPS
 _PENDING = DelegationStatus.PENDING
 
 _TERMS_WITHOUT_DELEGATION = "is given only with include_delegated_admin=True"
+_COUNTS_MESSAGE = "must be a mapping of sku to licence count"
 _ACTIVE = DelegationStatus.ACTIVE
 # ``RedemptionRecord(...)``, ``Subscription(...)`` and ``Redemption(...)``, with plain
 # stores (see _build.py).
@@ -413,7 +415,7 @@ class OfferCases(PortalCore):
         ):
             raise ValidationError("lines", "must be OfferLine objects")
         # Only so many are read: an endless iterable is refused, not followed for ever.
-        given = tuple(itertools.islice(iter(lines), MAX_OFFER_LINES + 1))
+        given = _first_items(lines, MAX_OFFER_LINES + 1, "lines", "must be OfferLine objects")
         checked = []
         for line in given:
             if not isinstance(line, OfferLine) or _pretends(line):
@@ -592,6 +594,43 @@ class OfferCases(PortalCore):
         if record.max_uses is not None and record.uses >= record.max_uses:
             raise LinkExhausted()
         return claims
+
+    def link_terms(self, url: str) -> LinkTerms:
+        """What a link offers, for the page a customer reads before redeeming it: the
+        partner's name, the trial or the offer's lines, and the roles and duration of the
+        delegated administration a consent would grant (``redeem(...,
+        accept_delegated_admin=True)`` grants exactly these, and nothing else).
+
+        Like :meth:`inspect_link`, it takes no actor: whoever holds a link may read what it
+        offers. It is not audited, and changes nothing.
+
+        Raises:
+            InvalidLink, LinkExpired, LinkRevoked, LinkExhausted: as :meth:`inspect_link`.
+            NotFound: a trial invitation whose service the catalogue no longer has.
+        """
+        claims = self._claims(_plain(url), self.now())  # by its text (see portal.py)
+        with self.store.unit_of_work(write=False) as uow:
+            record, offer = self._live_link(uow, claims)
+            partner = uow.companies.get(record.partner_id)
+            offered = record.delegation_offer_id
+            terms = None if offered is None else uow.delegation_offers.get(offered)
+        if record.max_uses is not None and record.uses >= record.max_uses:
+            raise LinkExhausted()
+        if partner is None:
+            raise InvalidLink()  # a partner no store holds issued nothing here
+        if offered is not None and terms is None:
+            raise LinkRevoked("the delegation offer is gone")  # as redeem says
+        found = LinkTerms(claims=claims, partner_name=partner.name)
+        if record.kind is _TRIAL_INVITATION:
+            service = self.catalog.get(record.target)
+            found = attrs.evolve(found, sku=service.sku, trial=service.trial)
+        elif offer is not None:
+            found = attrs.evolve(found, quote_id=offer.quote_id, lines=offer.lines)
+        if terms is not None:
+            found = attrs.evolve(
+                found, delegation_roles=terms.roles, delegation_duration=terms.duration
+            )
+        return found
 
     def revoke_link(self, actor: User | str, link_id: str) -> None:
         """Revoke a link: it stops working at once (the issuing partner's global admins and
@@ -1064,10 +1103,18 @@ class OfferCases(PortalCore):
         if licenses is None:
             return counts
         if not isinstance(licenses, Mapping) or _pretends(licenses):
-            raise ValidationError("licenses", "must be a mapping of sku to licence count")
-        for given, count in licenses.items():
+            raise ValidationError("licenses", _COUNTS_MESSAGE)
+        # One more than the offer's lines is enough to see one that is not among them. Read
+        # by its keys and items as a Mapping reads them, not by an items() of its own.
+        pairs = _first_items(ItemsView(licenses), len(counts) + 1, "licenses", _COUNTS_MESSAGE)
+        for pair in pairs:
+            # A mapping's items are pairs; those of a mapping class of the caller's own
+            # might not be, and are refused as a value of the wrong kind.
+            if type(pair) is not tuple or len(pair) != 2:
+                raise ValidationError("licenses", _COUNTS_MESSAGE)
+            given, count = pair
             if not issubclass(type(given), str):  # by its type: a __class__ can claim str
-                raise ValidationError("licenses", "must be a mapping of sku to licence count")
+                raise ValidationError("licenses", _COUNTS_MESSAGE)
             sku = _plain(given)  # its text: its own __format__ or __eq__ never run
             if sku not in counts:
                 raise ValidationError("licenses", f"the offer has no line for {_shown(sku)}")
@@ -1105,8 +1152,10 @@ class OfferCases(PortalCore):
         # Consent or refusal in the same unit of work as the purchase.
         decided = delegation.accept(user.id, now) if accept else delegation.decline(user.id, now)
         uow.delegations.update(decided)
+        # As accept_delegation records it: the roles granted and the end date they have now.
+        answer = _roles_of(decided) if accept else {}
         step = attrs.evolve(
-            step, action="delegation.accept" if accept else "delegation.decline", detail={}
+            step, action="delegation.accept" if accept else "delegation.decline", detail=answer
         )
         self._append(uow, step, "success", None)
         if accept:

@@ -14,7 +14,6 @@ no background job. Transitions are methods that return a new object, or raise
 from __future__ import annotations
 
 import enum
-import itertools
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
@@ -22,7 +21,7 @@ from typing import Any
 import attrs
 
 from partnerkit._time import later
-from partnerkit.errors import ValidationError, _pretends
+from partnerkit.errors import ValidationError, _first_items, _pretends
 from partnerkit.roles import ALL_ADMIN_ROLES, AdminRole
 
 __all__ = [
@@ -83,7 +82,7 @@ def check_roles(roles: object) -> frozenset[AdminRole]:
         raise ValidationError("roles", "must be a set of AdminRole")
     # Judged before any is hashed (a list among them is no TypeError), and only so many:
     # an endless iterable is refused, not followed for ever.
-    items = list(itertools.islice(iter(roles), _MOST_ROLES_GIVEN + 1))
+    items = _first_items(roles, _MOST_ROLES_GIVEN + 1, "roles", "must be a set of AdminRole")
     if len(items) > _MOST_ROLES_GIVEN:
         raise ValidationError("roles", f"must be at most {_MOST_ROLES_GIVEN} AdminRole")
     if not items or not all(type(r) is AdminRole for r in items):

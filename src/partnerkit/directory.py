@@ -65,12 +65,17 @@ def new_quote_id() -> str:
 
 
 def email_key(email: str) -> str:
-    """Return the key under which an e-mail is unique (case-insensitive).
+    """Return the key under which an e-mail is unique (case-insensitive, ASCII letters).
 
-    Of a ``str`` subclass, its text's: its own ``casefold`` (which could answer anything)
-    never decides whether two addresses are one.
+    Only ASCII addresses are stored (:func:`check_email`), so only ASCII letters are folded:
+    text with any other character is its own key, which no stored address has. Unicode case
+    folding would make some such text the key of a stored address (``ß`` folds to ``ss``,
+    the Kelvin sign and ``ſ`` to ``k`` and ``s``), and a look-up by an address nobody could
+    register would find another user. Of a ``str`` subclass, its text's: its own methods
+    (which could answer anything) never decide whether two addresses are one.
     """
-    return str.casefold(str.__str__(email))
+    text = str.__str__(email)
+    return str.lower(text) if str.isascii(text) else text
 
 
 def normalize_domain(domain: str) -> str:

@@ -9,6 +9,7 @@ reaches a caller: adapters translate them and chain the cause.
 
 from __future__ import annotations
 
+import itertools
 import reprlib
 from typing import TYPE_CHECKING, Any
 
@@ -196,6 +197,18 @@ def _unpretended(value: object) -> object:
     if not _pretends(value):
         return value
     return _Pretender(str.__str__(_TYPE_NAME.__get__(type(value)))[:MAX_SHOWN_ID])
+
+
+def _first_items(values: object, most: int, field: str, message: str) -> list[Any]:
+    """The first *most* items of an iterable argument (an endless one is not followed for
+    ever). One that cannot be iterated after all (an ``__iter__`` that is ``None``, or that
+    gives something that is no iterator; a mapping class whose items are not in it) is
+    refused as any value of the wrong kind is: a ``ValidationError`` of *field*, not
+    Python's ``TypeError`` or ``KeyError``."""
+    try:
+        return list(itertools.islice(iter(values), most))  # type: ignore[call-overload]
+    except (TypeError, LookupError):
+        raise ValidationError(field, message) from None
 
 
 def _plain_str(value: str) -> str:

@@ -23,11 +23,14 @@ from partnerkit.errors import NotFound, ValidationError, _plain, _plain_str, _pr
 
 if TYPE_CHECKING:
     from partnerkit.consent import Delegation
+    from partnerkit.links import LinkClaims
+    from partnerkit.roles import AdminRole
 
 __all__ = [
     "MAX_LICENSES",
     "MIN_LICENSES",
     "Catalog",
+    "LinkTerms",
     "OfferLine",
     "OfferStatus",
     "PurchaseOffer",
@@ -192,7 +195,11 @@ class Catalog:
             raise ValidationError("services", "must be Service objects")
         if _pretends(services):
             raise ValidationError("services", "must be Service objects")
-        for service in services:
+        try:
+            given = iter(services)
+        except TypeError:  # an __iter__ that gives no iterator
+            raise ValidationError("services", "must be Service objects") from None
+        for service in given:
             if not isinstance(service, Service) or _pretends(service):
                 raise ValidationError("services", "must be Service objects")
             if service.sku in by_sku:
@@ -458,3 +465,29 @@ class Redemption:
 
     subscriptions: tuple[Subscription, ...] = ()
     delegation: Delegation | None = None
+
+
+@attrs.frozen
+class LinkTerms:
+    """What a link offers, for the page a customer reads before redeeming it
+    (:meth:`Portal.link_terms <partnerkit.portal.Portal.link_terms>`): who the partner is,
+    what the customer gets, and the delegated administration it would consent to."""
+
+    #: The link's verified claims, as :meth:`Portal.inspect_link` gives them.
+    claims: LinkClaims
+    #: The name of the partner that issued it: the subscriptions' advisor, and the company
+    #: a consent would give administration of the customer to.
+    partner_name: str
+    #: A trial invitation's service (``None`` for other links).
+    sku: str | None = None
+    #: That service's trial: its licences and days (``None`` for other links).
+    trial: TrialTerms | None = None
+    #: A purchase offer's quote id and lines, with the counts offered (``None`` and ``()``
+    #: for other links); the customer may adjust each count within the service's bounds.
+    quote_id: str | None = None
+    lines: tuple[OfferLine, ...] = ()
+    #: The admin roles a consent would grant the partner's users: ``None`` when the link
+    #: offers no delegated administration.
+    delegation_roles: frozenset[AdminRole] | None = None
+    #: How long such a delegation would last from the consent; ``None``: no end date.
+    delegation_duration: timedelta | None = None

@@ -1,0 +1,201 @@
+"""Fixes from the seventeenth session's attacker-minded review of the newest API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from partnerkit import (
+    AdminRole,
+    Catalog,
+    OfferLine,
+    PartnerKitError,
+    Portal,
+    ValidationError,
+)
+from partnerkit.directory import email_key
+from partnerkit.ports import Store
+from partnerkit.stores.memory import MemoryStore
+from partnerkit.stores.sqlite import SQLiteStore
+from partnerkit.testing import World, build_world, sample_catalog
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
+    store: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "p.db")
+    yield build_world(Portal(store=store, catalog=sample_catalog()))
+    if isinstance(store, SQLiteStore):
+        store.close()
+
+
+# -- an address nobody could register found a user ------------------------------------------
+
+#: Addresses that Unicode case folding turns into those of the world's users: with a long
+#: s (U+017F, folds to ``s``) or the Kelvin sign (U+212A, to ``k``). A sharp s folds to
+#: ``ss`` and a ligature to ``fi`` alike.
+LOOK_ALIKES = [
+    ("ada@conto\u017fo.example", "ada@contoso.example"),
+    ("ada@CONTO\u017fO.example", "ada@contoso.example"),
+    ("cy@fabrikam.example".replace("k", "\u212a"), "cy@fabrikam.example"),
+    ("dee@fabri\u212aam.example", "dee@fabrikam.example"),
+    ("lee@contoso.example".replace("s", "\u017f"), "lee@contoso.example"),
+]
+
+
+@pytest.mark.parametrize(("given", "stored"), LOOK_ALIKES)
+def test_a_look_alike_address_finds_nobody(world: World, given: str, stored: str) -> None:
+    """``find_user_by_email`` folded case as Unicode does (``str.casefold``), so an address
+    with a character no stored address may hold found the user whose address it folds to.
+    An identity provider vouching for such an address (whoever owns that internationalized
+    domain) signed its owner in as that user, a global admin with FULL access among them.
+    Only ASCII letters are folded now: the stored address itself is still found in any case."""
+    portal = world.portal
+    assert given.casefold() == stored  # what made it a key of the stored address
+    assert portal.find_user_by_email(given) is None
+    assert portal.find_user_by_email(stored.upper()) is not None
+    assert email_key(given) != email_key(stored)
+
+
+def test_an_address_with_a_dotted_capital_i_finds_nobody(world: World) -> None:
+    """``str.lower`` is no safer than ``casefold`` for such text: ``"İ".lower()`` is an
+    ``i`` and a combining dot, and the Kelvin sign lowers to ``k``. Text that is not ASCII
+    is its own key."""
+    portal = world.portal
+    assert "\u212a".lower() == "k"
+    assert portal.find_user_by_email("\u212aate@example.com") is None
+    assert email_key("D\u0130E@X.example") == "D\u0130E@X.example"
+    assert email_key("DEE@Fabrikam.EXAMPLE") == "dee@fabrikam.example"
+
+
+# -- an iterable that cannot be iterated ----------------------------------------------------
+
+
+class _NoIterator:
+    """Iterable by its class (``__iter__`` is there), but gives no iterator."""
+
+    def __iter__(self) -> Any:
+        return 5
+
+
+class _NotIterable:
+    __iter__ = None
+
+
+class _Hollow:
+    """A mapping by registration whose items are not in it."""
+
+    def __init__(self, keys: list[str]) -> None:
+        self.keys_ = keys
+
+    def __getitem__(self, key: str) -> int:
+        raise KeyError(key)
+
+    def __iter__(self) -> Any:
+        return iter(self.keys_)
+
+    def __len__(self) -> int:
+        return len(self.keys_)
+
+
+@pytest.mark.parametrize("roles", [_NoIterator(), _NotIterable()])
+def test_delegation_roles_that_cannot_be_iterated_are_refused(world: World, roles: object) -> None:
+    """``iter()`` of such an object raised Python's ``TypeError`` out of the Portal, and the
+    attempt went unaudited; now a ``ValidationError`` on the roles, nothing written."""
+    portal = world.portal
+    before = len(portal.audit_trail(world.partner_admin))
+    calls = [
+        (lambda: portal.offer_delegated_admin(world.partner_admin, roles=roles), "roles"),  # type: ignore[arg-type]
+        (
+            lambda: portal.create_trial_invitation(
+                world.partner_admin,
+                "EXCHANGE",
+                True,
+                delegation_roles=roles,  # type: ignore[arg-type]
+            ),
+            "delegation_roles",
+        ),
+    ]
+    for call, field in calls:
+        with pytest.raises(ValidationError) as refused:
+            call()
+        assert refused.value.field == field
+    trail = portal.audit_trail(world.partner_admin)
+    assert [e.outcome for e in trail[before:]] == ["failed", "failed"]
+
+
+@pytest.mark.parametrize("lines", [_NoIterator(), _NotIterable()])
+def test_offer_lines_that_cannot_be_iterated_are_refused(world: World, lines: object) -> None:
+    with pytest.raises(ValidationError) as refused:
+        world.portal.create_purchase_offer(world.partner_admin, lines, False)  # type: ignore[arg-type]
+    assert refused.value.field == "lines"
+    with world.portal.store.unit_of_work(write=False) as uow:
+        assert uow.purchase_offers.count(partner_id=world.partner.id) == 0
+
+
+def test_licence_counts_of_a_mapping_whose_items_are_not_in_it_are_refused(
+    world: World,
+) -> None:
+    """A mapping class whose ``__getitem__`` fails for its own keys raised ``KeyError``."""
+    from collections.abc import Mapping
+
+    Mapping.register(_Hollow)
+    url, _ = world.portal.create_purchase_offer(
+        world.partner_admin, [OfferLine("EXCHANGE", 5)], False
+    )
+    with pytest.raises(ValidationError) as refused:
+        world.portal.redeem(url, world.customer_admin, licenses=_Hollow(["EXCHANGE"]))  # type: ignore[arg-type]
+    assert refused.value.field == "licenses"
+    assert world.portal.list_subscriptions(world.customer_admin) == []
+
+
+def test_a_catalogue_of_services_that_cannot_be_iterated_is_refused() -> None:
+    with pytest.raises(ValidationError) as refused:
+        Catalog(_NoIterator())  # type: ignore[arg-type]
+    assert refused.value.field == "services"
+
+
+# -- what the audit trail says of a delegation's terms -------------------------------------
+
+
+def test_an_offers_event_records_its_duration_exactly(world: World) -> None:
+    """``duration_days`` is whole days: a delegation of one day and 23 hours was recorded
+    as ``1``. ``duration_seconds`` gives the span exactly."""
+    portal = world.portal
+    span = timedelta(days=1, hours=23, microseconds=500)
+    portal.offer_delegated_admin(world.partner_admin, roles=AdminRole.SERVICE_ADMIN, duration=span)
+    (event,) = [
+        e for e in portal.audit_trail(world.partner_admin)
+        if e.action == "link.offer_delegated_admin"
+    ]  # fmt: skip
+    assert event.details["duration_days"] == "1"
+    assert event.details["duration_seconds"] == "169200.0005"
+    assert timedelta(seconds=float(event.details["duration_seconds"])) == span
+
+
+def test_a_consent_given_in_the_link_records_the_roles_and_end_it_granted(
+    world: World,
+) -> None:
+    """``accept_delegation`` recorded the roles and ``ends_at``; the same consent given in
+    ``redeem(..., accept_delegated_admin=True)`` recorded nothing."""
+    portal = world.portal
+    url = portal.offer_delegated_admin(
+        world.partner_admin, roles=AdminRole.PASSWORD_ADMIN, duration=timedelta(days=2)
+    )
+    granted = portal.redeem(url, world.customer_admin, accept_delegated_admin=True).delegation
+    assert granted is not None
+    assert granted.ends_at is not None
+    (event,) = [
+        e for e in portal.audit_trail(world.customer_admin) if e.action == "delegation.accept"
+    ]
+    assert event.details["roles"] == "password_admin"
+    assert event.details["ends_at"] == granted.ends_at.isoformat()
+
+
+def test_no_other_exception_escapes_a_bad_iterable(world: World) -> None:
+    """All of the above are ``PartnerKitError``: a portal catches one type."""
+    with pytest.raises(PartnerKitError):
+        world.portal.offer_delegated_admin(world.partner_admin, roles=_NoIterator())  # type: ignore[arg-type]

@@ -336,6 +336,8 @@ def test_demo_offers_a_standalone_delegation_with_roles_and_a_duration(demo: Dem
     outside them not, and never on the customer's partner relationships."""
     step = demo.step("A standalone delegation offer with roles and a duration (F5)")
     assert "ana offers password_admin, service_admin for 30 days" in step
+    shown = "its page shows link_terms: Contoso Advisors asks for password_admin, service_admin"
+    assert f"{shown} for 30 days" in step
     assert "a delegated_admin link, https://portal.example/join?code=" in step
     assert re.search(r"consents through it: active until \d{4}-\d\d-\d\d", step)
     rows = demo.rows()

@@ -725,6 +725,13 @@ def step_standalone_delegation(story: Story) -> None:
     claims = portal.inspect_link(url)
     story.say(f"ana offers {_roles_list(roles)} for 30 days, not bound to any customer:")
     story.say(f"  a {claims.kind.value} link, {_short_url(url)}")
+    asked = portal.link_terms(url)  # what the customer's consent page shows
+    assert asked.delegation_roles is not None
+    assert asked.delegation_duration is not None
+    story.say(
+        f"  its page shows link_terms: {asked.partner_name} asks for "
+        f"{_roles_list(asked.delegation_roles)} for {asked.delegation_duration.days} days"
+    )
     result = portal.redeem(url, max_, accept_delegated_admin=True)
     delegation = result.delegation
     assert delegation is not None

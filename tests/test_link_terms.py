@@ -7,9 +7,7 @@ whether a delegation is included), so a consent page could not show what it aske
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 
 import pytest
 
@@ -28,17 +26,15 @@ from partnerkit import (
     TrialTerms,
 )
 from partnerkit.ports import Store
-from partnerkit.stores.memory import MemoryStore
-from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.testing import FakeClock, World, build_world, sample_catalog
 
+pytest_plugins = ["pg_fixtures"]
 
-@pytest.fixture(params=["memory", "sqlite"])
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    store: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "p.db")
-    yield build_world(Portal(store=store, catalog=sample_catalog(), clock=FakeClock()))
-    if isinstance(store, SQLiteStore):
-        store.close()
+
+@pytest.fixture
+def world(any_store: Store) -> World:
+    """The small world on each store (``any_store`` closes it)."""
+    return build_world(Portal(store=any_store, catalog=sample_catalog(), clock=FakeClock()))
 
 
 def test_a_trial_invitation_shows_its_service_trial_and_partner(world: World) -> None:

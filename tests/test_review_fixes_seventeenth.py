@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,17 +17,15 @@ from partnerkit import (
 )
 from partnerkit.directory import email_key
 from partnerkit.ports import Store
-from partnerkit.stores.memory import MemoryStore
-from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.testing import World, build_world, sample_catalog
 
+pytest_plugins = ["pg_fixtures"]
 
-@pytest.fixture(params=["memory", "sqlite"])
-def world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[World]:
-    store: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "p.db")
-    yield build_world(Portal(store=store, catalog=sample_catalog()))
-    if isinstance(store, SQLiteStore):
-        store.close()
+
+@pytest.fixture
+def world(any_store: Store) -> World:
+    """The small world on each store (``any_store`` closes it)."""
+    return build_world(Portal(store=any_store, catalog=sample_catalog()))
 
 
 # -- an address nobody could register found a user ------------------------------------------

@@ -2,21 +2,30 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
 from partnerkit import (
     AdminRole,
+    AuditEvent,
     Catalog,
+    Delegation,
+    Forbidden,
+    InvalidLink,
+    LinkKind,
+    LinkRevoked,
     OfferLine,
     PartnerKitError,
+    Permission,
     Portal,
     ValidationError,
 )
 from partnerkit.directory import email_key
+from partnerkit.links import build_url
 from partnerkit.ports import Store
+from partnerkit.roles import decide, effective_roles
 from partnerkit.testing import World, build_world, sample_catalog
 
 pytest_plugins = ["pg_fixtures"]
@@ -195,3 +204,134 @@ def test_no_other_exception_escapes_a_bad_iterable(world: World) -> None:
     """All of the above are ``PartnerKitError``: a portal catches one type."""
     with pytest.raises(PartnerKitError):
         world.portal.offer_delegated_admin(world.partner_admin, roles=_NoIterator())  # type: ignore[arg-type]
+
+
+# -- behaviour a mutation pass found no test to pin -----------------------------------------
+# Each of these passed with the check it names removed (a manual mutation pass over the
+# policy, link and audit code): the behaviour was right, but nothing said so.
+
+
+def _delegate(world: World) -> Delegation:
+    url = world.portal.offer_delegated_admin(world.partner_admin)
+    granted = world.portal.redeem(url, world.customer_admin, accept_delegated_admin=True)
+    assert granted.delegation is not None
+    return granted.delegation
+
+
+def test_a_partner_user_without_partner_access_holds_nothing_through_a_delegation(
+    world: World,
+) -> None:
+    """The partner's billing admin, no partner access, under an active delegation of all
+    five roles: no effective role, no right, and a denied reset recorded as the user's own
+    attempt, not as one made through the delegation. Both checks (in the pure decision and
+    in the Portal's reading of the delegation) were unpinned: removing both let the billing
+    admin reset a customer user's password."""
+    portal, bo = world.portal, world.partner_billing
+    delegation = _delegate(world)
+    now = portal.now()
+    assert bo.partner_access is None
+    assert effective_roles(bo, world.customer.id, delegation, now) == frozenset()
+    pure = decide(
+        bo, Permission.RESET_PASSWORD, world.customer.id,
+        target=world.customer_user, delegation=delegation, now=now,
+    )  # fmt: skip
+    assert not pure
+    assert not portal.decide(
+        bo, Permission.RESET_PASSWORD, world.customer.id, target_user_id=world.customer_user.id
+    )
+    with pytest.raises(Forbidden):
+        portal.reset_password(bo, world.customer.id, world.customer_user.id)
+    denied = portal.audit_trail(world.customer_admin)[-1]
+    assert (denied.action, denied.outcome, denied.actor_id) == (
+        "user.reset_password", "denied", bo.id,
+    )  # fmt: skip
+    assert denied.delegation_id is None
+    assert not (denied.role or "").startswith("delegated")
+
+
+@pytest.mark.parametrize("claim", ["advisor_id", "target", "kind", "includes_delegated_admin"])
+def test_a_code_signed_here_that_disagrees_with_its_link_record_is_invalid(
+    world: World, claim: str
+) -> None:
+    """A code signed by the portal's own key, naming a link that exists but claiming
+    another advisor, target, kind or delegation: not the link issued (a leaked or misused
+    signing key must not turn one link into another). Before, only the kind and the
+    delegation flag were pinned."""
+    portal = world.portal
+    url = portal.create_trial_invitation(world.partner_admin, "EXCHANGE")
+    real = portal.inspect_link(url)
+    fields = {
+        "link_id": real.link_id,
+        "advisor_id": real.advisor_id,
+        "target": real.target,
+        "includes_delegated_admin": real.includes_delegated_admin,
+        "issued_at": real.issued_at,
+        "expires_at": real.expires_at,
+    }
+    kind = real.kind
+    if claim == "kind":
+        kind = LinkKind.PURCHASE_OFFER
+    elif claim == "includes_delegated_admin":
+        fields[claim] = True
+    else:
+        fields[claim] = {"advisor_id": "PA-FORGED-00001", "target": "INTUNE"}[claim]
+    code, _ = portal.keyring.issue(kind, **fields)  # type: ignore[arg-type]
+    forged = build_url(portal.base_url, code)
+    for use in (portal.inspect_link, portal.link_terms):
+        with pytest.raises(InvalidLink):
+            use(forged)
+    with pytest.raises(InvalidLink):
+        portal.redeem(forged, world.customer_admin)
+    assert portal.list_subscriptions(world.customer_admin) == []
+
+
+def test_a_link_whose_delegation_offer_is_gone_shows_no_terms(world: World) -> None:
+    """A store that lost the delegation offer a link carries (restored from an older
+    backup, say): ``link_terms`` refuses the link as ``redeem`` does, rather than show a
+    page without the delegation that redeeming would then refuse."""
+    portal = world.portal
+    url = portal.offer_delegated_admin(world.partner_admin, roles=AdminRole.PASSWORD_ADMIN)
+    link_id = portal.inspect_link(url).link_id
+    with portal.store.unit_of_work(write=True) as uow:
+        record = uow.links.get(link_id)
+        assert record is not None
+        assert record.delegation_offer_id is not None
+        offer = uow.delegation_offers.get(record.delegation_offer_id)
+        assert offer is not None
+        uow.delegation_offers.remove(offer)
+        uow.commit()
+    with pytest.raises(LinkRevoked, match="the delegation offer is gone"):
+        portal.link_terms(url)
+    with pytest.raises(LinkRevoked, match="the delegation offer is gone"):
+        portal.redeem(url, world.customer_admin, accept_delegated_admin=True)
+
+
+def test_an_events_details_are_hashed_in_key_order() -> None:
+    """The details are "sorted string pairs": the same details given in another order make
+    the same event and the same hash."""
+    at = datetime(2024, 5, 1, tzinfo=UTC)
+    made = [
+        AuditEvent.chained(
+            seq=1,
+            prev_hash="0" * 64,
+            at=at,
+            action="x.y",
+            outcome="success",
+            detail=detail,
+            correlation_id="c",
+        )
+        for detail in ({"zeta": 1, "alpha": 2}, {"alpha": 2, "zeta": 1})
+    ]
+    assert made[0].detail == (("alpha", "2"), ("zeta", "1"))
+    assert made[0] == made[1]
+    assert made[0].hash == made[1].hash == made[0].expected_hash()
+
+
+def test_counts_for_a_sku_the_offer_does_not_hold_are_refused(world: World) -> None:
+    """Only a stateful property test found this gap closed before: an example says it."""
+    portal = world.portal
+    url, _ = portal.create_purchase_offer(world.partner_admin, [OfferLine("EXCHANGE", 5)], False)
+    with pytest.raises(ValidationError, match="the offer has no line for INTUNE") as refused:
+        portal.redeem(url, world.customer_admin, licenses={"EXCHANGE": 6, "INTUNE": 10})
+    assert refused.value.field == "licenses"
+    assert portal.list_subscriptions(world.customer_admin) == []

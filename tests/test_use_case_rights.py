@@ -1,0 +1,151 @@
+"""Rights of use cases that a second mutation pass found no test to pin.
+
+Each test here passed on the code as it is and failed with one check of the Portal removed
+(a manual mutation pass over the directory, offer, link and support use cases): the rules
+held, but nothing said so. On every store.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from partnerkit import (
+    ContactInfo,
+    Forbidden,
+    NotFound,
+    OfferLine,
+    OfferStatus,
+    Portal,
+    ValidationError,
+)
+from partnerkit.ports import Store
+from partnerkit.testing import FAST_HASHER, FakeClock, World, build_world, sample_catalog
+
+pytest_plugins = ["pg_fixtures"]
+
+
+@pytest.fixture
+def world(any_store: Store) -> World:
+    portal = Portal(
+        store=any_store, catalog=sample_catalog(), clock=FakeClock(), password_hasher=FAST_HASHER
+    )
+    return build_world(portal)
+
+
+def _last_event(world: World, reader: object) -> object:
+    return world.portal.audit_trail(reader)[-1]  # type: ignore[arg-type]
+
+
+# -- purchase offers: only their own partner's users with partner access ------------------
+
+
+def test_another_partner_can_neither_withdraw_nor_supersede_an_offer(world: World) -> None:
+    """Another partner's global admin, FULL access, naming Contoso's offer: the same
+    ``NotFound`` as for an offer that does not exist, and the offer stays open."""
+    portal = world.portal
+    _, offer = portal.create_purchase_offer(world.partner_admin, [OfferLine("EXCHANGE", 5)])
+    _, rival = portal.register_partner(
+        name="Tailspin", contact=ContactInfo(email="hi@tailspin.example"),
+        admin_email="tom@tailspin.example",
+    )  # fmt: skip
+    with pytest.raises(NotFound):
+        portal.withdraw_offer(rival, offer.id)
+    with pytest.raises(NotFound):
+        portal.supersede_offer(rival, offer.id, [OfferLine("EXCHANGE", 50)])
+    with pytest.raises(NotFound):
+        portal.withdraw_offer(rival, "off_nothing_by_this_id")
+    with portal.store.unit_of_work(write=False) as uow:
+        kept = uow.purchase_offers.get(offer.id)
+    assert kept is not None
+    assert (kept.status, kept.version) == (OfferStatus.OPEN, offer.version)
+
+
+def test_a_partner_user_without_partner_access_cannot_withdraw_an_offer(world: World) -> None:
+    portal = world.portal
+    _, offer = portal.create_purchase_offer(world.partner_admin, [OfferLine("EXCHANGE", 5)])
+    with pytest.raises(Forbidden) as refused:
+        portal.withdraw_offer(world.partner_billing, offer.id)
+    assert refused.value.decision.reason == "partner-access-required"
+    assert portal.withdraw_offer(world.partner_agent, offer.id).status is OfferStatus.WITHDRAWN
+
+
+# -- revoking a link: the partner's global admins, or its users with partner access ---------
+
+
+def test_a_partner_user_with_partner_access_and_no_admin_role_revokes_a_link(
+    world: World,
+) -> None:
+    """Either is enough: the LIMITED agent holds no admin role."""
+    portal = world.portal
+    url = portal.create_trial_invitation(world.partner_admin, "EXCHANGE")
+    assert world.partner_agent.admin_role is None
+    portal.revoke_link(world.partner_agent, portal.inspect_link(url).link_id)
+    assert _last_event(world, world.partner_admin).action == "link.revoke"  # type: ignore[attr-defined]
+    with pytest.raises(Forbidden) as refused:
+        portal.revoke_link(world.partner_billing, "lnk_any")
+    assert refused.value.decision.reason == "links-revoked-by-global-admins-or-partner-users"
+
+
+def test_a_customers_global_admin_is_refused_a_partners_link_as_forbidden(world: World) -> None:
+    """Not ``NotFound``: a customer holds no link of its own, and the refusal is a denial
+    in its trail (``denied``, the rule), not a failure to find the link."""
+    portal = world.portal
+    url = portal.create_trial_invitation(world.partner_admin, "EXCHANGE")
+    link_id = portal.inspect_link(url).link_id
+    with pytest.raises(Forbidden) as refused:
+        portal.revoke_link(world.customer_admin, link_id)
+    assert refused.value.decision.reason == "links-revoked-by-global-admins-or-partner-users"
+    event = _last_event(world, world.customer_admin)
+    assert (event.action, event.outcome) == ("link.revoke", "denied")  # type: ignore[attr-defined]
+    assert portal.inspect_link(url).link_id == link_id
+
+
+# -- users and service requests ---------------------------------------------------------------
+
+
+def test_a_user_without_an_admin_role_creates_neither_users_nor_service_requests(
+    world: World,
+) -> None:
+    portal, dee = world.portal, world.customer_user
+    with pytest.raises(Forbidden):
+        portal.create_user(dee, email="eve@fabrikam.example", display_name="Eve")
+    with pytest.raises(Forbidden) as refused:
+        portal.create_service_request(dee, world.customer.id, title="Mail is down")
+    assert "manage_service_requests" in str(refused.value)
+    assert portal.list_service_requests(world.customer_admin, world.customer.id) == []
+    assert portal.find_user_by_email("eve@fabrikam.example") is None
+
+
+def test_a_display_name_changed_later_may_not_hold_bidirectional_controls(world: World) -> None:
+    """As a name given at creation: "Eve\u202egnp.exe" shows as something else."""
+    portal = world.portal
+    with pytest.raises(ValidationError) as refused:
+        portal.update_user(
+            world.customer_admin, world.customer_user.id, display_name="Eve\u202egnp.exe"
+        )
+    assert refused.value.field == "display_name"
+    assert portal.current_user(world.customer_user).display_name == "Dee User"
+
+
+# -- the audit of a denial names no delegation past its end date ----------------------------
+
+
+def test_a_denial_after_the_delegations_end_date_names_no_delegation(world: World) -> None:
+    portal = world.portal
+    url = portal.offer_delegated_admin(world.partner_admin, duration=timedelta(days=1))
+    granted = portal.redeem(url, world.customer_admin, accept_delegated_admin=True).delegation
+    assert granted is not None
+    clock = portal.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(days=2)
+    with pytest.raises(Forbidden):
+        portal.create_user(
+            world.partner_admin, email="late@fabrikam.example", display_name="Late",
+            company_id=world.customer.id,
+        )  # fmt: skip
+    event = _last_event(world, world.customer_admin)
+    assert (event.action, event.outcome) == ("user.create", "denied")  # type: ignore[attr-defined]
+    assert event.delegation_id is None  # type: ignore[attr-defined]
+    assert not (event.role or "").startswith("delegated")  # type: ignore[attr-defined]

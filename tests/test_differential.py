@@ -470,6 +470,16 @@ class RevokeLink:
 
 
 @attrs.frozen
+class LinkTermsOf:
+    """What a link's page shows (``link_terms``): the same terms, or the same refusal."""
+
+    link: int | None
+
+    def __call__(self, run: Run) -> object:
+        return run.portal.link_terms(run.url(self.link))
+
+
+@attrs.frozen
 class FindCustomers:
     actor: Who
     prefix: str
@@ -601,6 +611,7 @@ def operations() -> st.SearchStrategy[Callable[[Run], object]]:
         ),
         st.builds(ChangeLicenses, WHO, MAYBE_IX, COUNT),
         st.builds(RevokeLink, PARTNER_SIDE, MAYBE_IX),
+        st.builds(LinkTermsOf, MAYBE_IX),
         st.builds(
             FindCustomers,
             PARTNER_SIDE,

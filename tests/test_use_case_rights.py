@@ -9,18 +9,22 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from partnerkit import (
     ContactInfo,
+    DelegationStatus,
     Forbidden,
     NotFound,
     OfferLine,
     OfferStatus,
     Portal,
+    Severity,
     ValidationError,
 )
 from partnerkit.ports import Store
+from partnerkit.stores.memory import MemoryStore
 from partnerkit.testing import FAST_HASHER, FakeClock, World, build_world, sample_catalog
 
 pytest_plugins = ["pg_fixtures"]
@@ -149,3 +153,119 @@ def test_a_denial_after_the_delegations_end_date_names_no_delegation(world: Worl
     assert (event.action, event.outcome) == ("user.create", "denied")  # type: ignore[attr-defined]
     assert event.delegation_id is None  # type: ignore[attr-defined]
     assert not (event.role or "").startswith("delegated")  # type: ignore[attr-defined]
+
+
+# -- from the third pass: records and defaults --------------------------------------------
+
+
+def test_a_delegated_action_is_recorded_as_the_partners_act_on_the_customer(
+    world: World,
+) -> None:
+    """``actor_company_id`` is the actor's company (the partner), ``company_id`` the one
+    acted on (the customer): a trail that put the customer in both would hide who acted."""
+    portal = world.portal
+    url = portal.offer_delegated_admin(world.partner_admin)
+    delegation = portal.redeem(url, world.customer_admin, accept_delegated_admin=True).delegation
+    assert delegation is not None
+    portal.reset_password(world.partner_admin, world.customer.id, world.customer_user.id)
+    event = _last_event(world, world.customer_admin)
+    assert event.action == "user.reset_password"  # type: ignore[attr-defined]
+    assert event.actor_company_id == world.partner.id  # type: ignore[attr-defined]
+    assert event.company_id == world.customer.id  # type: ignore[attr-defined]
+    assert event.delegation_id == delegation.id  # type: ignore[attr-defined]
+
+
+def test_revoking_a_revoked_link_changes_nothing(world: World) -> None:
+    """The first revocation stands (who and when), and only it is in the trail."""
+    portal = world.portal
+    link_id = portal.inspect_link(portal.create_trial_invitation(world.partner_admin, "EXCHANGE"))
+    portal.revoke_link(world.partner_admin, link_id.link_id)
+    with portal.store.unit_of_work(write=False) as uow:
+        first = uow.links.get(link_id.link_id)
+    clock = portal.clock
+    assert isinstance(clock, FakeClock)
+    clock.advance(hours=1)
+    portal.revoke_link(world.partner_agent, link_id.link_id)
+    with portal.store.unit_of_work(write=False) as uow:
+        assert uow.links.get(link_id.link_id) == first
+    revocations = [e for e in portal.audit_trail(world.partner_admin) if e.action == "link.revoke"]
+    assert [e.actor_id for e in revocations] == [world.partner_admin.id]
+
+
+def test_a_user_with_an_address_of_the_longest_length_is_found(world: World) -> None:
+    email = "a" * 64 + "@" + "b" * 63 + "." + "c" * 63 + "." + "d" * 57 + ".com"
+    assert len(email) == 254
+    user = world.portal.create_user(world.customer_admin, email=email, display_name="Long")
+    assert world.portal.find_user_by_email(email.upper()) == user
+
+
+def test_an_unknown_actor_reading_its_own_record_is_recorded_by_the_id_given(
+    world: World,
+) -> None:
+    with pytest.raises(Forbidden):
+        world.portal.current_user("usr_nobody")
+    with world.portal.store.unit_of_work(write=False) as uow:
+        event = uow.audit_events()[-1]
+    assert (event.action, event.outcome) == ("user.view_own", "denied")
+    assert event.details.get("unknown_actor") == "usr_nobody"
+
+
+def test_a_sign_up_declines_an_offered_delegation_unless_told_otherwise(world: World) -> None:
+    """``sign_up``'s ``accept_delegated_admin`` defaults to ``False`` (SPEC section 3): the
+    purchase stands, the delegation is declined, not left pending."""
+    url = world.portal.create_trial_invitation(world.partner_admin, "EXCHANGE", True)
+    _, _, result = world.portal.sign_up(
+        url, name="Northwind", domain="northwind.example", admin_email="nia@northwind.example"
+    )
+    assert result.delegation is not None
+    assert result.delegation.status is DelegationStatus.DECLINED
+    assert len(result.subscriptions) == 1
+
+
+def test_a_service_request_is_moderate_unless_told_otherwise(world: World) -> None:
+    request = world.portal.create_service_request(
+        world.customer_admin, world.customer.id, title="Mail is slow"
+    )
+    assert request.severity is Severity.MODERATE
+
+
+def test_a_page_of_a_memory_stores_list_starts_after_the_last_one_seen() -> None:
+    """Paging a list (``after`` the last id of a page) neither repeats that id nor skips
+    one, walking a company's users two at a time."""
+    portal = Portal(store=MemoryStore(), catalog=sample_catalog(), password_hasher=FAST_HASHER)
+    world = build_world(portal)
+    for n in range(5):
+        portal.create_user(
+            world.partner_admin, email=f"u{n}@contoso.example", display_name=f"User {n}"
+        )
+    everyone = [u.id for u in portal.list_users(world.partner_admin)]
+    walked: list[str] = []
+    after = None
+    for _ in range(len(everyone)):  # bounded: a walk that repeats fails, it does not hang
+        page = portal.list_users(world.partner_admin, limit=2, after=after)
+        walked += [u.id for u in page]
+        if len(page) < 2:
+            break
+        after = page[-1].id
+    assert walked == sorted(everyone)
+
+
+def test_a_temporary_password_not_used_is_forgotten_when_the_user_changes_theirs(
+    world: World,
+) -> None:
+    """Also when the flag was cleared some other way (the host's own write): the unused
+    temporary password is forgotten all the same."""
+    portal, dee = world.portal, world.customer_user
+    first = portal.reset_password(world.customer_admin, world.customer.id, dee.id)
+    portal.password_changed(dee.id)
+    assert not portal.verify_password(dee.id, first.temporary_password)
+    second = portal.reset_password(world.customer_admin, world.customer.id, dee.id)
+    with portal.store.unit_of_work(write=True) as uow:
+        stored = uow.users.get(dee.id)
+        assert stored is not None
+        uow.users.update(
+            attrs.evolve(stored, must_change_password=False, version=stored.version + 1)
+        )
+        uow.commit()
+    portal.password_changed(dee.id)
+    assert not portal.verify_password(dee.id, second.temporary_password)

@@ -20,6 +20,7 @@ from partnerkit.testing.postgres import PostgresNotFound, PostgresServer, Postgr
 if TYPE_CHECKING:
     from partnerkit.ports import Store
     from partnerkit.stores.postgres import PostgresStore
+    from partnerkit.testing import World
 
 #: The database most tests share, emptied before each of them.
 SHARED = "partnerkit_tests"
@@ -131,3 +132,16 @@ def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]
     made: Store = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
     yield made
     made.close()
+
+
+@pytest.fixture
+def any_world(any_store: Store) -> World:
+    """The testing kit's small world on each built-in store in turn, with a clock that only
+    moves when told (``FakeClock``) and a cheap password hash."""
+    from partnerkit import Portal
+    from partnerkit.testing import FAST_HASHER, FakeClock, build_world, sample_catalog
+
+    portal = Portal(
+        store=any_store, catalog=sample_catalog(), clock=FakeClock(), password_hasher=FAST_HASHER
+    )
+    return build_world(portal)

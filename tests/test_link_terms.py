@@ -25,16 +25,14 @@ from partnerkit import (
     Service,
     TrialTerms,
 )
-from partnerkit.ports import Store
-from partnerkit.testing import FakeClock, World, build_world, sample_catalog
+from partnerkit.testing import FakeClock, World
 
 pytest_plugins = ["pg_fixtures"]
 
 
 @pytest.fixture
-def world(any_store: Store) -> World:
-    """The small world on each store (``any_store`` closes it)."""
-    return build_world(Portal(store=any_store, catalog=sample_catalog(), clock=FakeClock()))
+def world(any_world: World) -> World:
+    return any_world
 
 
 def test_a_trial_invitation_shows_its_service_trial_and_partner(world: World) -> None:

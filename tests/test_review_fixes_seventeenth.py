@@ -18,22 +18,19 @@ from partnerkit import (
     OfferLine,
     PartnerKitError,
     Permission,
-    Portal,
     ValidationError,
 )
 from partnerkit.directory import email_key
 from partnerkit.links import build_url
-from partnerkit.ports import Store
 from partnerkit.roles import decide, effective_roles
-from partnerkit.testing import World, build_world, sample_catalog
+from partnerkit.testing import World
 
 pytest_plugins = ["pg_fixtures"]
 
 
 @pytest.fixture
-def world(any_store: Store) -> World:
-    """The small world on each store (``any_store`` closes it)."""
-    return build_world(Portal(store=any_store, catalog=sample_catalog()))
+def world(any_world: World) -> World:
+    return any_world
 
 
 # -- an address nobody could register found a user ------------------------------------------

@@ -23,7 +23,6 @@ from partnerkit import (
     Severity,
     ValidationError,
 )
-from partnerkit.ports import Store
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.testing import FAST_HASHER, FakeClock, World, build_world, sample_catalog
 
@@ -31,11 +30,8 @@ pytest_plugins = ["pg_fixtures"]
 
 
 @pytest.fixture
-def world(any_store: Store) -> World:
-    portal = Portal(
-        store=any_store, catalog=sample_catalog(), clock=FakeClock(), password_hasher=FAST_HASHER
-    )
-    return build_world(portal)
+def world(any_world: World) -> World:
+    return any_world
 
 
 def _last_event(world: World, reader: object) -> object:

@@ -265,3 +265,38 @@ def test_a_temporary_password_not_used_is_forgotten_when_the_user_changes_theirs
         uow.commit()
     portal.password_changed(dee.id)
     assert not portal.verify_password(dee.id, second.temporary_password)
+
+
+def test_a_temporary_password_lasts_seven_days_unless_the_portal_says_otherwise(
+    world: World,
+) -> None:
+    portal, dee = world.portal, world.customer_user
+    clock = portal.clock
+    assert isinstance(clock, FakeClock)
+    kept = portal.reset_password(world.customer_admin, world.customer.id, dee.id)
+    clock.advance(days=6, hours=23)
+    assert portal.verify_password(dee.id, kept.temporary_password)
+    late = portal.reset_password(world.customer_admin, world.customer.id, dee.id)
+    clock.advance(days=7, seconds=1)
+    assert not portal.verify_password(dee.id, late.temporary_password)
+    longest = Portal(store=portal.store, temporary_password_lifetime=timedelta(days=90))
+    assert longest.temporary_password_lifetime == timedelta(days=90)
+
+
+def test_an_update_of_a_service_request_records_when(world: World) -> None:
+    portal = world.portal
+    clock = portal.clock
+    assert isinstance(clock, FakeClock)
+    opened = portal.create_service_request(world.customer_admin, world.customer.id, title="Slow")
+    clock.advance(hours=3)
+    changed = portal.update_service_request(world.customer_admin, opened.id, severity="critical")
+    assert changed.updated_at == portal.now() != opened.updated_at
+
+
+def test_a_first_admin_without_a_name_is_named_by_the_address_before_the_at(
+    world: World,
+) -> None:
+    _, nia = world.portal.register_customer(
+        name="Northwind", domain="northwind.example", admin_email="nia.ng@northwind.example"
+    )
+    assert nia.display_name == "nia.ng"

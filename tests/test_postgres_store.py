@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from importlib.util import find_spec
@@ -637,6 +639,38 @@ def test_close_releases_every_connection(empty_dsn: str, postgres_dsn: str) -> N
             time.sleep(0.01)
     with pytest.raises(PartnerKitError, match="closed"):
         store.unit_of_work().__enter__()
+
+
+def test_a_store_dropped_unclosed_ends_its_sessions_without_a_warning(
+    empty_dsn: str, postgres_dsn: str
+) -> None:
+    """A store that goes out of use without close() (a script, a test) closes its idle
+    connections as it is collected: no session lingers on the server until it exits, and
+    psycopg is left no open connection to warn about."""
+    dbname = empty_dsn.rsplit("dbname=", 1)[1]
+    count = "SELECT count(*) FROM pg_stat_activity WHERE datname = %s"
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        store = PostgresStore(empty_dsn, min_size=2)
+        with store.unit_of_work() as uow:
+            uow.companies.add(customer("cmp_dropped"))
+            uow.commit()
+        with psycopg.connect(postgres_dsn, autocommit=True) as admin:
+            assert admin.execute(count, (dbname,)).fetchone() == (2,)
+            del store, uow
+            gc.collect()
+            deadline = time.monotonic() + 5
+            while admin.execute(count, (dbname,)).fetchone() != (0,):
+                assert time.monotonic() < deadline, "the dropped store's sessions lingered"
+                time.sleep(0.01)
+        gc.collect()
+    assert [w for w in caught if issubclass(w.category, ResourceWarning)] == []
+    reopened = PostgresStore(empty_dsn, min_size=0)
+    try:
+        with reopened.unit_of_work(write=False) as uow:
+            assert uow.companies.get("cmp_dropped") is not None
+    finally:
+        reopened.close()
 
 
 def test_the_repr_shows_where_but_never_the_password(fresh_dsn: str) -> None:

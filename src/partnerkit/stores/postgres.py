@@ -58,6 +58,7 @@ DSN to keep partnerkit's tables in a schema of their own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import re
@@ -298,6 +299,28 @@ def _connect_reason(exc: psycopg.Error) -> str:
         if all(fragment in said for fragment in fragments):
             return reason
     return "see the error's cause"
+
+
+def _connect(dsn: str, args: dict[str, Any], timeout: float) -> _Connection:
+    """A new connection of a :class:`PostgresStore` to *dsn* (*args* for psycopg)."""
+    with translate_errors():
+        try:
+            conn: _Connection = psycopg.connect(dsn, **args)
+        except psycopg.OperationalError as exc:
+            # Why (a refused password, an unknown database or role, no server there) tells
+            # an outage from a mistake in the settings; said in words of our own, since
+            # libpq's repeat parts of the DSN, where a password may have strayed.
+            raise StoreUnavailable(
+                f"the database connection failed: {_connect_reason(exc)}"
+            ) from exc
+        try:
+            conn.execute(
+                f"SET lock_timeout = {max(1, round(timeout * 1000))}; SET client_encoding = 'UTF8'"
+            )
+        except BaseException:
+            conn.close()
+            raise
+    return conn
 
 
 def _connection_broke(exc: psycopg.Error) -> bool:
@@ -1789,7 +1812,16 @@ class PostgresStore:
         if "connect_timeout" not in params:
             self._connect_args["connect_timeout"] = max(2, round(timeout))
         self.tables = {table.name: _PostgresTableSQL(table) for table in TABLES}
-        self.pool = _Pool(self._connect, min_size, max_size, timeout)
+        self.pool = _Pool(
+            functools.partial(_connect, dsn, self._connect_args, timeout),
+            min_size,
+            max_size,
+            timeout,
+        )
+        # A store dropped without close() closes its idle connections as it goes (the pool
+        # holds nothing of the store's, or the store would never be garbage): the server's
+        # sessions end then, and psycopg has no open connection to warn about.
+        weakref.finalize(self, self.pool.close)
         self._turn = threading.Lock()
         self._turn_pid = os.getpid()
         #: The thread whose writer holds the turn, if one does.
@@ -1803,27 +1835,6 @@ class PostgresStore:
         except BaseException:
             self.pool.close()
             raise
-
-    def _connect(self) -> _Connection:
-        with translate_errors():
-            try:
-                conn: _Connection = psycopg.connect(self._dsn, **self._connect_args)
-            except psycopg.OperationalError as exc:
-                # Why (a refused password, an unknown database or role, no server there)
-                # tells an outage from a mistake in the settings; said in words of our own,
-                # since libpq's repeat parts of the DSN, where a password may have strayed.
-                raise StoreUnavailable(
-                    f"the database connection failed: {_connect_reason(exc)}"
-                ) from exc
-            try:
-                conn.execute(
-                    f"SET lock_timeout = {max(1, round(self.timeout * 1000))}; "
-                    "SET client_encoding = 'UTF8'"
-                )
-            except BaseException:
-                conn.close()
-                raise
-        return conn
 
     def begin(self, write: bool) -> tuple[_Slot, tuple[int, str] | None]:
         """Take a connection and open a transaction on it (a write one asks for the writers'

@@ -480,6 +480,17 @@ class LinkTermsOf:
 
 
 @attrs.frozen
+class PartnerProfileOf:
+    """A company's profile as a partner's customer reads it (``partner_profile``)."""
+
+    actor: Who
+    company: int | None
+
+    def __call__(self, run: Run) -> object:
+        return run.portal.partner_profile(run.user(self.actor), run.company(self.company))
+
+
+@attrs.frozen
 class FindCustomers:
     actor: Who
     prefix: str
@@ -522,6 +533,9 @@ class ReadEverything:
                 seen.append(Unordered(found) if isinstance(found, list) else found)
                 if isinstance(found, list):  # a walk a page of two at a time: the same list
                     assert _walk_pages(listing, reader) == found
+            # By name, then by (random) id: compared as a set.
+            partners = _outcome(portal.list_partners, reader)
+            seen.append(Unordered(partners) if isinstance(partners, list) else partners)
             seen.append(_outcome(portal.audit_trail, reader))
         return seen
 
@@ -612,6 +626,7 @@ def operations() -> st.SearchStrategy[Callable[[Run], object]]:
         st.builds(ChangeLicenses, WHO, MAYBE_IX, COUNT),
         st.builds(RevokeLink, PARTNER_SIDE, MAYBE_IX),
         st.builds(LinkTermsOf, MAYBE_IX),
+        st.builds(PartnerProfileOf, WHO, MAYBE_IX),
         st.builds(
             FindCustomers,
             PARTNER_SIDE,

@@ -42,14 +42,28 @@ from partnerkit.errors import (
     _shown,
 )
 from partnerkit.ports import MAX_AUDIT_RANGE, AuditRanges, UnitOfWork, never_stored
+from partnerkit.records import CustomerRelation
 from partnerkit.roles import (
     AdminRole,
+    Decision,
     PartnerAccess,
     Permission,
+    Rule,
     decide_assignment,
 )
 
 __all__ = ["DirectoryCases"]
+
+_NOT_ITS_PARTNER = Decision(False, Rule.PARTNER_SHOWN_TO_ITS_CUSTOMERS)
+
+
+def _is_partner_of(uow: UnitOfWork, partner_id: str, customer_id: str) -> bool:
+    """Whether *partner_id* advises or advised *customer_id*, administered it, or offered it
+    delegated administration (a pending, declined or lapsed offer counts)."""
+    if uow.customer_relations.get(CustomerRelation.key(partner_id, customer_id)) is not None:
+        return True
+    return uow.delegations.count(partner_id=partner_id, customer_id=customer_id) > 0
+
 
 _INT64_MAX = 2**63 - 1
 #: An audit cursor: the order it was made for (oldest or newest first), then a position.
@@ -180,6 +194,67 @@ class DirectoryCases(PortalCore):
             return ctx.company
 
         return self._run("profile.view", body, write=False)
+
+    def partner_profile(self, actor: User | str, partner_id: str) -> Company:
+        """Return the profile of a partner of the actor's company: the name, contact
+        information and advisor id that F1 shows to a partner's customers.
+
+        Any user of a customer may read the profile of a partner that advises or advised one
+        of its subscriptions, or that offered it delegated administration, whatever became
+        of the offer: pending (a consent page says who asks), active, or over (an audit
+        trail's partner ids can be named). A partner's users read their own company's.
+
+        Raises:
+            Forbidden: no such partner of the actor's company
+                (``partner-profiles-shown-to-their-customers``), whether or not a company
+                has that id.
+            ValidationError: a *partner_id* that is not a string.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> Company:
+            user = self._actor(uow, actor, attempt)
+            pid = _plain(partner_id)
+            if type(pid) is not str:  # by its type: a __class__ property can claim str
+                attempt.company_id = _shown(pid)
+                raise ValidationError("partner_id", "must be a company id (a string)")
+            attempt.company_id = pid
+            own = pid == user.company_id
+            attempt.role = _role_label(user, own=own)
+            shown = own or _is_partner_of(uow, pid, user.company_id)
+            company = uow.companies.get(pid) if shown else None
+            if company is None or not company.is_partner:
+                raise Forbidden(_NOT_ITS_PARTNER)
+            return company
+
+        return self._run("partner.view", body, write=False)
+
+    def list_partners(self, actor: User | str, company_id: str | None = None) -> list[Company]:
+        """Return the partners of the actor's company, a customer: every partner that
+        :meth:`partner_profile` shows its users, ordered by name (case-folded), then id.
+
+        Any user of the customer may read it. A partner's user acting on the customer
+        through a delegation may not: a partner never sees its customer's other partners.
+
+        Raises:
+            Forbidden: through a delegation (``delegates-never-manage-partner-relationships``).
+            ValidationError: a partner company, which has no partners (``company_id``).
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> list[Company]:
+            ctx = self._context(uow, attempt, actor, company_id)
+            if not ctx.own:
+                raise Forbidden(Decision(False, Rule.DELEGATES_NEVER_MANAGE_RELATIONSHIPS))
+            if ctx.company.is_partner:
+                raise ValidationError("company_id", "is a partner's: only a customer has partners")
+            self._require(ctx, Permission.VIEW_PROFILE)  # every user of the customer
+            customer_id = ctx.company.id
+            ids = {r.partner_id for r in uow.customer_relations.find(customer_id=customer_id)}
+            ids.update(d.partner_id for d in uow.delegations.find(customer_id=customer_id))
+            found = uow.companies.get_many(sorted(ids)).values()
+            partners = [company for company in found if company.is_partner]
+            return sorted(partners, key=lambda company: (company.name.casefold(), company.id))
+
+        return self._run("partner.list", body, write=False)
 
     def update_profile(
         self,

@@ -166,6 +166,7 @@ class Rule(enum.Enum):
     TRIAL_NEEDS_ADMIN_ROLE = "trial-links-need-a-customer-admin"
     LINK_OF_OTHER_PARTNER = "link-belongs-to-another-partner"
     REVOKE_LINK_NEEDS_GLOBAL_ADMIN_OR_ACCESS = "links-revoked-by-global-admins-or-partner-users"
+    PARTNER_SHOWN_TO_ITS_CUSTOMERS = "partner-profiles-shown-to-their-customers"
 
     @property
     def explanation(self) -> str:
@@ -220,6 +221,10 @@ _EXPLANATIONS: dict[Rule, str] = {
     Rule.LINK_OF_OTHER_PARTNER: "the link belongs to another partner",
     Rule.REVOKE_LINK_NEEDS_GLOBAL_ADMIN_OR_ACCESS: (
         "links are revoked by the partner's global admins and its users with partner access"
+    ),
+    Rule.PARTNER_SHOWN_TO_ITS_CUSTOMERS: (
+        "a partner's profile is shown to the users of its customers (companies it advises, "
+        "administers or offered delegated administration to), not to other companies"
     ),
 }
 

@@ -53,8 +53,8 @@ def _every_error() -> list[PartnerKitError]:
             errors.append(_forbidden())
         elif cls is NotFound:
             errors.append(NotFound("user", "usr_1"))
-        elif cls is ValidationError:
-            errors.append(ValidationError("licenses", "must be a whole number"))
+        elif issubclass(cls, ValidationError):  # and AlreadyExists, InvalidState
+            errors.append(cls("licenses", "must be a whole number"))
         else:
             errors.append(cls("a message"))
     errors.append(AuditChainBroken(7, "hash mismatch"))

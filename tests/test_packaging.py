@@ -17,6 +17,7 @@ import partnerkit
 #: ``partnerkit.__all__``, pinned: a name added or removed is a decision, made here too.
 PUBLIC_NAMES = [
     "AdminRole",
+    "AlreadyExists",
     "AuditChainBroken",
     "AuditEvent",
     "AuditPage",
@@ -32,6 +33,7 @@ PUBLIC_NAMES = [
     "DelegationStatus",
     "Forbidden",
     "InvalidLink",
+    "InvalidState",
     "Keyring",
     "LinkClaims",
     "LinkExhausted",

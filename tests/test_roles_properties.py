@@ -14,7 +14,9 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from partnerkit import (
     AdminRole,
+    AlreadyExists,
     Forbidden,
+    InvalidState,
     NotFound,
     PartnerAccess,
     PartnerKitError,
@@ -362,7 +364,7 @@ class PortalRoles(RuleBasedStateMachine):
         ):
             expected = Forbidden
         elif email.casefold() in {h.email.casefold() for h in self.held.values()}:
-            expected = ValidationError
+            expected = AlreadyExists
 
         user = self._check(
             "create_user",
@@ -405,7 +407,7 @@ class PortalRoles(RuleBasedStateMachine):
             and target.admin_role is GA
             and self._global_admins(target.company_id) <= 1
         ):
-            expected = ValidationError
+            expected = InvalidState
 
         user = self._check(
             "assign_roles",
@@ -431,7 +433,7 @@ class PortalRoles(RuleBasedStateMachine):
             and self._global_admins(target.company_id) <= 1
         )
         if expected is None and last_admin:
-            expected = ValidationError
+            expected = InvalidState
 
         self._check("remove_user", expected, lambda: self.portal.remove_user(actor, target_id))
         if expected is None:

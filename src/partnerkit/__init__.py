@@ -22,9 +22,11 @@ if TYPE_CHECKING:
     from partnerkit.consent import Delegation, DelegationOffer, DelegationStatus
     from partnerkit.directory import Company, CompanyKind, ContactInfo, User
     from partnerkit.errors import (
+        AlreadyExists,
         Conflict,
         Forbidden,
         InvalidLink,
+        InvalidState,
         LinkExhausted,
         LinkExpired,
         LinkRevoked,
@@ -60,6 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AdminRole",
+    "AlreadyExists",
     "AuditChainBroken",
     "AuditEvent",
     "AuditPage",
@@ -75,6 +78,7 @@ __all__ = [
     "DelegationStatus",
     "Forbidden",
     "InvalidLink",
+    "InvalidState",
     "Keyring",
     "LinkClaims",
     "LinkExhausted",
@@ -117,6 +121,7 @@ _HOMES = {
     "Catalog": "partnerkit.offers",
     "Company": "partnerkit.directory",
     "CompanyKind": "partnerkit.directory",
+    "AlreadyExists": "partnerkit.errors",
     "Conflict": "partnerkit.errors",
     "ContactInfo": "partnerkit.directory",
     "CustomerPage": "partnerkit.support",
@@ -126,6 +131,7 @@ _HOMES = {
     "DelegationStatus": "partnerkit.consent",
     "Forbidden": "partnerkit.errors",
     "InvalidLink": "partnerkit.errors",
+    "InvalidState": "partnerkit.errors",
     "Keyring": "partnerkit.links",
     "LinkClaims": "partnerkit.links",
     "LinkExhausted": "partnerkit.errors",

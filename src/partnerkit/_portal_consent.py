@@ -20,8 +20,8 @@ from partnerkit.directory import (
 )
 from partnerkit.errors import (
     Forbidden,
+    InvalidState,
     NotFound,
-    ValidationError,
     _shown,
 )
 from partnerkit.ports import UnitOfWork
@@ -73,7 +73,7 @@ class ConsentCases(PortalCore):
             ctx, pending = self._customer_delegation(uow, attempt, actor, delegation_id)
             active = self._active_delegation(uow, pending.partner_id, pending.customer_id, ctx.now)
             if active is not None and active.id != pending.id:
-                raise ValidationError(
+                raise InvalidState(
                     "delegation", "an active delegation with this partner exists already"
                 )
             accepted = pending.accept(ctx.actor.id, ctx.now)

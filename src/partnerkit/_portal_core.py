@@ -35,6 +35,7 @@ from partnerkit.directory import (
     normalize_domain,
 )
 from partnerkit.errors import (
+    AlreadyExists,
     Conflict,
     Forbidden,
     InvalidLink,
@@ -550,7 +551,7 @@ class PortalCore:
             created_at=now,
         )
         if uow.companies.count(domain=company.domain):
-            raise ValidationError("domain", "is already registered")
+            raise AlreadyExists("domain", "is already registered")
         admin = self._first_admin(uow, company, admin_email, admin_name, now)
         uow.companies.add(company)
         uow.users.add(admin)
@@ -580,7 +581,7 @@ class PortalCore:
     @staticmethod
     def _check_email_free(uow: UnitOfWork, email: str, field: str) -> None:
         if uow.users.count(email_key=email_key(email)):
-            raise ValidationError(field, "is already in use")
+            raise AlreadyExists(field, "is already in use")
 
     def _active_delegation(
         self, uow: UnitOfWork, partner_id: str, customer_id: str, now: datetime

@@ -35,6 +35,7 @@ from partnerkit.directory import (
 )
 from partnerkit.errors import (
     Forbidden,
+    InvalidState,
     PartnerKitError,
     ValidationError,
     _plain,
@@ -530,7 +531,7 @@ class DirectoryCases(PortalCore):
         if target.admin_role is AdminRole.GLOBAL_ADMIN and (
             uow.users.count(company_id=target.company_id, admin_role=AdminRole.GLOBAL_ADMIN) <= 1
         ):
-            raise ValidationError(field, "a company keeps at least one global admin")
+            raise InvalidState(field, "a company keeps at least one global admin")
 
     def remove_user(
         self, actor: User | str, user_id: str, *, company_id: str | None = None

@@ -41,6 +41,7 @@ from partnerkit.directory import (
 from partnerkit.errors import (
     Forbidden,
     InvalidLink,
+    InvalidState,
     LinkExhausted,
     LinkRevoked,
     NotFound,
@@ -1035,8 +1036,8 @@ class OfferCases(PortalCore):
         existing = _subscribed(uow, company, service.sku, subscribed)
         if existing:
             if existing[0].status is SubscriptionStatus.TRIAL:
-                raise ValidationError("sku", "one trial per customer per service")
-            raise ValidationError("sku", f"the customer already subscribes to {service.sku}")
+                raise InvalidState("sku", "one trial per customer per service")
+            raise InvalidState("sku", f"the customer already subscribes to {service.sku}")
         trial = Subscription.trial(
             ident=new_id("sub"),
             customer_id=company.id,
@@ -1066,7 +1067,7 @@ class OfferCases(PortalCore):
             if existing:
                 current = existing[0]
                 if current.status is not SubscriptionStatus.TRIAL:
-                    raise ValidationError(
+                    raise InvalidState(
                         "lines",
                         f"the customer already subscribes to {line.sku}; change its licences",
                     )

@@ -21,7 +21,7 @@ from typing import Any
 import attrs
 
 from partnerkit._time import later
-from partnerkit.errors import ValidationError, _first_items, _pretends
+from partnerkit.errors import InvalidState, ValidationError, _first_items, _pretends
 from partnerkit.roles import ALL_ADMIN_ROLES, AdminRole
 
 __all__ = [
@@ -206,9 +206,7 @@ class Delegation:
     ) -> Delegation:
         current = self.status_at(now)
         if current is not allowed_from:
-            raise ValidationError(
-                "status", f"{_a(current.value)} delegation cannot become {to.value}"
-            )
+            raise InvalidState("status", f"{_a(current.value)} delegation cannot become {to.value}")
         return attrs.evolve(
             self, status=to, decided_at=now, decided_by=by, version=self.version + 1
         )
@@ -236,5 +234,5 @@ class Delegation:
     def expire(self, now: datetime) -> Delegation:
         """Record that the delegation expired (only when :meth:`status_at` says so)."""
         if self.status.is_final or self.status_at(now) is not DelegationStatus.EXPIRED:
-            raise ValidationError("status", f"{_a(self.status.value)} delegation has not expired")
+            raise InvalidState("status", f"{_a(self.status.value)} delegation has not expired")
         return attrs.evolve(self, status=DelegationStatus.EXPIRED, version=self.version + 1)

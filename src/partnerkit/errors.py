@@ -17,9 +17,11 @@ if TYPE_CHECKING:
     from partnerkit.roles import Decision, Permission
 
 __all__ = [
+    "AlreadyExists",
     "Conflict",
     "Forbidden",
     "InvalidLink",
+    "InvalidState",
     "LinkExhausted",
     "LinkExpired",
     "LinkRevoked",
@@ -89,6 +91,30 @@ class ValidationError(PartnerKitError, ValueError):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return type(self), (self.field, self.message), self.__dict__
+
+
+class AlreadyExists(ValidationError):
+    """A value that must be unique across the portal is another's already: a user's e-mail
+    address, a customer's domain (:attr:`field` names it).
+
+    Well-formed input that clashes with what is stored, where a plain
+    :class:`ValidationError` is input that is wrong in itself: a web portal answers this
+    one ``409 Conflict`` and that one ``422``. Not a :class:`Conflict`, which is a race to
+    retry: asking again gives the same answer.
+    """
+
+
+class InvalidState(ValidationError):
+    """A well-formed request that the current state of its objects refuses: a transition
+    out of a final status (accepting a revoked delegation, changing a closed service
+    request, withdrawing a superseded offer, changing the count of a trial), demoting or
+    removing a company's last global admin, a second trial of a service, accepting an offer
+    for a service already bought, removing the key that signs.
+
+    :attr:`field` names the rule's subject (``"status"``, ``"sku"``, ...). A web portal
+    answers it ``409 Conflict``: the request may succeed once the state differs, never by
+    being sent again as it is.
+    """
 
 
 class Conflict(PartnerKitError):

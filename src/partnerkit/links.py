@@ -62,6 +62,7 @@ from itsdangerous.encoding import base64_encode
 
 from partnerkit.errors import (
     InvalidLink,
+    InvalidState,
     LinkExpired,
     NotFound,
     ValidationError,
@@ -577,7 +578,7 @@ class Keyring:
         with self._lock:
             state = self._state
             if type(kid) is str and kid == state.active:
-                raise ValidationError("kid", "the active key cannot be removed; rotate first")
+                raise InvalidState("kid", "the active key cannot be removed; rotate first")
             keys = tuple(key for key in state.keys if type(kid) is not str or key.kid != kid)
             if len(keys) == len(state.keys):
                 raise NotFound("key", _shown(kid))

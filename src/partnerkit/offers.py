@@ -19,7 +19,15 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from partnerkit._time import later
-from partnerkit.errors import NotFound, ValidationError, _plain, _plain_str, _pretends, _shown
+from partnerkit.errors import (
+    InvalidState,
+    NotFound,
+    ValidationError,
+    _plain,
+    _plain_str,
+    _pretends,
+    _shown,
+)
 
 if TYPE_CHECKING:
     from partnerkit.consent import Delegation
@@ -342,7 +350,7 @@ class PurchaseOffer:
 
     def _check_open(self, what: str) -> None:
         if self.status is not OfferStatus.OPEN:
-            raise ValidationError("status", f"cannot {what} a {self.status.value} offer")
+            raise InvalidState("status", f"cannot {what} a {self.status.value} offer")
 
 
 @attrs.frozen
@@ -441,7 +449,7 @@ class Subscription:
     ) -> Subscription:
         """Turn a trial (running or expired) into a paid subscription."""
         if self.status is not SubscriptionStatus.TRIAL:
-            raise ValidationError("sku", f"{self.sku} is not on trial")
+            raise InvalidState("sku", f"{self.sku} is not on trial")
         return attrs.evolve(
             self,
             licenses=licenses,
@@ -455,7 +463,7 @@ class Subscription:
     def with_licenses(self, licenses: int) -> Subscription:
         """Change the licence count of an active subscription."""
         if self.status is not SubscriptionStatus.ACTIVE:
-            raise ValidationError("status", f"a {self.status.value} subscription cannot change")
+            raise InvalidState("status", f"a {self.status.value} subscription cannot change")
         return attrs.evolve(self, licenses=licenses, version=self.version + 1)
 
 

@@ -21,7 +21,7 @@ import attrs
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from partnerkit.directory import Company
-from partnerkit.errors import ValidationError, _pretends
+from partnerkit.errors import InvalidState, ValidationError, _pretends
 
 __all__ = [
     "DEFAULT_TEMPORARY_PASSWORD_LIFETIME",
@@ -322,7 +322,7 @@ class ServiceRequest:
     ) -> ServiceRequest:
         """Update status and/or severity; a closed request stays closed."""
         if self.status is RequestStatus.CLOSED:
-            raise ValidationError("status", "a closed service request cannot change")
+            raise InvalidState("status", "a closed service request cannot change")
         return attrs.evolve(
             self,
             status=self.status if status is None else status,

@@ -363,8 +363,8 @@ class _SQLiteRepository(Repository[T]):
         self._uow.check_open()  # a finished unit of work refuses, whatever the ids
         found: dict[str, T] = {}
         decode = self._codec.decode
-        plain = [_plain(i) for i in idents]
-        unique = [i for i in dict.fromkeys(plain) if not unheld_key(i)]
+        # What no row can be keyed by (not text: perhaps not even hashable) is left out first.
+        unique = list(dict.fromkeys(i for i in map(_plain, idents) if not unheld_key(i)))
         for start in range(0, len(unique), _BATCH):  # SQLite binds at most 999 values
             batch = unique[start : start + _BATCH]
             marks = ", ".join("?" * len(batch))

@@ -453,6 +453,73 @@ def _run_in_a_thread(target: Callable[[], None], hung: str) -> None:
     assert not thread.is_alive(), hung
 
 
+class _Liar(str):
+    """Text whose own methods lie: it equals everything and hashes alike. A store that asks
+    them (``==`` in a loop, a ``dict`` lookup, sqlite3's ``__conform__``) finds a row the
+    text does not name."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    def __ne__(self, other: object) -> bool:
+        return False
+
+    def __hash__(self) -> int:
+        return 0
+
+    def __conform__(self, protocol: object) -> str:  # sqlite3 binds what this returns
+        return "cmp_one"
+
+
+class _ClaimsStr:
+    """Not text at all, whose ``__class__`` says it is."""
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return str
+
+    def __hash__(self) -> int:
+        return hash("cmp_one")
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+
+def _kinds_differ(written: object, read: object, where: str = "row") -> str | None:
+    """Where *read* differs from *written* in type, not only in value (``1 == True`` and
+    ``set == frozenset`` hold; a row read back with those breaks the code that reads it):
+    attrs objects field by field, tuples, frozensets and dicts item by item. ``None``:
+    the same types all the way down."""
+    if type(read) is not type(written):
+        return f"{where} is {type(read).__name__}, written as {type(written).__name__}"
+    if attrs.has(type(written)):
+        for field in attrs.fields(cast("type[attrs.AttrsInstance]", type(written))):
+            found = _kinds_differ(
+                getattr(written, field.name), getattr(read, field.name), f"{where}.{field.name}"
+            )
+            if found:
+                return found
+    elif isinstance(written, tuple | list):
+        assert isinstance(read, tuple | list)
+        for n, (a, b) in enumerate(zip(written, read, strict=False)):
+            found = _kinds_differ(a, b, f"{where}[{n}]")
+            if found:
+                return found
+    elif isinstance(written, frozenset | set):
+        assert isinstance(read, frozenset | set)
+        for a, b in zip(sorted(written, key=repr), sorted(read, key=repr), strict=False):
+            found = _kinds_differ(a, b, f"{where} item")
+            if found:
+                return found
+    elif isinstance(written, dict):
+        assert isinstance(read, dict)
+        for key, value in written.items():
+            found = _kinds_differ(value, read.get(key), f"{where}[{key!r}]")
+            if found:
+                return found
+    return None
+
+
 def _get(store: Store, table: Table[T], ident: str) -> T | None:
     with store.unit_of_work(write=False) as uow:
         return uow.repository(table).get(ident)
@@ -599,6 +666,84 @@ class RepositoryContract(_Base):
         _add(store, sample, *rows)
         for row in rows:
             assert _get(store, sample.table, row.id) == row
+
+    def test_a_row_is_read_back_with_the_types_it_was_written_with(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """Equal is not enough: a flag read back as ``1`` equals ``True`` and a ``set``
+        equals a ``frozenset``, and both break the code that reads the row (a flag must be
+        a bool before the next write; a delegation's roles a frozenset). Every field, all
+        the way down, comes back of the type it was written as, by ``get``, ``get_many``
+        and ``find``."""
+        rows = [sample.make(n) for n in range(3)]
+        _add(store, sample, *rows)
+        table = sample.table
+        with store.unit_of_work(write=False) as uow:
+            repo = uow.repository(table)
+            many = repo.get_many([row.id for row in rows])
+            group = table.lookups()[0] if table.lookups() else ()
+            for row in rows:
+                found = repo.find(**{c: table.value(row, c) for c in group}) if group else []
+                for how, read in [
+                    ("get", repo.get(row.id)),
+                    ("get_many", many.get(row.id)),
+                    *(("find", other) for other in found if other.id == row.id),
+                ]:
+                    differs = _kinds_differ(row, read)
+                    assert differs is None, f"{table.name} {row.id} by {how}: {differs}"
+
+    def test_a_unique_key_of_several_columns_is_taken_only_by_all_of_them(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """A unique key of several columns (a redemption's link and customer, a
+        subscription's customer and service) clashes only when every column is the same:
+        rows that share one of them (one link redeemed by two customers, one customer with
+        two services) are both stored. A store that keys on one column refuses the second."""
+        table = sample.table
+        for group in table.unique:
+            if len(group) < 2 or any(c in table.computed for c in group):
+                continue
+            for column in group:
+                holder, other = self._holders(sample, group)
+                partner = attrs.evolve(other, **{column: getattr(holder, column)})
+                if any(
+                    all(table.value(holder, c) == table.value(partner, c) for c in rival)
+                    for rival in table.unique
+                    if rival != group
+                ):
+                    continue  # sharing this column would clash on another key
+                _add(store, sample, holder, partner)
+                assert _get(store, table, partner.id) == partner, (table.name, column)
+                _each_row(store, sample, "remove", [holder, partner])
+
+    def test_a_key_of_a_str_subclass_is_read_by_its_text(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """Text is read by its text, never by the methods of a subclass (``==``, ``hash``,
+        sqlite3's ``__conform__``), which may lie; and a value that only claims to be text
+        (its ``__class__``), or cannot be hashed, names no row: nothing is found, and no
+        ``TypeError`` comes out."""
+        row = sample.make(0)
+        _add(store, sample, row)
+        table = sample.table
+        with store.unit_of_work(write=False) as uow:
+            repo = uow.repository(table)
+            assert repo.get(_Liar(row.id)) == row
+            for unheld in (_Liar("nobody_here"), _ClaimsStr(), ["nobody_here"], {"a": 1}):
+                assert repo.get(unheld) is None, type(unheld).__name__  # type: ignore[arg-type]
+                many = repo.get_many([unheld, row.id])  # type: ignore[list-item]
+                assert many == {row.id: row}, type(unheld).__name__
+            for group in table.lookups():
+                values = {c: table.value(row, c) for c in group}
+                for column in group:
+                    if type(values[column]) is not str:
+                        continue
+                    held = {**values, column: _Liar(values[column])}
+                    assert row in repo.find(**held), (column, "its own text")
+                    for unheld in (_Liar("nobody_here"), _ClaimsStr(), ["x"]):
+                        where = {**values, column: unheld}
+                        assert repo.find(**where) == [], (column, type(unheld).__name__)
+                        assert repo.count(**where) == 0, (column, type(unheld).__name__)
 
     def test_get_many_returns_the_rows_that_exist_by_key(
         self, store: Store, sample: TableSample[Any]
@@ -1493,9 +1638,12 @@ class UnitOfWorkContract(_Base):
             thread.join(30)
             assert not thread.is_alive(), "a call from another thread waited"
             assert len(outcomes) == len(calls)
-            for outcome in outcomes:
-                assert isinstance(outcome, PartnerKitError), outcomes
-                assert not isinstance(outcome, Conflict), outcomes
+            names = ["get", "find", "add", "audit_head", "commit", "rollback", "__exit__"]
+            for name, outcome in zip(names, outcomes, strict=True):
+                assert isinstance(outcome, PartnerKitError), (
+                    f"{name} from another thread gave {outcome!r}, not a PartnerKitError"
+                )
+                assert not isinstance(outcome, Conflict), f"{name}: a Conflict invites a retry"
             assert uow.users.get(mine.id) == mine
             uow.commit()
         assert _get(store, USERS, mine.id) == mine
@@ -1745,6 +1893,22 @@ class AuditContract(_Base):
             assert uow.audit_events("cmp_b") == [events[0], events[3], events[4], events[5]]
             assert uow.audit_events("cmp_c") == [events[2]]
             assert uow.audit_events("cmp_none") == []
+
+    def test_the_list_of_events_read_is_the_reader_s_own(self, store: Store) -> None:
+        """``audit_events`` returns a new list each time: a caller that sorts, filters or
+        empties the list it was given changes nothing the store holds (a store that hands
+        out its own list would let a caller erase the trail)."""
+        with store.unit_of_work() as uow:
+            uow.append_audit(_event(1, GENESIS_HASH))
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            for company_id in (None, "cmp_one"):
+                given = uow.audit_events(company_id)
+                assert len(given) == 1
+                given.clear()
+                assert len(uow.audit_events(company_id)) == 1, company_id
+        with store.unit_of_work(write=False) as uow:
+            assert [e.seq for e in uow.audit_events()] == [1]
 
     def test_uncommitted_events_are_discarded(self, store: Store) -> None:
         """Events appended in a unit of work that does not commit leave no trace."""
@@ -2155,6 +2319,65 @@ class ConcurrencyContract(_Base):
         assert final is not None
         assert final.version == 1 + len(acked) == 41
         assert sorted(acked) == list(range(2, 42))
+
+    def test_a_writer_opened_while_another_is_open_loses_neither_commit(self, store: Store) -> None:
+        """Thread A holds a write unit of work open, having written, while thread B opens
+        another, writes and commits; then A commits. The store may make B wait for A, or
+        let B go first and refuse the later commit with ``Conflict`` (each writer its own
+        row and event, both chained to the head they read): either way every commit that
+        returned is there afterwards. A store that lets each writer work on a copy and puts
+        it back on commit loses B's row and B's event, and its chain still verifies.
+
+        Not left to the threads' timing (a unit of work of an in-process store is too
+        short for two to overlap by chance): A is held open on purpose."""
+        first, second = _make_company(0), _make_company(1)
+        outcome: dict[str, str] = {}
+        errors: list[BaseException] = []
+        b_started = threading.Event()
+
+        def write(row: Company, name: str) -> None:
+            with store.unit_of_work() as uow:
+                uow.companies.add(row)
+                seq, prev = uow.audit_head()
+                uow.append_audit(_event(seq + 1, prev, action=f"test.writer.{name}"))
+                uow.commit()
+
+        def writer_b() -> None:
+            b_started.set()
+            try:
+                write(second, "b")
+                outcome["b"] = "committed"
+            except Conflict:
+                outcome["b"] = "conflict"
+            except BaseException as exc:  # reported to the main thread
+                errors.append(exc)
+
+        thread = threading.Thread(target=writer_b, daemon=True)
+        try:
+            with store.unit_of_work() as uow:
+                uow.companies.add(first)
+                seq, prev = uow.audit_head()
+                uow.append_audit(_event(seq + 1, prev, action="test.writer.a"))
+                thread.start()
+                b_started.wait(10)
+                thread.join(0.5)  # B waits for A (still alive), or has committed already
+                uow.commit()
+            outcome["a"] = "committed"
+        except Conflict:
+            outcome["a"] = "conflict"
+        thread.join(60)
+        assert not thread.is_alive(), "the second writer never ended"
+        assert errors == []
+        assert "committed" in outcome.values(), f"neither writer committed: {outcome}"
+        with store.unit_of_work(write=False) as uow:
+            events, head = uow.audit_events(), uow.audit_head()
+            for name, row in (("a", first), ("b", second)):
+                if outcome.get(name) == "committed":
+                    assert uow.companies.get(row.id) == row, f"writer {name}'s row was lost"
+                    assert f"test.writer.{name}" in [e.action for e in events], (
+                        f"writer {name}'s audit event was lost"
+                    )
+        assert verify_chain(events, head) == len(events)
 
     def test_threads_appending_to_the_audit_chain_keep_one_chain(self, store: Store) -> None:
         """Four threads, released together, each append events in write units of work of

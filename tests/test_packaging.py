@@ -57,6 +57,7 @@ PUBLIC_NAMES = [
     "Service",
     "ServiceRequest",
     "Severity",
+    "StaleVersion",
     "StoreUnavailable",
     "Subscription",
     "SubscriptionStatus",

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
         LinkRevoked,
         NotFound,
         PartnerKitError,
+        StaleVersion,
         StoreUnavailable,
         ValidationError,
     )
@@ -102,6 +103,7 @@ __all__ = [
     "Service",
     "ServiceRequest",
     "Severity",
+    "StaleVersion",
     "StoreUnavailable",
     "Subscription",
     "SubscriptionStatus",
@@ -144,6 +146,7 @@ _HOMES = {
     "OfferStatus": "partnerkit.offers",
     "PartnerAccess": "partnerkit.roles",
     "PartnerKitError": "partnerkit.errors",
+    "StaleVersion": "partnerkit.errors",
     "PasswordHasher": "partnerkit.support",
     "PasswordReset": "partnerkit.support",
     "Permission": "partnerkit.roles",

@@ -41,6 +41,7 @@ from partnerkit.errors import (
     InvalidLink,
     NotFound,
     PartnerKitError,
+    StaleVersion,
     ValidationError,
     _plain,
     _pretends,
@@ -703,6 +704,19 @@ class PortalCore:
 V = TypeVar(
     "V", Company, User, LinkRecord, CustomerRelation, Subscription, Delegation, PurchaseOffer
 )
+
+
+def _check_expected(obj: Any, expected: object, noun: str) -> None:
+    """Refuse an edit made against another version of *obj* than the stored one
+    (``expected_version=``; ``None`` asks for no check)."""
+    if expected is None:
+        return
+    if type(expected) is not int or not 1 <= expected < 2**63:
+        raise ValidationError("expected_version", "must be a whole number, at least 1, or None")
+    if obj.version != expected:
+        raise StaleVersion(
+            "expected_version", f"is {expected}, but the {noun} is at version {obj.version} now"
+        )
 
 
 def _bump(obj: V, **changes: Any) -> V:

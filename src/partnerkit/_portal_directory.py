@@ -14,6 +14,7 @@ from partnerkit._portal_core import (
     PortalCore,
     _Attempt,
     _bump,
+    _check_expected,
     _check_limit,
     _Context,
     _listed,
@@ -264,12 +265,19 @@ class DirectoryCases(PortalCore):
         contact: ContactInfo | None = None,
         name: str | None = None,
         company_id: str | None = None,
+        expected_version: int | None = None,
     ) -> Company:
-        """Change the company's contact information and/or name (global admins only)."""
+        """Change the company's contact information and/or name (global admins only).
+
+        With *expected_version* (the ``version`` of the profile the edit was made on: an
+        edit form's, an ``If-Match``), a profile changed since is refused with
+        ``StaleVersion`` rather than overwritten, as every edit of the Portal takes it.
+        """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> Company:
             ctx = self._context(uow, attempt, actor, company_id)
             self._require(ctx, Permission.EDIT_PROFILE)
+            _check_expected(ctx.company, expected_version, "profile")
             changes: dict[str, Any] = {}
             if contact is not None:
                 if not isinstance(contact, ContactInfo) or _pretends(contact):
@@ -404,6 +412,7 @@ class DirectoryCases(PortalCore):
         email: str | None = None,
         display_name: str | None = None,
         company_id: str | None = None,
+        expected_version: int | None = None,
     ) -> User:
         """Change a user's e-mail and/or display name, within the actor's ``MANAGE_USERS``
         limits: the same as :meth:`remove_user`'s (a user-management admin edits users
@@ -415,9 +424,12 @@ class DirectoryCases(PortalCore):
         password reset, so a global admin without partner access may not move a partner
         user's e-mail, as it may not reset their password.
 
+        *expected_version*: as :meth:`update_profile` takes it, the user's.
+
         Raises:
             ValidationError: nothing to change, a malformed value, or an e-mail another
-                user has (compared case-insensitively).
+                user has (compared case-insensitively: ``AlreadyExists``).
+            StaleVersion: the user is no longer at *expected_version*.
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> User:
@@ -426,6 +438,7 @@ class DirectoryCases(PortalCore):
             self._require(ctx, Permission.MANAGE_USERS)
             target = self._target(uow, ctx, attempt, user_id)
             self._require(ctx, Permission.MANAGE_USERS, target)
+            _check_expected(target, expected_version, "user")
             changes: dict[str, Any] = {}
             new_email, new_name = _plain(email), _plain(display_name)
             if new_email is not None and new_email != target.email:
@@ -469,6 +482,7 @@ class DirectoryCases(PortalCore):
         admin_role: AdminRole | None = None,
         partner_access: PartnerAccess | None = None,
         company_id: str | None = None,
+        expected_version: int | None = None,
     ) -> User:
         """Set both admin settings of a user (global admins only; no escalation).
 
@@ -480,7 +494,9 @@ class DirectoryCases(PortalCore):
         Raises:
             Forbidden: the actor may not assign these roles to this user.
             ValidationError: partner access on a customer's user, or the company would lose
-                its last global admin.
+                its last global admin (``InvalidState``).
+            StaleVersion: the user is no longer at *expected_version* (as
+                :meth:`update_profile` takes it).
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> User:
@@ -488,6 +504,7 @@ class DirectoryCases(PortalCore):
             ctx = self._context(uow, attempt, actor, company_id)
             self._require(ctx, Permission.ASSIGN_ROLES)
             target = self._target(uow, ctx, attempt, user_id)
+            _check_expected(target, expected_version, "user")
             self._check_assignment(ctx, target, admin_role, partner_access)
             if admin_role is not AdminRole.GLOBAL_ADMIN:
                 self._keep_a_global_admin(uow, target, "admin_role")
@@ -534,11 +551,18 @@ class DirectoryCases(PortalCore):
             raise InvalidState(field, "a company keeps at least one global admin")
 
     def remove_user(
-        self, actor: User | str, user_id: str, *, company_id: str | None = None
+        self,
+        actor: User | str,
+        user_id: str,
+        *,
+        company_id: str | None = None,
+        expected_version: int | None = None,
     ) -> None:
         """Delete a user, within the actor's ``MANAGE_USERS`` limits.
 
-        The last global admin of a company is never removed (``ValidationError``).
+        The last global admin of a company is never removed (``InvalidState``). With
+        *expected_version*, a user changed since that version is not removed
+        (``StaleVersion``: as :meth:`update_profile` takes it).
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> None:
@@ -547,6 +571,7 @@ class DirectoryCases(PortalCore):
             self._require(ctx, Permission.MANAGE_USERS)
             target = self._target(uow, ctx, attempt, user_id)
             self._require(ctx, Permission.MANAGE_USERS, target)
+            _check_expected(target, expected_version, "user")
             self._keep_a_global_admin(uow, target, "user_id")
             # A password a reset set goes with its user, in the same unit of work.
             credential = uow.credentials.get(target.id)

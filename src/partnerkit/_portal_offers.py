@@ -14,6 +14,7 @@ from partnerkit._portal_core import (
     _Attempt,
     _bump,
     _check_bool,
+    _check_expected,
     _check_lifetime,
     _check_max_uses,
     _Context,
@@ -1166,12 +1167,19 @@ class OfferCases(PortalCore):
     # -- F4: subscriptions ---------------------------------------------------------------
 
     def change_licenses(
-        self, actor: User | str, subscription_id: str, licenses: int
+        self,
+        actor: User | str,
+        subscription_id: str,
+        licenses: int,
+        *,
+        expected_version: int | None = None,
     ) -> Subscription:
         """Change a subscription's licence count within its service's bounds.
 
         For the customer's billing and global admins, or a partner user through a
-        delegation that grants ``MANAGE_SUBSCRIPTIONS``.
+        delegation that grants ``MANAGE_SUBSCRIPTIONS``. With *expected_version*, a
+        subscription changed since that version is refused (``StaleVersion``), as
+        :meth:`update_profile` takes it.
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> Subscription:
@@ -1188,6 +1196,7 @@ class OfferCases(PortalCore):
                 known_to=sub.partner_id if sub is not None else None,
             )
             assert sub is not None
+            _check_expected(sub, expected_version, "subscription")
             count = self.catalog.get(sub.sku).check(licenses)
             changed = sub.as_of(ctx.now).with_licenses(count)
             changed = attrs.evolve(changed, status=sub.status)

@@ -12,6 +12,7 @@ from partnerkit._portal_core import (
     PortalCore,
     _Attempt,
     _bump,
+    _check_expected,
     _check_limit,
     _check_prefix,
     _listed,
@@ -408,8 +409,13 @@ class SupportCases(PortalCore):
         *,
         status: RequestStatus | str | None = None,
         severity: Severity | str | None = None,
+        expected_version: int | None = None,
     ) -> ServiceRequest:
-        """Change a service request's status and/or severity."""
+        """Change a service request's status and/or severity.
+
+        With *expected_version*, a request changed since that version is refused
+        (``StaleVersion``), as :meth:`update_profile` takes it.
+        """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> ServiceRequest:
             request = uow.service_requests.get(request_id) if isinstance(request_id, str) else None
@@ -422,6 +428,7 @@ class SupportCases(PortalCore):
                 NotFound("service request", _shown(request_id)),
             )
             assert request is not None
+            _check_expected(request, expected_version, "service request")
             # Checked once the actor is known to have the right, as a failure it audits.
             new_status = None if status is None else check_request_status(status)
             new_severity = None if severity is None else check_severity(severity)

@@ -27,6 +27,7 @@ __all__ = [
     "LinkRevoked",
     "NotFound",
     "PartnerKitError",
+    "StaleVersion",
     "StoreUnavailable",
     "ValidationError",
 ]
@@ -114,6 +115,18 @@ class InvalidState(ValidationError):
     :attr:`field` names the rule's subject (``"status"``, ``"sku"``, ...). A web portal
     answers it ``409 Conflict``: the request may succeed once the state differs, never by
     being sent again as it is.
+    """
+
+
+class StaleVersion(InvalidState):
+    """An edit made against a version of the object that is no longer the stored one: the
+    ``expected_version=`` an edit was given (the version its form was read at) is not the
+    object's version now, because someone changed it since. Nothing is written.
+
+    :attr:`field` is ``"expected_version"``. Re-read the object and show the person what
+    changed: a web portal answers ``412 Precondition Failed`` to an ``If-Match`` that no
+    longer holds, or ``409``. Not a :class:`Conflict`: sent again as it is, it is refused
+    again.
     """
 
 

@@ -11,18 +11,22 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import timedelta
 
+import attrs
 import pytest
 
 from partnerkit import (
     AdminRole,
     AlreadyExists,
+    Catalog,
     ContactInfo,
     InvalidState,
     Keyring,
     OfferLine,
+    Portal,
+    Service,
     ValidationError,
 )
-from partnerkit.testing import World, snapshot
+from partnerkit.testing import FAST_HASHER, World, snapshot
 
 pytest_plugins = ["pg_fixtures"]
 
@@ -147,6 +151,49 @@ def test_a_request_the_state_refuses_is_invalid_state(any_world: World) -> None:
         "admin_role",
         world,
     )
+
+
+def _with_catalog(world: World, *services: Service) -> Portal:
+    """The same portal (store, keys, clock, links) after its catalogue changed."""
+    old = world.portal
+    return Portal(
+        store=old.store,
+        keyring=old.keyring,
+        catalog=Catalog(list(services)),
+        base_url=old.base_url,
+        clock=old.clock,
+        password_hasher=FAST_HASHER,
+    )
+
+
+def test_a_link_the_catalogue_changed_under_is_invalid_state(any_world: World) -> None:
+    """A trial link for a service that has since stopped offering trials, and an offer
+    whose counts the service's bounds no longer take: the link and the request are what
+    they were, the state refuses them. A count the customer gives out of bounds is still
+    wrong input."""
+    world = any_world
+    trial_url = world.portal.create_trial_invitation(world.partner_admin, "EXCHANGE")
+    offer_url, _ = world.portal.create_purchase_offer(
+        world.partner_admin, lines=[OfferLine(sku="INTUNE", licenses=10)]
+    )
+    changed = _with_catalog(
+        world,
+        Service(sku="EXCHANGE", name="Exchange Online", min_licenses=1, max_licenses=1000),
+        Service(sku="INTUNE", name="Intune", min_licenses=20, max_licenses=500),
+    )
+    world = attrs.evolve(world, portal=changed)
+    kim = world.customer_admin
+    _refused(lambda: changed.redeem(trial_url, kim), InvalidState, "sku", world)
+    _refused(lambda: changed.redeem(offer_url, kim), InvalidState, "licenses[INTUNE]", world)
+    _refused(
+        lambda: changed.redeem(offer_url, kim, licenses={"INTUNE": 10}),
+        ValidationError,
+        "licenses[INTUNE]",
+        world,
+    )
+    assert [
+        s.licenses for s in changed.redeem(offer_url, kim, licenses={"INTUNE": 20}).subscriptions
+    ] == [20]
 
 
 def test_input_wrong_in_itself_stays_a_plain_validation_error(any_world: World) -> None:

@@ -18,6 +18,7 @@ from partnerkit import (
     ContactInfo,
     Forbidden,
     InvalidState,
+    PartnerAccess,
     StaleVersion,
     ValidationError,
 )
@@ -148,7 +149,7 @@ def test_the_second_of_two_forms_read_at_one_version_is_refused(
     assert f"version {after_first.version} now" in stale.value.message
     assert edit.read(world, ident) == after_first
     last = world.portal.audit_trail(world.customer_admin)[-1]
-    assert (last.outcome, last.reason) == ("failed", "invalid-expected_version")
+    assert (last.outcome, last.reason) == ("failed", "stale-version")
     edit.change(world, ident, 2, after_first.version)
     assert edit.read(world, ident).version == after_first.version + 1
 
@@ -191,6 +192,49 @@ def test_a_version_tells_nothing_to_whom_the_edit_is_forbidden(any_world: World)
             contact=ContactInfo(email="x@fabrikam.example"),
             expected_version=99,
         )
+
+
+def test_every_right_is_judged_before_the_version(any_world: World) -> None:
+    """An escalation sent with a stale version is the escalation it is: ``Forbidden``,
+    recorded as denied by its rule (a monitor of denials sees it), not a stale edit that
+    would also tell the user's version. Granting ``FULL`` access one does not hold, and
+    moving a partner user's mailbox without the access it holds, each tried both ways."""
+    world, portal = any_world, any_world.portal
+    partner_admin = world.partner_admin
+    plain_admin = portal.create_user(
+        partner_admin,
+        email="ga@contoso.example",
+        display_name="Plain Global Admin",
+        admin_role=AdminRole.GLOBAL_ADMIN,
+    )
+    target = world.partner_agent  # LIMITED partner access
+    attempts = [
+        lambda v: portal.assign_roles(
+            plain_admin, target.id, partner_access=PartnerAccess.FULL, expected_version=v
+        ),
+        lambda v: portal.update_user(
+            plain_admin, target.id, email="mine@contoso.example", expected_version=v
+        ),
+    ]
+    for attempt in attempts:
+        for version in (target.version, target.version + 7):
+            with pytest.raises(Forbidden) as refused:
+                attempt(version)
+            last = portal.audit_trail(partner_admin)[-1]
+            assert (last.outcome, last.reason) == ("denied", refused.value.decision.reason)
+
+
+def test_malformed_input_is_judged_before_the_version(any_world: World) -> None:
+    """A status no request can have, sent with a stale version, is wrong input (``422``)
+    before it is a stale edit."""
+    world, portal = any_world, any_world.portal
+    ident = _request(world)
+    with pytest.raises(ValidationError) as refused:
+        portal.update_service_request(
+            world.customer_admin, ident, status="reopened", expected_version=99
+        )
+    assert type(refused.value) is ValidationError
+    assert refused.value.field == "status"
 
 
 def test_removing_a_user_changed_since_is_refused(any_world: World) -> None:

@@ -39,6 +39,7 @@ from partnerkit.errors import (
     Conflict,
     Forbidden,
     InvalidLink,
+    InvalidState,
     NotFound,
     PartnerKitError,
     StaleVersion,
@@ -839,6 +840,12 @@ def _lost(
 def _reason(exc: PartnerKitError) -> str:
     if isinstance(exc, InvalidLink):
         return type(exc).__name__
+    if isinstance(exc, StaleVersion):
+        return "stale-version"
+    if isinstance(exc, AlreadyExists):
+        return f"already-exists-{exc.field}"
+    if isinstance(exc, InvalidState):
+        return f"invalid-state-{exc.field}"
     if isinstance(exc, ValidationError):
         return f"invalid-{exc.field}"
     if isinstance(exc, NotFound):

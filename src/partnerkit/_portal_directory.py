@@ -198,8 +198,9 @@ class DirectoryCases(PortalCore):
         return self._run("profile.view", body, write=False)
 
     def partner_profile(self, actor: User | str, partner_id: str) -> Company:
-        """Return the profile of a partner of the actor's company: the name, contact
-        information and advisor id that F1 shows to a partner's customers.
+        """Return the profile of a partner of the actor's company: the partner's
+        :class:`Company`, whose name, contact information and advisor id F1 shows to a
+        partner's customers (with when it registered, and its version).
 
         Any user of a customer may read the profile of a partner that advises or advised one
         of its subscriptions, or that offered it delegated administration, whatever became
@@ -277,7 +278,6 @@ class DirectoryCases(PortalCore):
         def body(uow: UnitOfWork, attempt: _Attempt) -> Company:
             ctx = self._context(uow, attempt, actor, company_id)
             self._require(ctx, Permission.EDIT_PROFILE)
-            _check_expected(ctx.company, expected_version, "profile")
             changes: dict[str, Any] = {}
             if contact is not None:
                 if not isinstance(contact, ContactInfo) or _pretends(contact):
@@ -290,6 +290,7 @@ class DirectoryCases(PortalCore):
             if not changes:
                 raise ValidationError("contact", "nothing to change")
             company = _bump(ctx.company, **changes)
+            _check_expected(ctx.company, expected_version, "profile")  # rights, input, then this
             uow.companies.update(company)
             if company.name != ctx.company.name and not company.is_partner:
                 # The partners' searches find a customer by the name copied into each of
@@ -438,7 +439,6 @@ class DirectoryCases(PortalCore):
             self._require(ctx, Permission.MANAGE_USERS)
             target = self._target(uow, ctx, attempt, user_id)
             self._require(ctx, Permission.MANAGE_USERS, target)
-            _check_expected(target, expected_version, "user")
             changes: dict[str, Any] = {}
             new_email, new_name = _plain(email), _plain(display_name)
             if new_email is not None and new_email != target.email:
@@ -457,14 +457,16 @@ class DirectoryCases(PortalCore):
             for field, given in (("email", new_email), ("display_name", new_name)):
                 if given is not None and type(given) is not str:
                     raise ValidationError(field, "must be a string")
-            if not changes and (email is not None or display_name is not None):
+            if not changes and email is None and display_name is None:
+                raise ValidationError("email", "nothing to change (email or display_name)")
+            user = _bump(target, **changes) if changes else None  # validates the new values
+            # Once the rights and the input are judged: a stale form is refused as such.
+            _check_expected(target, expected_version, "user")
+            if user is None:
                 # The same values again: nothing to write; the attempt is still recorded.
                 attempt.detail["changed"] = ""
                 self._succeed(uow, attempt)
                 return target
-            if not changes:
-                raise ValidationError("email", "nothing to change (email or display_name)")
-            user = _bump(target, **changes)  # validates the new values
             if email_key(user.email) != email_key(target.email):
                 self._check_email_free(uow, user.email, "email")
             uow.users.update(user)
@@ -504,8 +506,8 @@ class DirectoryCases(PortalCore):
             ctx = self._context(uow, attempt, actor, company_id)
             self._require(ctx, Permission.ASSIGN_ROLES)
             target = self._target(uow, ctx, attempt, user_id)
-            _check_expected(target, expected_version, "user")
             self._check_assignment(ctx, target, admin_role, partner_access)
+            _check_expected(target, expected_version, "user")  # after every right is judged
             if admin_role is not AdminRole.GLOBAL_ADMIN:
                 self._keep_a_global_admin(uow, target, "admin_role")
             user = _bump(target, admin_role=admin_role, partner_access=partner_access)

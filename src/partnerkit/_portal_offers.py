@@ -917,7 +917,14 @@ class OfferCases(PortalCore):
             # now: the catalogue may have changed since the offer was made.
             catalog = self.catalog
             for sku, count in counts.items():
-                catalog.get(sku).check(count, f"licenses[{sku}]")
+                try:
+                    catalog.get(sku).check(count, f"licenses[{sku}]")
+                except ValidationError as exc:
+                    # A count the customer gave was judged as input already: this is the
+                    # offer's own, within the bounds of its day.
+                    raise InvalidState(
+                        exc.field, f"{exc.message}: the service's bounds changed since the offer"
+                    ) from None
 
         subscribed = known.subscriptions if known is not None else None
         if kind is _TRIAL_INVITATION:
@@ -1039,6 +1046,9 @@ class OfferCases(PortalCore):
             if existing[0].status is SubscriptionStatus.TRIAL:
                 raise InvalidState("sku", "one trial per customer per service")
             raise InvalidState("sku", f"the customer already subscribes to {service.sku}")
+        if service.trial is None:
+            # The link was issued while the service offered one: the catalogue changed since.
+            raise InvalidState("sku", f"{service.sku} offers no trial")
         trial = Subscription.trial(
             ident=new_id("sub"),
             customer_id=company.id,
@@ -1196,8 +1206,8 @@ class OfferCases(PortalCore):
                 known_to=sub.partner_id if sub is not None else None,
             )
             assert sub is not None
-            _check_expected(sub, expected_version, "subscription")
             count = self.catalog.get(sub.sku).check(licenses)
+            _check_expected(sub, expected_version, "subscription")
             changed = sub.as_of(ctx.now).with_licenses(count)
             changed = attrs.evolve(changed, status=sub.status)
             uow.subscriptions.update(changed)

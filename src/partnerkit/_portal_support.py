@@ -428,10 +428,10 @@ class SupportCases(PortalCore):
                 NotFound("service request", _shown(request_id)),
             )
             assert request is not None
-            _check_expected(request, expected_version, "service request")
             # Checked once the actor is known to have the right, as a failure it audits.
             new_status = None if status is None else check_request_status(status)
             new_severity = None if severity is None else check_severity(severity)
+            _check_expected(request, expected_version, "service request")
             changed = request.change(ctx.now, status=new_status, severity=new_severity)
             uow.service_requests.update(changed)
             attempt.detail.update(status=changed.status.value, severity=changed.severity.value)

@@ -758,6 +758,24 @@ class RepositoryContract(_Base):
             assert repo.get_many([]) == {}
         assert found == {rows[0].id: rows[0], rows[2].id: rows[2]}
 
+    def test_get_many_answers_from_the_unit_of_work_s_own_writes(
+        self, store: Store, sample: TableSample[Any]
+    ) -> None:
+        """``get_many`` in a write unit of work sees its adds, updates and removals, as
+        ``get`` does: one unit of work, one state."""
+        kept, changed, removed, added = (sample.make(n) for n in range(4))
+        _add(store, sample, kept, changed, removed)
+        newer = _bump(sample.change(changed))
+        ids = [kept.id, changed.id, removed.id, added.id]
+        with store.unit_of_work() as uow:
+            repo = uow.repository(sample.table)
+            repo.add(added)
+            repo.update(newer)
+            repo.remove(removed)
+            expected = {kept.id: kept, changed.id: newer, added.id: added}
+            assert repo.get_many(ids) == expected
+            assert {i: repo.get(i) for i in ids if repo.get(i) is not None} == expected
+
     def test_add_refuses_a_version_other_than_1(
         self, store: Store, sample: TableSample[Any]
     ) -> None:
@@ -1127,6 +1145,11 @@ class RelationsContract(_Base):
             ("zoë", "zoe.example"),
             ("\U0010ffffmax", "max.example"),
             ("fabulous", "f.example"),
+            # Code-point order, not UTF-16's (where U+20000B sorts before U+FF71); and a
+            # character past U+FFFF right after a prefix, inside the prefix's range.
+            ("tokyo \uff71\uff72\uff73 trading", "tokyo1.example"),
+            ("tokyo \U0002000b holdings", "tokyo2.example"),
+            ("rocket\U0001f680 labs", "rocket.example"),
         ]
         # Every one listed at the search's time, each in one of the ways a relation can be;
         # and, under the same names, relations that are not (the partner neither advises
@@ -1168,7 +1191,21 @@ class RelationsContract(_Base):
         return sorted(hits, key=lambda r: (r.search_key(prefix), r.id))
 
     @pytest.mark.parametrize(
-        "prefix", ["fab", "fa", "f", "fabrikam", "lit", "zo", "zoë", "x", "fabcon", "\U0010ffff"]
+        "prefix",
+        [
+            "fab",
+            "fa",
+            "f",
+            "fabrikam",
+            "lit",
+            "zo",
+            "zoë",
+            "x",
+            "fabcon",
+            "\U0010ffff",
+            "tokyo ",
+            "rocket",
+        ],
     )
     def test_a_prefix_finds_names_and_domains_of_the_partner_only(
         self, store: Store, relations: list[CustomerRelation], prefix: str
@@ -1191,7 +1228,7 @@ class RelationsContract(_Base):
         """With no prefix, the partner's whole list comes back, in order."""
         found = self._search(store, "")
         assert found == self._expected(relations, "")
-        assert len(found) == 9
+        assert len(found) == 12
 
     @pytest.mark.parametrize("prefix", ["", "f", "x", "fabrikam"])
     def test_only_customers_advised_or_administered_at_the_time_are_found(
@@ -1210,20 +1247,22 @@ class RelationsContract(_Base):
         assert not set(unlisted) & set(self._search(store, prefix))
 
     @pytest.mark.parametrize("limit", [1, 2, 3, 4, 100])
+    @pytest.mark.parametrize("prefix", ["f", "tokyo"])
     def test_pages_walk_the_results_once_each(
-        self, store: Store, relations: list[CustomerRelation], limit: int
+        self, store: Store, relations: list[CustomerRelation], limit: int, prefix: str
     ) -> None:
         """Following the cursor of the last result, pages of *limit* cover every match once,
-        each full but the last."""
-        expected = self._expected(relations, "f")
+        each full but the last (the order and the cursor compare code points alike: a store
+        that sorts by UTF-16 units skips customers)."""
+        expected = self._expected(relations, prefix)
         pages: list[list[CustomerRelation]] = []
         after: tuple[str, str] | None = None
         for _ in range(len(relations) + 1):  # a store that ignores the cursor fails, not hangs
-            page = self._search(store, "f", limit=limit, after=after)
+            page = self._search(store, prefix, limit=limit, after=after)
             if not page:
                 break
             pages.append(page)
-            after = (page[-1].search_key("f"), page[-1].id)
+            after = (page[-1].search_key(prefix), page[-1].id)
         else:
             pytest.fail("the pages never ended: the cursor is not honoured")
         assert [r for page in pages for r in page] == expected
@@ -1316,6 +1355,37 @@ class RelationsContract(_Base):
                 assert raised.value.field == field
             page = uow.search_relations("cmp_p", "f", 10, None, now=_SEARCH_AT)
         assert page == self._expected(relations, "f")[:10]
+
+    def test_a_search_sees_the_unit_of_work_s_own_writes_and_a_limit_of_0_finds_nothing(
+        self, store: Store, relations: list[CustomerRelation]
+    ) -> None:
+        """Inside a write unit of work a search answers from its own writes (a relation
+        added, one removed, a company added), as every read of the unit of work does; and
+        a page of 0 is empty, not everything."""
+        gone = next(r for r in relations if r.partner_id == "cmp_p" and r.is_listed(_SEARCH_AT))
+        added = _relation("cmp_p", 90, "fabled", "fabled.example")
+        company = Company(
+            id=added.customer_id,
+            kind=CompanyKind.CUSTOMER,
+            name="Fabled",
+            domain="fabled.example",
+            created_at=_T0,
+        )
+        with store.unit_of_work() as uow:
+            uow.customer_relations.add(added)
+            uow.customer_relations.remove(gone)
+            uow.companies.add(company)
+            found = uow.search_relations("cmp_p", "", 100, None, now=_SEARCH_AT)
+            assert added in found
+            assert gone not in found
+            assert uow.search_relations("cmp_p", "", 0, None, now=_SEARCH_AT) == []
+            search = getattr(uow, "search_customers", None)
+            if search is not None:
+                assert company in search("cmp_p", "fabled", 10, None, now=_SEARCH_AT)
+                assert search("cmp_p", "", 0, None, now=_SEARCH_AT) == []
+        with store.unit_of_work(write=False) as uow:
+            assert added not in uow.search_relations("cmp_p", "", 100, None, now=_SEARCH_AT)
+            assert uow.search_relations("cmp_p", "f", 0, None, now=_SEARCH_AT) == []
 
     @pytest.mark.parametrize("prefix", ["", "f", "fab", "fabrikam", "zo", "\U0010ffff", "x"])
     def test_search_customers_returns_the_companies_of_search_relations(
@@ -1519,12 +1589,17 @@ class UnitOfWorkContract(_Base):
         company = _make_company(1)
         _add(store, COMPANIES_SAMPLE, company)
         renamed = _bump(attrs.evolve(company, name="Renamed"))
+        newcomer = _make_user(3)
+        relation = _relation("cmp_p", 1, "renamed", "company1.example")
         errors: list[BaseException] = []
 
         def write() -> None:
             try:
                 with store.unit_of_work() as uow:
                     uow.companies.update(renamed)
+                    uow.users.add(newcomer)
+                    uow.customer_relations.add(relation)
+                    uow.append_audit(_event(1, GENESIS_HASH))
                     uow.commit()
             except BaseException as exc:  # reported below, in the test's own thread
                 errors.append(exc)
@@ -1537,9 +1612,17 @@ class UnitOfWorkContract(_Base):
             assert uow.companies.get(company.id) == company
             assert uow.companies.find(domain=company.domain) == [company]
             assert uow.companies.get_many([company.id]) == {company.id: company}
+            # Tables this unit of work had not read before the commit: the same state too
+            # (a store that takes each table's state when first read mixes two).
+            assert uow.users.get(newcomer.id) is None
+            assert uow.customer_relations.find(partner_id="cmp_p") == []
+            assert uow.search_relations("cmp_p", "", 10, None, now=_SEARCH_AT) == []
+            assert uow.audit_head() == (0, GENESIS_HASH)
+            assert uow.audit_events() == []
         writer.join()
         assert not errors, errors
         assert _get(store, COMPANIES, company.id) == renamed
+        assert _get(store, USERS, newcomer.id) == newcomer
 
     def test_a_second_writer_in_the_thread_of_an_open_one_is_refused_at_once(
         self, store: Store
@@ -2190,6 +2273,26 @@ class FindPageContract(_Base):
             assert _pages(uow.users).find_page(where, 5) == [second]
         with store.unit_of_work(write=False) as uow:
             assert _pages(uow.users).find_page(where, 5) == [first]
+
+    def test_a_page_follows_an_update_of_its_lookup_column(self, store: Store) -> None:
+        """A row moved to another value of a looked-up column (a user to another company)
+        leaves the pages of the old value and joins those of the new, in the unit of work
+        that moved it and in every one after it, as ``find`` does."""
+        first, second = USERS_SAMPLE.make(0), USERS_SAMPLE.make(2)
+        _add(store, USERS_SAMPLE, first, second)
+        old, new = {"company_id": first.company_id}, {"company_id": "cmp_elsewhere"}
+        with store.unit_of_work(write=False) as uow:  # pages read once, before the move
+            assert _pages(uow.users).find_page(old, 5) == uow.users.find(**old)
+        moved = _bump(second, company_id="cmp_elsewhere")
+        with store.unit_of_work() as uow:
+            uow.users.update(moved)
+            assert _pages(uow.users).find_page(old, 5) == [first]
+            assert _pages(uow.users).find_page(new, 5) == [moved]
+            uow.commit()
+        with store.unit_of_work(write=False) as uow:
+            pages = _pages(uow.users)
+            assert pages.find_page(old, 5) == [first] == uow.users.find(**old)
+            assert pages.find_page(new, 5) == [moved] == uow.users.find(**new)
 
 
 _EDGE_TIMES = (

@@ -58,10 +58,12 @@ def test_a_walk_visits_every_customer_once_in_order(portal: Portal, partner: Par
     last = portal.find_customers_page(partner.full, "cust", limit=20)
     assert [c.name for c in last.companies] == NAMES
     assert last.next_cursor is None
+    assert not last.has_more
     first = portal.find_customers_page(partner.full, "cust", limit=10)
     assert first.next_cursor is not None
+    assert first.has_more
     second = portal.find_customers_page(partner.full, "cust", limit=10, cursor=first.next_cursor)
-    assert (len(second.companies), second.next_cursor) == (10, None)
+    assert (len(second.companies), second.next_cursor, second.has_more) == (10, None, False)
 
 
 @pytest.mark.parametrize("new_name", ["Cust 99 renamed", "Zeta Ltd", "Aaa first"])

@@ -49,6 +49,11 @@ class CustomerPage:
     #: Pass it as ``cursor`` for the next page; ``None`` when no customer follows.
     next_cursor: str | None
 
+    @property
+    def has_more(self) -> bool:
+        """Whether a customer followed this page when it was read (as ``AuditPage`` says)."""
+        return self.next_cursor is not None
+
 
 TEMPORARY_PASSWORD_LENGTH = 20
 

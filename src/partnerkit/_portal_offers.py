@@ -1046,9 +1046,6 @@ class OfferCases(PortalCore):
             if existing[0].status is SubscriptionStatus.TRIAL:
                 raise InvalidState("sku", "one trial per customer per service")
             raise InvalidState("sku", f"the customer already subscribes to {service.sku}")
-        if service.trial is None:
-            # The link was issued while the service offered one: the catalogue changed since.
-            raise InvalidState("sku", f"{service.sku} offers no trial")
         trial = Subscription.trial(
             ident=new_id("sub"),
             customer_id=company.id,

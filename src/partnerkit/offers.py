@@ -427,10 +427,15 @@ class Subscription:
         link_id: str,
         now: datetime,
     ) -> Subscription:
-        """Start *service*'s trial for a customer."""
+        """Start *service*'s trial for a customer.
+
+        Raises:
+            InvalidState: the service offers no trial (now: a trial link names a service
+                that offered one when it was issued).
+        """
         terms = service.trial
         if terms is None:
-            raise ValidationError("sku", f"{service.sku} offers no trial")
+            raise InvalidState("sku", f"{service.sku} offers no trial")
         return cls(
             id=ident,
             customer_id=customer_id,

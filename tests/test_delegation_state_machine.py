@@ -634,6 +634,21 @@ class DelegationLifecycle(RuleBasedStateMachine):
         self.expect_events()  # reading is not an event
 
     @invariant()
+    def a_customer_sees_the_partner_once_it_was_offered_a_delegation(self) -> None:
+        """F1: the partner is shown to a customer's users from its first delegation offer on,
+        whatever became of it (pending, active, declined, revoked, ended, lapsed), and to no
+        customer it never offered one (no subscription is advised here)."""
+        for name, cast in self.customers.items():
+            offered = any(d.customer == name for d in self.model.values())
+            for reader in cast.by_role.values():
+                listed = [c.id for c in self.portal.list_partners(reader)]
+                assert listed == ([self.partner.company.id] if offered else []), (name, reader.id)
+            if offered:
+                shown = self.portal.partner_profile(cast.admin, self.partner.company.id)
+                assert shown.name == "Machine Partners"
+        self.expect_events()  # allowed reads are not events
+
+    @invariant()
     def the_audit_chain_verifies(self) -> None:
         """Every event so far is in one unbroken hash chain."""
         assert self.portal.verify_audit_trail() == self.head()[0] == self.audit_seq

@@ -36,10 +36,13 @@ from partnerkit import (
     Delegation,
     Forbidden,
     OfferLine,
+    PartnerKitError,
     PasswordHasher,
     PasswordReset,
+    Permission,
     Portal,
     RequestStatus,
+    Rule,
     Service,
     Severity,
     TrialTerms,
@@ -427,6 +430,50 @@ def test_a_delegation_without_support_roles_opens_no_requests(support: Support) 
         portal.list_service_requests(support.partner.full, cust.company.id)
     with pytest.raises(Forbidden):
         portal.update_service_request(support.partner.full, request.id, status="closed")
+
+
+@pytest.mark.parametrize("who", ["admin", "full", "limited"])
+def test_a_partner_is_told_why_it_may_no_longer_update_a_request_it_raised(
+    support: Support, who: str
+) -> None:
+    """A request the partner raised on the customer's behalf is known to the partner: once the
+    delegation is revoked, each of its users is refused for the rule ``decide`` gives (not
+    told the request is unknown, nor refused by a rule of its own company, whatever role it
+    holds there), and the attempt is on the customer's trail with the customer acted on."""
+    portal, cust = support.portal, support.customer
+    request = portal.create_service_request(support.partner.full, cust.company.id, title="A")
+    portal.revoke_delegation(cust.admin, support.delegation.id)
+    actor = getattr(support.partner, who)
+    decision = portal.decide(actor, Permission.MANAGE_SERVICE_REQUESTS, cust.company.id)
+    assert decision.rule is Rule.NO_ACTIVE_DELEGATION
+    with pytest.raises(Forbidden) as refused:
+        portal.update_service_request(actor, request.id, status="closed")
+    assert refused.value.decision.rule is Rule.NO_ACTIVE_DELEGATION
+    [*_, denied] = _events(portal, "service_request.update")
+    assert (denied.outcome, denied.actor_id, denied.company_id, denied.target_id) == (
+        "denied",
+        actor.id,
+        cust.company.id,
+        request.id,
+    )
+    assert denied in portal.audit_trail(cust.admin)
+    [kept] = portal.list_service_requests(cust.admin)
+    assert kept.status is RequestStatus.OPEN
+
+
+def test_a_request_the_customer_raised_is_unknown_to_a_former_delegate(support: Support) -> None:
+    """A request the customer raised itself was never the partner's: once the delegation is
+    revoked, naming it gets the answer an id nobody has gets."""
+    portal, cust = support.portal, support.customer
+    request = portal.create_service_request(cust.admin, cust.company.id, title="Ours")
+    portal.revoke_delegation(cust.admin, support.delegation.id)
+    for actor in (support.partner.admin, support.partner.limited):
+        answers = []
+        for ident in (request.id, request.id[:-4] + "0000"):
+            with pytest.raises(PartnerKitError) as refused:
+                portal.update_service_request(actor, ident, status="closed")
+            answers.append((type(refused.value), str(refused.value).replace(ident, "<id>")))
+        assert answers[0] == answers[1]
 
 
 # -- find_customers -----------------------------------------------------------------------------

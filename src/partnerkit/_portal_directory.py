@@ -236,7 +236,10 @@ class DirectoryCases(PortalCore):
         :meth:`partner_profile` shows its users, ordered by name (case-folded), then id.
 
         Any user of the customer may read it. A partner's user acting on the customer
-        through a delegation may not: a partner never sees its customer's other partners.
+        through a delegation may not: the list is the customer's view of its partner
+        relationships, which delegates never manage. (What a delegate administers still
+        names whom it names: a subscription its advisor, a service request the company
+        that raised it, as the customer's own admins see them.)
 
         Raises:
             Forbidden: through a delegation (``delegates-never-manage-partner-relationships``).
@@ -346,7 +349,10 @@ class DirectoryCases(PortalCore):
         limit: int | None = None,
         after: str | None = None,
     ) -> list[User]:
-        """Return the users of a company, for those who manage users or assign roles.
+        """Return the users of a company, for those who manage users, assign roles or reset
+        passwords there: a password admin, or a partner user acting as one through a
+        delegation, finds the users it supports here; ``decide(actor,
+        Permission.RESET_PASSWORD, company_id, target=user)`` tells which of them it may reset.
 
         With *limit*, one page of the list: the first *limit* in key (id) order whose
         id follows *after* (pass the last id of the page before; ``None`` starts at the
@@ -360,7 +366,10 @@ class DirectoryCases(PortalCore):
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[User]:
             ctx = self._context(uow, attempt, actor, company_id)
-            if not self._decide(ctx, Permission.ASSIGN_ROLES):
+            if not (
+                self._decide(ctx, Permission.ASSIGN_ROLES)
+                or self._decide(ctx, Permission.RESET_PASSWORD)
+            ):
                 self._require(ctx, Permission.MANAGE_USERS)
             return _listed(uow.users, limit, after, company_id=ctx.company.id)
 

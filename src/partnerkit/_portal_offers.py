@@ -823,6 +823,12 @@ class OfferCases(PortalCore):
         claims = self._claims(url, self.now())
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[Company, User, Redemption]:
+            # A dead link answers nothing, not even whether an address or a domain is taken:
+            # a leaked link its partner revoked must not stay an oracle for the portal's
+            # addresses. (A live one answers that, as any sign-up form does.)
+            record = self._live_link(uow, claims)[0]
+            if record.max_uses is not None and record.uses >= record.max_uses:
+                raise LinkExhausted()
             company, admin = self._new_customer(uow, name, domain, admin_email, admin_name, None)
             attempt.company_id = company.id
             attempt.detail["signed_up"] = company.id

@@ -426,6 +426,8 @@ class SupportCases(PortalCore):
                 request.customer_id if request is not None else None,
                 Permission.MANAGE_SERVICE_REQUESTS,
                 NotFound("service request", _shown(request_id)),
+                # whoever raised it knows it: a delegate whose delegation ended is told why
+                known_to=request.created_by_company_id if request is not None else None,
             )
             assert request is not None
             # Checked once the actor is known to have the right, as a failure it audits.

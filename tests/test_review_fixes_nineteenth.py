@@ -1,0 +1,146 @@
+"""Fixes from the nineteenth session's reviews: a developer building a support console from
+the docs, and a red team on the public API."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from delegation_kit import CustomerCast, add_customer, add_partner, consent, make_portal
+from partnerkit import (
+    AdminRole,
+    Catalog,
+    Forbidden,
+    LinkExhausted,
+    LinkRevoked,
+    OfferLine,
+    PartnerKitError,
+    Permission,
+    Portal,
+    Service,
+    TrialTerms,
+    User,
+)
+from partnerkit.ports import Store
+from partnerkit.testing import FakeClock
+
+pytest_plugins = ["pg_fixtures"]
+
+CATALOG = Catalog(
+    [Service(sku="EXCHANGE", name="Exchange Online", trial=TrialTerms(days=30, licenses=25))]
+)
+
+
+@pytest.fixture
+def portal(any_store: Store) -> Portal:
+    return make_portal(any_store, FakeClock(), CATALOG)
+
+
+# -- a dead link answers nothing about the portal's addresses -----------------------------------
+
+DeadLink = Callable[[Portal, User], str]
+
+
+def _revoked(portal: Portal, admin: User) -> str:
+    url = portal.create_trial_invitation(admin, "EXCHANGE", False)
+    portal.revoke_link(admin, portal.inspect_link(url).link_id)
+    return url
+
+
+def _withdrawn(portal: Portal, admin: User) -> str:
+    url, offer = portal.create_purchase_offer(admin, [OfferLine("EXCHANGE", 5)], False)
+    portal.withdraw_offer(admin, offer.id)
+    return url
+
+
+def _spent(portal: Portal, admin: User) -> str:
+    url = portal.create_trial_invitation(admin, "EXCHANGE", False, max_uses=1)
+    portal.sign_up(url, name="First", domain="first.example", admin_email="a@first.example")
+    return url
+
+
+@pytest.mark.parametrize(
+    ("dead", "refusal"),
+    [(_revoked, LinkRevoked), (_withdrawn, LinkRevoked), (_spent, LinkExhausted)],
+    ids=["revoked", "withdrawn", "spent"],
+)
+def test_a_dead_link_does_not_say_whether_an_address_or_domain_is_taken(
+    portal: Portal, dead: DeadLink, refusal: type[PartnerKitError]
+) -> None:
+    """``sign_up`` created the company and its admin before it judged the link, so a link
+    its partner revoked (say, because it leaked) still told anyone which e-mail addresses
+    and domains the portal holds: ``AlreadyExists`` for a taken one, the link's refusal for
+    a free one. Now every sign-up through a dead link gets the link's refusal, and nothing
+    is written."""
+    partner = add_partner(portal, "Contoso Partners", "contoso")
+    add_customer(portal, "Fabrikam", "fabrikam.example", roles=())
+    url = dead(portal, partner.admin)
+    with portal.store.unit_of_work(write=False) as uow:
+        head = uow.audit_head()
+    answers = set()
+    for domain, email in [
+        ("fabrikam.example", "new@northwind.example"),  # a taken domain
+        ("northwind.example", "full@contoso.example"),  # a taken address, a partner's
+        ("northwind.example", "new@northwind.example"),  # both free
+    ]:
+        with pytest.raises(PartnerKitError) as refused:
+            portal.sign_up(url, name="Northwind", domain=domain, admin_email=email)
+        answers.add((type(refused.value), str(refused.value)))
+    assert len(answers) == 1
+    [(kind, _)] = answers
+    assert kind is refusal
+    assert portal.find_user_by_email("new@northwind.example") is None
+    with portal.store.unit_of_work(write=False) as uow:
+        assert uow.audit_head() == head
+
+
+# -- who lists a company's users ----------------------------------------------------------------
+
+
+def _may_list(portal: Portal, actor: User, company_id: str) -> bool:
+    try:
+        portal.list_users(actor, company_id)
+    except Forbidden:
+        return False
+    return True
+
+
+@pytest.mark.parametrize(
+    "roles",
+    [None, {AdminRole.PASSWORD_ADMIN}, {AdminRole.BILLING_ADMIN, AdminRole.SERVICE_ADMIN}],
+    ids=["all", "password", "billing+service"],
+)
+def test_whoever_resets_passwords_in_a_company_lists_its_users(
+    portal: Portal, roles: set[AdminRole] | None
+) -> None:
+    """A password admin, or a LIMITED partner user acting as one through a delegation, could
+    reset a user's password but not list the users to find whom: ``list_users`` was for
+    those who manage users or assign roles. It is now for whoever holds one of the three
+    rights, at home or through a delegation, and for nobody else."""
+    partner = add_partner(portal, "Contoso Partners", "contoso")
+    customer: CustomerCast = add_customer(portal, "Fabrikam", "fabrikam.example")
+    consent(portal, partner.admin, customer, roles=roles)
+    rights = (Permission.MANAGE_USERS, Permission.ASSIGN_ROLES, Permission.RESET_PASSWORD)
+    actors = [
+        (user, company)
+        for user in (*customer.users, partner.admin, partner.full, partner.limited, partner.plain)
+        for company in (customer.company.id, partner.company.id)
+    ]
+    allowed = {
+        (user.id, company): any(portal.decide(user, right, company) for right in rights)
+        for user, company in actors
+    }
+    assert {
+        key: _may_list(portal, user, key[1]) for (user, _), key in zip(actors, allowed, strict=True)
+    } == allowed
+    # what the rules give, spelled out for the cases the change is about
+    password_admin = customer.by_role[AdminRole.PASSWORD_ADMIN]
+    assert allowed[password_admin.id, customer.company.id]
+    assert not allowed[customer.by_role[AdminRole.BILLING_ADMIN].id, customer.company.id]
+    assert not allowed[customer.by_role[None].id, customer.company.id]
+    limited_reaches = roles is None or AdminRole.PASSWORD_ADMIN in roles
+    assert allowed[partner.limited.id, customer.company.id] is limited_reaches
+    if limited_reaches:
+        listed = portal.list_users(partner.limited, customer.company.id)
+        assert {u.id for u in listed} == {u.id for u in customer.users}

@@ -376,6 +376,7 @@ def test_demo_revokes_the_delegation_and_the_next_attempt_is_denied(demo: DemoRu
     holds the revoked delegation and the denials after it."""
     step = demo.step("The customer revokes the delegation (F5)")
     assert "kim revokes Contoso's delegation: revoked at" in step
+    assert "(the consent it ends, by kim at " in step
     assert step.count("-> refused: no-active-delegation") == 2
     assert "Contoso ends its delegation at Fourth Coffee: ended" in step
     store, portal = _open(demo.db)

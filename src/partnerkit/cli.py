@@ -777,8 +777,10 @@ def step_revocation(story: Story) -> None:
     fabrikam, jo = story.customer("fabrikam"), story.people["jo"]
     revoked = portal.revoke_delegation(kim, story.delegations["fabrikam"].id)
     story.delegations["fabrikam"] = revoked
+    consented = next(n for n, u in story.people.items() if u.id == revoked.accepted_by)
     story.say(
         f"kim revokes Contoso's delegation: {revoked.status.value} at {_when(revoked.decided_at)}"
+        f" (the consent it ends, by {consented} at {_when(revoked.accepted_at)}, stays on it)"
     )
     _refused(
         story,

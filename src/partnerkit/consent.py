@@ -160,6 +160,13 @@ class Delegation:
     #: The end date: acceptance plus duration (``None``: none).
     ends_at: datetime | None = None
     version: int = 1
+    #: When and by whom the customer consented: kept once the delegation is revoked or
+    #: ended, when :attr:`decided_at` and :attr:`decided_by` say who ended it, so the
+    #: consent behind every right it granted can still be shown. ``None`` for a delegation
+    #: never accepted, and for one revoked or ended before schema version 5 (the customer's
+    #: audit trail has its acceptance).
+    accepted_at: datetime | None = None
+    accepted_by: str | None = None
 
     @classmethod
     def pending(
@@ -215,7 +222,7 @@ class Delegation:
         """Consent (a customer global admin): active from *now*, until its end date."""
         accepted = self._move(now, by, DelegationStatus.PENDING, DelegationStatus.ACTIVE)
         ends = None if self.duration is None else later(now, self.duration, "duration", "it")
-        return attrs.evolve(accepted, ends_at=ends)
+        return attrs.evolve(accepted, ends_at=ends, accepted_at=now, accepted_by=by)
 
     def decline(self, by: str, now: datetime) -> Delegation:
         """Refuse a pending offer (a customer global admin)."""

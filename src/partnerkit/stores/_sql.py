@@ -753,6 +753,7 @@ AUDIT_COLUMNS = Codec(AuditEvent)
 ADDED_COLUMNS: Mapping[int, tuple[tuple[str, str], ...]] = {
     2: (("customer_relations", "delegation_id"),),
     3: (("customer_relations", "delegation_ends_at"),),
+    5: (("delegations", "accepted_at"), ("delegations", "accepted_by")),
 }
 
 
@@ -853,6 +854,15 @@ BACKFILL_V3 = (
     "UPDATE customer_relations SET advises = CASE WHEN EXISTS (SELECT 1 FROM subscriptions s "
     "WHERE s.customer_id = customer_relations.customer_id "
     "AND s.partner_id = customer_relations.partner_id) THEN 1 ELSE 0 END",
+)
+
+
+#: Schema version 5 keeps a delegation's acceptance apart from its last decision: an active
+#: one's decision is its acceptance. (One revoked or ended before version 5 had its acceptance
+#: overwritten; its new columns stay empty, and the customer's audit trail has it.)
+BACKFILL_V5 = (
+    "UPDATE delegations SET accepted_at = decided_at, accepted_by = decided_by "
+    "WHERE status = 'active'"
 )
 
 

@@ -88,6 +88,7 @@ from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     BACKFILL_V2,
     BACKFILL_V3,
+    BACKFILL_V5,
     MAX_TIMEOUT,
     TableSQL,
     Unheld,
@@ -210,6 +211,12 @@ def _schema_v4() -> list[str]:
     return [stmt for table in TABLES for stmt in page_indexes(table)]
 
 
+def _schema_v5() -> list[str]:
+    # A delegation's acceptance, kept once it is revoked or ended.
+    codecs = {table.name: table_codec(table) for table in TABLES}
+    return [*add_columns(5, codecs, text_key=_TEXT, integer="BIGINT"), BACKFILL_V5]
+
+
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,
 #: and steps that need Python (called with the migration's cursor).
 _Step = str | Callable[[_Cursor], None]
@@ -218,6 +225,7 @@ MIGRATIONS: tuple[list[_Step], ...] = (
     [*_schema_v2()],
     _schema_v3(),
     [*_schema_v4()],
+    [*_schema_v5()],
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -35,6 +35,7 @@ from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     BACKFILL_V2,
     BACKFILL_V3,
+    BACKFILL_V5,
     TableSQL,
     Unheld,
     UpdatePlan,
@@ -127,6 +128,12 @@ def _schema_v4() -> list[str]:
     return [stmt for table in TABLES for stmt in page_indexes(table)]
 
 
+def _schema_v5() -> list[str]:
+    # A delegation's acceptance, kept once it is revoked or ended.
+    codecs = {table.name: table_codec(table) for table in TABLES}
+    return [*add_columns(5, codecs, integer="INTEGER"), BACKFILL_V5]
+
+
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,
 #: and steps that need Python (called with the connection).
 _Step = str | Callable[[sqlite3.Connection], None]
@@ -135,6 +142,7 @@ MIGRATIONS: tuple[list[_Step], ...] = (
     [*_schema_v2()],
     _schema_v3(),
     [*_schema_v4()],
+    [*_schema_v5()],
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

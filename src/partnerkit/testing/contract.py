@@ -294,6 +294,8 @@ def _make_delegation(n: int) -> Delegation:
         decided_at=_T0 + _DAY if n % 2 else None,
         decided_by=f"usr_c{n}" if n % 2 else None,
         ends_at=_T0 + 31 * _DAY if n % 2 else None,
+        accepted_at=_T0 + _DAY if n % 2 else None,
+        accepted_by=f"usr_c{n}" if n % 2 else None,
     )
 
 

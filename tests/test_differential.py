@@ -26,6 +26,7 @@ import re
 import shutil
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
+from functools import partial
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -533,6 +534,11 @@ class ReadEverything:
                 seen.append(Unordered(found) if isinstance(found, list) else found)
                 if isinstance(found, list):  # a walk a page of two at a time: the same list
                     assert _walk_pages(listing, reader) == found
+            # A partner's lists narrowed to each company (nothing for those it has none of).
+            for listing in (portal.list_subscriptions, portal.list_delegations):
+                for other in run.companies:
+                    found = _outcome(partial(listing, customer_id=other), reader)
+                    seen.append(Unordered(found) if isinstance(found, list) else found)
             # By name, then by (random) id: compared as a set.
             partners = _outcome(portal.list_partners, reader)
             seen.append(Unordered(partners) if isinstance(partners, list) else partners)

@@ -21,6 +21,7 @@ from partnerkit import (
     Service,
     TrialTerms,
     User,
+    ValidationError,
 )
 from partnerkit.ports import Store
 from partnerkit.testing import FakeClock
@@ -144,3 +145,63 @@ def test_whoever_resets_passwords_in_a_company_lists_its_users(
     if limited_reaches:
         listed = portal.list_users(partner.limited, customer.company.id)
         assert {u.id for u in listed} == {u.id for u in customer.users}
+
+
+# -- a partner's lists narrowed to one customer ---------------------------------------------------
+
+CATALOG_TWO = Catalog(
+    [
+        Service(sku="EXCHANGE", name="Exchange Online", trial=TrialTerms(days=30, licenses=25)),
+        Service(sku="INTUNE", name="Intune"),
+    ]
+)
+
+
+def test_a_partner_lists_what_it_advises_and_offered_of_one_customer(any_store: Store) -> None:
+    """``customer_id=`` on a partner's ``list_subscriptions`` and ``list_delegations``: a
+    support console showed one customer's subscriptions and delegation status by walking
+    the partner's whole lists (a customer's own lists need a delegation, or are never a
+    delegate's). It gives exactly the partner's whole list kept to that customer, in pages
+    alike, to a LIMITED user without any delegation too; another partner's customer and an
+    unknown id give nothing."""
+    portal = make_portal(any_store, FakeClock(), CATALOG_TWO)
+    partner = add_partner(portal, "Contoso Partners", "contoso")
+    other = add_partner(portal, "Litware", "litware")
+    customers = [add_customer(portal, n, f"{n.lower()}.example", roles=()) for n in "ABC"]
+    for customer in customers[:2]:
+        lines = [OfferLine("EXCHANGE", 5), OfferLine("INTUNE", 3)]
+        url, _ = portal.create_purchase_offer(partner.admin, lines, True)
+        portal.redeem(url, customer.admin, accept_delegated_admin=None)  # pending
+        consent(portal, partner.admin, customer, accept=False)
+    url, _ = portal.create_purchase_offer(other.admin, [OfferLine("EXCHANGE", 9)], False)
+    portal.redeem(url, customers[2].admin)
+    consent(portal, other.admin, customers[2])
+    lists = {
+        "subscriptions": portal.list_subscriptions,
+        "delegations": portal.list_delegations,
+    }
+    for name, listing in lists.items():
+        everything = listing(partner.limited)
+        assert len({obj.customer_id for obj in everything}) == 2, name
+        for customer in customers:
+            cid = customer.company.id
+            mine = [obj for obj in everything if obj.customer_id == cid]
+            assert listing(partner.limited, customer_id=cid) == mine, name
+            pages, after = [], None
+            while page := listing(partner.limited, customer_id=cid, limit=1, after=after):
+                pages += page
+                after = page[-1].id
+            assert pages == mine, name
+        assert listing(partner.limited, customer_id=other.company.id) == [], name
+        assert listing(partner.limited, customer_id="cmp_nobody") == [], name
+        for bad in (5, b"cmp", ["cmp"]):
+            with pytest.raises(ValidationError) as refused:
+                listing(partner.limited, customer_id=bad)
+            assert refused.value.field == "customer_id", name
+        # a customer's own list is not narrowed: the rights first, then the argument
+        own = customers[0]
+        with pytest.raises(ValidationError) as refused:
+            listing(own.admin, customer_id=own.company.id)
+        assert refused.value.field == "customer_id"
+        with pytest.raises(Forbidden):
+            listing(partner.plain, customer_id=own.company.id)

@@ -9,7 +9,9 @@ from partnerkit._portal_core import (
     PortalCore,
     _Attempt,
     _Context,
+    _customer_filter,
     _listed,
+    _listed_few,
     _roles_of,
 )
 from partnerkit.consent import (
@@ -22,6 +24,7 @@ from partnerkit.errors import (
     Forbidden,
     InvalidState,
     NotFound,
+    ValidationError,
     _shown,
 )
 from partnerkit.ports import UnitOfWork
@@ -135,16 +138,24 @@ class ConsentCases(PortalCore):
         actor: User | str,
         company_id: str | None = None,
         *,
+        customer_id: str | None = None,
         limit: int | None = None,
         after: str | None = None,
     ) -> list[Delegation]:
         """Return a company's delegations with their status as of now.
 
         A customer's global admins see their company's; a partner's global admins and users
-        with partner access see the ones their partner offered.
+        with partner access see the ones their partner offered, and with *customer_id*
+        only those offered to that customer (none for a company it offered none). A
+        partner's user never lists a customer's delegations acting in the customer
+        (``company_id``): delegates never manage its partner relationships.
 
         With *limit* and *after*, one page of it in id order, read from the store's
         index: as :meth:`list_users` pages.
+
+        Raises:
+            ValidationError: *customer_id* that is not text, or given for a customer's
+                own list (``customer_id``).
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[Delegation]:
@@ -154,9 +165,20 @@ class ConsentCases(PortalCore):
             if ctx.company.is_partner:
                 if not self._decide(ctx, Permission.VIEW_PARTNER_OVERVIEW):
                     self._require(ctx, Permission.MANAGE_PARTNER_RELATIONSHIPS)
-                found = _listed(uow.delegations, limit, after, partner_id=ctx.company.id)
+                if customer_id is None:
+                    found = _listed(uow.delegations, limit, after, partner_id=ctx.company.id)
+                else:  # a partner and one customer: a few
+                    found = _listed_few(
+                        uow.delegations,
+                        limit,
+                        after,
+                        partner_id=ctx.company.id,
+                        customer_id=_customer_filter(customer_id),
+                    )
             else:
                 self._require(ctx, Permission.MANAGE_PARTNER_RELATIONSHIPS)
+                if customer_id is not None:
+                    raise ValidationError("customer_id", "narrows a partner's list only")
                 found = _listed(uow.delegations, limit, after, customer_id=ctx.company.id)
             return [d.as_of(ctx.now) for d in found]
 

@@ -906,10 +906,35 @@ def _listed(repo: Repository[R], limit: int | None, after: str | None, **where: 
         if paged is not None:
             found: list[R] = paged(where, limit, bound)
             return found
-    everything = repo.find(**where)
+    return _listed_here(repo.find(**where), limit, bound)
+
+
+def _listed_few(
+    repo: Repository[R],
+    limit: int | None,
+    after: str | None,
+    keep: Callable[[R], bool] | None = None,
+    **where: object,
+) -> list[R]:
+    """A Portal list of the few objects of ``find(**where)`` that *keep* keeps (a
+    customer's subscriptions, a partner's delegations with one customer), paged here by
+    ``find_page``'s rules."""
+    bound = check_find_page(1 if limit is None else limit, after)
+    found = repo.find(**where)
+    return _listed_here(found if keep is None else [o for o in found if keep(o)], limit, bound)
+
+
+def _listed_here(everything: list[R], limit: int | None, bound: str | None) -> list[R]:
     if bound is not None:
         everything = [obj for obj in everything if _key(obj) > bound]
     return everything if limit is None else everything[:limit]
+
+
+def _customer_filter(customer_id: object) -> str:
+    """A ``customer_id=`` that narrows a partner's list: a company id's text."""
+    if type(customer_id) is not str:
+        raise ValidationError("customer_id", "must be None or a company id (a string)")
+    return customer_id
 
 
 def _check_limit(limit: object) -> int:

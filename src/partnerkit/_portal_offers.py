@@ -18,8 +18,10 @@ from partnerkit._portal_core import (
     _check_lifetime,
     _check_max_uses,
     _Context,
+    _customer_filter,
     _finds_each,
     _listed,
+    _listed_few,
     _reads_each,
     _role_label,
     _roles_of,
@@ -1225,22 +1227,45 @@ class OfferCases(PortalCore):
         actor: User | str,
         company_id: str | None = None,
         *,
+        customer_id: str | None = None,
         limit: int | None = None,
         after: str | None = None,
     ) -> list[Subscription]:
         """Return a customer's subscriptions, or those a partner advises, as of now.
 
+        A partner's list with *customer_id* holds only the subscriptions it advises of that
+        customer: what a partner's user with partner access may read of a customer it
+        advises, with or without a delegation (a customer's whole list, through a
+        delegation, is ``list_subscriptions(actor, customer_id)``, the company acted in).
+        A customer id of no customer the partner advises gives an empty list.
+
         With *limit* and *after*, one page of it in id order, read from the store's
         index: as :meth:`list_users` pages.
+
+        Raises:
+            ValidationError: *customer_id* that is not text, or given for a customer's
+                own list (``customer_id``).
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> list[Subscription]:
             ctx = self._context(uow, attempt, actor, company_id)
             if ctx.company.is_partner:
                 self._require(ctx, Permission.VIEW_PARTNER_OVERVIEW)
-                found = _listed(uow.subscriptions, limit, after, partner_id=ctx.company.id)
+                partner_id = ctx.company.id
+                if customer_id is None:
+                    found = _listed(uow.subscriptions, limit, after, partner_id=partner_id)
+                else:  # one customer holds a subscription a service at most: a few
+                    found = _listed_few(
+                        uow.subscriptions,
+                        limit,
+                        after,
+                        lambda s: s.partner_id == partner_id,
+                        customer_id=_customer_filter(customer_id),
+                    )
             else:
                 self._require(ctx, Permission.MANAGE_SUBSCRIPTIONS)
+                if customer_id is not None:
+                    raise ValidationError("customer_id", "narrows a partner's list only")
                 found = _listed(uow.subscriptions, limit, after, customer_id=ctx.company.id)
             return [s.as_of(ctx.now) for s in found]
 

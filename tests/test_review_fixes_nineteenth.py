@@ -205,3 +205,38 @@ def test_a_partner_lists_what_it_advises_and_offered_of_one_customer(any_store: 
         assert refused.value.field == "customer_id"
         with pytest.raises(Forbidden):
             listing(partner.plain, customer_id=own.company.id)
+
+
+# -- what a partner's users without partner access learn of its customers' objects ------------
+
+
+@pytest.mark.parametrize("revoked", [False, True], ids=["active", "revoked"])
+def test_users_without_partner_access_cannot_tell_a_customers_ids_from_missing_ones(
+    portal: Portal, revoked: bool
+) -> None:
+    """A service request the partner raised, and a subscription it advises, are known to its
+    users with partner access, who are told the real refusal; to its other users (no admin
+    role, or a billing admin at home) they are as unknown as an id nobody has, whether the
+    delegation is active or revoked (the review of the request's fix found them told
+    ``no-active-delegation`` for a real id only)."""
+    partner = add_partner(portal, "Contoso Partners", "contoso")
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example", roles=())
+    delegation = consent(portal, partner.admin, customer)
+    request = portal.create_service_request(partner.full, customer.company.id, title="A")
+    url, _ = portal.create_purchase_offer(partner.admin, [OfferLine("EXCHANGE", 5)], False)
+    [subscription] = portal.redeem(url, customer.admin).subscriptions
+    if revoked:
+        portal.revoke_delegation(customer.admin, delegation.id)
+
+    def answer(call: Callable[[str], object], ident: str) -> tuple[type[Exception], str]:
+        with pytest.raises(PartnerKitError) as refused:
+            call(ident)
+        return type(refused.value), str(refused.value).replace(ident, "<id>")
+
+    for user in (partner.plain, partner.billing):
+        calls: list[tuple[Callable[[str], object], str]] = [
+            (lambda i, u=user: portal.update_service_request(u, i, status="closed"), request.id),
+            (lambda i, u=user: portal.change_licenses(u, i, 7), subscription.id),
+        ]
+        for call, real in calls:
+            assert answer(call, real) == answer(call, real[:-4] + "0000"), user.email

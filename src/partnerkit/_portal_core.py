@@ -383,11 +383,12 @@ class PortalCore:
         """The context for acting with *permission* on an object of *company_id*.
 
         ``company_id`` is ``None`` when the object does not exist. An object of a company the
-        actor has no relation with (no delegation, and the actor's company is not
-        *known_to*, such as a subscription's advisor) is answered exactly as a missing one:
-        ``Forbidden`` when the actor lacks the right at home too, else ``NotFound``. So
-        nobody learns which ids exist elsewhere; where the actor may know the object, the
-        real refusal is given.
+        actor has no relation with (no delegation, and the actor is not a user with partner
+        access of *known_to*, such as a subscription's advisor) is answered exactly as a
+        missing one: ``Forbidden`` when the actor lacks the right at home too, else
+        ``NotFound``. So nobody learns which ids exist elsewhere; where the actor may know
+        the object, the real refusal is given. (A partner's users without partner access
+        see nothing of its customers, so nothing of theirs is known to them.)
         """
         attempt.target_id = missing.ident
         if company_id is not None:
@@ -395,7 +396,9 @@ class PortalCore:
                 ctx = self._context(uow, attempt, actor, company_id)
             except Forbidden:
                 user = attempt.actor
-                if user is None or user.company_id in (company_id, known_to):
+                if user is None or user.company_id == company_id:
+                    raise
+                if user.company_id == known_to and user.partner_access is not None:
                     raise
             else:
                 self._require(ctx, permission)

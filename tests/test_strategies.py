@@ -9,8 +9,10 @@ an address given now.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,8 +26,13 @@ from partnerkit import (
     SubscriptionStatus,
     ValidationError,
 )
+from partnerkit.consent import MAX_DURATION, PENDING_LAPSE, Delegation, DelegationStatus
 from partnerkit.offers import check_licenses
+from partnerkit.ports import DELEGATIONS, SERVICE_REQUESTS, SUBSCRIPTIONS, Table
+from partnerkit.stores import check_storable
 from partnerkit.stores.memory import MemoryStore
+from partnerkit.stores.sqlite import SQLiteStore
+from partnerkit.support import RequestStatus, ServiceRequest, check_request_text
 from partnerkit.testing import strategies as pks
 
 _FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -112,3 +119,103 @@ def test_drawn_names_and_contact_information_are_taken_by_the_use_cases(
     assert (partner.name, partner.contact) == (name, contact)
     lee = portal.create_user(ana, email="lee@c.example", display_name=display)
     assert lee.display_name == display
+
+
+# -- lifecycles (nineteenth session) --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def sqlite_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SQLiteStore]:
+    store = SQLiteStore(tmp_path_factory.mktemp("strategies") / "kept.db")
+    yield store
+    store.close()
+
+
+def _kept(store: SQLiteStore, table: Table[Any], obj: Any) -> Any:
+    """*obj* written to *table* of a SQLite file and read back (rolled back after); a new
+    object is added at version 1, so it is compared at its own version."""
+    check_storable(table, obj)
+    with store.unit_of_work() as uow:
+        repo = uow.repository(table)
+        repo.add(attrs.evolve(obj, version=1))
+        found = repo.get(obj.id)
+        uow.rollback()
+    return None if found is None else attrs.evolve(found, version=obj.version)
+
+
+@_FAST
+@given(delegation=pks.delegations(), data=st.data())
+def test_a_drawn_delegation_agrees_with_itself_and_is_stored_whole(
+    sqlite_file: SQLiteStore, delegation: Delegation, data: st.DataObject
+) -> None:
+    """Times in order, an acceptance exactly on those once accepted, the end date the
+    acceptance plus the duration, a decision on every answered one; a store keeps it whole;
+    ``status=`` is the stored status asked for."""
+    d = delegation
+    accepted = d.accepted_at is not None
+    assert (d.accepted_by is not None) is accepted
+    if d.status in (DelegationStatus.ACTIVE, DelegationStatus.REVOKED):
+        assert accepted
+    if d.status in (DelegationStatus.PENDING, DelegationStatus.DECLINED):
+        assert not accepted
+    if d.status is DelegationStatus.PENDING:
+        assert (d.decided_at, d.decided_by, d.version) == (None, None, 1)
+    else:
+        assert d.decided_at is not None or d.status is DelegationStatus.EXPIRED
+    if accepted:
+        assert d.accepted_at is not None
+        assert d.offered_at <= d.accepted_at
+        assert d.decided_at is not None
+        assert d.accepted_at <= d.decided_at
+        expected_end = None if d.duration is None else d.accepted_at + d.duration
+        assert d.ends_at == expected_end
+    else:
+        assert d.ends_at is None
+    if d.status is DelegationStatus.EXPIRED:
+        assert d.status_at(d.offered_at + 2 * PENDING_LAPSE + MAX_DURATION * 3) is d.status
+    assert _kept(sqlite_file, DELEGATIONS, d) == d
+    wanted = data.draw(st.sampled_from(DelegationStatus))
+    assert data.draw(pks.delegations(status=wanted, customer_id="cmp_c")).status is wanted
+
+
+@_FAST
+@given(catalog=pks.catalogs(), data=st.data())
+def test_a_drawn_subscription_is_to_a_service_of_the_catalogue_and_stored_whole(
+    sqlite_file: SQLiteStore, catalog: Catalog, data: st.DataObject
+) -> None:
+    has_trials = any(service.trial is not None for service in catalog)
+    statuses = [
+        s
+        for s in SubscriptionStatus
+        if has_trials or s not in (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED)
+    ]
+    wanted = data.draw(st.sampled_from(statuses))
+    subscription = data.draw(pks.subscriptions(catalog, status=wanted, partner_id="cmp_p"))
+    service = catalog.get(subscription.sku)
+    assert subscription.status is wanted
+    assert service.min_licenses <= subscription.licenses <= service.max_licenses
+    if wanted is SubscriptionStatus.TRIAL:
+        assert service.trial is not None
+        assert subscription.licenses == service.trial.licenses
+        assert subscription.trial_ends_at is not None
+    if subscription.trial_ends_at is None:
+        assert subscription.version == (2 if wanted is SubscriptionStatus.CANCELLED else 1)
+    assert _kept(sqlite_file, SUBSCRIPTIONS, subscription) == subscription
+    if not has_trials:
+        with pytest.raises(ValueError, match="no service"):
+            data.draw(pks.subscriptions(catalog, status=SubscriptionStatus.TRIAL))
+
+
+@_FAST
+@given(request=pks.service_requests(), data=st.data())
+def test_a_drawn_service_request_is_one_a_use_case_would_write(
+    sqlite_file: SQLiteStore, request: ServiceRequest, data: st.DataObject
+) -> None:
+    check_request_text(request.title, request.description)
+    on_behalf = request.delegation_id is not None
+    assert (request.created_by_company_id != request.customer_id) is on_behalf
+    assert request.created_at <= request.updated_at
+    assert _kept(sqlite_file, SERVICE_REQUESTS, request) == request
+    wanted = data.draw(st.sampled_from(RequestStatus))
+    drawn = data.draw(pks.service_requests(status=wanted, on_behalf=True))
+    assert (drawn.status, drawn.delegation_id is not None) == (wanted, True)

@@ -3,8 +3,9 @@
 Every strategy here yields values the domain accepts, and that every use case takes: e-mails,
 phones, names and domains that pass validation; well-formed ``ContactInfo``, ``Company`` and
 ``User`` objects; services, catalogues, offer lines and licence counts within their bounds
-(and, to test a boundary, :func:`invalid_license_counts`). Use them in your own property
-tests::
+(and, to test a boundary, :func:`invalid_license_counts`); and delegations, subscriptions and
+service requests in any state of their lifecycles, made by their own transitions, so every
+field agrees with the others. Use them in your own property tests::
 
     from hypothesis import given
     from partnerkit.testing import strategies as pks
@@ -17,8 +18,10 @@ from __future__ import annotations
 
 import math
 import string
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Literal, overload
+
+import attrs
 
 try:
     from hypothesis import strategies as st
@@ -27,6 +30,13 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
         "partnerkit.testing.strategies needs hypothesis: pip install 'partnerkit[testing]'"
     ) from exc
 
+from partnerkit.consent import (
+    MAX_DURATION,
+    MIN_DURATION,
+    PENDING_LAPSE,
+    Delegation,
+    DelegationStatus,
+)
 from partnerkit.directory import MAX_ADDRESS, MAX_NAME, Company, CompanyKind, ContactInfo, User
 from partnerkit.offers import (
     MAX_LICENSES,
@@ -36,9 +46,12 @@ from partnerkit.offers import (
     Catalog,
     OfferLine,
     Service,
+    Subscription,
+    SubscriptionStatus,
     TrialTerms,
 )
 from partnerkit.roles import AdminRole, PartnerAccess, Permission
+from partnerkit.support import RequestStatus, ServiceRequest, Severity
 
 __all__ = [
     "addresses",
@@ -47,6 +60,7 @@ __all__ = [
     "catalogs",
     "companies",
     "contact_infos",
+    "delegations",
     "domains",
     "emails",
     "identifiers",
@@ -57,8 +71,10 @@ __all__ = [
     "partner_accesses",
     "permissions",
     "phones",
+    "service_requests",
     "services",
     "skus",
+    "subscriptions",
     "trial_terms",
     "users",
     "utc_datetimes",
@@ -371,3 +387,213 @@ def offer_lines(
         )
     )
     return tuple(OfferLine(s.sku, draw(license_counts(s))) for s in offered)
+
+
+# -- lifecycles: delegations (F5), subscriptions (F3, F4), service requests (F6) ----------------
+
+#: When the lifecycle strategies' objects begin: far enough from ``datetime``'s ends that
+#: every duration, trial and lapse added to them is still a date.
+_BEGINNINGS = st.datetimes(
+    min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
+)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _within(span: timedelta) -> st.SearchStrategy[timedelta]:
+    """A time from none to just under *span* (where each side of the bound is told apart)."""
+    return st.sampled_from((timedelta(0), span - _MICROSECOND)) | st.timedeltas(
+        timedelta(0), span - _MICROSECOND
+    )
+
+
+@st.composite
+def delegations(
+    draw: st.DrawFn,
+    *,
+    status: DelegationStatus | None = None,
+    partner_id: str | None = None,
+    customer_id: str | None = None,
+) -> Delegation:
+    """Delegations in any stored state, each made as the Portal makes it: offered, then
+    accepted, declined, revoked, ended or recorded as expired through
+    :class:`~partnerkit.consent.Delegation`'s own transitions. So every field agrees with
+    the others: an acceptance (``accepted_at``, ``accepted_by``) exactly on those once
+    accepted, the last decision after it, ``ends_at`` the acceptance plus the duration,
+    versions counting the transitions.
+
+    Args:
+        status: only delegations stored with this status (``EXPIRED`` is stored only by
+            :meth:`~partnerkit.consent.Delegation.expire`; the Portal judges expiry with the
+            clock and leaves the status as it was, see ``status_at``).
+        partner_id, customer_id: the companies (default: ids drawn at random).
+    """
+    chosen = draw(st.sampled_from(DelegationStatus)) if status is None else status
+    expires_active = chosen is DelegationStatus.EXPIRED and draw(st.booleans())
+    goes_through_active = chosen in (DelegationStatus.ACTIVE, DelegationStatus.REVOKED) or (
+        expires_active
+        or (chosen is DelegationStatus.ENDED and draw(st.booleans()))  # or ended pending
+    )
+    roles = draw(st.frozensets(st.sampled_from(AdminRole), min_size=1))
+    durations = st.timedeltas(MIN_DURATION, MAX_DURATION)
+    duration = draw(durations if expires_active else st.none() | durations)
+    offered_at = draw(_BEGINNINGS)
+    delegation = Delegation(
+        id=draw(identifiers("dlg")),
+        partner_id=draw(identifiers("cmp")) if partner_id is None else partner_id,
+        customer_id=draw(identifiers("cmp")) if customer_id is None else customer_id,
+        offer_id=draw(identifiers("dof")),
+        roles=roles,
+        duration=duration,
+        status=DelegationStatus.PENDING,
+        offered_at=offered_at,
+        offered_by=draw(identifiers("usr")),
+    )
+    if chosen is DelegationStatus.PENDING:
+        return delegation
+    if chosen is DelegationStatus.EXPIRED and not expires_active:  # nobody answered
+        return delegation.expire(offered_at + PENDING_LAPSE + draw(_within(PENDING_LAPSE)))
+    answered_at = offered_at + draw(_within(PENDING_LAPSE))
+    customer_admin = draw(identifiers("usr"))
+    if chosen is DelegationStatus.DECLINED:
+        return delegation.decline(customer_admin, answered_at)
+    if not goes_through_active:  # a pending offer the partner ended
+        return delegation.end(draw(identifiers("usr")), answered_at)
+    delegation = delegation.accept(customer_admin, answered_at)
+    if chosen is DelegationStatus.ACTIVE:
+        return delegation
+    if chosen is DelegationStatus.EXPIRED:
+        assert delegation.ends_at is not None
+        return delegation.expire(delegation.ends_at + draw(_within(MAX_DURATION)))
+    decided_at = answered_at + draw(_within(duration or MAX_DURATION))
+    if chosen is DelegationStatus.REVOKED:
+        return delegation.revoke(
+            draw(st.sampled_from([customer_admin]) | identifiers("usr")), decided_at
+        )
+    return delegation.end(draw(identifiers("usr")), decided_at)
+
+
+@st.composite
+def subscriptions(
+    draw: st.DrawFn,
+    catalog: Catalog | st.SearchStrategy[Catalog] | None = None,
+    *,
+    status: SubscriptionStatus | None = None,
+    customer_id: str | None = None,
+    partner_id: str | None = None,
+) -> Subscription:
+    """Subscriptions to a service of *catalog* (a catalogue, or a strategy for one; default
+    :func:`catalogs`) in any stored state: a trial (of a service with one), a paid
+    subscription (bought, or a converted trial keeping its trial's end for the record), or
+    a cancelled one; counts within the service's bounds, an advisor's id and code.
+
+    Args:
+        status: only subscriptions with this status as the Portal gives them (``EXPIRED``
+            is a trial as ``list_subscriptions`` shows it once its end has passed: a store
+            keeps it as ``TRIAL``, and ``status_at`` judges it).
+        customer_id, partner_id: the companies (default: ids drawn at random).
+    """
+    if catalog is None:
+        catalog = catalogs()
+    if isinstance(catalog, st.SearchStrategy):
+        catalog = draw(catalog)
+    chosen = draw(st.sampled_from(SubscriptionStatus)) if status is None else status
+    with_trials = [service for service in catalog if service.trial is not None]
+    if chosen in (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED) and not with_trials:
+        raise ValueError(f"no service of the catalogue offers a trial to be {chosen.value}")
+    trialled = chosen in (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED) or (
+        bool(with_trials) and draw(st.booleans())  # a paid or cancelled one was a trial
+    )
+    service = draw(st.sampled_from(with_trials if trialled else list(catalog)))
+    partner = draw(identifiers("cmp")) if partner_id is None else partner_id
+    advisor = draw(advisor_ids())
+    ident, customer = draw(identifiers("sub")), customer_id or draw(identifiers("cmp"))
+    now = draw(_BEGINNINGS)
+    if trialled:
+        subscription = Subscription.trial(
+            ident=ident,
+            customer_id=customer,
+            service=service,
+            partner_id=partner,
+            advisor_id=advisor,
+            link_id=draw(identifiers("lnk")),
+            now=now,
+        )
+        if chosen in (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED):
+            ended = chosen is SubscriptionStatus.EXPIRED
+            return attrs.evolve(subscription, status=chosen) if ended else subscription
+        subscription = subscription.convert(
+            licenses=draw(license_counts(service)),
+            partner_id=draw(st.sampled_from([partner]) | identifiers("cmp")),
+            advisor_id=advisor,
+            link_id=draw(identifiers("lnk")),
+        )
+    else:
+        subscription = Subscription(
+            id=ident,
+            customer_id=customer,
+            sku=service.sku,
+            licenses=draw(license_counts(service)),
+            status=SubscriptionStatus.ACTIVE,
+            partner_id=partner,
+            advisor_id=advisor,
+            created_at=now,
+            source_link_id=draw(identifiers("lnk")),
+        )
+    if chosen is SubscriptionStatus.CANCELLED:
+        return attrs.evolve(
+            subscription, status=SubscriptionStatus.CANCELLED, version=subscription.version + 1
+        )
+    return subscription
+
+
+#: What a description may not hold: control characters but line feed, carriage return and tab.
+_C0_C1_BUT_LINES = "".join(
+    chr(c) for c in (*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0))
+)
+_REQUEST_TITLES = st.text(
+    st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=200
+).filter(str.strip)
+_REQUEST_TEXT = st.text(
+    st.characters(codec="utf-8", exclude_characters=_C0_C1_BUT_LINES),
+    max_size=500,
+)
+
+
+@st.composite
+def service_requests(
+    draw: st.DrawFn,
+    *,
+    status: RequestStatus | None = None,
+    customer_id: str | None = None,
+    on_behalf: bool | None = None,
+) -> ServiceRequest:
+    """Service requests as a use case writes them (title and description as
+    ``create_service_request`` takes them), then updated through
+    :meth:`~partnerkit.support.ServiceRequest.change` to their status.
+
+    Args:
+        status: only requests with this status (default: any).
+        customer_id: the customer (default: an id drawn at random).
+        on_behalf: only requests a partner raised through a delegation (``True``), only the
+            customer's own (``False``), or both.
+    """
+    customer = draw(identifiers("cmp")) if customer_id is None else customer_id
+    partner_raised = draw(st.booleans()) if on_behalf is None else on_behalf
+    created_at = draw(_BEGINNINGS)
+    request = ServiceRequest(
+        id=draw(identifiers("srq")),
+        customer_id=customer,
+        title=draw(_REQUEST_TITLES),
+        description=draw(_REQUEST_TEXT),
+        severity=draw(st.sampled_from(Severity)),
+        status=RequestStatus.OPEN,
+        created_by=draw(identifiers("usr")),
+        created_by_company_id=draw(identifiers("cmp")) if partner_raised else customer,
+        delegation_id=draw(identifiers("dlg")) if partner_raised else None,
+        created_at=created_at,
+        updated_at=created_at,
+    )
+    chosen = draw(st.sampled_from(RequestStatus)) if status is None else status
+    if chosen is RequestStatus.OPEN:
+        return request
+    return request.change(created_at + draw(_within(timedelta(days=365))), status=chosen)

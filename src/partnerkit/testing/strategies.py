@@ -425,7 +425,8 @@ def delegations(
         status: only delegations stored with this status (``EXPIRED`` is stored only by
             :meth:`~partnerkit.consent.Delegation.expire`; the Portal judges expiry with the
             clock and leaves the status as it was, see ``status_at``).
-        partner_id, customer_id: the companies (default: ids drawn at random).
+        partner_id: the partner's company (default: an id drawn at random).
+        customer_id: the customer (default: an id drawn at random).
     """
     chosen = draw(st.sampled_from(DelegationStatus)) if status is None else status
     expires_active = chosen is DelegationStatus.EXPIRED and draw(st.booleans())
@@ -490,7 +491,8 @@ def subscriptions(
         status: only subscriptions with this status as the Portal gives them (``EXPIRED``
             is a trial as ``list_subscriptions`` shows it once its end has passed: a store
             keeps it as ``TRIAL``, and ``status_at`` judges it).
-        customer_id, partner_id: the companies (default: ids drawn at random).
+        customer_id: the customer (default: an id drawn at random).
+        partner_id: the advisor's company (default: an id drawn at random).
     """
     if catalog is None:
         catalog = catalogs()

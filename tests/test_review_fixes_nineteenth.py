@@ -3,7 +3,10 @@ the docs, and a red team on the public API."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -240,3 +243,38 @@ def test_users_without_partner_access_cannot_tell_a_customers_ids_from_missing_o
         ]
         for call, real in calls:
             assert answer(call, real) == answer(call, real[:-4] + "0000"), user.email
+
+
+_ENDS_AFTER_A_REFUSED_ADD = """
+import sys, warnings
+warnings.simplefilter("ignore")
+from partnerkit.errors import Conflict
+from partnerkit.stores.sqlite import SQLiteStore
+from partnerkit.support import RequestStatus
+from partnerkit.testing.strategies import service_requests
+request = service_requests(status=RequestStatus.CLOSED).example()
+store = SQLiteStore(sys.argv[1])
+try:
+    with store.unit_of_work() as uow:
+        uow.service_requests.add(request)  # past version 1: refused
+except Conflict:
+    pass
+store.close()
+"""
+
+
+def test_a_process_ends_quietly_after_a_refused_write(tmp_path: Path) -> None:
+    """A thread's connection holder kept to the interpreter's end (here after a ``Conflict``
+    in a unit of work) printed "Exception ignored ... 'NoneType' object has no attribute
+    'getpid'" as the process ended: the modules' globals were gone when it was collected
+    (found by a review of the testing kit)."""
+    script = tmp_path / "refused.py"
+    script.write_text(_ENDS_AFTER_A_REFUSED_ADD)
+    ended = subprocess.run(  # noqa: S603 - our own interpreter and script
+        [sys.executable, str(script), str(tmp_path / "p.db")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (ended.returncode, ended.stderr) == (0, "")

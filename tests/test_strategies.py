@@ -10,6 +10,7 @@ an address given now.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 import attrs
@@ -23,16 +24,18 @@ from partnerkit import (
     OfferLine,
     Portal,
     Service,
+    Subscription,
     SubscriptionStatus,
     ValidationError,
 )
-from partnerkit.consent import MAX_DURATION, PENDING_LAPSE, Delegation, DelegationStatus
+from partnerkit.consent import Delegation, DelegationStatus
 from partnerkit.offers import check_licenses
 from partnerkit.ports import DELEGATIONS, SERVICE_REQUESTS, SUBSCRIPTIONS, Table
 from partnerkit.stores import check_storable
 from partnerkit.stores.memory import MemoryStore
 from partnerkit.stores.sqlite import SQLiteStore
 from partnerkit.support import RequestStatus, ServiceRequest, check_request_text
+from partnerkit.testing import DEFAULT_START
 from partnerkit.testing import strategies as pks
 
 _FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -149,8 +152,9 @@ def test_a_drawn_delegation_agrees_with_itself_and_is_stored_whole(
     sqlite_file: SQLiteStore, delegation: Delegation, data: st.DataObject
 ) -> None:
     """Times in order, an acceptance exactly on those once accepted, the end date the
-    acceptance plus the duration, a decision on every answered one; a store keeps it whole;
-    ``status=`` is the stored status asked for."""
+    acceptance plus the duration, a decision on every answered one; shown as the Portal
+    shows it (``as_of``: an expired one keeps its stored version); a store keeps it whole;
+    ``status=`` is the status asked for, and ``now=`` the time it is shown at."""
     d = delegation
     accepted = d.accepted_at is not None
     assert (d.accepted_by is not None) is accepted
@@ -158,24 +162,33 @@ def test_a_drawn_delegation_agrees_with_itself_and_is_stored_whole(
         assert accepted
     if d.status in (DelegationStatus.PENDING, DelegationStatus.DECLINED):
         assert not accepted
-    if d.status is DelegationStatus.PENDING:
+    if d.status is DelegationStatus.PENDING or (
+        d.status is DelegationStatus.EXPIRED and not accepted
+    ):
         assert (d.decided_at, d.decided_by, d.version) == (None, None, 1)
     else:
-        assert d.decided_at is not None or d.status is DelegationStatus.EXPIRED
+        assert d.decided_at is not None
+        assert d.offered_at <= d.decided_at
     if accepted:
         assert d.accepted_at is not None
         assert d.offered_at <= d.accepted_at
         assert d.decided_at is not None
         assert d.accepted_at <= d.decided_at
-        expected_end = None if d.duration is None else d.accepted_at + d.duration
-        assert d.ends_at == expected_end
+        assert d.ends_at == (None if d.duration is None else d.accepted_at + d.duration)
     else:
         assert d.ends_at is None
-    if d.status is DelegationStatus.EXPIRED:
-        assert d.status_at(d.offered_at + 2 * PENDING_LAPSE + MAX_DURATION * 3) is d.status
+    assert d.version == 1 + (d.decided_at is not None) + (
+        accepted and d.status in (DelegationStatus.REVOKED, DelegationStatus.ENDED)
+    )
     assert _kept(sqlite_file, DELEGATIONS, d) == d
     wanted = data.draw(st.sampled_from(DelegationStatus))
-    assert data.draw(pks.delegations(status=wanted, customer_id="cmp_c")).status is wanted
+    now = data.draw(st.none() | st.sampled_from([DEFAULT_START]))
+    drawn = data.draw(pks.delegations(status=wanted, customer_id="cmp_c", now=now))
+    assert (drawn.status, drawn.customer_id) == (wanted, "cmp_c")
+    if now is not None:
+        assert drawn.as_of(now) == drawn
+        times = [drawn.offered_at, drawn.accepted_at, drawn.decided_at]
+        assert all(t <= now for t in times if t is not None)
 
 
 @_FAST
@@ -183,27 +196,37 @@ def test_a_drawn_delegation_agrees_with_itself_and_is_stored_whole(
 def test_a_drawn_subscription_is_to_a_service_of_the_catalogue_and_stored_whole(
     sqlite_file: SQLiteStore, catalog: Catalog, data: st.DataObject
 ) -> None:
+    """To a service of the catalogue, with a count in its bounds, the advisor asked for
+    (a converted trial's too), shown as of ``now=``; ``CANCELLED`` only when asked for;
+    with the default catalogue any status asked for is drawn."""
     has_trials = any(service.trial is not None for service in catalog)
-    statuses = [
-        s
-        for s in SubscriptionStatus
-        if has_trials or s not in (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED)
-    ]
+    trial_kinds = (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED)
+    statuses = [s for s in SubscriptionStatus if has_trials or s not in trial_kinds]
     wanted = data.draw(st.sampled_from(statuses))
-    subscription = data.draw(pks.subscriptions(catalog, status=wanted, partner_id="cmp_p"))
+    now = data.draw(st.none() | st.sampled_from([DEFAULT_START]))
+    subscription = data.draw(
+        pks.subscriptions(
+            catalog, status=wanted, partner_id="cmp_p", advisor_id="PA-AAAAA-BBBBB", now=now
+        )
+    )
     service = catalog.get(subscription.sku)
     assert subscription.status is wanted
+    assert (subscription.partner_id, subscription.advisor_id) == ("cmp_p", "PA-AAAAA-BBBBB")
     assert service.min_licenses <= subscription.licenses <= service.max_licenses
-    if wanted is SubscriptionStatus.TRIAL:
+    if wanted in trial_kinds:
         assert service.trial is not None
         assert subscription.licenses == service.trial.licenses
         assert subscription.trial_ends_at is not None
-    if subscription.trial_ends_at is None:
-        assert subscription.version == (2 if wanted is SubscriptionStatus.CANCELLED else 1)
+    if now is not None:
+        assert subscription.created_at <= now
+        assert subscription.as_of(now) == subscription
     assert _kept(sqlite_file, SUBSCRIPTIONS, subscription) == subscription
+    unasked = data.draw(pks.subscriptions(catalog))
+    assert unasked.status is not SubscriptionStatus.CANCELLED
     if not has_trials:
         with pytest.raises(ValueError, match="no service"):
             data.draw(pks.subscriptions(catalog, status=SubscriptionStatus.TRIAL))
+    assert data.draw(pks.subscriptions(status=wanted)).status is wanted  # default catalogue
 
 
 @_FAST
@@ -215,7 +238,56 @@ def test_a_drawn_service_request_is_one_a_use_case_would_write(
     on_behalf = request.delegation_id is not None
     assert (request.created_by_company_id != request.customer_id) is on_behalf
     assert request.created_at <= request.updated_at
+    assert (request.version == 1) is (request.updated_at == request.created_at) or (
+        request.version > 1
+    )
     assert _kept(sqlite_file, SERVICE_REQUESTS, request) == request
     wanted = data.draw(st.sampled_from(RequestStatus))
     drawn = data.draw(pks.service_requests(status=wanted, on_behalf=True))
     assert (drawn.status, drawn.delegation_id is not None) == (wanted, True)
+    through = data.draw(pks.delegations(status=DelegationStatus.REVOKED, now=DEFAULT_START))
+    raised = data.draw(pks.service_requests(delegation=through, now=DEFAULT_START))
+    assert (raised.customer_id, raised.created_by_company_id, raised.delegation_id) == (
+        through.customer_id,
+        through.partner_id,
+        through.id,
+    )
+    assert through.accepted_at is not None
+    assert through.decided_at is not None
+    assert through.accepted_at <= raised.created_at <= through.decided_at
+    assert raised.updated_at <= DEFAULT_START
+
+
+def test_the_lifecycles_reach_their_less_common_states() -> None:
+    """What the review of the kit found never drawn: a reopened request, a request whose
+    severity changed while open, a paid subscription whose count changed, a converted trial
+    another partner advised."""
+    seen: set[str] = set()
+
+    @settings(max_examples=300, deadline=None, database=None)
+    @given(
+        request=pks.service_requests(status=RequestStatus.OPEN),
+        subscription=pks.subscriptions(status=SubscriptionStatus.ACTIVE),
+    )
+    def look(request: ServiceRequest, subscription: Subscription) -> None:
+        if request.version > 1:
+            seen.add("open request changed")
+        if subscription.trial_ends_at is None and subscription.version > 1:
+            seen.add("count changed")
+        if subscription.trial_ends_at is not None:
+            seen.add("converted trial")
+
+    look()
+    assert seen == {"open request changed", "count changed", "converted trial"}
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+def test_a_lifecycle_strategy_refuses_what_it_cannot_draw() -> None:
+    naive = datetime(2024, 1, 1)
+    with pytest.raises(ValueError, match="aware UTC"):
+        pks.delegations(now=naive).example()
+    with pytest.raises(ValueError, match="status="):
+        pks.service_requests(status="open").example()  # type: ignore[arg-type]
+    pending = pks.delegations(status=DelegationStatus.PENDING).example()
+    with pytest.raises(ValueError, match="accepted"):
+        pks.service_requests(delegation=pending).example()

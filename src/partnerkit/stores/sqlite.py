@@ -14,6 +14,7 @@ import contextlib
 import logging
 import os
 import sqlite3
+import sys
 import threading
 import time
 import weakref
@@ -216,9 +217,15 @@ class _ThreadConnection:
         # the child before the after-fork hooks count the fork.
         self.pid = os.getpid()
 
-    def __del__(self) -> None:
-        if self.pid != os.getpid():
-            return  # the parent's (see _INHERITED)
+    def __del__(
+        self,
+        _getpid: Callable[[], int] = os.getpid,
+        _finalizing: Callable[[], bool] = sys.is_finalizing,
+    ) -> None:
+        # Bound as defaults: while the interpreter ends, a main thread's storage is
+        # cleared after the modules' globals, and the process's end closes the file.
+        if _finalizing() or self.pid != _getpid():
+            return  # the interpreter is ending, or the parent's (see _INHERITED)
         store = self.store()
         if store is None:
             _close(self.conn)

@@ -16,6 +16,7 @@ field agrees with the others. Use them in your own property tests::
 
 from __future__ import annotations
 
+import enum
 import math
 import string
 from datetime import UTC, datetime, timedelta
@@ -24,6 +25,7 @@ from typing import Literal, overload
 import attrs
 
 try:
+    from hypothesis import assume
     from hypothesis import strategies as st
 except ImportError as exc:  # pragma: no cover - depends on the installation
     raise ImportError(
@@ -391,12 +393,16 @@ def offer_lines(
 
 # -- lifecycles: delegations (F5), subscriptions (F3, F4), service requests (F6) ----------------
 
-#: When the lifecycle strategies' objects begin: far enough from ``datetime``'s ends that
-#: every duration, trial and lapse added to them is still a date.
+#: When a lifecycle's story begins, without ``now=``: far enough from ``datetime``'s ends
+#: that every duration, trial and lapse added to it is still a date.
 _BEGINNINGS = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2100, 1, 1), timezones=st.just(UTC)
 )
 _MICROSECOND = timedelta(microseconds=1)
+#: How long before ``now=`` a story may begin: longer than any story told here (an answer
+#: within 90 days, then at most 730 days of delegation; a trial of at most 365 days).
+_LONGEST_AGO = timedelta(days=3 * 365)
+_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
 
 
 def _within(span: timedelta) -> st.SearchStrategy[timedelta]:
@@ -406,6 +412,29 @@ def _within(span: timedelta) -> st.SearchStrategy[timedelta]:
     )
 
 
+def _start(draw: st.DrawFn, now: datetime | None) -> datetime:
+    """When a story begins: anywhere in 2000 to 2100, or before *now* (often within the last
+    90 days, so that what is still pending or running at *now* comes up as often)."""
+    if now is None:
+        return draw(_BEGINNINGS)
+    if now.tzinfo is None or now.utcoffset() != timedelta(0):
+        raise ValueError(f"now= must be an aware UTC datetime, not {now!r}")
+    longest = min(_LONGEST_AGO, now - _EARLIEST)
+    ago = draw(_within(min(PENDING_LAPSE, longest) + _MICROSECOND) | _within(longest))
+    return now - ago
+
+
+def _after(draw: st.DrawFn, moment: datetime, span: timedelta, now: datetime | None) -> datetime:
+    """A moment from *moment* to just under *moment* + *span*, and never after *now*."""
+    later = moment + draw(_within(span))
+    return later if now is None else min(later, now)
+
+
+def _checked_status(status: object, kind: type[enum.Enum]) -> None:
+    if status is not None and type(status) is not kind:
+        raise ValueError(f"status= must be a {kind.__name__} or None, not {status!r}")
+
+
 @st.composite
 def delegations(
     draw: st.DrawFn,
@@ -413,64 +442,87 @@ def delegations(
     status: DelegationStatus | None = None,
     partner_id: str | None = None,
     customer_id: str | None = None,
+    now: datetime | None = None,
 ) -> Delegation:
-    """Delegations in any stored state, each made as the Portal makes it: offered, then
-    accepted, declined, revoked, ended or recorded as expired through
-    :class:`~partnerkit.consent.Delegation`'s own transitions. So every field agrees with
-    the others: an acceptance (``accepted_at``, ``accepted_by``) exactly on those once
+    """Delegations as the Portal gives them, in any state: offered, then accepted,
+    declined, revoked or ended through :class:`~partnerkit.consent.Delegation`'s own
+    transitions, and shown as of a time (``as_of``). So every field agrees with the
+    others: an acceptance (``accepted_at``, ``accepted_by``) exactly on those once
     accepted, the last decision after it, ``ends_at`` the acceptance plus the duration,
-    versions counting the transitions.
+    versions counting the transitions. ``EXPIRED`` is how the Portal shows a pending offer
+    past its 90 days or an active delegation past its end date: a store keeps it as it was
+    (and the version with it), and so does the object drawn.
+
+    These are values: a store adds objects at version 1 only, so to put a delegation in a
+    store, make it through a Portal.
 
     Args:
-        status: only delegations stored with this status (``EXPIRED`` is stored only by
-            :meth:`~partnerkit.consent.Delegation.expire`; the Portal judges expiry with the
-            clock and leaves the status as it was, see ``status_at``).
+        status: only delegations with this status as shown.
         partner_id: the partner's company (default: an id drawn at random).
         customer_id: the customer (default: an id drawn at random).
+        now: the time they are shown at (an aware UTC datetime): every event of their
+            story is at or before it. Default: a story anywhere in 2000 to 2100, shown as
+            of its last event (or, for an expired one, a time after its expiry).
     """
-    chosen = draw(st.sampled_from(DelegationStatus)) if status is None else status
-    expires_active = chosen is DelegationStatus.EXPIRED and draw(st.booleans())
-    goes_through_active = chosen in (DelegationStatus.ACTIVE, DelegationStatus.REVOKED) or (
-        expires_active
-        or (chosen is DelegationStatus.ENDED and draw(st.booleans()))  # or ended pending
-    )
-    roles = draw(st.frozensets(st.sampled_from(AdminRole), min_size=1))
+    _checked_status(status, DelegationStatus)
+    shown = draw(st.sampled_from(DelegationStatus)) if status is None else status
+    # The way to it: (stored status, whether through an acceptance).
+    paths = {
+        DelegationStatus.PENDING: [(DelegationStatus.PENDING, False)],
+        DelegationStatus.ACTIVE: [(DelegationStatus.ACTIVE, True)],
+        DelegationStatus.DECLINED: [(DelegationStatus.DECLINED, False)],
+        DelegationStatus.REVOKED: [(DelegationStatus.REVOKED, True)],
+        DelegationStatus.ENDED: [(DelegationStatus.ENDED, False), (DelegationStatus.ENDED, True)],
+        DelegationStatus.EXPIRED: [
+            (DelegationStatus.PENDING, False),
+            (DelegationStatus.ACTIVE, True),
+        ],
+    }
+    stored, accepted = draw(st.sampled_from(paths[shown]))
     durations = st.timedeltas(MIN_DURATION, MAX_DURATION)
-    duration = draw(durations if expires_active else st.none() | durations)
-    offered_at = draw(_BEGINNINGS)
+    lapsing = shown is DelegationStatus.EXPIRED and accepted
+    duration = draw(durations if lapsing else st.none() | durations)
+    offered_at = _start(draw, now)
     delegation = Delegation(
         id=draw(identifiers("dlg")),
         partner_id=draw(identifiers("cmp")) if partner_id is None else partner_id,
         customer_id=draw(identifiers("cmp")) if customer_id is None else customer_id,
         offer_id=draw(identifiers("dof")),
-        roles=roles,
+        roles=draw(st.frozensets(st.sampled_from(AdminRole), min_size=1)),
         duration=duration,
         status=DelegationStatus.PENDING,
         offered_at=offered_at,
         offered_by=draw(identifiers("usr")),
     )
-    if chosen is DelegationStatus.PENDING:
-        return delegation
-    if chosen is DelegationStatus.EXPIRED and not expires_active:  # nobody answered
-        return delegation.expire(offered_at + PENDING_LAPSE + draw(_within(PENDING_LAPSE)))
-    answered_at = offered_at + draw(_within(PENDING_LAPSE))
-    customer_admin = draw(identifiers("usr"))
-    if chosen is DelegationStatus.DECLINED:
-        return delegation.decline(customer_admin, answered_at)
-    if not goes_through_active:  # a pending offer the partner ended
-        return delegation.end(draw(identifiers("usr")), answered_at)
-    delegation = delegation.accept(customer_admin, answered_at)
-    if chosen is DelegationStatus.ACTIVE:
-        return delegation
-    if chosen is DelegationStatus.EXPIRED:
-        assert delegation.ends_at is not None
-        return delegation.expire(delegation.ends_at + draw(_within(MAX_DURATION)))
-    decided_at = answered_at + draw(_within(duration or MAX_DURATION))
-    if chosen is DelegationStatus.REVOKED:
-        return delegation.revoke(
-            draw(st.sampled_from([customer_admin]) | identifiers("usr")), decided_at
-        )
-    return delegation.end(draw(identifiers("usr")), decided_at)
+    last = offered_at
+    if stored is not DelegationStatus.PENDING:
+        last = _after(draw, offered_at, PENDING_LAPSE, now)
+        customer_admin = draw(identifiers("usr"))
+        if stored is DelegationStatus.DECLINED:
+            delegation = delegation.decline(customer_admin, last)
+        elif not accepted:  # a pending offer the partner ended
+            delegation = delegation.end(draw(identifiers("usr")), last)
+        else:
+            delegation = delegation.accept(customer_admin, last)
+            if stored is not DelegationStatus.ACTIVE:
+                last = _after(draw, last, duration or MAX_DURATION, now)
+                someone = st.sampled_from([customer_admin]) | identifiers("usr")
+                if stored is DelegationStatus.REVOKED:
+                    delegation = delegation.revoke(draw(someone), last)
+                else:
+                    delegation = delegation.end(draw(identifiers("usr")), last)
+    if now is not None:
+        at = now
+    elif shown is not DelegationStatus.EXPIRED:
+        at = last
+    else:  # a time after it expired
+        expiry = delegation.ends_at if accepted else offered_at + PENDING_LAPSE
+        assert expiry is not None
+        at = expiry + draw(_within(MAX_DURATION))
+    delegation = delegation.as_of(at)
+    if status is not None:
+        assume(delegation.status is status)  # shown at now=, it may have expired since
+    return delegation
 
 
 @st.composite
@@ -481,54 +533,73 @@ def subscriptions(
     status: SubscriptionStatus | None = None,
     customer_id: str | None = None,
     partner_id: str | None = None,
+    advisor_id: str | None = None,
+    now: datetime | None = None,
 ) -> Subscription:
-    """Subscriptions to a service of *catalog* (a catalogue, or a strategy for one; default
-    :func:`catalogs`) in any stored state: a trial (of a service with one), a paid
-    subscription (bought, or a converted trial keeping its trial's end for the record), or
-    a cancelled one; counts within the service's bounds, an advisor's id and code.
+    """Subscriptions as the Portal gives them, to a service of *catalog* (a catalogue, or a
+    strategy for one; default :func:`catalogs`), made by
+    :class:`~partnerkit.offers.Subscription`'s own transitions: a trial (of a service with
+    one), shown ``EXPIRED`` once its end has passed (a store keeps it as ``TRIAL``); a paid
+    subscription, bought or converted from a trial (which another partner may have
+    advised), its count changed since or not. Counts are within the service's bounds.
+
+    ``CANCELLED`` is drawn only when asked for: no use case sets it (the status is there
+    for a portal that records cancellations its billing makes).
+
+    These are values: a store adds objects at version 1 only, so to put a subscription
+    past its first version in a store, make it through a Portal.
 
     Args:
-        status: only subscriptions with this status as the Portal gives them (``EXPIRED``
-            is a trial as ``list_subscriptions`` shows it once its end has passed: a store
-            keeps it as ``TRIAL``, and ``status_at`` judges it).
+        status: only subscriptions with this status as shown. ``TRIAL`` and ``EXPIRED``
+            need a service with a trial: a catalogue given without one is a
+            ``ValueError``.
         customer_id: the customer (default: an id drawn at random).
         partner_id: the advisor's company (default: an id drawn at random).
+        advisor_id: the advisor's public code (default: one drawn at random).
+        now: the time they are shown at (an aware UTC datetime), as for
+            :func:`delegations`.
     """
-    if catalog is None:
-        catalog = catalogs()
+    _checked_status(status, SubscriptionStatus)
+    trial_statuses = (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED)
+    if catalog is None:  # one with a trial, when the status asked for needs one
+        needs_trial = status in trial_statuses
+        catalog = catalogs().filter(_offers_a_trial) if needs_trial else catalogs()
     if isinstance(catalog, st.SearchStrategy):
         catalog = draw(catalog)
-    chosen = draw(st.sampled_from(SubscriptionStatus)) if status is None else status
     with_trials = [service for service in catalog if service.trial is not None]
-    if chosen in (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED) and not with_trials:
-        raise ValueError(f"no service of the catalogue offers a trial to be {chosen.value}")
-    trialled = chosen in (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED) or (
-        bool(with_trials) and draw(st.booleans())  # a paid or cancelled one was a trial
-    )
+    if status is None:
+        kinds = [SubscriptionStatus.ACTIVE, *(trial_statuses if with_trials else ())]
+        shown = draw(st.sampled_from(kinds))
+    else:
+        shown = status
+    if shown in trial_statuses and not with_trials:
+        raise ValueError(f"no service of the catalogue offers a trial to be {shown.value}")
+    trialled = shown in trial_statuses or (bool(with_trials) and draw(st.booleans()))
     service = draw(st.sampled_from(with_trials if trialled else list(catalog)))
     partner = draw(identifiers("cmp")) if partner_id is None else partner_id
-    advisor = draw(advisor_ids())
-    ident, customer = draw(identifiers("sub")), customer_id or draw(identifiers("cmp"))
-    now = draw(_BEGINNINGS)
+    advisor = draw(advisor_ids()) if advisor_id is None else advisor_id
+    ident = draw(identifiers("sub"))
+    customer = draw(identifiers("cmp")) if customer_id is None else customer_id
+    started = _start(draw, now)
     if trialled:
+        # A converted trial may have been another partner's.
+        by_other = shown not in trial_statuses and draw(st.booleans())
         subscription = Subscription.trial(
             ident=ident,
             customer_id=customer,
             service=service,
-            partner_id=partner,
-            advisor_id=advisor,
+            partner_id=draw(identifiers("cmp")) if by_other else partner,
+            advisor_id=draw(advisor_ids()) if by_other else advisor,
             link_id=draw(identifiers("lnk")),
-            now=now,
+            now=started,
         )
-        if chosen in (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED):
-            ended = chosen is SubscriptionStatus.EXPIRED
-            return attrs.evolve(subscription, status=chosen) if ended else subscription
-        subscription = subscription.convert(
-            licenses=draw(license_counts(service)),
-            partner_id=draw(st.sampled_from([partner]) | identifiers("cmp")),
-            advisor_id=advisor,
-            link_id=draw(identifiers("lnk")),
-        )
+        if shown not in trial_statuses:
+            subscription = subscription.convert(
+                licenses=draw(license_counts(service)),
+                partner_id=partner,
+                advisor_id=advisor,
+                link_id=draw(identifiers("lnk")),
+            )
     else:
         subscription = Subscription(
             id=ident,
@@ -538,27 +609,43 @@ def subscriptions(
             status=SubscriptionStatus.ACTIVE,
             partner_id=partner,
             advisor_id=advisor,
-            created_at=now,
+            created_at=started,
             source_link_id=draw(identifiers("lnk")),
         )
-    if chosen is SubscriptionStatus.CANCELLED:
-        return attrs.evolve(
+    if subscription.status is SubscriptionStatus.ACTIVE:
+        for _ in range(draw(st.integers(0, 2))):
+            subscription = subscription.with_licenses(draw(license_counts(service)))
+    if shown is SubscriptionStatus.CANCELLED:  # no transition: see above
+        subscription = attrs.evolve(
             subscription, status=SubscriptionStatus.CANCELLED, version=subscription.version + 1
         )
+    if now is not None:
+        at = now
+    elif shown is SubscriptionStatus.EXPIRED:
+        assert subscription.trial_ends_at is not None
+        at = subscription.trial_ends_at + draw(_within(timedelta(days=MAX_TRIAL_DAYS)))
+    else:
+        at = started
+    subscription = subscription.as_of(at)
+    assume(subscription.status is shown)  # shown at now=, a trial may have ended since
     return subscription
 
 
+def _offers_a_trial(catalog: Catalog) -> bool:
+    return any(service.trial is not None for service in catalog)
+
+
+_REQUEST_TITLES = st.text(
+    st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=200
+).filter(str.strip)
 #: What a description may not hold: control characters but line feed, carriage return and tab.
 _C0_C1_BUT_LINES = "".join(
     chr(c) for c in (*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), *range(0x7F, 0xA0))
 )
-_REQUEST_TITLES = st.text(
-    st.characters(exclude_categories=("Cc", "Cs")), min_size=1, max_size=200
-).filter(str.strip)
 _REQUEST_TEXT = st.text(
-    st.characters(codec="utf-8", exclude_characters=_C0_C1_BUT_LINES),
-    max_size=500,
+    st.characters(codec="utf-8", exclude_characters=_C0_C1_BUT_LINES), max_size=10_000
 )
+_REOPENABLE = (RequestStatus.OPEN, RequestStatus.ATTENTION_NEEDED)
 
 
 @st.composite
@@ -568,20 +655,47 @@ def service_requests(
     status: RequestStatus | None = None,
     customer_id: str | None = None,
     on_behalf: bool | None = None,
+    delegation: Delegation | None = None,
+    now: datetime | None = None,
 ) -> ServiceRequest:
     """Service requests as a use case writes them (title and description as
-    ``create_service_request`` takes them), then updated through
-    :meth:`~partnerkit.support.ServiceRequest.change` to their status.
+    ``create_service_request`` takes them), then changed up to a few times through
+    :meth:`~partnerkit.support.ServiceRequest.change` (status and severity, reopened or
+    not) to their status; a closed one is changed no more.
+
+    These are values: a store adds objects at version 1 only, so to put a request past
+    its first version in a store, make it through a Portal.
 
     Args:
         status: only requests with this status (default: any).
         customer_id: the customer (default: an id drawn at random).
         on_behalf: only requests a partner raised through a delegation (``True``), only the
             customer's own (``False``), or both.
+        delegation: a delegation the request was raised through, while it was active: its
+            partner, customer and id (an accepted one: ``ValueError`` otherwise).
+        now: every change at or before it (an aware UTC datetime); default: a story
+            anywhere in 2000 to 2100.
     """
-    customer = draw(identifiers("cmp")) if customer_id is None else customer_id
-    partner_raised = draw(st.booleans()) if on_behalf is None else on_behalf
-    created_at = draw(_BEGINNINGS)
+    _checked_status(status, RequestStatus)
+    through: str | None
+    if delegation is not None:
+        if delegation.accepted_at is None:
+            raise ValueError("delegation= must be one that was accepted")
+        if on_behalf is False or customer_id not in (None, delegation.customer_id):
+            raise ValueError("delegation= names the customer, and the request is on behalf")
+        customer = delegation.customer_id
+        raised_by, through = delegation.partner_id, delegation.id
+        created_at = delegation.accepted_at
+        if delegation.decided_at is not None and delegation.decided_at > created_at:
+            created_at += draw(_within(delegation.decided_at - created_at))  # before its end
+        if now is not None:
+            assume(created_at <= now)
+    else:
+        customer = draw(identifiers("cmp")) if customer_id is None else customer_id
+        partner_raised = draw(st.booleans()) if on_behalf is None else on_behalf
+        raised_by = draw(identifiers("cmp")) if partner_raised else customer
+        through = draw(identifiers("dlg")) if partner_raised else None
+        created_at = _start(draw, now)
     request = ServiceRequest(
         id=draw(identifiers("srq")),
         customer_id=customer,
@@ -590,12 +704,23 @@ def service_requests(
         severity=draw(st.sampled_from(Severity)),
         status=RequestStatus.OPEN,
         created_by=draw(identifiers("usr")),
-        created_by_company_id=draw(identifiers("cmp")) if partner_raised else customer,
-        delegation_id=draw(identifiers("dlg")) if partner_raised else None,
+        created_by_company_id=raised_by,
+        delegation_id=through,
         created_at=created_at,
         updated_at=created_at,
     )
-    chosen = draw(st.sampled_from(RequestStatus)) if status is None else status
-    if chosen is RequestStatus.OPEN:
-        return request
-    return request.change(created_at + draw(_within(timedelta(days=365))), status=chosen)
+    wanted = draw(st.sampled_from(RequestStatus)) if status is None else status
+    severities = st.none() | st.sampled_from(Severity)
+    for _ in range(draw(st.integers(0, 3))):
+        request = request.change(
+            _after(draw, request.updated_at, timedelta(days=30), now),
+            status=draw(st.sampled_from(_REOPENABLE)),
+            severity=draw(severities),
+        )
+    if request.status is not wanted:
+        request = request.change(
+            _after(draw, request.updated_at, timedelta(days=30), now),
+            status=wanted,
+            severity=draw(severities),
+        )
+    return request

@@ -402,7 +402,8 @@ _MICROSECOND = timedelta(microseconds=1)
 #: How long before ``now=`` a story may begin: longer than any story told here (an answer
 #: within 90 days, then at most 730 days of delegation; a trial of at most 365 days).
 _LONGEST_AGO = timedelta(days=3 * 365)
-_EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+#: What ``now=`` may be: room for the longest story before it, and its durations after it.
+_NOW_FROM, _NOW_TO = datetime(4, 1, 1, tzinfo=UTC), datetime(9995, 1, 1, tzinfo=UTC)
 
 
 def _within(span: timedelta) -> st.SearchStrategy[timedelta]:
@@ -412,22 +413,30 @@ def _within(span: timedelta) -> st.SearchStrategy[timedelta]:
     )
 
 
-def _start(draw: st.DrawFn, now: datetime | None) -> datetime:
-    """When a story begins: anywhere in 2000 to 2100, or before *now* (often within the last
-    90 days, so that what is still pending or running at *now* comes up as often)."""
+def _in_utc(now: object) -> datetime | None:
+    """``now=`` in UTC, as the Portal reads its clock (``ValueError`` for what is not an
+    aware datetime, or too near either end of ``datetime`` to tell a story before it)."""
     if now is None:
-        return draw(_BEGINNINGS)
-    if now.tzinfo is None or now.utcoffset() != timedelta(0):
-        raise ValueError(f"now= must be an aware UTC datetime, not {now!r}")
-    longest = min(_LONGEST_AGO, now - _EARLIEST)
-    ago = draw(_within(min(PENDING_LAPSE, longest) + _MICROSECOND) | _within(longest))
-    return now - ago
+        return None
+    if not isinstance(now, datetime) or now.utcoffset() is None:
+        raise ValueError(f"now= must be an aware datetime, not {now!r}")
+    moment = now.astimezone(UTC)
+    if not _NOW_FROM <= moment <= _NOW_TO:
+        raise ValueError(f"now= must be from year 4 to year 9994, not {now!r}")
+    return moment
+
+
+def _start(draw: st.DrawFn, now: datetime | None) -> datetime:
+    """When a story begins: anywhere in 2000 to 2100, or in the three years before *now*."""
+    return draw(_BEGINNINGS) if now is None else now - draw(_within(_LONGEST_AGO))
 
 
 def _after(draw: st.DrawFn, moment: datetime, span: timedelta, now: datetime | None) -> datetime:
-    """A moment from *moment* to just under *moment* + *span*, and never after *now*."""
-    later = moment + draw(_within(span))
-    return later if now is None else min(later, now)
+    """A moment from *moment* to just under *moment* + *span*, and never after *now* (which
+    *moment* is not after)."""
+    if now is not None:
+        span = min(span, now - moment + _MICROSECOND)
+    return moment + draw(_within(span))
 
 
 def _checked_status(status: object, kind: type[enum.Enum]) -> None:
@@ -460,11 +469,13 @@ def delegations(
         status: only delegations with this status as shown.
         partner_id: the partner's company (default: an id drawn at random).
         customer_id: the customer (default: an id drawn at random).
-        now: the time they are shown at (an aware UTC datetime): every event of their
-            story is at or before it. Default: a story anywhere in 2000 to 2100, shown as
-            of its last event (or, for an expired one, a time after its expiry).
+        now: the time they are shown at (an aware datetime from year 4 to 9994, read in
+            UTC as the Portal reads its clock): every event of their story is at or before
+            it. Default: a story anywhere in 2000 to 2100, shown as of its last event (or,
+            for an expired one, a time after its expiry).
     """
     _checked_status(status, DelegationStatus)
+    now = _in_utc(now)
     shown = draw(st.sampled_from(DelegationStatus)) if status is None else status
     # The way to it: (stored status, whether through an acceptance).
     paths = {
@@ -482,7 +493,15 @@ def delegations(
     durations = st.timedeltas(MIN_DURATION, MAX_DURATION)
     lapsing = shown is DelegationStatus.EXPIRED and accepted
     duration = draw(durations if lapsing else st.none() | durations)
-    offered_at = _start(draw, now)
+    if now is None:
+        offered_at = draw(_BEGINNINGS)
+    elif shown in (DelegationStatus.PENDING, DelegationStatus.ACTIVE):  # still so at now
+        offered_at = now - draw(_within(PENDING_LAPSE))
+    elif shown is DelegationStatus.EXPIRED:  # lapsed, or past its end, by now
+        since = PENDING_LAPSE + (MAX_DURATION if accepted else timedelta(0))
+        offered_at = now - since - draw(_within(_LONGEST_AGO - since))
+    else:
+        offered_at = _start(draw, now)
     delegation = Delegation(
         id=draw(identifiers("dlg")),
         partner_id=draw(identifiers("cmp")) if partner_id is None else partner_id,
@@ -520,8 +539,7 @@ def delegations(
         assert expiry is not None
         at = expiry + draw(_within(MAX_DURATION))
     delegation = delegation.as_of(at)
-    if status is not None:
-        assume(delegation.status is status)  # shown at now=, it may have expired since
+    assume(delegation.status is shown)  # an active one shown at now= may have ended since
     return delegation
 
 
@@ -556,14 +574,18 @@ def subscriptions(
         customer_id: the customer (default: an id drawn at random).
         partner_id: the advisor's company (default: an id drawn at random).
         advisor_id: the advisor's public code (default: one drawn at random).
-        now: the time they are shown at (an aware UTC datetime), as for
+        now: the time they are shown at (an aware datetime), as for
             :func:`delegations`.
     """
     _checked_status(status, SubscriptionStatus)
+    now = _in_utc(now)
     trial_statuses = (SubscriptionStatus.TRIAL, SubscriptionStatus.EXPIRED)
-    if catalog is None:  # one with a trial, when the status asked for needs one
-        needs_trial = status in trial_statuses
-        catalog = catalogs().filter(_offers_a_trial) if needs_trial else catalogs()
+    if catalog is None:
+        catalog = draw(catalogs())
+        if status in trial_statuses and not _offers_a_trial(catalog):  # give it one
+            taken = {service.sku for service in catalog}
+            code = draw(skus().filter(lambda sku: sku not in taken))
+            catalog = Catalog([*catalog, draw(services(sku=code, trial=True))])
     if isinstance(catalog, st.SearchStrategy):
         catalog = draw(catalog)
     with_trials = [service for service in catalog if service.trial is not None]
@@ -580,7 +602,14 @@ def subscriptions(
     advisor = draw(advisor_ids()) if advisor_id is None else advisor_id
     ident = draw(identifiers("sub"))
     customer = draw(identifiers("cmp")) if customer_id is None else customer_id
-    started = _start(draw, now)
+    if now is not None and service.trial is not None and shown in trial_statuses:
+        days = timedelta(days=service.trial.days)
+        if shown is SubscriptionStatus.TRIAL:  # still running at now
+            started = now - draw(_within(days))
+        else:  # over by now
+            started = now - days - draw(_within(_LONGEST_AGO - days))
+    else:
+        started = _start(draw, now)
     if trialled:
         # A converted trial may have been another partner's.
         by_other = shown not in trial_statuses and draw(st.booleans())
@@ -627,7 +656,7 @@ def subscriptions(
     else:
         at = started
     subscription = subscription.as_of(at)
-    assume(subscription.status is shown)  # shown at now=, a trial may have ended since
+    assume(subscription.status is shown)  # the start above makes it so; a guard
     return subscription
 
 
@@ -673,23 +702,32 @@ def service_requests(
             customer's own (``False``), or both.
         delegation: a delegation the request was raised through, while it was active: its
             partner, customer and id (an accepted one: ``ValueError`` otherwise).
-        now: every change at or before it (an aware UTC datetime); default: a story
+        now: every change at or before it (an aware datetime, as for
+            :func:`delegations`); default: a story
             anywhere in 2000 to 2100.
     """
     _checked_status(status, RequestStatus)
+    now = _in_utc(now)
     through: str | None
     if delegation is not None:
-        if delegation.accepted_at is None:
+        accepted_at = delegation.accepted_at
+        if accepted_at is None:
             raise ValueError("delegation= must be one that was accepted")
+        if now is not None and accepted_at > now:
+            raise ValueError("delegation= must have been accepted by now=")
         if on_behalf is False or customer_id not in (None, delegation.customer_id):
             raise ValueError("delegation= names the customer, and the request is on behalf")
         customer = delegation.customer_id
         raised_by, through = delegation.partner_id, delegation.id
-        created_at = delegation.accepted_at
-        if delegation.decided_at is not None and delegation.decided_at > created_at:
-            created_at += draw(_within(delegation.decided_at - created_at))  # before its end
+        # Raised while it was active: before its revocation or end, its end date, now=.
+        over = delegation.status in (DelegationStatus.REVOKED, DelegationStatus.ENDED)
+        until = delegation.decided_at if over else delegation.ends_at
+        if until is None:
+            until = now if now is not None else accepted_at + timedelta(days=365)
         if now is not None:
-            assume(created_at <= now)
+            until = min(until, now)
+        span = until - accepted_at
+        created_at = accepted_at + (draw(_within(span)) if span > timedelta(0) else span)
     else:
         customer = draw(identifiers("cmp")) if customer_id is None else customer_id
         partner_raised = draw(st.booleans()) if on_behalf is None else on_behalf

@@ -506,8 +506,8 @@ class FindCustomers:
 @attrs.frozen
 class ReadEverything:
     """Every company's first user reads what the Portal shows it: customer search with every
-    prefix and page by page, users, subscriptions, delegations, service requests and the
-    company's audit trail (the stores' own queries, which the table dump does not use)."""
+    prefix and page by page, users, subscriptions, delegations, service requests, a
+    partner's links and offers, and the company's audit trail (the stores' own queries, which the table dump does not use)."""
 
     def __call__(self, run: Run) -> object:
         portal = run.portal
@@ -528,6 +528,8 @@ class ReadEverything:
                 portal.list_subscriptions,
                 portal.list_delegations,
                 portal.list_service_requests,
+                portal.list_links,
+                portal.list_offers,
             ):
                 # Ordered by their (random) ids: compared as sets.
                 found = _outcome(listing, reader)

@@ -1,5 +1,6 @@
 """The Portal's lists a page at a time: ``limit`` and ``after`` on ``list_users``,
-``list_subscriptions``, ``list_delegations`` and ``list_service_requests``, on every store.
+``list_subscriptions``, ``list_delegations``, ``list_service_requests``, ``list_links`` and
+``list_offers``, on every store.
 
 A partner advising a million subscriptions, or administering a hundred thousand customers,
 should not have its whole list read to show fifty. Pages are in key (id) order, read from an
@@ -18,9 +19,19 @@ import pytest
 from _proxy_units import ProxyStore, ProxyUnit
 from _sqlite_steps import steps_of
 from delegation_kit import CustomerCast, PartnerCast, add_customer, consent
-from partnerkit import AdminRole, ContactInfo, Forbidden, Portal, User, ValidationError
+from partnerkit import (
+    AdminRole,
+    ContactInfo,
+    Forbidden,
+    LinkKind,
+    OfferLine,
+    Portal,
+    User,
+    ValidationError,
+)
 from partnerkit.consent import Delegation, DelegationStatus
 from partnerkit.ports import MAX_FIND_PAGE
+from partnerkit.records import LinkRecord
 from partnerkit.stores._sql import ADDED_COLUMNS
 from partnerkit.stores.sqlite import SCHEMA_VERSION, SQLiteStore
 from partnerkit.testing import DEFAULT_START
@@ -46,6 +57,7 @@ def world(portal: Portal, partner: PartnerCast, customer: CustomerCast) -> dict[
     consent(portal, partner.admin, customer)
     for n in range(7):
         portal.create_service_request(partner.full, customer.company.id, title=f"Request {n}")
+        portal.create_purchase_offer(partner.full, [OfferLine("EXCHANGE", n + 1)], False)
     return {
         "users": lambda **kw: portal.list_users(partner.admin, **kw),
         "advised subscriptions": lambda **kw: portal.list_subscriptions(partner.admin, **kw),
@@ -54,6 +66,8 @@ def world(portal: Portal, partner: PartnerCast, customer: CustomerCast) -> dict[
         "service requests": lambda **kw: portal.list_service_requests(
             partner.full, customer.company.id, **kw
         ),
+        "partner's links": lambda **kw: portal.list_links(partner.limited, **kw),
+        "partner's offers": lambda **kw: portal.list_offers(partner.full, **kw),
     }
 
 
@@ -63,6 +77,8 @@ LISTS = [
     "partner's delegations",
     "customer's delegations",
     "service requests",
+    "partner's links",
+    "partner's offers",
 ]
 
 
@@ -183,7 +199,7 @@ def _steps(store: SQLiteStore, call: Callable[[], list[Any]]) -> int:
 
 
 def test_a_page_reads_no_more_as_the_list_grows(tmp_path: Path) -> None:
-    """A page of 20 of a partner's delegations, or of a company's users, costs SQLite the
+    """A page of 20 of a partner's delegations or links, or of a company's users, costs SQLite the
     same with 40 times more rows: it is read in key order from an index ending in the key
     (without ``Table.pages``, the lookup's longer index serves the equality and the whole
     list is sorted for each page)."""
@@ -200,17 +216,20 @@ def test_a_page_reads_no_more_as_the_list_grows(tmp_path: Path) -> None:
             for n in range(start, stop):
                 uow.delegations.add(_delegation(n, admin.company_id))
                 uow.users.add(_user(n, admin.company_id))
+                uow.links.add(_link(n, admin.company_id))
             uow.commit()
 
     grow(0, 100)
     short = [
         _steps(store, lambda: portal.list_delegations(admin, limit=20, after="dlg_0050")),
         _steps(store, lambda: portal.list_users(admin, limit=20, after="usr_0050")),
+        _steps(store, lambda: portal.list_links(admin, limit=20, after="lnk_0050")),
     ]
     grow(100, 4000)
     long = [
         _steps(store, lambda: portal.list_delegations(admin, limit=20, after="dlg_0050")),
         _steps(store, lambda: portal.list_users(admin, limit=20, after="usr_0050")),
+        _steps(store, lambda: portal.list_links(admin, limit=20, after="lnk_0050")),
     ]
     store.close()
     assert all(b <= 2 * a + 2 for a, b in zip(short, long, strict=True)), (short, long)
@@ -227,6 +246,21 @@ def _delegation(n: int, partner_id: str) -> Delegation:
         status=DelegationStatus.ACTIVE,
         offered_at=DEFAULT_START,
         offered_by="usr_x",
+    )
+
+
+def _link(n: int, partner_id: str) -> LinkRecord:
+    return LinkRecord(
+        id=f"lnk_{n:04d}",
+        kind=LinkKind.TRIAL_INVITATION,
+        partner_id=partner_id,
+        advisor_id="ADV",
+        target="EXCHANGE",
+        includes_delegated_admin=False,
+        delegation_offer_id=None,
+        created_by="usr_x",
+        created_at=DEFAULT_START,
+        expires_at=DEFAULT_START,
     )
 
 

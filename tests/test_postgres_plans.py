@@ -113,6 +113,10 @@ def tell_the_whole_story(store: RecordingStore) -> None:
     spare_url = portal.create_trial_invitation(partner_admin, INTUNE.sku, expires_in=timedelta(1))
     claims = portal.inspect_link(spare_url)
     portal.revoke_link(partner_admin, claims.link_id)
+    portal.list_links(partner_admin)
+    portal.list_links(partner_admin, limit=1, after="")
+    portal.list_offers(partner_admin)
+    portal.list_offers(partner_admin, limit=1, after="")
     assert code_from_url(offer_url)
     assert offer.id
 

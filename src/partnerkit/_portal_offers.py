@@ -56,6 +56,7 @@ from partnerkit.errors import (
     _shown,
 )
 from partnerkit.links import (
+    MAX_CLOCK_SKEW,
     LinkClaims,
     LinkKind,
     _remember,
@@ -66,6 +67,8 @@ from partnerkit.links import (
 )
 from partnerkit.offers import (
     MAX_OFFER_LINES,
+    IssuedLink,
+    LinkStatus,
     LinkTerms,
     OfferLine,
     OfferStatus,
@@ -157,6 +160,46 @@ def _subscribed(
     if known is None:
         return uow.subscriptions.find(customer_id=company.id, sku=sku)
     return [s for s in known if s.sku == sku]
+
+
+def _issued(
+    record: LinkRecord,
+    offers: Mapping[str, PurchaseOffer],
+    terms: Mapping[str, DelegationOffer],
+    now: datetime,
+) -> IssuedLink:
+    """*record* as its partner's list shows it at *now* (its offer and delegation terms
+    read from *offers* and *terms*)."""
+    if now > record.expires_at + MAX_CLOCK_SKEW:
+        status = LinkStatus.EXPIRED
+    elif record.revoked_at is not None:
+        status = LinkStatus.REVOKED
+    elif record.kind is _PURCHASE_OFFER and (
+        record.target not in offers or offers[record.target].status is not _OPEN
+    ):
+        status = LinkStatus.WITHDRAWN
+    elif record.max_uses is not None and record.uses >= record.max_uses:
+        status = LinkStatus.EXHAUSTED
+    else:
+        status = LinkStatus.LIVE
+    offered = None if record.delegation_offer_id is None else terms.get(record.delegation_offer_id)
+    return IssuedLink(
+        id=record.id,
+        kind=record.kind,
+        partner_id=record.partner_id,
+        target=record.target,
+        includes_delegated_admin=record.includes_delegated_admin,
+        created_by=record.created_by,
+        created_at=record.created_at,
+        expires_at=record.expires_at,
+        max_uses=record.max_uses,
+        uses=record.uses,
+        revoked_at=record.revoked_at,
+        revoked_by=record.revoked_by,
+        status=status,
+        delegation_roles=None if offered is None else offered.roles,
+        delegation_duration=None if offered is None else offered.duration,
+    )
 
 
 class OfferCases(PortalCore):
@@ -664,6 +707,66 @@ class OfferCases(PortalCore):
             self._succeed(uow, attempt)
 
         self._run("link.revoke", body)
+
+    def list_links(
+        self, actor: User | str, *, limit: int | None = None, after: str | None = None
+    ) -> list[IssuedLink]:
+        """Return the links the actor's partner issued, each with where it stands now.
+
+        For the partner's global admins and users with partner access, who may revoke
+        them: a link that leaked is found here by what it is for and when it was made,
+        and revoked by its id, even when nobody kept its URL (the store never holds the
+        URL). Every kind: trial invitations, purchase offers and standalone offers of
+        delegated administration, with their uses and the terms of the delegated
+        administration they offer.
+
+        A link's :class:`~partnerkit.offers.LinkStatus` is judged from the store at the
+        Portal's clock: a link signed by a key since removed from the key ring is refused
+        as ``InvalidLink`` whatever its status says.
+
+        With *limit* and *after*, one page of it in id order, read from the store's
+        index: as :meth:`list_users` pages.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> list[IssuedLink]:
+            ctx = self._context(uow, attempt, actor, None)
+            self._require_issuer(ctx)
+            records = _listed(uow.links, limit, after, partner_id=ctx.company.id)
+            offers = uow.purchase_offers.get_many(
+                [r.target for r in records if r.kind is _PURCHASE_OFFER]
+            )
+            terms = uow.delegation_offers.get_many(
+                [r.delegation_offer_id for r in records if r.delegation_offer_id is not None]
+            )
+            return [_issued(r, offers, terms, ctx.now) for r in records]
+
+        return self._run("link.list", body, write=False)
+
+    def list_offers(
+        self, actor: User | str, *, limit: int | None = None, after: str | None = None
+    ) -> list[PurchaseOffer]:
+        """Return the purchase offers the actor's partner made, open, withdrawn and
+        superseded alike (an offer's ``link_id`` is its link in :meth:`list_links`).
+
+        For the partner's global admins and users with partner access. With *limit* and
+        *after*, one page of it in id order, read from the store's index: as
+        :meth:`list_users` pages.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> list[PurchaseOffer]:
+            ctx = self._context(uow, attempt, actor, None)
+            self._require_issuer(ctx)
+            return _listed(uow.purchase_offers, limit, after, partner_id=ctx.company.id)
+
+        return self._run("offer.list", body, write=False)
+
+    def _require_issuer(self, ctx: _Context) -> None:
+        """What the partner issued is read by its global admins and its users with partner
+        access (who may revoke its links), and by nobody of a customer."""
+        if not ctx.company.is_partner:
+            self._require(ctx, Permission.VIEW_PARTNER_OVERVIEW)  # a customer's user: never
+        if not self._decide(ctx, Permission.VIEW_PARTNER_OVERVIEW):
+            self._require(ctx, Permission.MANAGE_PARTNER_RELATIONSHIPS)
 
     # -- redeeming links ---------------------------------------------------------------
 

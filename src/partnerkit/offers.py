@@ -31,13 +31,15 @@ from partnerkit.errors import (
 
 if TYPE_CHECKING:
     from partnerkit.consent import Delegation
-    from partnerkit.links import LinkClaims
+    from partnerkit.links import LinkClaims, LinkKind
     from partnerkit.roles import AdminRole
 
 __all__ = [
     "MAX_LICENSES",
     "MIN_LICENSES",
     "Catalog",
+    "IssuedLink",
+    "LinkStatus",
     "LinkTerms",
     "OfferLine",
     "OfferStatus",
@@ -503,4 +505,55 @@ class LinkTerms:
     #: offers no delegated administration.
     delegation_roles: frozenset[AdminRole] | None = None
     #: How long such a delegation would last from the consent; ``None``: no end date.
+    delegation_duration: timedelta | None = None
+
+
+class LinkStatus(enum.Enum):
+    """Where a link a partner issued stands (:class:`IssuedLink`): what a customer who has
+    not redeemed it yet would be told on redeeming it now. The first that applies, in the
+    order a redemption judges them."""
+
+    __hash__ = object.__hash__  # identity: as roles.py explains, C instead of Python
+
+    #: It can be redeemed.
+    LIVE = "live"
+    #: Past its expiry (beyond the clocks' leeway): ``LinkExpired``.
+    EXPIRED = "expired"
+    #: Revoked by its partner: ``LinkRevoked``.
+    REVOKED = "revoked"
+    #: A purchase offer's link whose offer was withdrawn or superseded: ``LinkRevoked``.
+    WITHDRAWN = "withdrawn"
+    #: Its ``max_uses`` are spent: ``LinkExhausted`` (a customer who redeemed it gets its
+    #: first result again).
+    EXHAUSTED = "exhausted"
+
+
+@attrs.frozen
+class IssuedLink:
+    """A link as its partner's list shows it (:meth:`Portal.list_links
+    <partnerkit.portal.Portal.list_links>`): what it is for, who issued it, how far it was
+    used, and where it stands. The URL itself is not kept anywhere (SPEC: links are
+    recorded by their id): a link whose URL was lost can still be found here and revoked."""
+
+    #: The link id: ``LinkClaims.link_id``, what :meth:`Portal.revoke_link` takes.
+    id: str
+    kind: LinkKind
+    partner_id: str
+    #: The service's sku (a trial invitation), the purchase offer's id (an offer), or the
+    #: delegation offer's id (a standalone offer of delegated administration).
+    target: str
+    includes_delegated_admin: bool
+    created_by: str
+    created_at: datetime
+    expires_at: datetime
+    #: How many distinct customers may redeem it (``None``: no limit), and how many did.
+    max_uses: int | None
+    uses: int
+    revoked_at: datetime | None
+    revoked_by: str | None
+    #: Where it stands at the time of the list.
+    status: LinkStatus
+    #: The admin roles a consent through it grants, and for how long (``None``: no end
+    #: date); ``None`` and ``None`` when it offers no delegated administration.
+    delegation_roles: frozenset[AdminRole] | None = None
     delegation_duration: timedelta | None = None

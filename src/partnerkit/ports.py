@@ -160,6 +160,7 @@ LINKS: Table[LinkRecord] = Table(
     cls=LinkRecord,
     noun="link",
     indexes=(("partner_id",),),
+    pages=(("partner_id",),),
     checks=("uses >= 0", "max_uses IS NULL OR (max_uses >= 1 AND uses <= max_uses)"),
     validate=_valid_link_uses,
 )
@@ -183,6 +184,7 @@ OFFERS: Table[PurchaseOffer] = Table(
     noun="purchase offer",
     unique=(("quote_id",), ("link_id",)),
     indexes=(("partner_id",),),
+    pages=(("partner_id",),),
     validate=_valid_offer,
 )
 SUBSCRIPTIONS: Table[Subscription] = Table(

@@ -401,6 +401,10 @@ def test_demo_refuses_a_revoked_link_and_creates_nothing_through_it(demo: DemoRu
     """The revoked trial link is refused by inspection and by sign-up; no company comes in."""
     step = demo.step("A revoked link is refused (F3)")
     assert step.count("-> refused: link revoked") == 2
+    # The console's list before: the three links, live; the trial's status after.
+    assert step.count(": live, 1 used (no limit)") == 3
+    assert "trial_invitation EXCHANGE: live" in step
+    assert re.search(r"revokes the trial link lnk_\w+ by its id: revoked", step)
     store, _ = _open(demo.db)
     try:
         contoso = _user(store, "ana@contoso.example").company_id

@@ -507,7 +507,8 @@ class FindCustomers:
 class ReadEverything:
     """Every company's first user reads what the Portal shows it: customer search with every
     prefix and page by page, users, subscriptions, delegations, service requests, a
-    partner's links and offers, and the company's audit trail (the stores' own queries, which the table dump does not use)."""
+    partner's links and offers, and the company's audit trail (the stores' own queries,
+    which the table dump does not use)."""
 
     def __call__(self, run: Run) -> object:
         portal = run.portal

@@ -11,7 +11,7 @@ import operator
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -140,6 +140,53 @@ class _Context:
 _NO_COMPANY = "<not a company id>"
 
 
+def _a_store(value: object) -> object:
+    if not callable(getattr(value, "unit_of_work", None)):
+        raise ValidationError("store", "must be a store (an object with unit_of_work)")
+    return value
+
+
+def _a_keyring(value: object) -> object:
+    if not isinstance(value, Keyring) or _pretends(value):
+        raise ValidationError("keyring", "must be a Keyring (Keyring.from_json(text) reads one)")
+    return value
+
+
+def _a_catalog(value: object) -> object:
+    if not isinstance(value, Catalog) or _pretends(value):
+        raise ValidationError("catalog", "must be a Catalog")
+    return value
+
+
+def _a_base_url(value: object) -> str:
+    text = cast(str, value)
+    build_url(text, "x")  # refuses what links cannot be built on, whatever its type
+    return str.__str__(text)  # of a subclass, its text
+
+
+def _a_clock(value: object) -> object:
+    if not callable(value):
+        raise ValidationError("clock", "must be a callable that returns the time")
+    return value
+
+
+def _a_hasher(value: object) -> object:
+    if not (callable(getattr(value, "hash", None)) and callable(getattr(value, "verify", None))):
+        raise ValidationError("password_hasher", "must be a PasswordHasher")
+    return value
+
+
+#: The Portal's parts, each with the check an assignment of it passes (``__setattr__``).
+_PART_CHECKS: dict[str, Callable[[object], object]] = {
+    "store": _a_store,
+    "keyring": _a_keyring,
+    "catalog": _a_catalog,
+    "base_url": _a_base_url,
+    "clock": _a_clock,
+    "password_hasher": _a_hasher,
+}
+
+
 class PortalCore:
     """Shared state and steps of the use cases (see :class:`partnerkit.Portal`)."""
 
@@ -155,28 +202,15 @@ class PortalCore:
         conflict_retries: int = 3,
         temporary_password_lifetime: timedelta = DEFAULT_TEMPORARY_PASSWORD_LIFETIME,
     ) -> None:
-        # What is not of its kind is refused now, not at the first use case that needs it.
-        if not callable(getattr(store, "unit_of_work", None)):
-            raise ValidationError("store", "must be a store (an object with unit_of_work)")
-        if keyring is not None and (not isinstance(keyring, Keyring) or _pretends(keyring)):
-            raise ValidationError("keyring", "must be a Keyring or None")
-        if catalog is not None and (not isinstance(catalog, Catalog) or _pretends(catalog)):
-            raise ValidationError("catalog", "must be a Catalog or None")
-        if clock is not None and not callable(clock):
-            raise ValidationError("clock", "must be a callable that returns the time, or None")
-        if password_hasher is not None and not (
-            callable(getattr(password_hasher, "hash", None))
-            and callable(getattr(password_hasher, "verify", None))
-        ):
-            raise ValidationError("password_hasher", "must be a PasswordHasher or None")
+        # What is not of its kind is refused now, not at the first use case that needs it
+        # (each assignment is checked: see __setattr__).
         self.store = store
         #: Without a key ring, a fresh HMAC one: links then die with the process.
         self.keyring = keyring if keyring is not None else Keyring.generate()
         self.catalog = catalog if catalog is not None else Catalog()
-        build_url(base_url, "x")  # refuse a base URL links cannot be built on, now
-        self.base_url = str.__str__(base_url)  # of a subclass, its text
-        self.clock: Callable[[], datetime] = clock or utc_now
-        self.password_hasher = password_hasher or PasswordHasher()
+        self.base_url = base_url
+        self.clock: Callable[[], datetime] = utc_now if clock is None else clock
+        self.password_hasher = PasswordHasher() if password_hasher is None else password_hasher
         if type(conflict_retries) is not int or not 0 <= conflict_retries <= 100:
             raise ValidationError("conflict_retries", "must be a whole number from 0 to 100")
         self.conflict_retries = conflict_retries
@@ -191,6 +225,13 @@ class PortalCore:
         self.temporary_password_lifetime = lifetime
         #: url -> code of the links followed lately whose codes verified (see ``_claims``).
         self._link_codes: OrderedDict[str, str] = OrderedDict()
+
+    def __setattr__(self, name: str, value: object) -> None:
+        # A running Portal's parts may be replaced (docs/links.md: a key ring reloaded from
+        # its file is assigned to ``portal.keyring``); what is not of its kind is refused
+        # then as the constructor refuses it, not at the next use case, with another error.
+        check = _PART_CHECKS.get(name)
+        object.__setattr__(self, name, value if check is None else check(value))
 
     def __repr__(self) -> str:
         return f"<Portal store={self.store!r} base_url={self.base_url!r}>"

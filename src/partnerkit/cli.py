@@ -804,8 +804,16 @@ def step_revoked_link(story: Story) -> None:
     story.heading("A revoked link is refused (F3)")
     portal = story.portal
     url, claims = story.links["trial"], story.claims["trial"]
+    story.say("Contoso's console lists the links it issued (the store never holds a URL):")
+    listed = sorted(portal.list_links(story.admin), key=lambda link: (link.created_at, link.id))
+    for link in listed:
+        uses = "no limit" if link.max_uses is None else f"at most {link.max_uses}"
+        story.say(
+            f"  {link.kind.value} {link.target}: {link.status.value}, {link.uses} used ({uses})"
+        )
     portal.revoke_link(story.admin, claims.link_id)
-    story.say(f"ana revokes the trial link {claims.link_id}")
+    [revoked] = [link for link in portal.list_links(story.admin) if link.id == claims.link_id]
+    story.say(f"ana revokes the trial link {claims.link_id} by its id: {revoked.status.value}")
     _refused(story, "the portal inspects it", lambda: portal.inspect_link(url), InvalidLink)
     domain = story.company_domain("tailspin")
     _refused(

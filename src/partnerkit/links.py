@@ -230,7 +230,10 @@ class LinkClaims:
 
 
 def _invalid() -> NoReturn:
-    raise InvalidLink
+    # Called inside ``except`` blocks too: the error of cryptography, base64 or urllib that
+    # got us here is not shown (SPEC 3: no dependency's exception reaches a caller, and
+    # "a known key, a wrong signature" must not read differently from any other refusal).
+    raise InvalidLink from None
 
 
 def _b64encode(data: bytes) -> bytes:

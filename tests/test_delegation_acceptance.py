@@ -127,15 +127,17 @@ def _scene(store: Store) -> tuple[Delegation, Delegation]:
 
 
 def _check_backfill(store: Store, active: Delegation, revoked: Delegation) -> None:
-    assert store.schema_version() == SCHEMA_VERSION == 5  # type: ignore[attr-defined]
+    assert store.schema_version() == SCHEMA_VERSION == 6  # type: ignore[attr-defined]
     # The active one's decision is its acceptance; the revoked one's was overwritten.
     assert _stored(store, active) == active
     assert _stored(store, revoked) == attrs.evolve(revoked, accepted_at=None, accepted_by=None)
 
 
 def _drop_version_5(execute: Callable[[str], object]) -> None:
-    for table, column in ADDED_COLUMNS[5]:
-        execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    """Take the schema back to version 4: the columns of version 5 and of every later one."""
+    for version, added in ADDED_COLUMNS.items():
+        for table, column in added if version >= 5 else ():
+            execute(f"ALTER TABLE {table} DROP COLUMN {column}")
     execute("DELETE FROM schema_version WHERE version > 4")
 
 

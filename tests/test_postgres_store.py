@@ -282,7 +282,7 @@ def test_opening_a_version_1_database_fills_in_the_active_delegations(empty_dsn:
         raw.execute("UPDATE companies SET name = 'Northwind' WHERE id = %s", (world.customer.id,))
     reopened = PostgresStore(empty_dsn)
     try:
-        assert reopened.schema_version() == SCHEMA_VERSION == 5
+        assert reopened.schema_version() == SCHEMA_VERSION == 6
         key = CustomerRelation.key(world.partner.id, world.customer.id)
         with reopened.unit_of_work(write=False) as uow:
             relation = uow.customer_relations.get(key)

@@ -129,7 +129,7 @@ def test_opening_a_version_1_sqlite_file_fills_in_the_active_delegations(
     _downgrade_sqlite(path)
     reopened = SQLiteStore(path)
     try:
-        assert reopened.schema_version() == SCHEMA_VERSION == 5
+        assert reopened.schema_version() == SCHEMA_VERSION == 6
         assert _pointer(reopened, world) == active
         moved = attrs.evolve(world, portal=Portal(store=reopened, clock=world.portal.clock))
         assert _may_reset(moved)

@@ -4,20 +4,39 @@ a PostgreSQL operator, and a red team on races and links."""
 from __future__ import annotations
 
 import base64
+import sqlite3
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from delegation_kit import (
+    CustomerCast,
+    PartnerCast,
+    add_customer,
+    add_partner,
+    consent,
+    make_portal,
+)
 from partnerkit import (
+    AdminRole,
     ContactInfo,
     InvalidLink,
     Keyring,
     LinkKind,
+    PartnerAccess,
     Portal,
     ValidationError,
 )
 from partnerkit.links import code_from_url
+from partnerkit.ports import Store
+from partnerkit.stores._sql import ADDED_COLUMNS
 from partnerkit.stores.memory import MemoryStore
-from partnerkit.testing import sample_catalog
+from partnerkit.stores.sqlite import SCHEMA_VERSION, SQLiteStore
+from partnerkit.testing import FakeClock, sample_catalog
+
+pytest_plugins = ["pg_fixtures", "cast_fixtures"]
 
 CONTACT = ContactInfo(email="hello@contoso.example")
 
@@ -114,3 +133,184 @@ def test_a_replaced_part_of_its_kind_is_taken_as_given() -> None:
     new = portal.create_trial_invitation(admin, "EXCHANGE", False)
     assert new.startswith("https://partners.example/join?code=")
     assert portal.inspect_link(old).key_id != portal.inspect_link(new).key_id
+
+
+# -- a temporary password does not come back with a later right (red team) --------------------
+
+
+@pytest.fixture
+def cast_portal(any_store: Store, clock: FakeClock) -> Portal:
+    return make_portal(any_store, clock, sample_catalog())
+
+
+def _reset_by_delegate(portal: Portal, partner: PartnerCast, customer: CustomerCast) -> str:
+    return portal.reset_password(
+        partner.full, customer.company.id, customer.by_role[None].id
+    ).temporary_password
+
+
+@pytest.mark.parametrize("how", ["revoke", "end", "expire"])
+def test_a_password_set_through_a_delegation_stays_void_under_a_new_consent(
+    cast_portal: Portal, clock: FakeClock, how: str
+) -> None:
+    """F5: a revoked relationship grants nothing from that instant. A temporary password a
+    delegate set signs in only while that delegation stands; the customer's later consent
+    to the same partner (a new delegation) does not bring it back."""
+    portal = cast_portal
+    partner = add_partner(portal, "Contoso", "contoso")
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    duration = timedelta(days=2) if how == "expire" else None
+    first = consent(portal, partner.admin, customer, duration=duration)
+    password = _reset_by_delegate(portal, partner, customer)
+    if how == "revoke":
+        portal.revoke_delegation(customer.admin, first.id)
+    elif how == "end":
+        portal.end_delegation(partner.admin, first.id)
+    else:
+        clock.advance(timedelta(days=2))
+    user_id = customer.by_role[None].id
+    assert portal.verify_password(user_id, password) is False
+    consent(portal, partner.admin, customer)  # a new consent, all five roles
+    assert portal.verify_password(user_id, password) is False
+    # A reset through the new delegation signs in, once.
+    again = _reset_by_delegate(portal, partner, customer)
+    assert portal.verify_password(user_id, password) is False
+    assert portal.verify_password(user_id, again) is True
+    assert portal.verify_password(user_id, again) is False
+
+
+def test_a_password_set_through_a_standing_delegation_signs_in(cast_portal: Portal) -> None:
+    """While the delegation the reset was made through stands, its password signs in."""
+    portal = cast_portal
+    partner = add_partner(portal, "Contoso", "contoso")
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    consent(portal, partner.admin, customer)
+    password = _reset_by_delegate(portal, partner, customer)
+    assert portal.verify_password(customer.by_role[None].id, password) is True
+
+
+@pytest.mark.parametrize("where", ["own company", "through a delegation"])
+def test_a_change_of_the_setters_roles_voids_its_passwords_for_good(
+    cast_portal: Portal, where: str
+) -> None:
+    """A user-management admin resets a password and is demoted; a partner user's access
+    is taken away. Given the right back, the password they set stays void: the change
+    forgot it (and the trail says so), and the removal of the setter does the same."""
+    portal = cast_portal
+    partner = add_partner(portal, "Contoso", "contoso")
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    target = customer.by_role[None]
+    if where == "own company":
+        setter, admin = customer.by_role[AdminRole.USER_MANAGEMENT_ADMIN], customer.admin
+        password = portal.reset_password(setter, customer.company.id, target.id)
+        portal.assign_roles(admin, setter.id, admin_role=None)
+        portal.assign_roles(admin, setter.id, admin_role=AdminRole.USER_MANAGEMENT_ADMIN)
+    else:
+        consent(portal, partner.admin, customer)
+        setter, admin = partner.full, partner.admin
+        password = portal.reset_password(setter, customer.company.id, target.id)
+        portal.assign_roles(admin, setter.id, partner_access=PartnerAccess.LIMITED)
+        portal.assign_roles(admin, setter.id, partner_access=PartnerAccess.FULL)
+    [change] = [
+        e
+        for e in portal.audit_trail(admin)
+        if e.action == "user.assign_roles" and e.target_id == setter.id
+    ][-2:-1]
+    assert change.details.get("voided_temporary_passwords") == "1"
+    assert portal.verify_password(target.id, password.temporary_password) is False
+    # Removing the setter forgets what it set since.
+    again = portal.reset_password(setter, customer.company.id, target.id)
+    portal.remove_user(admin, setter.id)
+    assert portal.verify_password(target.id, again.temporary_password) is False
+
+
+def _passwords_before_version_6(store: Store) -> tuple[Portal, dict[str, tuple[str, str]]]:
+    """Three temporary passwords: one set under a consent since revoked (the customer has
+    consented again since), one under the standing consent, one within the company."""
+    clock = FakeClock()
+    portal = make_portal(store, clock, sample_catalog())
+    partner = add_partner(portal, "Contoso", "contoso")
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    users = customer.by_role
+    first = consent(portal, partner.admin, customer)
+    clock.advance(timedelta(minutes=1))
+    old = portal.reset_password(partner.full, customer.company.id, users[None].id)
+    clock.advance(timedelta(minutes=1))
+    portal.revoke_delegation(customer.admin, first.id)
+    clock.advance(timedelta(minutes=1))
+    consent(portal, partner.admin, customer)
+    clock.advance(timedelta(minutes=1))
+    now = portal.reset_password(
+        partner.limited, customer.company.id, users[AdminRole.PASSWORD_ADMIN].id
+    )
+    own = portal.reset_password(
+        customer.admin, customer.company.id, users[AdminRole.BILLING_ADMIN].id
+    )
+    found = {
+        name: (reset.user_id, reset.temporary_password)
+        for name, reset in [("old", old), ("now", now), ("own", own)]
+    }
+    return portal, found
+
+
+def _back_to_version_5(execute: Callable[[str], object]) -> None:
+    for table, column in ADDED_COLUMNS[6]:
+        execute(f"ALTER TABLE {table} DROP COLUMN {column}")
+    execute("DROP INDEX credentials_ix_set_by")
+    execute("DELETE FROM schema_version WHERE version > 5")
+
+
+def _signs_in(portal: Portal, found: dict[str, tuple[str, str]]) -> dict[str, bool]:
+    return {name: portal.verify_password(*pair) for name, pair in found.items()}
+
+
+def test_opening_a_version_5_sqlite_file_ties_passwords_to_their_delegations(
+    tmp_path: Path,
+) -> None:
+    """Schema version 6 adds the column and the index, and ties each password a delegate
+    set to the delegation that was standing when it was set: the one set under the revoked
+    consent stops signing in, the others sign in as before."""
+    path = tmp_path / "v5.db"
+    store = SQLiteStore(path)
+    portal, found = _passwords_before_version_6(store)
+    store.close()
+    raw = sqlite3.connect(path)
+    _back_to_version_5(raw.execute)
+    raw.commit()
+    raw.close()
+    reopened = SQLiteStore(path)
+    try:
+        assert reopened.schema_version() == SCHEMA_VERSION == 6
+        portal.store = reopened
+        assert _signs_in(portal, found) == {"old": False, "now": True, "own": True}
+    finally:
+        reopened.close()
+    raw = sqlite3.connect(path)
+    indexes = {row[0] for row in raw.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    raw.close()
+    assert "credentials_ix_set_by" in indexes
+
+
+def test_opening_a_version_5_postgres_database_ties_passwords_to_their_delegations(
+    empty_dsn: str,
+) -> None:
+    psycopg = pytest.importorskip("psycopg")
+    from partnerkit.stores.postgres import PostgresStore
+
+    store = PostgresStore(empty_dsn)
+    try:
+        portal, found = _passwords_before_version_6(store)
+    finally:
+        store.close()
+    with psycopg.connect(empty_dsn, autocommit=True) as raw:
+        _back_to_version_5(raw.execute)
+    reopened = PostgresStore(empty_dsn)
+    try:
+        assert reopened.schema_version() == 6
+        portal.store = reopened
+        assert _signs_in(portal, found) == {"old": False, "now": True, "own": True}
+    finally:
+        reopened.close()
+    with psycopg.connect(empty_dsn) as raw:
+        names = {r[0] for r in raw.execute("SELECT indexname FROM pg_indexes").fetchall()}
+    assert "credentials_ix_set_by" in names

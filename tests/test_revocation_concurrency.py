@@ -176,6 +176,7 @@ def test_a_race_is_not_won_by_a_stale_read_of_the_delegation(tmp_path: Path) -> 
         hashing = threading.Event()
         proceed = threading.Event()
         real_hash = portal.password_hasher.hash
+        real_verify = portal.password_hasher.verify
 
         class SlowHasher:
             """Holds the reset in its hashing step (before its unit of work) until told."""
@@ -184,6 +185,9 @@ def test_a_race_is_not_won_by_a_stale_read_of_the_delegation(tmp_path: Path) -> 
                 hashing.set()
                 assert proceed.wait(timeout=30)
                 return real_hash(password)
+
+            def verify(self, password: str, hashed: str) -> bool:
+                return real_verify(password, hashed)
 
         portal.password_hasher = SlowHasher()  # type: ignore[assignment]
         outcome: list[BaseException | None] = []

@@ -522,6 +522,8 @@ class DirectoryCases(PortalCore):
             user = _bump(target, admin_role=admin_role, partner_access=partner_access)
             uow.users.update(user)
             attempt.detail.update(_roles_detail(admin_role, partner_access))
+            if (admin_role, partner_access) != (target.admin_role, target.partner_access):
+                _void_passwords_set_by(uow, attempt, target)
             self._succeed(uow, attempt)
             return user
 
@@ -588,6 +590,7 @@ class DirectoryCases(PortalCore):
             credential = uow.credentials.get(target.id)
             if credential is not None:
                 uow.credentials.remove(credential)
+            _void_passwords_set_by(uow, attempt, target)
             uow.users.remove(target)
             self._succeed(uow, attempt)
 
@@ -709,3 +712,14 @@ class DirectoryCases(PortalCore):
                 return  # the chain ends before its head: verify_chain says so
             yield from part
             above = part[-1].seq
+
+
+def _void_passwords_set_by(uow: UnitOfWork, attempt: _Attempt, setter: User) -> None:
+    """Forget the temporary passwords *setter* set that nobody has used yet: its roles
+    changed, or it is removed. They signed in only while it could reset them; a right it
+    regains later must not bring them back (the trail says how many went)."""
+    voided = uow.credentials.find(set_by=setter.id)
+    for credential in voided:
+        uow.credentials.remove(credential)
+    if voided:
+        attempt.detail["voided_temporary_passwords"] = len(voided)

@@ -224,6 +224,7 @@ class SupportCases(PortalCore):
                 password_hash=hashed or self.password_hasher.hash(temporary),
                 set_at=ctx.now,
                 set_by=ctx.actor.id,
+                delegation_id=None if ctx.delegation is None else ctx.delegation.id,
             )
             if credential is None:
                 uow.credentials.add(fresh)
@@ -256,6 +257,10 @@ class SupportCases(PortalCore):
           ended or past its end date, partner access or an admin role taken away, or the
           resetting user removed, ends it: a partner keeps no way into a customer's
           accounts once the consent behind the reset is gone;
+        - for good once it has ended: one set through a delegation signs in only while that
+          very delegation stands (a later consent of the customer to the same partner does
+          not bring it back), and any change of the resetting user's admin role or partner
+          access forgets the passwords it set (restoring the role does not restore them);
         - while the user exists (a removed user's password verifies no more).
 
         The user keeps ``must_change_password`` until your portal has it choose a new
@@ -289,8 +294,9 @@ class SupportCases(PortalCore):
 
     def _signing_in(self, uow: UnitOfWork, user_id: str) -> tuple[User, Credential] | None:
         """The user and its temporary password, if that may sign in now (see
-        :meth:`verify_password`): the user exists, the password is within its lifetime, and
-        whoever set it could set it now."""
+        :meth:`verify_password`): the user exists, the password is within its lifetime, the
+        delegation it was set through (if any) still stands, and whoever set it could set
+        it now."""
         user = uow.users.get(user_id)
         credential = uow.credentials.get(user_id) if user is not None else None
         if (
@@ -306,6 +312,20 @@ class SupportCases(PortalCore):
             lapses = None
         if lapses is not None and not self.now() < lapses:
             return None
+        # Set through a delegation: only while that very delegation stands (not under a
+        # later consent of the customer to the same partner); set within the company: only
+        # by a user of it. The setter's right to reset that user now is judged below.
+        setter = uow.users.get(credential.set_by)
+        if setter is None:
+            return None
+        through = credential.delegation_id
+        if through is None:
+            if setter.company_id != user.company_id:
+                return None
+        else:
+            granted = self._granted_delegation(uow, setter.company_id, user.company_id)
+            if granted is None or granted.id != through:
+                return None
         if not self._decision(
             uow, credential.set_by, Permission.RESET_PASSWORD, user.company_id, user.id
         ):

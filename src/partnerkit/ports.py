@@ -220,7 +220,8 @@ CREDENTIALS: Table[Credential] = Table(
     name="credentials",
     cls=Credential,
     noun="credential",
-    indexes=(("company_id",),),
+    # By their setter: a change of its roles voids the temporary passwords it set.
+    indexes=(("company_id",), ("set_by",)),
 )
 SERVICE_REQUESTS: Table[ServiceRequest] = Table(
     name="service_requests",

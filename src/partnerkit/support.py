@@ -187,6 +187,10 @@ class Credential:
     password_hash: str = attrs.field(repr=False)
     set_at: datetime
     set_by: str
+    #: The delegation the reset was made through (``None``: by a user of the same
+    #: company). The password signs in only while that very delegation stands: not again
+    #: under a later consent of the customer.
+    delegation_id: str | None = None
     version: int = 1
 
 

@@ -46,6 +46,7 @@ __all__ = [
     "ddl",
     "decode_events",
     "fakes_text",
+    "indexes",
     "key_of",
     "log_migrated",
     "migrate_forward",
@@ -754,6 +755,7 @@ ADDED_COLUMNS: Mapping[int, tuple[tuple[str, str], ...]] = {
     2: (("customer_relations", "delegation_id"),),
     3: (("customer_relations", "delegation_ends_at"),),
     5: (("delegations", "accepted_at"), ("delegations", "accepted_by")),
+    6: (("credentials", "delegation_id"),),
 }
 
 
@@ -865,6 +867,22 @@ BACKFILL_V5 = (
     "WHERE status = 'active'"
 )
 
+#: Schema version 6 ties a temporary password a partner's user set to the delegation it was
+#: set through. One set before it is tied to the delegation of that partner and customer
+#: that is active now, if that was accepted before the reset (the consent the reset was
+#: made under). Any other set by a partner's user keeps ``NULL``, and so no longer signs in
+#: (it was made under a consent since revoked or ended); one set within the company keeps
+#: ``NULL`` too, which is what it means.
+BACKFILL_V6 = (
+    "UPDATE credentials SET delegation_id = ("
+    "SELECT d.id FROM users u "
+    "JOIN customer_relations r ON r.partner_id = u.company_id "
+    "AND r.customer_id = credentials.company_id "
+    "JOIN delegations d ON d.id = r.delegation_id "
+    "WHERE u.id = credentials.set_by AND u.company_id <> credentials.company_id "
+    "AND d.status = 'active' AND d.accepted_at <= credentials.set_at)"
+)
+
 
 #: The relations whose search name may be stale: of customers renamed before version 3
 #: (before it, a relation kept the case-folded name the customer had when it was made). SQL's
@@ -921,7 +939,13 @@ def ddl(
         cols.append(f"{name} {sql_type if sql_type != 'TEXT' else text_key}{null}")
     cols.extend(f"CHECK ({check})" for check in table.checks)
     body = ",\n  ".join(cols)
-    stmts = [f"CREATE TABLE IF NOT EXISTS {table.name} (\n  {body}\n){suffix}"]
+    return [f"CREATE TABLE IF NOT EXISTS {table.name} (\n  {body}\n){suffix}", *indexes(table)]
+
+
+def indexes(table: Table[Any]) -> list[str]:
+    """The statements that create *table*'s indexes, each if it does not exist yet (a
+    migration that adds one runs them all)."""
+    stmts = []
     for cols_group in table.unique:
         name = f"{table.name}_uq_{'_'.join(cols_group)}"
         stmts.append(

@@ -83,12 +83,20 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 
 from partnerkit.audit import GENESIS_HASH, AuditEvent
 from partnerkit.errors import Conflict, PartnerKitError, StoreUnavailable, ValidationError
-from partnerkit.ports import TABLES, Repository, Table, check_find_page, never_stored
+from partnerkit.ports import (
+    CREDENTIALS,
+    TABLES,
+    Repository,
+    Table,
+    check_find_page,
+    never_stored,
+)
 from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     BACKFILL_V2,
     BACKFILL_V3,
     BACKFILL_V5,
+    BACKFILL_V6,
     MAX_TIMEOUT,
     TableSQL,
     Unheld,
@@ -103,6 +111,7 @@ from partnerkit.stores._sql import (
     ddl,
     decode_events,
     fakes_text,
+    indexes,
     key_of,
     listed_sql,
     log_migrated,
@@ -217,6 +226,17 @@ def _schema_v5() -> list[str]:
     return [*add_columns(5, codecs, text_key=_TEXT, integer="BIGINT"), BACKFILL_V5]
 
 
+def _schema_v6() -> list[str]:
+    # A temporary password tied to the delegation it was set through, and the credentials
+    # found by their setter (whose change of roles voids them).
+    codecs = {table.name: table_codec(table) for table in TABLES}
+    return [
+        *add_columns(6, codecs, text_key=_TEXT, integer="BIGINT"),
+        BACKFILL_V6,
+        *indexes(CREDENTIALS),
+    ]
+
+
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,
 #: and steps that need Python (called with the migration's cursor).
 _Step = str | Callable[[_Cursor], None]
@@ -226,6 +246,7 @@ MIGRATIONS: tuple[list[_Step], ...] = (
     _schema_v3(),
     [*_schema_v4()],
     [*_schema_v5()],
+    [*_schema_v6()],
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

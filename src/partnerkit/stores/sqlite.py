@@ -30,13 +30,21 @@ from partnerkit.consent import Delegation, DelegationOffer
 from partnerkit.directory import Company, User
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError, _plain
 from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
-from partnerkit.ports import TABLES, Repository, Table, check_find_page, never_stored
+from partnerkit.ports import (
+    CREDENTIALS,
+    TABLES,
+    Repository,
+    Table,
+    check_find_page,
+    never_stored,
+)
 from partnerkit.records import CustomerRelation, LinkRecord, RedemptionRecord
 from partnerkit.stores._sql import (
     AUDIT_COLUMNS,
     BACKFILL_V2,
     BACKFILL_V3,
     BACKFILL_V5,
+    BACKFILL_V6,
     TableSQL,
     Unheld,
     UpdatePlan,
@@ -52,6 +60,7 @@ from partnerkit.stores._sql import (
     ddl,
     decode_events,
     fakes_text,
+    indexes,
     key_of,
     log_migrated,
     migrate_forward,
@@ -135,6 +144,13 @@ def _schema_v5() -> list[str]:
     return [*add_columns(5, codecs, integer="INTEGER"), BACKFILL_V5]
 
 
+def _schema_v6() -> list[str]:
+    # A temporary password tied to the delegation it was set through, and the credentials
+    # found by their setter (whose change of roles voids them).
+    codecs = {table.name: table_codec(table) for table in TABLES}
+    return [*add_columns(6, codecs, integer="INTEGER"), BACKFILL_V6, *indexes(CREDENTIALS)]
+
+
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,
 #: and steps that need Python (called with the connection).
 _Step = str | Callable[[sqlite3.Connection], None]
@@ -144,6 +160,7 @@ MIGRATIONS: tuple[list[_Step], ...] = (
     _schema_v3(),
     [*_schema_v4()],
     [*_schema_v5()],
+    [*_schema_v6()],
 )
 #: The schema version this code writes.
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -305,7 +305,9 @@ def _make_credential(n: int) -> Credential:
         company_id=("cmp_c1", "cmp_c2")[n % 2],
         password_hash=f"scrypt$not-a-real-hash${n}",
         set_at=_T0,
-        set_by=f"usr_admin{n}",
+        # Setters shared by several (found by ``set_by``), some through a delegation.
+        set_by=f"usr_admin{n % 3}",
+        delegation_id=f"dlg_{n}" if n % 2 else None,
     )
 
 
@@ -384,7 +386,9 @@ TABLE_SAMPLES: tuple[TableSample[Any], ...] = (
     TableSample(
         table=CREDENTIALS,
         make=_make_credential,
-        change=lambda r: attrs.evolve(r, password_hash=f"{r.password_hash}+", set_at=_T0 + _DAY),
+        change=lambda r: attrs.evolve(
+            r, password_hash=f"{r.password_hash}+", set_at=_T0 + _DAY, delegation_id="dlg_new"
+        ),
     ),
     TableSample(
         table=SERVICE_REQUESTS,

@@ -26,6 +26,7 @@ from partnerkit import (
     Keyring,
     LinkKind,
     PartnerAccess,
+    PartnerKitError,
     Portal,
     ValidationError,
 )
@@ -314,3 +315,43 @@ def test_opening_a_version_5_postgres_database_ties_passwords_to_their_delegatio
     with psycopg.connect(empty_dsn) as raw:
         names = {r[0] for r in raw.execute("SELECT indexname FROM pg_indexes").fetchall()}
     assert "credentials_ix_set_by" in names
+
+
+# -- PostgreSQL reads its schema_version table as SQLite does (an operator's review) -----------
+
+
+@pytest.mark.parametrize(
+    ("column", "held"),
+    [
+        ("varchar(50)", ["1", "2", "3", "4", "5"]),  # another tool's table of that name
+        ("varchar(50)", ["1", "1.1"]),
+        ("text", ["abc"]),
+        ("integer", [0]),
+        ("integer", [-1]),
+        ("numeric", [4.5]),
+    ],
+)
+def test_a_postgres_version_table_that_holds_no_version_is_refused_by_name(
+    empty_dsn: str, column: str, held: list[object]
+) -> None:
+    """Before, text versions '1' to '5' opened a database with none of partnerkit's tables
+    (its first use case failed), '1.1' raised a ValueError, 0 wrote partnerkit's rows into
+    the other table, and -1 ran the last migration first. Now each is refused at open,
+    naming what the table holds, and the database is left as it was."""
+    psycopg = pytest.importorskip("psycopg")
+    from partnerkit.stores.postgres import PostgresStore
+
+    with psycopg.connect(empty_dsn, autocommit=True) as raw:
+        raw.execute(f"CREATE TABLE schema_version (version {column} NOT NULL)")
+        for value in held:
+            raw.execute("INSERT INTO schema_version (version) VALUES (%s)", (value,))
+    with pytest.raises(PartnerKitError, match="schema_version table holds") as info:
+        PostgresStore(empty_dsn)
+    assert type(info.value) is PartnerKitError
+    with psycopg.connect(empty_dsn) as raw:
+        tables = {
+            r[0] for r in raw.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        rows = raw.execute("SELECT count(*) FROM schema_version").fetchone()
+    assert tables == {"schema_version"}
+    assert rows == (len(held),)

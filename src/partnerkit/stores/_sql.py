@@ -53,6 +53,7 @@ __all__ = [
     "newer_schema",
     "prefix_range",
     "relation_search",
+    "stored_version",
     "table_codec",
     "unheld_version",
 ]
@@ -772,6 +773,8 @@ def migrate_forward(
     here is refused: an older partnerkit must not write to it. Returns *current*, for
     :func:`log_migrated` once the caller has committed."""
     newest = len(migrations)
+    if type(current) is not int or current < 0:
+        raise PartnerKitError(f"no schema version: {current!r}")
     if current > newest:
         raise PartnerKitError(
             f"the database schema is version {current}, newer than this "
@@ -785,6 +788,21 @@ def migrate_forward(
                 execute(step)
         record(version + 1)
     return current
+
+
+def stored_version(value: object, where: str) -> int:
+    """The schema version that ``max(version)`` of a ``schema_version`` table read as
+    *value* (``None``: no row yet, a new schema). Anything but a whole number from 1 is no
+    version of partnerkit's: a table of that name another application keeps (with text
+    versions, or a 0) is refused, not taken for a schema to skip or to write into."""
+    if value is None:
+        return 0
+    if type(value) is not int or value < 1:
+        raise PartnerKitError(
+            f"{where} schema_version table holds {str(value)[:40]!r}, "
+            "not a partnerkit schema version"
+        )
+    return value
 
 
 def newer_schema(found: int, known: int) -> PartnerKitError:

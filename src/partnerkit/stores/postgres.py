@@ -121,6 +121,7 @@ from partnerkit.stores._sql import (
     page_statements,
     prefix_range,
     rekey_renamed,
+    stored_version,
     table_codec,
     unheld_key,
     unheld_version,
@@ -2089,7 +2090,7 @@ class PostgresStore:
                     if row is None or row[0] is None:
                         cur.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                     row = cur.execute("SELECT max(version) FROM schema_version").fetchone()
-                    current = int(row[0] or 0) if row is not None else 0
+                    current = stored_version(row[0], "the database's") if row else 0
                     if 0 < current < len(MIGRATIONS):
                         # Writers of older code read the version with their lock on the
                         # head (_LOCK_HEAD): held off until this commits, they see the new

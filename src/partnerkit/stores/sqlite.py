@@ -68,6 +68,7 @@ from partnerkit.stores._sql import (
     page_indexes,
     rekey_renamed,
     relation_search,
+    stored_version,
     table_codec,
     unheld_key,
     unheld_version,
@@ -300,13 +301,7 @@ def _enter_wal(conn: sqlite3.Connection, timeout: float) -> None:
 
 def _version_in(value: object) -> int:
     """The schema version a file's ``schema_version`` table holds (``None``: no row yet)."""
-    if value is None:
-        return 0
-    if type(value) is not int or value < 1:
-        raise PartnerKitError(
-            f"the file's schema_version table holds {value!r}, not a partnerkit schema version"
-        )
-    return value
+    return stored_version(value, "the file's")
 
 
 def _current_schema(conn: sqlite3.Connection) -> bool:

@@ -585,6 +585,38 @@ def test_link_commands_never_write_into_another_applications_database(
     assert _tables(crm) == ["contacts"]
 
 
+def test_keys_rotate_warns_when_others_may_read_the_ring(
+    key_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ring the portal's group may read keeps its mode, with a warning that names the
+    mode (its secrets are open to more than the owner); a ring only its owner reads gets
+    none."""
+    assert run("keys", "rotate", key_file) == EXIT_OK
+    assert "warning" not in capsys.readouterr().err
+    key_file.chmod(0o644)
+    assert run("keys", "rotate", key_file) == EXIT_OK
+    err = capsys.readouterr().err
+    assert "warning" in err
+    assert "0644" in err
+    assert "chmod 600" in err
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("action", ["remove", "activate"])
+def test_a_secret_given_for_a_key_id_is_not_printed(
+    key_file: Path, capsys: pytest.CaptureFixture[str], action: str
+) -> None:
+    """``keys remove FILE <secret>``, the secret pasted for the id: refused, and the error
+    does not print it (an unknown id that is no secret of the ring is named)."""
+    secret = json.loads(key_file.read_text())["keys"][0]["secret"]
+    assert run("keys", action, key_file, secret) == EXIT_USAGE
+    shown = output(capsys)
+    assert "not found" in shown
+    assert not any(leak in shown for leak in secrets_in(key_file))
+    assert run("keys", action, key_file, "no-such-kid") == EXIT_USAGE
+    assert "no-such-kid" in output(capsys)
+
+
 def test_keys_rotate_keeps_the_files_mode_and_writes_through_a_symlink(
     tmp_path: Path, key_file: Path
 ) -> None:

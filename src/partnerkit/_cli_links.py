@@ -145,7 +145,9 @@ def add_link_parser(subparsers: Any) -> argparse.ArgumentParser:
     Returns:
         The ``link`` parser; its leaf sets ``func=handler(args) -> int``.
     """
-    link: argparse.ArgumentParser = subparsers.add_parser("link", help="inspect signed links")
+    link: argparse.ArgumentParser = subparsers.add_parser(
+        "link", help="issue and inspect signed links"
+    )
     actions = link.add_subparsers(dest="link_command", metavar="COMMAND", required=True)
     inspect = actions.add_parser(
         "inspect",
@@ -352,9 +354,18 @@ def _change_ring(path: Path, change: Callable[[Keyring], str]) -> int:
                 return EXIT_USAGE
             verb = "write"
             _replace(path, ring.to_json())
+            verb = "read"
+            mode = stat.S_IMODE(os.stat(path).st_mode)
     except OSError as error:
         _error(f"cannot {verb} {str(path)!r}: {error.strerror}")
         return EXIT_USAGE
+    if mode & 0o077:
+        # The file keeps its mode (an operator's choice); its secrets are said to be open.
+        print(
+            f"partnerkit: warning: the key ring {str(path)!r} holds secrets and others may "
+            f"read it (mode {mode:04o}): chmod 600 it",
+            file=sys.stderr,
+        )
     try:
         print(said, flush=True)
     except BrokenPipeError:

@@ -309,6 +309,17 @@ class _Key:
     secret: bytes = attrs.field(repr=False)
 
 
+def _no_key(state: _RingState, kid: object) -> NotFound:
+    """``NotFound`` for a key id the ring lacks, naming it, unless it is one of the ring's
+    secrets, pasted by mistake (``partnerkit keys remove FILE <secret>``): an error is
+    printed and logged, and no secret is ever shown."""
+    if type(kid) is str and any(
+        hmac.compare_digest(kid.encode(), base64_encode(key.secret)) for key in state.keys
+    ):
+        return NotFound("key", "(a secret of the ring, not a key id: not shown)")
+    return NotFound("key", _shown(kid))
+
+
 # What an encoded header resolves to: the kind, the key id and the prepared verifier
 # (a keyed HMAC object to copy, or an Ed25519 public key).
 _HmacEntry = tuple[LinkKind, str, hmac.HMAC]
@@ -566,7 +577,7 @@ class Keyring:
         with self._lock:
             state = self._state
             if type(kid) is not str or kid not in {key.kid for key in state.keys}:
-                raise NotFound("key", _shown(kid))
+                raise _no_key(state, kid)
             if kid != state.active:
                 self._state = _RingState.build(state.algorithm, state.keys, kid)
 
@@ -584,7 +595,7 @@ class Keyring:
                 raise InvalidState("kid", "the active key cannot be removed; rotate first")
             keys = tuple(key for key in state.keys if type(kid) is not str or key.kid != kid)
             if len(keys) == len(state.keys):
-                raise NotFound("key", _shown(kid))
+                raise _no_key(state, kid)
             self._state = _RingState.build(state.algorithm, keys, state.active)
 
     def to_json(self) -> str:

@@ -355,3 +355,29 @@ def test_a_postgres_version_table_that_holds_no_version_is_refused_by_name(
         rows = raw.execute("SELECT count(*) FROM schema_version").fetchone()
     assert tables == {"schema_version"}
     assert rows == (len(held),)
+
+
+# -- a hand-edited key ring (the storefront integrator's review) -------------------------------
+
+
+def test_a_ring_saved_with_a_byte_order_mark_loads() -> None:
+    """Some editors put a UTF-8 byte order mark first; the ring is read as without it."""
+    ring = Keyring.generate("ed25519")
+    text = ring.to_json()
+    for marked in ("\ufeff" + text, b"\xef\xbb\xbf" + text.encode()):
+        loaded = Keyring.from_json(marked)  # type: ignore[arg-type]
+        assert loaded.to_json() == text
+
+
+def test_a_ring_with_a_field_of_no_format_is_refused_without_naming_it() -> None:
+    """A key's unknown field was refused, the ring's own was kept silently and then dropped
+    by the next ``keys rotate``: now both are refused, and the field's name (text somebody
+    typed) is not repeated."""
+    import json
+
+    document = json.loads(Keyring.generate().to_json())
+    document["sekret-note-7f3a"] = "x"
+    with pytest.raises(ValidationError) as info:
+        Keyring.from_json(json.dumps(document))
+    assert info.value.field == "keyring"
+    assert "sekret-note-7f3a" not in str(info.value)

@@ -309,6 +309,10 @@ class _Key:
     secret: bytes = attrs.field(repr=False)
 
 
+#: The fields of a ring's JSON document (``Keyring.to_json``).
+_RING_FIELDS: Final = frozenset({"format", "algorithm", "keys", "active_key_id"})
+
+
 def _no_key(state: _RingState, kid: object) -> NotFound:
     """``NotFound`` for a key id the ring lacks, naming it, unless it is one of the ring's
     secrets, pasted by mistake (``partnerkit keys remove FILE <secret>``): an error is
@@ -624,12 +628,24 @@ class Keyring:
             raise ValidationError("keyring", "must be a JSON text (the file's contents)")
         if issubclass(type(text), str):
             text = str.__str__(text)  # of a subclass, its text: none of its methods runs
+        # A byte order mark some editors put first is no part of the ring.
+        if isinstance(text, str):
+            text = text.removeprefix("\ufeff")
+        else:
+            text = bytes(text).removeprefix(b"\xef\xbb\xbf")
         try:
             document = json.loads(text)
         except (ValueError, UnicodeError, RecursionError):
             raise ValidationError("keyring", f"is not valid JSON{FILE_NAME_HINT}") from None
         if not isinstance(document, dict):
             raise ValidationError("keyring", "must be a JSON object")
+        if not _RING_FIELDS.issuperset(document):
+            # Refused as a key's unknown field is: what the ring would drop when next written
+            # (by ``keys rotate``) must not be read as if it meant something. Not named: a
+            # field name is text somebody typed, perhaps a secret.
+            raise ValidationError(
+                "keyring", f"has a field that format {_KEYRING_FORMAT} does not have"
+            )
         if document.get("format") != _KEYRING_FORMAT or type(document.get("format")) is not int:
             raise ValidationError("format", f"must be {_KEYRING_FORMAT}")
         algorithm = _check_algorithm(document.get("algorithm"))

@@ -4,6 +4,7 @@ a PostgreSQL operator, and a red team on races and links."""
 from __future__ import annotations
 
 import base64
+import json
 import sqlite3
 from collections.abc import Callable
 from datetime import timedelta
@@ -373,8 +374,6 @@ def test_a_ring_with_a_field_of_no_format_is_refused_without_naming_it() -> None
     """A key's unknown field was refused, the ring's own was kept silently and then dropped
     by the next ``keys rotate``: now both are refused, and the field's name (text somebody
     typed) is not repeated."""
-    import json
-
     document = json.loads(Keyring.generate().to_json())
     document["sekret-note-7f3a"] = "x"
     with pytest.raises(ValidationError) as info:

@@ -18,6 +18,7 @@ from partnerkit import (
     AdminRole,
     Forbidden,
     InvalidLink,
+    InvalidState,
     IssuedLink,
     LinkExhausted,
     LinkExpired,
@@ -26,6 +27,7 @@ from partnerkit import (
     LinkStatus,
     OfferLine,
     OfferStatus,
+    Permission,
     Portal,
     User,
 )
@@ -247,3 +249,42 @@ def test_who_may_read_what_the_partner_issued(
         assert (last.action, last.actor_id, last.outcome) == (action, user.id, "denied")
     with pytest.raises(TypeError):
         listing(partner.admin, customer.company.id)  # no company to act in: keyword-free
+
+
+def test_revoking_an_offers_link_withdraws_the_offer(portal: Portal, partner: PartnerCast) -> None:
+    """A global admin without partner access may revoke links but not withdraw offers: an
+    offer left OPEN behind its revoked link read as one that could still be accepted, and
+    a LIMITED user could supersede it into a new working link. The offer goes with its
+    link, in the same unit of work, and the revocation's event says so."""
+    gus = portal.create_user(
+        partner.admin,
+        email="gus@contoso.example",
+        display_name="Gus",
+        admin_role=AdminRole.GLOBAL_ADMIN,
+    )
+    url, offer = portal.create_purchase_offer(partner.full, [OfferLine("EXCHANGE", 5)], False)
+    portal.revoke_link(gus, offer.link_id)
+    [listed] = portal.list_offers(partner.limited)
+    assert (listed.status, listed.version) == (OfferStatus.WITHDRAWN, offer.version + 1)
+    with pytest.raises(InvalidState):
+        portal.supersede_offer(partner.limited, offer.id, [OfferLine("EXCHANGE", 6)])
+    with pytest.raises(LinkRevoked):
+        portal.inspect_link(url)
+    [event] = [e for e in portal.audit_trail(partner.admin) if e.action == "link.revoke"]
+    assert event.details["withdrew_offer"] == offer.id
+    assert _by_id(portal, gus)[offer.link_id].status is LinkStatus.REVOKED
+
+
+def test_a_refusal_names_the_partner_access_that_is_lacking(
+    portal: Portal, partner: PartnerCast, customer: CustomerCast
+) -> None:
+    """Who may not list what the partner issued is refused for VIEW_PARTNER_OVERVIEW, the
+    permission partner access gives, as ``decide`` answers it (not for a permission the
+    lists do not need)."""
+    for user in (partner.plain, partner.billing, customer.admin):
+        for listing in (portal.list_links, portal.list_offers):
+            with pytest.raises(Forbidden) as info:
+                listing(user)
+            assert info.value.permission is Permission.VIEW_PARTNER_OVERVIEW
+            expected = portal.decide(user, Permission.VIEW_PARTNER_OVERVIEW, user.company_id)
+            assert info.value.decision == expected

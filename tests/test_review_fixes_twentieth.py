@@ -380,3 +380,25 @@ def test_a_ring_with_a_field_of_no_format_is_refused_without_naming_it() -> None
         Keyring.from_json(json.dumps(document))
     assert info.value.field == "keyring"
     assert "sekret-note-7f3a" not in str(info.value)
+
+
+def test_the_trail_names_the_partner_access_a_user_acts_with_at_home(
+    cast_portal: Portal,
+) -> None:
+    """F7, "through which delegation and role": a partner user without an admin role acts
+    in its own company with its partner access (it issues links, ends delegations), and
+    its events say which; a user with an admin role is named by it, as before."""
+    portal = cast_portal
+    partner = add_partner(portal, "Contoso", "contoso")
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example", roles=())
+    portal.create_trial_invitation(partner.limited, "EXCHANGE", False)
+    delegation = consent(portal, partner.admin, customer)
+    portal.end_delegation(partner.full, delegation.id)
+    roles = {
+        (e.action, e.actor_id): e.role
+        for e in portal.audit_trail(partner.admin)
+        if e.outcome == "success"
+    }
+    assert roles[("link.create_trial_invitation", partner.limited.id)] == "partner-limited"
+    assert roles[("delegation.end", partner.full.id)] == "partner-full"
+    assert roles[("link.offer_delegated_admin", partner.admin.id)] == "global_admin"

@@ -823,10 +823,14 @@ _checks_later = _capability("check_writes_later")
 
 
 def _role_label(user: User, *, own: bool) -> str | None:
-    """The role an actor acts with, for the audit, when no delegation is involved."""
+    """The role an actor acts with, for the audit, when no delegation is involved: in its
+    own company its admin role, or its partner access when it holds no admin role (the
+    capacity in which such a user issues links, lists and ends delegations: F7 "through
+    which role")."""
     if own:
         role = user.admin_role
-        return None if role is None else role._value_  # not .value: a slower property
+        if role is not None:
+            return role._value_  # not .value: a slower property
     access = user.partner_access
     return f"partner-{access.value}" if access is not None else None
 

@@ -504,7 +504,9 @@ class OfferCases(PortalCore):
         By default the new offer includes delegated administration when the old one did,
         on the old one's terms; *delegation_roles* and *delegation_duration* change one
         term or both (the other stays as it was). An end date cannot be taken away this
-        way: withdraw the offer and create a new one.
+        way: withdraw the offer and create a new one. The new link's *expires_in* and
+        *max_uses* are its own, as for :meth:`create_purchase_offer` (90 days and no limit
+        unless given), whatever the old link's were.
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> tuple[str, PurchaseOffer]:
@@ -681,7 +683,9 @@ class OfferCases(PortalCore):
 
     def revoke_link(self, actor: User | str, link_id: str) -> None:
         """Revoke a link: it stops working at once (the issuing partner's global admins and
-        users with partner access). Revoking a revoked link changes nothing."""
+        users with partner access). A purchase offer's link takes its offer with it: an open
+        offer is withdrawn, so it can no longer be superseded into a new link. Revoking a
+        revoked link changes nothing."""
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> None:
             ctx = self._context(uow, attempt, actor, None)
@@ -704,6 +708,14 @@ class OfferCases(PortalCore):
                 return
             uow.links.update(_bump(record, revoked_at=ctx.now, revoked_by=ctx.actor.id))
             attempt.detail["kind"] = record.kind.value
+            if record.kind is _PURCHASE_OFFER:
+                # The offer goes with its only link: an offer left OPEN behind a dead link
+                # read as one that can still be accepted (``OfferStatus``), and could be
+                # superseded into a new link, what revoking it was meant to stop.
+                offer = uow.purchase_offers.get(record.target)
+                if offer is not None and offer.status is _OPEN:
+                    uow.purchase_offers.update(offer.withdraw())
+                    attempt.detail["withdrew_offer"] = offer.id
             self._succeed(uow, attempt)
 
         self._run("link.revoke", body)
@@ -762,11 +774,12 @@ class OfferCases(PortalCore):
 
     def _require_issuer(self, ctx: _Context) -> None:
         """What the partner issued is read by its global admins and its users with partner
-        access (who may revoke its links), and by nobody of a customer."""
-        if not ctx.company.is_partner:
-            self._require(ctx, Permission.VIEW_PARTNER_OVERVIEW)  # a customer's user: never
-        if not self._decide(ctx, Permission.VIEW_PARTNER_OVERVIEW):
-            self._require(ctx, Permission.MANAGE_PARTNER_RELATIONSHIPS)
+        access (who may revoke its links), and by nobody of a customer. Anyone else is
+        refused for the partner access it lacks."""
+        view = self._decide(ctx, Permission.VIEW_PARTNER_OVERVIEW)
+        if view or (ctx.company.is_partner and ctx.actor.admin_role is AdminRole.GLOBAL_ADMIN):
+            return
+        raise Forbidden(view, Permission.VIEW_PARTNER_OVERVIEW)
 
     # -- redeeming links ---------------------------------------------------------------
 

@@ -97,6 +97,10 @@ def test_a_refused_code_shows_no_dependency_error_behind_it(algorithm: str) -> N
         ("base_url", "ftp://portal.example/join"),
         ("base_url", 5),
         ("password_hasher", object()),
+        ("temporary_password_lifetime", timedelta.max),
+        ("temporary_password_lifetime", 3600),
+        ("conflict_retries", -1),
+        ("conflict_retries", 1.0),
     ],
 )
 def test_a_running_portals_parts_are_checked_when_replaced(part: str, bad: object) -> None:
@@ -220,10 +224,22 @@ def test_a_change_of_the_setters_roles_voids_its_passwords_for_good(
     ][-2:-1]
     assert change.details.get("voided_temporary_passwords") == "1"
     assert portal.verify_password(target.id, password.temporary_password) is False
-    # Removing the setter forgets what it set since.
+    # Removing the setter forgets what it set since, and says so.
     again = portal.reset_password(setter, customer.company.id, target.id)
     portal.remove_user(admin, setter.id)
     assert portal.verify_password(target.id, again.temporary_password) is False
+    [removal] = [e for e in portal.audit_trail(admin) if e.action == "user.remove"]
+    assert removal.details.get("voided_temporary_passwords") == "1"
+    # Each password forgotten is on the trail of its user's company, with why.
+    voids = [
+        (e.target_id, e.details["why"], e.actor_id)
+        for e in portal.audit_trail(customer.admin)
+        if e.action == "user.temporary_password.void"
+    ]
+    assert voids == [
+        (target.id, "setter-roles-changed", admin.id),
+        (target.id, "setter-removed", admin.id),
+    ]
 
 
 def _passwords_before_version_6(store: Store) -> tuple[Portal, dict[str, tuple[str, str]]]:
@@ -402,3 +418,96 @@ def test_the_trail_names_the_partner_access_a_user_acts_with_at_home(
     assert roles[("link.create_trial_invitation", partner.limited.id)] == "partner-limited"
     assert roles[("delegation.end", partner.full.id)] == "partner-full"
     assert roles[("link.offer_delegated_admin", partner.admin.id)] == "global_admin"
+
+
+@pytest.mark.parametrize(
+    "promotion",
+    [AdminRole.BILLING_ADMIN, AdminRole.GLOBAL_ADMIN, AdminRole.USER_MANAGEMENT_ADMIN],
+)
+def test_a_password_out_of_its_setters_reach_stays_void_when_the_user_comes_back(
+    cast_portal: Portal, promotion: AdminRole
+) -> None:
+    """The target, not the setter, changes: promoted beyond what its password admin may
+    reset, its temporary password stopped signing in, and came back once it was demoted
+    again, with no reset behind it on the trail. The promotion now forgets it."""
+    portal = cast_portal
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    setter, target = customer.by_role[AdminRole.PASSWORD_ADMIN], customer.by_role[None]
+    password = portal.reset_password(setter, customer.company.id, target.id)
+    portal.assign_roles(customer.admin, target.id, admin_role=promotion)
+    portal.assign_roles(customer.admin, target.id, admin_role=None)
+    assert portal.verify_password(target.id, password.temporary_password) is False
+    [void] = [
+        e for e in portal.audit_trail(customer.admin) if e.action == "user.temporary_password.void"
+    ]
+    assert (void.target_id, void.details["why"]) == (target.id, "user-roles-changed")
+
+
+def test_a_promotion_its_setter_still_covers_keeps_the_password(cast_portal: Portal) -> None:
+    """Onboarding: an admin resets a new user's password, then gives it a role the admin
+    may still reset. The password stands and signs in."""
+    portal = cast_portal
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    target = customer.by_role[None]
+    password = portal.reset_password(customer.admin, customer.company.id, target.id)
+    portal.assign_roles(customer.admin, target.id, admin_role=AdminRole.PASSWORD_ADMIN)
+    assert portal.verify_password(target.id, password.temporary_password) is True
+    assert not [
+        e for e in portal.audit_trail(customer.admin) if e.action == "user.temporary_password.void"
+    ]
+
+
+def test_a_partners_change_of_its_user_is_told_on_the_customers_trail(
+    cast_portal: Portal,
+) -> None:
+    """A partner demotes the user that reset a customer's password: the customer's global
+    admin reads why the password no longer signs in."""
+    portal = cast_portal
+    partner = add_partner(portal, "Contoso", "contoso")
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    consent(portal, partner.admin, customer)
+    reset = portal.reset_password(partner.full, customer.company.id, customer.by_role[None].id)
+    portal.assign_roles(partner.admin, partner.full.id, partner_access=PartnerAccess.LIMITED)
+    [void] = [
+        e for e in portal.audit_trail(customer.admin) if e.action == "user.temporary_password.void"
+    ]
+    assert (void.company_id, void.actor_id, void.target_id) == (
+        customer.company.id,
+        partner.admin.id,
+        reset.user_id,
+    )
+    assert void.details == {"why": "setter-roles-changed", "set_by": partner.full.id}
+
+
+def test_a_password_set_while_the_clock_ran_ahead_does_not_sign_in(
+    cast_portal: Portal, clock: FakeClock
+) -> None:
+    """A reset made while the clock ran a year ahead: once the clock is put right, its
+    lifetime would only start in a year. It is refused."""
+    portal = cast_portal
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    start = clock()
+    clock.set(start + timedelta(days=365))
+    password = portal.reset_password(customer.admin, customer.company.id, customer.by_role[None].id)
+    clock.set(start + timedelta(days=1))
+    assert portal.verify_password(customer.by_role[None].id, password.temporary_password) is False
+
+
+def test_a_users_own_password_events_name_its_role(cast_portal: Portal) -> None:
+    """F7: signing in with a temporary password and saying it was changed are the user's
+    own acts in its company, recorded with its admin role as every other such act is."""
+    portal = cast_portal
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    target = customer.by_role[AdminRole.PASSWORD_ADMIN]
+    reset = portal.reset_password(customer.admin, customer.company.id, target.id)
+    assert portal.verify_password(target.id, reset.temporary_password) is True
+    portal.password_changed(target)
+    roles = {
+        e.action: e.role
+        for e in portal.audit_trail(customer.admin)
+        if e.action in {"user.temporary_password.use", "user.password_changed"}
+    }
+    assert roles == {
+        "user.temporary_password.use": "password_admin",
+        "user.password_changed": "password_admin",
+    }

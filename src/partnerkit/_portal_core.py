@@ -50,6 +50,7 @@ from partnerkit.errors import (
 )
 from partnerkit.links import (
     DEFAULT_LINK_LIFETIME,
+    MAX_CLOCK_SKEW,
     MAX_LINK_LIFETIME,
     Keyring,
     build_url,
@@ -86,6 +87,7 @@ from partnerkit.support import (
     DEFAULT_TEMPORARY_PASSWORD_LIFETIME,
     MAX_TEMPORARY_PASSWORD_LIFETIME,
     MIN_TEMPORARY_PASSWORD_LIFETIME,
+    Credential,
     PasswordHasher,
 )
 
@@ -176,6 +178,22 @@ def _a_hasher(value: object) -> object:
     return value
 
 
+def _a_retry_count(value: object) -> object:
+    if type(value) is not int or not 0 <= value <= 100:
+        raise ValidationError("conflict_retries", "must be a whole number from 0 to 100")
+    return value
+
+
+def _a_password_lifetime(value: object) -> object:
+    if type(value) is not timedelta or not (
+        MIN_TEMPORARY_PASSWORD_LIFETIME <= value <= MAX_TEMPORARY_PASSWORD_LIFETIME
+    ):
+        raise ValidationError(
+            "temporary_password_lifetime", "must be a timedelta from 1 minute to 90 days"
+        )
+    return value
+
+
 #: The Portal's parts, each with the check an assignment of it passes (``__setattr__``).
 _PART_CHECKS: dict[str, Callable[[object], object]] = {
     "store": _a_store,
@@ -184,6 +202,8 @@ _PART_CHECKS: dict[str, Callable[[object], object]] = {
     "base_url": _a_base_url,
     "clock": _a_clock,
     "password_hasher": _a_hasher,
+    "conflict_retries": _a_retry_count,
+    "temporary_password_lifetime": _a_password_lifetime,
 }
 
 
@@ -211,18 +231,9 @@ class PortalCore:
         self.base_url = base_url
         self.clock: Callable[[], datetime] = utc_now if clock is None else clock
         self.password_hasher = PasswordHasher() if password_hasher is None else password_hasher
-        if type(conflict_retries) is not int or not 0 <= conflict_retries <= 100:
-            raise ValidationError("conflict_retries", "must be a whole number from 0 to 100")
         self.conflict_retries = conflict_retries
-        lifetime = temporary_password_lifetime
-        if type(lifetime) is not timedelta or not (
-            MIN_TEMPORARY_PASSWORD_LIFETIME <= lifetime <= MAX_TEMPORARY_PASSWORD_LIFETIME
-        ):
-            raise ValidationError(
-                "temporary_password_lifetime", "must be a timedelta from 1 minute to 90 days"
-            )
         #: How long a reset's temporary password signs in (once), from the reset.
-        self.temporary_password_lifetime = lifetime
+        self.temporary_password_lifetime = temporary_password_lifetime
         #: url -> code of the links followed lately whose codes verified (see ``_claims``).
         self._link_codes: OrderedDict[str, str] = OrderedDict()
 
@@ -707,6 +718,76 @@ class PortalCore:
         if any(s.partner_id == partner_id for s in uow.subscriptions.find(customer_id=customer_id)):
             return
         uow.customer_relations.update(_bump(relation, advises=False))
+
+    def _signing_in(self, uow: UnitOfWork, user_id: str) -> tuple[User, Credential] | None:
+        """The user and its temporary password, if that may sign in now (see
+        :meth:`verify_password`): the user exists, the password is within its lifetime, the
+        delegation it was set through (if any) still stands, and whoever set it could set
+        it now."""
+        user = uow.users.get(user_id)
+        credential = uow.credentials.get(user_id) if user is not None else None
+        if (
+            user is None
+            or credential is None
+            or credential.id != user.id
+            or credential.company_id != user.company_id
+        ):
+            return None
+        try:
+            lapses = credential.set_at + self.temporary_password_lifetime
+        except OverflowError:  # beyond the year 9999: it lapses after the clock does
+            lapses = None
+        now = self.now()
+        if lapses is not None and not now < lapses:
+            return None
+        if credential.set_at > now + MAX_CLOCK_SKEW:
+            # Set while the clock ran ahead, and the clock since put back: its lifetime
+            # would start in the future.
+            return None
+        # Set through a delegation: only while that very delegation stands (not under a
+        # later consent of the customer to the same partner); set within the company: only
+        # by a user of it. The setter's right to reset that user now is judged below.
+        setter = uow.users.get(credential.set_by)
+        if setter is None:
+            return None
+        through = credential.delegation_id
+        if through is None:
+            if setter.company_id != user.company_id:
+                return None
+        else:
+            granted = self._granted_delegation(uow, setter.company_id, user.company_id)
+            if granted is None or granted.id != through:
+                return None
+        if not self._decision(
+            uow, credential.set_by, Permission.RESET_PASSWORD, user.company_id, user.id
+        ):
+            return None
+        return user, credential
+
+    def _void_credentials(
+        self,
+        uow: UnitOfWork,
+        attempt: _Attempt,
+        credentials: Sequence[Credential],
+        why: str,
+    ) -> None:
+        """Forget *credentials* (temporary passwords nobody has used), each recorded on the
+        trail of its user's company as ``user.temporary_password.void`` (a customer sees why
+        a password its partner's user set no longer signs in), and counted on *attempt*."""
+        for credential in credentials:
+            uow.credentials.remove(credential)
+            step = attrs.evolve(
+                attempt,
+                action="user.temporary_password.void",
+                company_id=credential.company_id,
+                target_id=credential.id,
+                detail={"why": why, "set_by": credential.set_by},
+            )
+            self._append(uow, step, "success", None)
+        if credentials:
+            before = attempt.detail.get("voided_temporary_passwords")
+            earlier = before if isinstance(before, int) else 0
+            attempt.detail["voided_temporary_passwords"] = earlier + len(credentials)
 
     def _granted_delegation(
         self, uow: UnitOfWork, partner_id: str, customer_id: str

@@ -523,7 +523,15 @@ class DirectoryCases(PortalCore):
             uow.users.update(user)
             attempt.detail.update(_roles_detail(admin_role, partner_access))
             if (admin_role, partner_access) != (target.admin_role, target.partner_access):
-                _void_passwords_set_by(uow, attempt, target)
+                # What the user set goes: a role given back must not give it back. And the
+                # user's own temporary password, once its setter may not reset the user in
+                # its new role: demoted again, it must not sign in without a new reset.
+                self._void_credentials(
+                    uow, attempt, uow.credentials.find(set_by=target.id), "setter-roles-changed"
+                )
+                own = uow.credentials.get(target.id)
+                if own is not None and self._signing_in(uow, target.id) is None:
+                    self._void_credentials(uow, attempt, [own], "user-roles-changed")
             self._succeed(uow, attempt)
             return user
 
@@ -590,7 +598,9 @@ class DirectoryCases(PortalCore):
             credential = uow.credentials.get(target.id)
             if credential is not None:
                 uow.credentials.remove(credential)
-            _void_passwords_set_by(uow, attempt, target)
+            self._void_credentials(
+                uow, attempt, uow.credentials.find(set_by=target.id), "setter-removed"
+            )
             uow.users.remove(target)
             self._succeed(uow, attempt)
 
@@ -712,14 +722,3 @@ class DirectoryCases(PortalCore):
                 return  # the chain ends before its head: verify_chain says so
             yield from part
             above = part[-1].seq
-
-
-def _void_passwords_set_by(uow: UnitOfWork, attempt: _Attempt, setter: User) -> None:
-    """Forget the temporary passwords *setter* set that nobody has used yet: its roles
-    changed, or it is removed. They signed in only while it could reset them; a right it
-    regains later must not bring them back (the trail says how many went)."""
-    voided = uow.credentials.find(set_by=setter.id)
-    for credential in voided:
-        uow.credentials.remove(credential)
-    if voided:
-        attempt.detail["voided_temporary_passwords"] = len(voided)

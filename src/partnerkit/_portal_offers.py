@@ -734,7 +734,8 @@ class OfferCases(PortalCore):
 
         A link's :class:`~partnerkit.offers.LinkStatus` is judged from the store at the
         Portal's clock: a link signed by a key since removed from the key ring is refused
-        as ``InvalidLink`` whatever its status says.
+        as ``InvalidLink``, and a trial of a service the catalogue no longer has as
+        ``NotFound``, whatever its status says.
 
         With *limit* and *after*, one page of it in id order, read from the store's
         index: as :meth:`list_users` pages.

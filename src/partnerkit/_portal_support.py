@@ -16,6 +16,7 @@ from partnerkit._portal_core import (
     _check_limit,
     _check_prefix,
     _listed,
+    _role_label,
 )
 from partnerkit.directory import (
     Company,
@@ -259,8 +260,12 @@ class SupportCases(PortalCore):
           accounts once the consent behind the reset is gone;
         - for good once it has ended: one set through a delegation signs in only while that
           very delegation stands (a later consent of the customer to the same partner does
-          not bring it back), and any change of the resetting user's admin role or partner
-          access forgets the passwords it set (restoring the role does not restore them);
+          not bring it back); any change of the resetting user's admin role or partner
+          access forgets the passwords it set, and a change of the user's own roles that
+          takes it out of its resetter's reach forgets its password (restoring a role does
+          not restore a password);
+        - unless it was set while the clock ran ahead of the time it reads now (by more
+          than a minute);
         - while the user exists (a removed user's password verifies no more).
 
         The user keeps ``must_change_password`` until your portal has it choose a new
@@ -285,52 +290,13 @@ class SupportCases(PortalCore):
             signing_in, current = again
             attempt.actor = signing_in
             attempt.company_id = signing_in.company_id
+            attempt.role = _role_label(signing_in, own=True)
             attempt.target_id = signing_in.id
             uow.credentials.remove(current)
             self._succeed(uow, attempt)
             return True
 
         return self._run("user.temporary_password.use", body)
-
-    def _signing_in(self, uow: UnitOfWork, user_id: str) -> tuple[User, Credential] | None:
-        """The user and its temporary password, if that may sign in now (see
-        :meth:`verify_password`): the user exists, the password is within its lifetime, the
-        delegation it was set through (if any) still stands, and whoever set it could set
-        it now."""
-        user = uow.users.get(user_id)
-        credential = uow.credentials.get(user_id) if user is not None else None
-        if (
-            user is None
-            or credential is None
-            or credential.id != user.id
-            or credential.company_id != user.company_id
-        ):
-            return None
-        try:
-            lapses = credential.set_at + self.temporary_password_lifetime
-        except OverflowError:  # beyond the year 9999: it lapses after the clock does
-            lapses = None
-        if lapses is not None and not self.now() < lapses:
-            return None
-        # Set through a delegation: only while that very delegation stands (not under a
-        # later consent of the customer to the same partner); set within the company: only
-        # by a user of it. The setter's right to reset that user now is judged below.
-        setter = uow.users.get(credential.set_by)
-        if setter is None:
-            return None
-        through = credential.delegation_id
-        if through is None:
-            if setter.company_id != user.company_id:
-                return None
-        else:
-            granted = self._granted_delegation(uow, setter.company_id, user.company_id)
-            if granted is None or granted.id != through:
-                return None
-        if not self._decision(
-            uow, credential.set_by, Permission.RESET_PASSWORD, user.company_id, user.id
-        ):
-            return None
-        return user, credential
 
     def password_changed(self, actor: User | str) -> User:
         """Record that *actor* has chosen a new password (in your identity provider).
@@ -347,6 +313,7 @@ class SupportCases(PortalCore):
         def body(uow: UnitOfWork, attempt: _Attempt) -> User:
             user = self._actor(uow, actor, attempt)
             attempt.company_id = user.company_id
+            attempt.role = _role_label(user, own=True)
             attempt.target_id = user.id
             credential = uow.credentials.get(user.id)
             if credential is None and not user.must_change_password:

@@ -309,6 +309,14 @@ class _Key:
     secret: bytes = attrs.field(repr=False)
 
 
+def _holds_secret(text: str, key: _Key) -> bool:
+    """Whether *text* holds *key*'s secret as the ring's file writes it, or a good part of
+    it: pasted with padding, quotes or spaces around it, or cut short."""
+    secret = base64_encode(key.secret).decode("ascii")
+    core = text.strip(" \t\r\n\"'=")
+    return secret in text or (len(core) >= 16 and core in secret)
+
+
 #: The fields of a ring's JSON document (``Keyring.to_json``).
 _RING_FIELDS: Final = frozenset({"format", "algorithm", "keys", "active_key_id"})
 
@@ -317,9 +325,7 @@ def _no_key(state: _RingState, kid: object) -> NotFound:
     """``NotFound`` for a key id the ring lacks, naming it, unless it is one of the ring's
     secrets, pasted by mistake (``partnerkit keys remove FILE <secret>``): an error is
     printed and logged, and no secret is ever shown."""
-    if type(kid) is str and any(
-        hmac.compare_digest(kid.encode(), base64_encode(key.secret)) for key in state.keys
-    ):
+    if type(kid) is str and any(_holds_secret(kid, key) for key in state.keys):
         return NotFound("key", "(a secret of the ring, not a key id: not shown)")
     return NotFound("key", _shown(kid))
 

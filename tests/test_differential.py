@@ -111,6 +111,8 @@ class Run:
     links: list[tuple[str, str]] = attrs.Factory(list)
     delegations: list[str] = attrs.Factory(list)
     subscriptions: list[str] = attrs.Factory(list)
+    #: ``(user id, temporary password)`` of every reset that succeeded, in order.
+    passwords: list[tuple[str, str]] = attrs.Factory(list)
     #: The raw outcome of every step: its result, or the PartnerKitError it raised.
     outcomes: list[object] = attrs.Factory(list)
     #: A counter that makes company names and fresh e-mail addresses distinct.
@@ -428,9 +430,26 @@ class ResetPassword:
     target: Who
 
     def __call__(self, run: Run) -> object:
-        return run.portal.reset_password(
+        reset = run.portal.reset_password(
             run.user(self.actor), run.company(self.company), run.user(self.target)
         )
+        run.passwords.append((reset.user_id, reset.temporary_password))
+        return reset
+
+
+@attrs.frozen
+class VerifyPassword:
+    """Sign in with a temporary password a reset gave (or a wrong one): whether each store
+    still lets it in after what happened since (revocations, role changes, removals)."""
+
+    ix: int
+    wrong: bool
+
+    def __call__(self, run: Run) -> object:
+        if not run.passwords:
+            return run.portal.verify_password(UNKNOWN, "no reset yet")
+        user_id, password = run.passwords[self.ix % len(run.passwords)]
+        return run.portal.verify_password(user_id, password + "x" if self.wrong else password)
 
 
 @attrs.frozen
@@ -626,6 +645,7 @@ def operations() -> st.SearchStrategy[Callable[[Run], object]]:
         st.builds(SignUp, MAYBE_IX, STEM, DOMAIN, EMAIL, LICENSES, ACCEPT),
         st.builds(Consent, st.sampled_from(Verb), WHO, MAYBE_IX),
         st.builds(ResetPassword, PARTNER_SIDE, MAYBE_IX, CUSTOMER_SIDE),
+        st.builds(VerifyPassword, IX, st.booleans()),
         st.builds(
             OpenServiceRequest,
             WHO,

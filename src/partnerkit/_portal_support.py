@@ -253,7 +253,9 @@ class SupportCases(PortalCore):
         with it is ``False``, and of two calls at once only one is ``True``. Before that it
         is good:
 
-        - for :attr:`temporary_password_lifetime` after the reset;
+        - for :attr:`temporary_password_lifetime` after the reset (the Portal's setting at
+          sign-in: shortening it shortens every pending password at once, and lengthening
+          it lengthens them too);
         - while whoever reset it could reset that user's password now. A delegation revoked,
           ended or past its end date, partner access or an admin role taken away, or the
           resetting user removed, ends it: a partner keeps no way into a customer's

@@ -208,7 +208,7 @@ _EXPLANATIONS: dict[Rule, str] = {
     Rule.CUSTOMER_GLOBAL_ADMIN_NOT_DELEGATED: "a delegate never acts on a customer's global admins",
     Rule.DELEGATES_NEVER_GRANT_GLOBAL_ADMIN: "a delegate never makes anyone a global admin",
     Rule.TARGET_OUTSIDE_ROLE_LIMITS: "the target's admin role is beyond what the actor may manage",
-    Rule.ONLY_GLOBAL_ADMIN_ASSIGNS: "only a global admin assigns admin roles",
+    Rule.ONLY_GLOBAL_ADMIN_ASSIGNS: "only a global admin assigns admin roles and partner access",
     Rule.NO_ESCALATION: (
         "partner access is granted only in one's own partner company, and never above one's own"
     ),

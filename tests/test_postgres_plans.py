@@ -125,6 +125,7 @@ def tell_the_whole_story(store: RecordingStore) -> None:
     portal.list_delegations(partner_admin, limit=1)
     portal.list_delegations(partner_admin, limit=1, after="")
     portal.find_customers(partner_admin, "fab")
+    portal.customer_profile(partner_admin, customer.id)
     portal.find_customers(partner_admin, "", limit=1, after=customer.id)
     reset = portal.reset_password(partner_admin, customer.id, world.customer_user.id)
     assert reset.temporary_password

@@ -151,6 +151,38 @@ class SupportCases(PortalCore):
 
         return self._run("customer.search", body, write=False)
 
+    def customer_profile(self, actor: User | str, customer_id: str) -> Company:
+        """Return one customer that :meth:`find_customers` finds now, by its id: the page of
+        a customer in a partner's console, for a user with partner access (the
+        ``SEARCH_CUSTOMERS`` permission), with or without a delegation.
+
+        A customer the partner advises (of one of its subscriptions) or administers through
+        an active delegation not past its end date. Any other id, of a customer or of
+        nothing, is ``NotFound`` alike: a partner learns nothing of the others.
+
+        Raises:
+            Forbidden: the actor has no partner access.
+            NotFound: no customer of the actor's partner has that id now.
+            ValidationError: a *customer_id* that is not a string.
+        """
+
+        def body(uow: UnitOfWork, attempt: _Attempt) -> Company:
+            ctx = self._context(uow, attempt, actor, None)
+            self._require(ctx, Permission.SEARCH_CUSTOMERS)
+            cid = _plain(customer_id)
+            if type(cid) is not str:  # by its type: a __class__ property can claim str
+                raise ValidationError("customer_id", "must be a company id (a string)")
+            attempt.target_id = _shown(cid)
+            relation = uow.customer_relations.get(CustomerRelation.key(ctx.company.id, cid))
+            company = None
+            if relation is not None and relation.is_listed(ctx.now):
+                company = uow.companies.get(cid)
+            if company is None or company.is_partner:
+                raise NotFound("customer", _shown(cid))
+            return company
+
+        return self._run("customer.view", body, write=False)
+
     def find_customers_page(
         self,
         actor: User | str,

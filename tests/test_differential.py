@@ -556,6 +556,9 @@ class ReadEverything:
                 seen.append(Unordered(found) if isinstance(found, list) else found)
                 if isinstance(found, list):  # a walk a page of two at a time: the same list
                     assert _walk_pages(listing, reader) == found
+            # Each company by id, as a partner's console opens a customer's page.
+            for other in run.companies:
+                seen.append(_outcome(portal.customer_profile, reader, other))
             # A partner's lists narrowed to each company (nothing for those it has none of).
             for listing in (portal.list_subscriptions, portal.list_delegations):
                 for other in run.companies:

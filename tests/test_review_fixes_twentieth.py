@@ -10,6 +10,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 
 from delegation_kit import (
@@ -243,8 +244,9 @@ def test_a_change_of_the_setters_roles_voids_its_passwords_for_good(
 
 
 def _passwords_before_version_6(store: Store) -> tuple[Portal, dict[str, tuple[str, str]]]:
-    """Three temporary passwords: one set under a consent since revoked (the customer has
-    consented again since), one under the standing consent, one within the company."""
+    """Temporary passwords: one set under a consent since revoked (the customer has
+    consented again since), one under the standing consent, one within the company, and
+    two whose setter's or user's role was changed and given back since."""
     clock = FakeClock()
     portal = make_portal(store, clock, sample_catalog())
     partner = add_partner(portal, "Contoso", "contoso")
@@ -264,11 +266,49 @@ def _passwords_before_version_6(store: Store) -> tuple[Portal, dict[str, tuple[s
     own = portal.reset_password(
         customer.admin, customer.company.id, users[AdminRole.BILLING_ADMIN].id
     )
+    # Two a role given back brought back before version 6 (whose code forgets them when
+    # the role changes: put back here as that code left them, with the trail's events).
+    setter, admin = users[AdminRole.USER_MANAGEMENT_ADMIN], customer.admin
+    plain = [
+        portal.create_user(admin, email=f"plain{n}@fabrikam.example", display_name="P")
+        for n in range(2)
+    ]
+    setter_toggled = portal.reset_password(setter, customer.company.id, plain[0].id)
+    user_toggled = portal.reset_password(admin, customer.company.id, plain[1].id)
+    with store.unit_of_work(write=False) as uow:
+        kept = [uow.credentials.get(u.id) for u in plain]
+    clock.advance(timedelta(minutes=1))
+    portal.assign_roles(admin, setter.id, admin_role=None)
+    portal.assign_roles(admin, setter.id, admin_role=AdminRole.USER_MANAGEMENT_ADMIN)
+    portal.assign_roles(admin, plain[1].id, admin_role=AdminRole.PASSWORD_ADMIN)
+    portal.assign_roles(admin, plain[1].id, admin_role=None)
+    with store.unit_of_work() as uow:
+        for credential in kept:
+            assert credential is not None
+            if uow.credentials.get(credential.id) is None:
+                uow.credentials.add(attrs.evolve(credential, version=1))
+        uow.commit()
     found = {
         name: (reset.user_id, reset.temporary_password)
-        for name, reset in [("old", old), ("now", now), ("own", own)]
+        for name, reset in [
+            ("old", old),
+            ("now", now),
+            ("own", own),
+            ("setter toggled", setter_toggled),
+            ("user toggled", user_toggled),
+        ]
     }
     return portal, found
+
+
+#: What signs in once a version 5 store is opened by this code.
+AFTER_VERSION_6 = {
+    "old": False,
+    "now": True,
+    "own": True,
+    "setter toggled": False,
+    "user toggled": False,
+}
 
 
 def _back_to_version_5(execute: Callable[[str], object]) -> None:
@@ -300,7 +340,7 @@ def test_opening_a_version_5_sqlite_file_ties_passwords_to_their_delegations(
     try:
         assert reopened.schema_version() == SCHEMA_VERSION == 6
         portal.store = reopened
-        assert _signs_in(portal, found) == {"old": False, "now": True, "own": True}
+        assert _signs_in(portal, found) == AFTER_VERSION_6
     finally:
         reopened.close()
     raw = sqlite3.connect(path)
@@ -326,7 +366,7 @@ def test_opening_a_version_5_postgres_database_ties_passwords_to_their_delegatio
     try:
         assert reopened.schema_version() == 6
         portal.store = reopened
-        assert _signs_in(portal, found) == {"old": False, "now": True, "own": True}
+        assert _signs_in(portal, found) == AFTER_VERSION_6
     finally:
         reopened.close()
     with psycopg.connect(empty_dsn) as raw:

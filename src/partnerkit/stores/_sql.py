@@ -901,6 +901,22 @@ BACKFILL_V6 = (
     "AND d.status = 'active' AND d.accepted_at <= credentials.set_at)"
 )
 
+#: Version 6 also forgets the temporary passwords that the code of version 6 would have
+#: forgotten when a role changed: those whose setter, or whose user, had roles assigned
+#: after the password was set (the trail's ``user.assign_roles`` events). Before version 6
+#: such a password signed in again once the role was given back. One pass over the trail,
+#: each event matched to the credentials by key (the user) and by setter (its index, which
+#: the version's steps create first); some may be forgotten that need not be (an
+#: assignment that changed nothing): a new reset mends that.
+VOID_V6 = (
+    "DELETE FROM credentials WHERE id IN ("
+    "SELECT c.id FROM audit_events e JOIN credentials c ON c.set_by = e.target_id "
+    "WHERE e.action = 'user.assign_roles' AND e.outcome = 'success' AND e.at > c.set_at "
+    "UNION "
+    "SELECT c.id FROM audit_events e JOIN credentials c ON c.id = e.target_id "
+    "WHERE e.action = 'user.assign_roles' AND e.outcome = 'success' AND e.at > c.set_at)"
+)
+
 
 #: The relations whose search name may be stale: of customers renamed before version 3
 #: (before it, a relation kept the case-folded name the customer had when it was made). SQL's

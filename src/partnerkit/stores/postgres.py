@@ -98,6 +98,7 @@ from partnerkit.stores._sql import (
     BACKFILL_V5,
     BACKFILL_V6,
     MAX_TIMEOUT,
+    VOID_V6,
     TableSQL,
     Unheld,
     add_columns,
@@ -229,12 +230,14 @@ def _schema_v5() -> list[str]:
 
 def _schema_v6() -> list[str]:
     # A temporary password tied to the delegation it was set through, and the credentials
-    # found by their setter (whose change of roles voids them).
+    # found by their setter (whose change of roles voids them); those a change of roles
+    # before it would have voided go.
     codecs = {table.name: table_codec(table) for table in TABLES}
     return [
         *add_columns(6, codecs, text_key=_TEXT, integer="BIGINT"),
         BACKFILL_V6,
         *indexes(CREDENTIALS),
+        VOID_V6,
     ]
 
 

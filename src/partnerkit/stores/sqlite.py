@@ -45,6 +45,7 @@ from partnerkit.stores._sql import (
     BACKFILL_V3,
     BACKFILL_V5,
     BACKFILL_V6,
+    VOID_V6,
     TableSQL,
     Unheld,
     UpdatePlan,
@@ -147,9 +148,15 @@ def _schema_v5() -> list[str]:
 
 def _schema_v6() -> list[str]:
     # A temporary password tied to the delegation it was set through, and the credentials
-    # found by their setter (whose change of roles voids them).
+    # found by their setter (whose change of roles voids them); those a change of roles
+    # before it would have voided go.
     codecs = {table.name: table_codec(table) for table in TABLES}
-    return [*add_columns(6, codecs, integer="INTEGER"), BACKFILL_V6, *indexes(CREDENTIALS)]
+    return [
+        *add_columns(6, codecs, integer="INTEGER"),
+        BACKFILL_V6,
+        *indexes(CREDENTIALS),
+        VOID_V6,
+    ]
 
 
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,

@@ -266,6 +266,7 @@ class Redemptions(RuleBasedStateMachine):
     def revoke(self, link: LinkModel) -> None:
         self.m.portal.revoke_link(self.partners[link.partner], link.link_id)
         link.revoked = True
+        link.offer_open = False  # an offer goes with its link: withdrawn
 
     @rule(hours=st.integers(1, 24 * 20))
     def time_passes(self, hours: int) -> None:

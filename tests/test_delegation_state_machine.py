@@ -10,7 +10,9 @@ and checks after every step:
 * no right without an active, unexpired delegation, and no right outside its roles;
 * final states stay final, and a delegation's terms never change;
 * at most one active delegation per partner and customer;
-* every use case is audited with the action and outcome expected, and the chain verifies.
+* every use case is audited with the action and outcome expected, and the chain verifies;
+* a temporary password kept for later signs in exactly while the delegation it was set
+  through stands, and its setter's access has not changed since (each change forgets it).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from hypothesis.stateful import (
     initialize,
     invariant,
     multiple,
+    precondition,
     rule,
 )
 
@@ -49,6 +52,7 @@ from partnerkit import (
 )
 from partnerkit.consent import DelegationOffer
 from partnerkit.stores.memory import MemoryStore
+from partnerkit.support import DEFAULT_TEMPORARY_PASSWORD_LIFETIME
 from partnerkit.testing import FakeClock
 from spec_model import Who, model_customer
 
@@ -197,6 +201,21 @@ class ModelDelegation:
         return self.stored
 
 
+@attrs.define
+class PendingPassword:
+    """A temporary password a delegate set and nobody has used yet, as the model sees it."""
+
+    victim: str
+    password: str
+    setter: str
+    customer: str
+    #: The delegation it was set through.
+    delegation: str
+    set_at: datetime
+    #: Whether the store still holds it (not used, replaced by a newer reset, or forgotten).
+    stored: bool = True
+
+
 class DelegationLifecycle(RuleBasedStateMachine):
     """A partner, two customers, and every delegation use case in any order."""
 
@@ -220,6 +239,8 @@ class DelegationLifecycle(RuleBasedStateMachine):
         self.redeemed: dict[tuple[str, str], str | None] = {}
         self.final_seen: dict[str, DelegationStatus] = {}
         self.terms: dict[str, tuple[frozenset[AdminRole], timedelta | None]] = {}
+        #: Temporary passwords set and kept for later, in the order they were set.
+        self.pending: list[PendingPassword] = []
         self.audit_seq = self.head()[0]
 
     # -- helpers --------------------------------------------------------------------------
@@ -519,16 +540,30 @@ class DelegationLifecycle(RuleBasedStateMachine):
         self.portal.assign_roles(
             self.partner.admin, user.id, admin_role=None, partner_access=access
         )
+        changed = self.access[user.id] != access
         self.access[user.id] = access
-        self.expect_events(("user.assign_roles", "success"))
+        # A change of its access forgets every temporary password it set that the store
+        # still holds (even one no longer good): a role given back gives none back.
+        voided = [p for p in self.pending if changed and p.stored and p.setter == user.id]
+        for entry in voided:
+            entry.stored = False
+        events = self.expect_events(
+            *[("user.temporary_password.void", "success")] * len(voided),
+            ("user.assign_roles", "success"),
+        )
+        assert [e.target_id for e in events[:-1]] == [p.victim for p in voided]
 
     @rule(
         by=st.sampled_from(PARTNER_ACTORS),
         customer=st.sampled_from(CUSTOMERS),
         victim_role=st.sampled_from(CUSTOMER_ROLES),
+        keep=st.booleans(),
     )
-    def reset_password(self, by: str, customer: str, victim_role: AdminRole | None) -> None:
-        """A partner user resets a customer user's password, within its effective roles."""
+    def reset_password(
+        self, by: str, customer: str, victim_role: AdminRole | None, keep: bool
+    ) -> None:
+        """A partner user resets a customer user's password, within its effective roles;
+        the user signs in with it at once, or (*keep*) later, after whatever happens."""
         actor = self.partner_user(by)
         victim = self.customer_user(customer, victim_role)
         roles = self.effective(actor, customer)
@@ -553,6 +588,19 @@ class DelegationLifecycle(RuleBasedStateMachine):
         reset = self.portal.reset_password(actor, company_id, victim.id)
         record_path("reset: success")
         assert len(reset.temporary_password) >= 16
+        for older in self.pending:
+            if older.victim == victim.id:
+                older.stored = False  # one temporary password a user: the newer replaces it
+        if keep:
+            active = self.active_of(customer)
+            assert active is not None
+            self.pending.append(
+                PendingPassword(
+                    victim.id, reset.temporary_password, actor.id, customer, active.id, self.now()
+                )
+            )
+            self.expect_events(("user.reset_password", "success"))
+            return
         assert self.portal.verify_password(victim.id, reset.temporary_password)
         assert not self.portal.verify_password(victim.id, reset.temporary_password)  # one-time
         event, used = self.expect_events(
@@ -566,6 +614,29 @@ class DelegationLifecycle(RuleBasedStateMachine):
         held = "all" if roles == ALL else ",".join(sorted(r.value for r in roles))
         assert event.role == f"delegated:{held}"
         assert reset.temporary_password not in repr(event)
+
+    @precondition(lambda self: bool(self.pending))
+    @rule(data=st.data())
+    def sign_in_later(self, data: st.DataObject) -> None:
+        """A kept temporary password is tried: it signs in (once) exactly while the store
+        holds it, within its lifetime, and the very delegation it was set through is still
+        the active, unexpired one (its setter's access unchanged since, or it would have been
+        forgotten). Revoked, ended, expired, or a new consent since: never again."""
+        entry = data.draw(st.sampled_from(self.pending))
+        active = self.active_of(entry.customer)
+        expected = (
+            entry.stored
+            and active is not None
+            and active.id == entry.delegation
+            and self.now() < entry.set_at + DEFAULT_TEMPORARY_PASSWORD_LIFETIME
+        )
+        assert self.portal.verify_password(entry.victim, entry.password) is expected
+        record_path(f"sign in later: {expected}")
+        if expected:
+            entry.stored = False
+            self.expect_events(("user.temporary_password.use", "success"))
+        else:
+            self.expect_events()
 
     # -- invariants -------------------------------------------------------------------------
 

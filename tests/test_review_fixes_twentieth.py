@@ -25,8 +25,10 @@ from partnerkit import (
     AdminRole,
     ContactInfo,
     InvalidLink,
+    InvalidState,
     Keyring,
     LinkKind,
+    OfferLine,
     PartnerAccess,
     PartnerKitError,
     Portal,
@@ -551,3 +553,36 @@ def test_a_users_own_password_events_name_its_role(cast_portal: Portal) -> None:
         "user.temporary_password.use": "password_admin",
         "user.password_changed": "password_admin",
     }
+
+
+def test_a_dead_password_is_not_said_to_die_of_a_role_change(cast_portal: Portal) -> None:
+    """A password that no longer signs in (its delegation revoked) is not recorded as
+    forgotten for a later change of its user's roles: the trail would give the wrong why."""
+    portal = cast_portal
+    partner = add_partner(portal, "Contoso", "contoso")
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    delegation = consent(portal, partner.admin, customer)
+    target = customer.by_role[None]
+    reset = portal.reset_password(partner.full, customer.company.id, target.id)
+    portal.revoke_delegation(customer.admin, delegation.id)
+    portal.assign_roles(customer.admin, target.id, admin_role=AdminRole.GLOBAL_ADMIN)
+    assert not [
+        e for e in portal.audit_trail(customer.admin) if e.action == "user.temporary_password.void"
+    ]
+    assert portal.verify_password(target.id, reset.temporary_password) is False
+
+
+def test_a_refused_supersession_names_no_link_that_was_never_made(cast_portal: Portal) -> None:
+    """Superseding an offer that is no longer open was refused after a new link had been
+    signed: the failed event named that link and a quote id nobody holds. It is judged
+    first now."""
+    portal = cast_portal
+    partner = add_partner(portal, "Contoso", "contoso")
+    _, offer = portal.create_purchase_offer(partner.full, [OfferLine("EXCHANGE", 5)], False)
+    portal.withdraw_offer(partner.full, offer.id)
+    with pytest.raises(InvalidState):
+        portal.supersede_offer(partner.full, offer.id, [OfferLine("EXCHANGE", 6)])
+    [failed] = [e for e in portal.audit_trail(partner.admin) if e.action == "offer.supersede"]
+    assert (failed.outcome, failed.target_id) == ("failed", offer.id)
+    assert "quote_id" not in failed.details
+    assert [link.id for link in portal.list_links(partner.admin)] == [offer.link_id]

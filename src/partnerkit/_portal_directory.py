@@ -502,6 +502,11 @@ class DirectoryCases(PortalCore):
         value to keep it. With *company_id*, in a customer through a delegation; without
         it, the actor's own company (a user of another company is not found there).
 
+        A change of either setting forgets the temporary passwords the user set that
+        nobody has used (in any company), and the user's own if its setter may no longer
+        reset it: each is recorded on its company's trail as
+        ``user.temporary_password.void`` (see :meth:`verify_password`).
+
         Raises:
             Forbidden: the actor may not assign these roles to this user.
             ValidationError: partner access on a customer's user, or the company would lose
@@ -519,17 +524,20 @@ class DirectoryCases(PortalCore):
             _check_expected(target, expected_version, "user")  # after every right is judged
             if admin_role is not AdminRole.GLOBAL_ADMIN:
                 self._keep_a_global_admin(uow, target, "admin_role")
+            changed = (admin_role, partner_access) != (target.admin_role, target.partner_access)
+            # The user's own temporary password, if it signs in now (judged before the change).
+            good = changed and self._signing_in(uow, target.id) is not None
             user = _bump(target, admin_role=admin_role, partner_access=partner_access)
             uow.users.update(user)
             attempt.detail.update(_roles_detail(admin_role, partner_access))
-            if (admin_role, partner_access) != (target.admin_role, target.partner_access):
+            if changed:
                 # What the user set goes: a role given back must not give it back. And the
                 # user's own temporary password, once its setter may not reset the user in
                 # its new role: demoted again, it must not sign in without a new reset.
                 self._void_credentials(
                     uow, attempt, uow.credentials.find(set_by=target.id), "setter-roles-changed"
                 )
-                own = uow.credentials.get(target.id)
+                own = uow.credentials.get(target.id) if good else None
                 if own is not None and self._signing_in(uow, target.id) is None:
                     self._void_credentials(uow, attempt, [own], "user-roles-changed")
             self._succeed(uow, attempt)
@@ -583,7 +591,9 @@ class DirectoryCases(PortalCore):
 
         The last global admin of a company is never removed (``InvalidState``). With
         *expected_version*, a user changed since that version is not removed
-        (``StaleVersion``: as :meth:`update_profile` takes it).
+        (``StaleVersion``: as :meth:`update_profile` takes it). The user's temporary
+        password goes with it, and those it set that nobody has used are forgotten, each
+        recorded as ``user.temporary_password.void`` on its company's trail.
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> None:

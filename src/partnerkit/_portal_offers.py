@@ -513,6 +513,9 @@ class OfferCases(PortalCore):
             ctx = self._context(uow, attempt, actor, None)
             self._require(ctx, Permission.CREATE_PURCHASE_OFFERS)
             old = self._own_offer(uow, ctx, attempt, offer_id)
+            # Judged before the new offer is made: a refusal names no link, nor a quote id,
+            # that was never stored.
+            old.supersede(old.id)
             include = (
                 old.includes_delegated_admin
                 if include_delegated_admin is None

@@ -118,10 +118,11 @@ class AuditEvent:
     company_id: str | None
     #: The delegation the actor acted through, if any.
     delegation_id: str | None
-    #: The role the actor used: its own admin role (``"global_admin"``), the effective roles
-    #: of a delegation (``"delegated:password_admin"``; ``"delegated:all"`` for all five),
-    #: or ``"partner-full"`` for a partner
-    #: user acting without one.
+    #: The role the actor used, in its own company (``actor_company_id``) unless it starts
+    #: with ``delegated:``: its own admin role (``"global_admin"``), or its partner access
+    #: (``"partner-full"``, ``"partner-limited"``) for a partner's user without an admin
+    #: role or acting on a company without a delegation; the effective roles of a
+    #: delegation (``"delegated:password_admin"``; ``"delegated:all"`` for all five).
     role: str | None
     #: What was attempted (``"user.create"``, ``"delegation.accept"``, ...).
     action: str

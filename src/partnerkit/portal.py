@@ -42,6 +42,17 @@ class Portal(DirectoryCases, OfferCases, ConsentCases, SupportCases):
         base_url: the page links point to; the signed code goes into its ``code`` parameter.
         clock: returns the current time as an aware datetime (taken as UTC: one in another
             zone is converted); the real clock by default.
+        password_hasher: hashes and checks temporary passwords; by default a
+            ``PasswordHasher()`` (scrypt, n=2**15, r=8, p=1).
+        conflict_retries: how many times a use case whose unit of work met a ``Conflict``
+            is run again before the ``Conflict`` reaches the caller (0 to 100; 3 by
+            default).
+        temporary_password_lifetime: how long a reset's temporary password signs in
+            (once), from the reset, as judged at sign-in (1 minute to 90 days; 7 days by
+            default).
+
+    Each of these may be replaced on a running Portal (``portal.keyring =
+    Keyring.from_json(text)``); an assignment is checked as the constructor checks it.
     """
 
 

@@ -906,8 +906,9 @@ BACKFILL_V6 = (
 #: after the password was set (the trail's ``user.assign_roles`` events). Before version 6
 #: such a password signed in again once the role was given back. One pass over the trail,
 #: each event matched to the credentials by key (the user) and by setter (its index, which
-#: the version's steps create first); some may be forgotten that need not be (an
-#: assignment that changed nothing): a new reset mends that.
+#: the version's steps create first). It errs on the safe side: some are forgotten that the
+#: code would have kept (after an assignment that changed nothing, or left the user within
+#: its setter's reach), which a new reset mends.
 VOID_V6 = (
     "DELETE FROM credentials WHERE id IN ("
     "SELECT c.id FROM audit_events e JOIN credentials c ON c.set_by = e.target_id "

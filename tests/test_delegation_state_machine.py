@@ -287,6 +287,16 @@ class DelegationLifecycle(RuleBasedStateMachine):
             return active.roles
         return active.roles & {AdminRole.PASSWORD_ADMIN}
 
+    def signs_in(self, entry: PendingPassword) -> bool:
+        """Whether a kept temporary password signs in now, as the model sees it."""
+        active = self.active_of(entry.customer)
+        return (
+            entry.stored
+            and active is not None
+            and active.id == entry.delegation
+            and self.now() < entry.set_at + DEFAULT_TEMPORARY_PASSWORD_LIFETIME
+        )
+
     def customer_user(self, customer: str, role: AdminRole | None) -> User:
         return self.customers[customer].by_role[role]
 
@@ -543,9 +553,12 @@ class DelegationLifecycle(RuleBasedStateMachine):
         changed = self.access[user.id] != access
         self.access[user.id] = access
         # A change of its access forgets every temporary password it set that the store
-        # still holds (even one no longer good): a role given back gives none back.
-        voided = [p for p in self.pending if changed and p.stored and p.setter == user.id]
-        for entry in voided:
+        # still holds: a role given back gives none back. Those that signed in until now
+        # are recorded; those that no longer did go without a word (the partner must not
+        # learn which of them a customer that revoked it left unused).
+        mine = [p for p in self.pending if changed and p.stored and p.setter == user.id]
+        voided = [p for p in mine if self.signs_in(p)]
+        for entry in mine:
             entry.stored = False
         events = self.expect_events(
             *[("user.temporary_password.void", "success")] * len(voided),
@@ -623,13 +636,7 @@ class DelegationLifecycle(RuleBasedStateMachine):
         the active, unexpired one (its setter's access unchanged since, or it would have been
         forgotten). Revoked, ended, expired, or a new consent since: never again."""
         entry = data.draw(st.sampled_from(self.pending))
-        active = self.active_of(entry.customer)
-        expected = (
-            entry.stored
-            and active is not None
-            and active.id == entry.delegation
-            and self.now() < entry.set_at + DEFAULT_TEMPORARY_PASSWORD_LIFETIME
-        )
+        expected = self.signs_in(entry)
         assert self.portal.verify_password(entry.victim, entry.password) is expected
         record_path(f"sign in later: {expected}")
         if expected:

@@ -7,7 +7,7 @@ import base64
 import json
 import sqlite3
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import attrs
@@ -29,6 +29,7 @@ from partnerkit import (
     Keyring,
     LinkKind,
     OfferLine,
+    OfferStatus,
     PartnerAccess,
     PartnerKitError,
     Portal,
@@ -279,16 +280,24 @@ def _passwords_before_version_6(store: Store) -> tuple[Portal, dict[str, tuple[s
     user_toggled = portal.reset_password(admin, customer.company.id, plain[1].id)
     with store.unit_of_work(write=False) as uow:
         kept = [uow.credentials.get(u.id) for u in plain]
+    # The second change is stamped by an app server whose clock runs 30 s behind: the
+    # trail's order, not its times, says it came after the reset.
     clock.advance(timedelta(minutes=1))
     portal.assign_roles(admin, setter.id, admin_role=None)
     portal.assign_roles(admin, setter.id, admin_role=AdminRole.USER_MANAGEMENT_ADMIN)
+    clock.set(clock() - timedelta(seconds=90))
     portal.assign_roles(admin, plain[1].id, admin_role=AdminRole.PASSWORD_ADMIN)
     portal.assign_roles(admin, plain[1].id, admin_role=None)
+    clock.advance(timedelta(minutes=2))
+    # An offer whose link was revoked before version 6 stayed open.
+    _, offer = portal.create_purchase_offer(partner.full, [OfferLine("EXCHANGE", 5)], False)
+    portal.revoke_link(partner.full, offer.link_id)
     with store.unit_of_work() as uow:
         for credential in kept:
             assert credential is not None
             if uow.credentials.get(credential.id) is None:
                 uow.credentials.add(attrs.evolve(credential, version=1))
+        uow.purchase_offers.update(attrs.evolve(offer, version=offer.version + 2))
         uow.commit()
     found = {
         name: (reset.user_id, reset.temporary_password)
@@ -300,6 +309,7 @@ def _passwords_before_version_6(store: Store) -> tuple[Portal, dict[str, tuple[s
             ("user toggled", user_toggled),
         ]
     }
+    found["offer"] = (offer.id, "")
     return portal, found
 
 
@@ -310,6 +320,7 @@ AFTER_VERSION_6 = {
     "own": True,
     "setter toggled": False,
     "user toggled": False,
+    "offer": False,  # withdrawn: its link was revoked
 }
 
 
@@ -321,7 +332,13 @@ def _back_to_version_5(execute: Callable[[str], object]) -> None:
 
 
 def _signs_in(portal: Portal, found: dict[str, tuple[str, str]]) -> dict[str, bool]:
-    return {name: portal.verify_password(*pair) for name, pair in found.items()}
+    """Whether each password signs in; for ``"offer"``, whether that offer is still open."""
+    answers = {n: portal.verify_password(*pair) for n, pair in found.items() if n != "offer"}
+    with portal.store.unit_of_work(write=False) as uow:
+        offer = uow.purchase_offers.get(found["offer"][0])
+    assert offer is not None
+    answers["offer"] = offer.status is OfferStatus.OPEN
+    return answers
 
 
 def test_opening_a_version_5_sqlite_file_ties_passwords_to_their_delegations(
@@ -586,3 +603,43 @@ def test_a_refused_supersession_names_no_link_that_was_never_made(cast_portal: P
     assert (failed.outcome, failed.target_id) == ("failed", offer.id)
     assert "quote_id" not in failed.details
     assert [link.id for link in portal.list_links(partner.admin)] == [offer.link_id]
+
+
+def test_a_partner_learns_nothing_of_passwords_a_revoked_consent_left(
+    cast_portal: Portal,
+) -> None:
+    """The customer revoked; the partner later demotes the user that had reset two of its
+    users' passwords. The dead passwords are forgotten without a word: a void event per
+    user on the partner's own trail told it which of them had not used its password, and
+    that the customer had reset one since."""
+    portal = cast_portal
+    partner = add_partner(portal, "Contoso", "contoso")
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    delegation = consent(portal, partner.admin, customer)
+    a, b = customer.by_role[None], customer.by_role[AdminRole.PASSWORD_ADMIN]
+    for user in (a, b):
+        portal.reset_password(partner.full, customer.company.id, user.id)
+    portal.revoke_delegation(customer.admin, delegation.id)
+    portal.reset_password(customer.admin, customer.company.id, b.id)
+    portal.assign_roles(partner.admin, partner.full.id, partner_access=PartnerAccess.LIMITED)
+    for reader in (partner.admin, customer.admin):
+        trail = portal.audit_trail(reader)
+        assert not [e for e in trail if e.action == "user.temporary_password.void"]
+    [change] = [e for e in portal.audit_trail(partner.admin) if e.action == "user.assign_roles"]
+    assert "voided_temporary_passwords" not in change.details
+    with portal.store.unit_of_work(write=False) as uow:
+        assert uow.credentials.find(set_by=partner.full.id) == []
+
+
+def test_a_clock_at_the_end_of_the_calendar_raises_nothing_raw(
+    cast_portal: Portal, clock: FakeClock
+) -> None:
+    """The guard against a password set while the clock ran ahead compared with the time
+    plus a minute, which does not exist thirty seconds before the end of the calendar."""
+    portal = cast_portal
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    clock.set(datetime.max.replace(tzinfo=UTC) - timedelta(seconds=30))
+    target = customer.by_role[None]
+    reset = portal.reset_password(customer.admin, customer.company.id, target.id)
+    portal.assign_roles(customer.admin, target.id, admin_role=AdminRole.PASSWORD_ADMIN)
+    assert portal.verify_password(target.id, reset.temporary_password) is True

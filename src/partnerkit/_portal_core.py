@@ -740,7 +740,7 @@ class PortalCore:
         now = self.now()
         if lapses is not None and not now < lapses:
             return None
-        if credential.set_at > now + MAX_CLOCK_SKEW:
+        if credential.set_at - now > MAX_CLOCK_SKEW:  # a difference: no date overflows
             # Set while the clock ran ahead, and the clock since put back: its lifetime
             # would start in the future.
             return None
@@ -763,6 +763,32 @@ class PortalCore:
         ):
             return None
         return user, credential
+
+    def _set_by(self, uow: UnitOfWork, setter: User) -> tuple[list[Credential], list[Credential]]:
+        """The temporary passwords *setter* set that nobody has used: those that sign in
+        now, and those that no longer do (their delegation revoked, ended or past its end
+        date, their lifetime over)."""
+        live: list[Credential] = []
+        dead: list[Credential] = []
+        for credential in uow.credentials.find(set_by=setter.id):
+            (live if self._signing_in(uow, credential.id) is not None else dead).append(credential)
+        return live, dead
+
+    def _forget(
+        self,
+        uow: UnitOfWork,
+        attempt: _Attempt,
+        set_by: tuple[list[Credential], list[Credential]],
+        why: str,
+    ) -> None:
+        """Forget the temporary passwords of :meth:`_set_by`: each that signed in, on the
+        trail; those that did not, without a word. A partner must not learn from its own
+        trail which of a customer's users, since the customer revoked its delegation,
+        have not used a password it set, or were reset since by the customer."""
+        live, dead = set_by
+        for credential in dead:
+            uow.credentials.remove(credential)
+        self._void_credentials(uow, attempt, live, why)
 
     def _void_credentials(
         self,

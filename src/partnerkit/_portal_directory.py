@@ -525,7 +525,9 @@ class DirectoryCases(PortalCore):
             if admin_role is not AdminRole.GLOBAL_ADMIN:
                 self._keep_a_global_admin(uow, target, "admin_role")
             changed = (admin_role, partner_access) != (target.admin_role, target.partner_access)
-            # The user's own temporary password, if it signs in now (judged before the change).
+            # Judged before the change: the passwords the user set, and its own if it signs
+            # in now.
+            set_by_it = self._set_by(uow, target) if changed else ([], [])
             good = changed and self._signing_in(uow, target.id) is not None
             user = _bump(target, admin_role=admin_role, partner_access=partner_access)
             uow.users.update(user)
@@ -534,9 +536,7 @@ class DirectoryCases(PortalCore):
                 # What the user set goes: a role given back must not give it back. And the
                 # user's own temporary password, once its setter may not reset the user in
                 # its new role: demoted again, it must not sign in without a new reset.
-                self._void_credentials(
-                    uow, attempt, uow.credentials.find(set_by=target.id), "setter-roles-changed"
-                )
+                self._forget(uow, attempt, set_by_it, "setter-roles-changed")
                 own = uow.credentials.get(target.id) if good else None
                 if own is not None and self._signing_in(uow, target.id) is None:
                     self._void_credentials(uow, attempt, [own], "user-roles-changed")
@@ -608,9 +608,7 @@ class DirectoryCases(PortalCore):
             credential = uow.credentials.get(target.id)
             if credential is not None:
                 uow.credentials.remove(credential)
-            self._void_credentials(
-                uow, attempt, uow.credentials.find(set_by=target.id), "setter-removed"
-            )
+            self._forget(uow, attempt, self._set_by(uow, target), "setter-removed")
             uow.users.remove(target)
             self._succeed(uow, attempt)
 

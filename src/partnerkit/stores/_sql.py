@@ -903,19 +903,28 @@ BACKFILL_V6 = (
 
 #: Version 6 also forgets the temporary passwords that the code of version 6 would have
 #: forgotten when a role changed: those whose setter, or whose user, had roles assigned
-#: after the password was set (the trail's ``user.assign_roles`` events). Before version 6
-#: such a password signed in again once the role was given back. One pass over the trail,
-#: each event matched to the credentials by key (the user) and by setter (its index, which
-#: the version's steps create first). It errs on the safe side: some are forgotten that the
-#: code would have kept (after an assignment that changed nothing, or left the user within
-#: its setter's reach), which a new reset mends.
+#: after the reset that set them (the trail's ``user.assign_roles`` events, after the user's
+#: last ``user.reset_password``, in the trail's order: app servers' clocks may disagree).
+#: Before version 6 such a password signed in again once the role was given back. It errs
+#: on the safe side: some are forgotten that the code would have kept (after an assignment
+#: that changed nothing, or left the user within its setter's reach), which a new reset
+#: mends. Two passes over the trail, each grouped by user.
 VOID_V6 = (
+    "WITH reset AS (SELECT target_id AS user_id, max(seq) AS seq FROM audit_events "
+    "WHERE action = 'user.reset_password' AND outcome = 'success' GROUP BY target_id), "
+    "changed AS (SELECT target_id AS user_id, max(seq) AS seq FROM audit_events "
+    "WHERE action = 'user.assign_roles' AND outcome = 'success' GROUP BY target_id) "
     "DELETE FROM credentials WHERE id IN ("
-    "SELECT c.id FROM audit_events e JOIN credentials c ON c.set_by = e.target_id "
-    "WHERE e.action = 'user.assign_roles' AND e.outcome = 'success' AND e.at > c.set_at "
-    "UNION "
-    "SELECT c.id FROM audit_events e JOIN credentials c ON c.id = e.target_id "
-    "WHERE e.action = 'user.assign_roles' AND e.outcome = 'success' AND e.at > c.set_at)"
+    "SELECT c.id FROM credentials c JOIN reset r ON r.user_id = c.id "
+    "JOIN changed g ON (g.user_id = c.id OR g.user_id = c.set_by) AND g.seq > r.seq)"
+)
+
+#: Version 6 withdraws the open offers whose link was revoked before it (since, revoking an
+#: offer's link withdraws the offer: an offer left open behind a dead link could be
+#: superseded into a new one).
+WITHDRAW_V6 = (
+    "UPDATE purchase_offers SET status = 'withdrawn', version = version + 1 "
+    "WHERE status = 'open' AND link_id IN (SELECT id FROM links WHERE revoked_at IS NOT NULL)"
 )
 
 

@@ -99,6 +99,7 @@ from partnerkit.stores._sql import (
     BACKFILL_V6,
     MAX_TIMEOUT,
     VOID_V6,
+    WITHDRAW_V6,
     TableSQL,
     Unheld,
     add_columns,
@@ -238,6 +239,7 @@ def _schema_v6() -> list[str]:
         BACKFILL_V6,
         *indexes(CREDENTIALS),
         VOID_V6,
+        WITHDRAW_V6,
     ]
 
 

@@ -46,6 +46,7 @@ from partnerkit.stores._sql import (
     BACKFILL_V5,
     BACKFILL_V6,
     VOID_V6,
+    WITHDRAW_V6,
     TableSQL,
     Unheld,
     UpdatePlan,
@@ -156,6 +157,7 @@ def _schema_v6() -> list[str]:
         BACKFILL_V6,
         *indexes(CREDENTIALS),
         VOID_V6,
+        WITHDRAW_V6,
     ]
 
 

@@ -260,9 +260,11 @@ def _passwords_before_version_6(store: Store) -> tuple[Portal, dict[str, tuple[s
     old = portal.reset_password(partner.full, customer.company.id, users[None].id)
     clock.advance(timedelta(minutes=1))
     portal.revoke_delegation(customer.admin, first.id)
-    clock.advance(timedelta(minutes=1))
+    # The new consent is stamped by an app server whose clock runs behind, before the
+    # reset's time: the trail's order, not the times, says it came after the reset.
+    clock.set(clock() - timedelta(minutes=3))
     consent(portal, partner.admin, customer)
-    clock.advance(timedelta(minutes=1))
+    clock.advance(timedelta(minutes=5))
     now = portal.reset_password(
         partner.limited, customer.company.id, users[AdminRole.PASSWORD_ADMIN].id
     )
@@ -643,3 +645,24 @@ def test_a_clock_at_the_end_of_the_calendar_raises_nothing_raw(
     reset = portal.reset_password(customer.admin, customer.company.id, target.id)
     portal.assign_roles(customer.admin, target.id, admin_role=AdminRole.PASSWORD_ADMIN)
     assert portal.verify_password(target.id, reset.temporary_password) is True
+
+
+def test_a_role_change_forgets_a_password_that_only_looked_dead(
+    cast_portal: Portal, clock: FakeClock
+) -> None:
+    """A password set by an app server whose clock ran ahead looks dead, for a while, to
+    one whose clock is behind. A role change that takes its user out of its resetter's
+    reach forgets it all the same (without an event: it did not sign in then), so that
+    the user demoted again does not sign in with it."""
+    portal = cast_portal
+    customer = add_customer(portal, "Fabrikam", "fabrikam.example")
+    setter, target = customer.by_role[AdminRole.PASSWORD_ADMIN], customer.by_role[None]
+    reset = portal.reset_password(setter, customer.company.id, target.id)
+    clock.set(clock() - timedelta(minutes=2))
+    portal.assign_roles(customer.admin, target.id, admin_role=AdminRole.USER_MANAGEMENT_ADMIN)
+    clock.advance(timedelta(minutes=3))
+    portal.assign_roles(customer.admin, target.id, admin_role=None)
+    assert portal.verify_password(target.id, reset.temporary_password) is False
+    assert not [
+        e for e in portal.audit_trail(customer.admin) if e.action == "user.temporary_password.void"
+    ]

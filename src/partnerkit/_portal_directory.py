@@ -503,9 +503,9 @@ class DirectoryCases(PortalCore):
         it, the actor's own company (a user of another company is not found there).
 
         A change of either setting forgets the temporary passwords the user set that
-        nobody has used (in any company), and the user's own if its setter may no longer
-        reset it: each is recorded on its company's trail as
-        ``user.temporary_password.void`` (see :meth:`verify_password`).
+        nobody has used (in any company), and the user's own if it no longer signs in
+        after the change; each of them that signed in until then is recorded on its
+        company's trail as ``user.temporary_password.void`` (see :meth:`verify_password`).
 
         Raises:
             Forbidden: the actor may not assign these roles to this user.
@@ -537,9 +537,14 @@ class DirectoryCases(PortalCore):
                 # user's own temporary password, once its setter may not reset the user in
                 # its new role: demoted again, it must not sign in without a new reset.
                 self._forget(uow, attempt, set_by_it, "setter-roles-changed")
-                own = uow.credentials.get(target.id) if good else None
+                own = uow.credentials.get(target.id)
                 if own is not None and self._signing_in(uow, target.id) is None:
-                    self._void_credentials(uow, attempt, [own], "user-roles-changed")
+                    # Forgotten whether or not it signed in before (one that looked dead
+                    # only for a while, to a clock ahead of another's, must not outlive the
+                    # change); said so only if it did (a dead one dies of something else).
+                    self._forget(
+                        uow, attempt, ([own], []) if good else ([], [own]), "user-roles-changed"
+                    )
             self._succeed(uow, attempt)
             return user
 
@@ -592,8 +597,9 @@ class DirectoryCases(PortalCore):
         The last global admin of a company is never removed (``InvalidState``). With
         *expected_version*, a user changed since that version is not removed
         (``StaleVersion``: as :meth:`update_profile` takes it). The user's temporary
-        password goes with it, and those it set that nobody has used are forgotten, each
-        recorded as ``user.temporary_password.void`` on its company's trail.
+        password goes with it, and those it set that nobody has used are forgotten: each
+        that signed in until then is recorded as ``user.temporary_password.void`` on its
+        company's trail.
         """
 
         def body(uow: UnitOfWork, attempt: _Attempt) -> None:

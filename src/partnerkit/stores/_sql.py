@@ -888,17 +888,26 @@ BACKFILL_V5 = (
 #: Schema version 6 ties a temporary password a partner's user set to the delegation it was
 #: set through. One set before it is tied to the delegation of that partner and customer
 #: that is active now, if that was accepted before the reset (the consent the reset was
-#: made under). Any other set by a partner's user keeps ``NULL``, and so no longer signs in
-#: (it was made under a consent since revoked or ended); one set within the company keeps
+#: made under), in the trail's order: the ``delegation.accept`` event before the user's
+#: last ``user.reset_password`` (app servers' clocks may disagree, the trail's order does
+#: not). Any other set by a partner's user keeps ``NULL``, and so no longer signs in (it
+#: was made under a consent since revoked or ended); one set within the company keeps
 #: ``NULL`` too, which is what it means.
 BACKFILL_V6 = (
+    "WITH reset AS (SELECT target_id AS user_id, max(seq) AS seq FROM audit_events "
+    "WHERE action = 'user.reset_password' AND outcome = 'success' GROUP BY target_id), "
+    "accepted AS (SELECT delegation_id, max(seq) AS seq FROM audit_events "
+    "WHERE action = 'delegation.accept' AND outcome = 'success' "
+    "AND delegation_id IS NOT NULL GROUP BY delegation_id) "
     "UPDATE credentials SET delegation_id = ("
     "SELECT d.id FROM users u "
     "JOIN customer_relations r ON r.partner_id = u.company_id "
     "AND r.customer_id = credentials.company_id "
     "JOIN delegations d ON d.id = r.delegation_id "
+    "JOIN accepted a ON a.delegation_id = d.id "
+    "JOIN reset s ON s.user_id = credentials.id "
     "WHERE u.id = credentials.set_by AND u.company_id <> credentials.company_id "
-    "AND d.status = 'active' AND d.accepted_at <= credentials.set_at)"
+    "AND d.status = 'active' AND a.seq < s.seq)"
 )
 
 #: Version 6 also forgets the temporary passwords that the code of version 6 would have

@@ -778,29 +778,20 @@ class PortalCore:
         self,
         uow: UnitOfWork,
         attempt: _Attempt,
-        set_by: tuple[list[Credential], list[Credential]],
+        credentials: tuple[Sequence[Credential], Sequence[Credential]],
         why: str,
     ) -> None:
-        """Forget the temporary passwords of :meth:`_set_by`: each that signed in, on the
-        trail; those that did not, without a word. A partner must not learn from its own
-        trail which of a customer's users, since the customer revoked its delegation,
-        have not used a password it set, or were reset since by the customer."""
-        live, dead = set_by
+        """Forget temporary passwords nobody has used, as :meth:`_set_by` splits them: each
+        that signed in is recorded on the trail of its user's company as
+        ``user.temporary_password.void`` (a customer sees why a password its partner's user
+        set no longer signs in) and counted on *attempt*; those that did not go without a
+        word (a partner must not learn from its own trail which of a customer's users,
+        since the customer revoked its delegation, have not used a password it set, or were
+        reset since by the customer)."""
+        live, dead = credentials
         for credential in dead:
             uow.credentials.remove(credential)
-        self._void_credentials(uow, attempt, live, why)
-
-    def _void_credentials(
-        self,
-        uow: UnitOfWork,
-        attempt: _Attempt,
-        credentials: Sequence[Credential],
-        why: str,
-    ) -> None:
-        """Forget *credentials* (temporary passwords nobody has used), each recorded on the
-        trail of its user's company as ``user.temporary_password.void`` (a customer sees why
-        a password its partner's user set no longer signs in), and counted on *attempt*."""
-        for credential in credentials:
+        for credential in live:
             uow.credentials.remove(credential)
             step = attrs.evolve(
                 attempt,
@@ -810,10 +801,10 @@ class PortalCore:
                 detail={"why": why, "set_by": credential.set_by},
             )
             self._append(uow, step, "success", None)
-        if credentials:
+        if live:
             before = attempt.detail.get("voided_temporary_passwords")
             earlier = before if isinstance(before, int) else 0
-            attempt.detail["voided_temporary_passwords"] = earlier + len(credentials)
+            attempt.detail["voided_temporary_passwords"] = earlier + len(live)
 
     def _granted_delegation(
         self, uow: UnitOfWork, partner_id: str, customer_id: str

@@ -25,7 +25,7 @@ import attrs
 from partnerkit._build import unfrozen_twin
 from partnerkit.audit import AuditChainBroken, AuditEvent
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError
-from partnerkit.ports import MAX_AUDIT_RANGE, Table, never_stored
+from partnerkit.ports import CREDENTIALS, MAX_AUDIT_RANGE, Table, never_stored
 
 __all__ = [
     "AUDIT_COLUMNS",
@@ -935,6 +935,14 @@ WITHDRAW_V6 = (
     "UPDATE purchase_offers SET status = 'withdrawn', version = version + 1 "
     "WHERE status = 'open' AND link_id IN (SELECT id FROM links WHERE revoked_at IS NOT NULL)"
 )
+
+
+def schema_v6(added: Sequence[str]) -> list[str]:
+    """The steps of schema version 6, after *added* (its column, in the store's types): a
+    temporary password tied to the delegation it was set through, the credentials found
+    by their setter (whose change of roles forgets them), those a change of roles before
+    it would have forgotten gone, and open offers behind revoked links withdrawn."""
+    return [*added, BACKFILL_V6, *indexes(CREDENTIALS), VOID_V6, WITHDRAW_V6]
 
 
 #: The relations whose search name may be stale: of customers renamed before version 3

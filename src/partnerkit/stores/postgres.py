@@ -84,7 +84,6 @@ except ImportError as exc:  # pragma: no cover - depends on the installation
 from partnerkit.audit import GENESIS_HASH, AuditEvent
 from partnerkit.errors import Conflict, PartnerKitError, StoreUnavailable, ValidationError
 from partnerkit.ports import (
-    CREDENTIALS,
     TABLES,
     Repository,
     Table,
@@ -96,10 +95,7 @@ from partnerkit.stores._sql import (
     BACKFILL_V2,
     BACKFILL_V3,
     BACKFILL_V5,
-    BACKFILL_V6,
     MAX_TIMEOUT,
-    VOID_V6,
-    WITHDRAW_V6,
     TableSQL,
     Unheld,
     add_columns,
@@ -113,7 +109,6 @@ from partnerkit.stores._sql import (
     ddl,
     decode_events,
     fakes_text,
-    indexes,
     key_of,
     listed_sql,
     log_migrated,
@@ -123,6 +118,7 @@ from partnerkit.stores._sql import (
     page_statements,
     prefix_range,
     rekey_renamed,
+    schema_v6,
     stored_version,
     table_codec,
     unheld_key,
@@ -230,17 +226,9 @@ def _schema_v5() -> list[str]:
 
 
 def _schema_v6() -> list[str]:
-    # A temporary password tied to the delegation it was set through, and the credentials
-    # found by their setter (whose change of roles voids them); those a change of roles
-    # before it would have voided go.
+    # A temporary password tied to the delegation it was set through (see schema_v6).
     codecs = {table.name: table_codec(table) for table in TABLES}
-    return [
-        *add_columns(6, codecs, text_key=_TEXT, integer="BIGINT"),
-        BACKFILL_V6,
-        *indexes(CREDENTIALS),
-        VOID_V6,
-        WITHDRAW_V6,
-    ]
+    return schema_v6(add_columns(6, codecs, text_key=_TEXT, integer="BIGINT"))
 
 
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,

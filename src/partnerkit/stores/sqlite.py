@@ -31,7 +31,6 @@ from partnerkit.directory import Company, User
 from partnerkit.errors import Conflict, PartnerKitError, ValidationError, _plain
 from partnerkit.offers import PurchaseOffer, Subscription, TrialInvitation
 from partnerkit.ports import (
-    CREDENTIALS,
     TABLES,
     Repository,
     Table,
@@ -44,9 +43,6 @@ from partnerkit.stores._sql import (
     BACKFILL_V2,
     BACKFILL_V3,
     BACKFILL_V5,
-    BACKFILL_V6,
-    VOID_V6,
-    WITHDRAW_V6,
     TableSQL,
     Unheld,
     UpdatePlan,
@@ -62,7 +58,6 @@ from partnerkit.stores._sql import (
     ddl,
     decode_events,
     fakes_text,
-    indexes,
     key_of,
     log_migrated,
     migrate_forward,
@@ -70,6 +65,7 @@ from partnerkit.stores._sql import (
     page_indexes,
     rekey_renamed,
     relation_search,
+    schema_v6,
     stored_version,
     table_codec,
     unheld_key,
@@ -148,17 +144,9 @@ def _schema_v5() -> list[str]:
 
 
 def _schema_v6() -> list[str]:
-    # A temporary password tied to the delegation it was set through, and the credentials
-    # found by their setter (whose change of roles voids them); those a change of roles
-    # before it would have voided go.
+    # A temporary password tied to the delegation it was set through (see schema_v6).
     codecs = {table.name: table_codec(table) for table in TABLES}
-    return [
-        *add_columns(6, codecs, integer="INTEGER"),
-        BACKFILL_V6,
-        *indexes(CREDENTIALS),
-        VOID_V6,
-        WITHDRAW_V6,
-    ]
+    return schema_v6(add_columns(6, codecs, integer="INTEGER"))
 
 
 #: Forward migrations: entry *n* takes the schema from version *n* to *n + 1*: statements,

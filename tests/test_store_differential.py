@@ -538,6 +538,13 @@ def test_the_three_stores_answer_every_step_alike(
                         f"{r.name}={o!r}"[:300] for r, o in zip(runs, outcomes, strict=True)
                     )
                 )
+                if not outcomes[0] == outcomes[1] == outcomes[2] and spoiled and TOLERATE:
+                    # A malformed row every store took reads back differently (see below):
+                    # the stores' answers part from here, as their final states would.
+                    STATS["steps after a malformed row stopped"] = (
+                        STATS.get("steps after a malformed row stopped", 0) + 1
+                    )
+                    return
                 if not outcomes[0] == outcomes[1] == outcomes[2] and _known(step, outcomes):
                     if all(o[0] == "raised" for o in outcomes) and "storage error" not in str(
                         outcomes
